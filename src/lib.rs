@@ -1,0 +1,20 @@
+//! VideoGPT (Yan, Zhang, Abbeel, Srinivas 2021) in Rust: the VQ-VAE video tokenizer, on a
+//! plain-Rust CPU backend and on WGSL compute kernels through wgpu (Vulkan/Metal/DX12 natively,
+//! WebGPU in the browser). Weights are VideoGPT state_dicts stored as safetensors.
+
+pub mod backend;
+pub mod cpu;
+mod error;
+pub mod gpu;
+pub mod metrics;
+pub mod nn;
+pub mod tokens;
+pub mod video;
+pub mod vqvae;
+pub mod weights;
+
+pub use backend::{Backend, Dims, Volume};
+pub use cpu::Cpu;
+pub use error::{Error, Result};
+pub use gpu::Gpu;
+pub use vqvae::{VqVae, VqVaeConfig};

@@ -1,0 +1,134 @@
+//! Video clips as uint8 RGB frames, and VideoGPT's `preprocess` (spec §1.1): bilinear resize of
+//! the shorter side, centre crop, [-0.5, 0.5] range; and the output side's clamp + truncation.
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod io;
+
+use crate::backend::{Dims, Volume};
+use crate::{bail, Result};
+
+/// T×H×W×3 uint8 RGB frames, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Video {
+    pub frames: usize,
+    pub height: usize,
+    pub width: usize,
+    pub rgb: Vec<u8>,
+    /// Frames per second where the source says so.
+    pub fps: Option<f64>,
+}
+
+impl Video {
+    pub fn new(frames: usize, height: usize, width: usize, rgb: Vec<u8>) -> Result<Self> {
+        if rgb.len() != frames * height * width * 3 {
+            bail!(Input, "{} bytes are not {frames}×{height}×{width}×3 RGB", rgb.len());
+        }
+        Ok(Video { frames, height, width, rgb, fps: None })
+    }
+
+    pub fn frame_len(&self) -> usize {
+        self.height * self.width * 3
+    }
+
+    /// Frames `start..start + n` as a new clip.
+    pub fn slice(&self, start: usize, n: usize) -> Video {
+        let f = self.frame_len();
+        Video { frames: n, rgb: self.rgb[start * f..(start + n) * f].to_vec(), ..*self }
+    }
+
+    /// Concatenate clips of the same frame size.
+    pub fn concat(parts: &[Video]) -> Result<Video> {
+        let Some(first) = parts.first() else { bail!(Input, "no clips to join") };
+        let mut rgb = Vec::new();
+        for p in parts {
+            if (p.height, p.width) != (first.height, first.width) {
+                bail!(Input, "clips of different sizes cannot be joined");
+            }
+            rgb.extend_from_slice(&p.rgb);
+        }
+        Ok(Video { frames: parts.iter().map(|p| p.frames).sum(), rgb, ..*first })
+    }
+}
+
+/// Bilinear sample plan along one axis, PyTorch's `align_corners=False` without antialiasing,
+/// every coordinate in f32 (spec §1.1, verified to 1 ulp against torch's CPU kernel).
+fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32, f32)> {
+    let scale = input as f32 / output as f32;
+    (0..output)
+        .map(|dst| {
+            let src = ((dst as f32 + 0.5) * scale - 0.5).max(0.0);
+            let i0 = (src.floor() as usize).min(input - 1);
+            let i1 = (i0 + 1).min(input - 1);
+            let l1 = (src - i0 as f32).clamp(0.0, 1.0);
+            (i0, i1, 1.0 - l1, l1)
+        })
+        .collect()
+}
+
+/// VideoGPT's `preprocess(video, resolution, sequence_length)`: first `sequence_length` frames,
+/// shorter side resized to `resolution`, centre crop, to a 3×T×res×res volume in [-0.5, 0.5].
+pub fn preprocess(video: &Video, resolution: usize, sequence_length: Option<usize>) -> Result<Volume> {
+    let (h, w) = (video.height, video.width);
+    if video.frames == 0 || h == 0 || w == 0 {
+        bail!(Input, "empty video ({}×{h}×{w})", video.frames);
+    }
+    if resolution == 0 {
+        bail!(Input, "resolution must be positive");
+    }
+    let t = sequence_length.map_or(video.frames, |s| s.min(video.frames));
+    // target size: shorter side = resolution, the other ceil(side·scale), scale in f64 as in Python
+    let scale = resolution as f64 / h.min(w) as f64;
+    let (rh, rw) = if h < w {
+        (resolution, (w as f64 * scale).ceil() as usize)
+    } else {
+        ((h as f64 * scale).ceil() as usize, resolution)
+    };
+    let (h0, w0) = ((rh - resolution) / 2, (rw - resolution) / 2);
+    let rows = &bilinear_taps(h, rh)[h0..h0 + resolution];
+    let cols = &bilinear_taps(w, rw)[w0..w0 + resolution];
+
+    let n = resolution * resolution;
+    let mut data = vec![0.0f32; 3 * t * n];
+    let px = |f: usize, y: usize, x: usize, c: usize| video.rgb[((f * h + y) * w + x) * 3 + c] as f32 / 255.0;
+    for f in 0..t {
+        for (oy, &(y0, y1, ly0, ly1)) in rows.iter().enumerate() {
+            for (ox, &(x0, x1, lx0, lx1)) in cols.iter().enumerate() {
+                for c in 0..3 {
+                    let top = lx0 * px(f, y0, x0, c) + lx1 * px(f, y0, x1, c);
+                    let bottom = lx0 * px(f, y1, x0, c) + lx1 * px(f, y1, x1, c);
+                    data[(c * t + f) * n + oy * resolution + ox] = ly0 * top + ly1 * bottom - 0.5;
+                }
+            }
+        }
+    }
+    Ok(Volume { dims: Dims::new(3, t, resolution, resolution), data })
+}
+
+/// A 3×T×H×W volume in model range back to frames: `clamp(x, -0.5, 0.5) + 0.5`, `·255`, truncated
+/// to uint8, as VideoGPT's callers do.
+pub fn to_video(x: &Volume) -> Result<Video> {
+    let d = x.dims;
+    if d.c != 3 {
+        bail!(Input, "a video volume has 3 channels, got {}", d.c);
+    }
+    let n = d.positions();
+    let mut rgb = vec![0u8; 3 * n];
+    for c in 0..3 {
+        for (p, v) in x.data[c * n..(c + 1) * n].iter().enumerate() {
+            rgb[p * 3 + c] = ((v.clamp(-0.5, 0.5) + 0.5) * 255.0) as u8;
+        }
+    }
+    Video::new(d.t, d.h, d.w, rgb)
+}
+
+/// Frame ranges of the consecutive `sequence_length` windows a long clip is cut into. A clip
+/// shorter than one window is used whole, trimmed to a multiple of `t_factor`; frames after the
+/// last full window of a longer clip are left out (the returned count says how many).
+pub fn windows(frames: usize, sequence_length: usize, t_factor: usize) -> (Vec<std::ops::Range<usize>>, usize) {
+    if frames < sequence_length {
+        let usable = frames / t_factor * t_factor;
+        return (if usable > 0 { vec![0..usable] } else { vec![] }, frames - usable);
+    }
+    let n = frames / sequence_length;
+    ((0..n).map(|i| i * sequence_length..(i + 1) * sequence_length).collect(), frames - n * sequence_length)
+}

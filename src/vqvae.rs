@@ -1,0 +1,357 @@
+//! The VideoGPT VQ-VAE (Yan et al. 2021; spec §1): a 3-D conv encoder with axial-attention
+//! residual blocks, a 2048-code EMA codebook, and a mirrored decoder of transposed convs.
+
+use std::collections::HashMap;
+
+use crate::backend::{Backend, Codes, Dims, Tensor, Volume};
+use crate::nn::{
+    batchnorm_affine, load_axial_attention, load_batchnorm, load_codebook, load_conv_transpose, AxialAttention,
+    ChannelAffine, Codebook, Conv3d, ConvTranspose3d, HostConv,
+};
+use crate::weights::WeightFile;
+use crate::{bail, Error, Result};
+
+/// VideoGPT's VQ-VAE hparams, under VideoGPT's own names (the safetensors `__metadata__`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VqVaeConfig {
+    pub embedding_dim: usize,
+    pub n_codes: usize,
+    pub n_hiddens: usize,
+    pub n_res_layers: usize,
+    /// Downsampling factor of (T, H, W); powers of two.
+    pub downsample: [usize; 3],
+    pub resolution: usize,
+    pub sequence_length: usize,
+}
+
+impl Default for VqVaeConfig {
+    /// `train_vqvae.py`'s defaults.
+    fn default() -> Self {
+        VqVaeConfig {
+            embedding_dim: 256,
+            n_codes: 2048,
+            n_hiddens: 240,
+            n_res_layers: 4,
+            downsample: [4, 4, 4],
+            resolution: 64,
+            sequence_length: 16,
+        }
+    }
+}
+
+impl VqVaeConfig {
+    pub fn from_metadata(meta: &HashMap<String, String>) -> Result<Self> {
+        let get = |k: &str| {
+            meta.get(k).ok_or_else(|| {
+                Error::Weights(format!("metadata has no `{k}` (a VideoGPT VQ-VAE file stores its hparams in __metadata__)"))
+            })
+        };
+        let int = |k: &str| -> Result<usize> {
+            let v = get(k)?;
+            v.trim().parse().map_err(|_| Error::Weights(format!("metadata `{k}` = {v:?} is not a whole number")))
+        };
+        let ds = get("downsample")?;
+        let parts: Vec<usize> = ds
+            .trim_matches(|c: char| "()[] ".contains(c))
+            .split(',')
+            .map(|p| p.trim().parse())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| Error::Weights(format!("metadata `downsample` = {ds:?} is not like \"4,4,4\"")))?;
+        let Ok(downsample) = <[usize; 3]>::try_from(parts) else {
+            bail!(Weights, "metadata `downsample` = {ds:?} must have three factors (T,H,W)");
+        };
+        let c = VqVaeConfig {
+            embedding_dim: int("embedding_dim")?,
+            n_codes: int("n_codes")?,
+            n_hiddens: int("n_hiddens")?,
+            n_res_layers: int("n_res_layers")?,
+            downsample,
+            resolution: int("resolution")?,
+            sequence_length: int("sequence_length")?,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn to_metadata(&self) -> HashMap<String, String> {
+        let d = self.downsample;
+        [
+            ("format", "videogpt-vqvae".to_string()),
+            ("embedding_dim", self.embedding_dim.to_string()),
+            ("n_codes", self.n_codes.to_string()),
+            ("n_hiddens", self.n_hiddens.to_string()),
+            ("n_res_layers", self.n_res_layers.to_string()),
+            ("downsample", format!("{},{},{}", d[0], d[1], d[2])),
+            ("resolution", self.resolution.to_string()),
+            ("sequence_length", self.sequence_length.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [("embedding_dim", self.embedding_dim), ("n_codes", self.n_codes), ("n_hiddens", self.n_hiddens)] {
+            if v == 0 || v > 1 << 16 {
+                bail!(Weights, "hparam {name} = {v} is out of range");
+            }
+        }
+        if self.n_hiddens % 2 != 0 {
+            bail!(Weights, "n_hiddens = {} must be even (2 attention heads, C/2 bottleneck)", self.n_hiddens);
+        }
+        if self.n_res_layers > 64 {
+            bail!(Weights, "n_res_layers = {} is out of range", self.n_res_layers);
+        }
+        for (d, f) in ["T", "H", "W"].iter().zip(self.downsample) {
+            if !f.is_power_of_two() || f > 64 {
+                bail!(Weights, "downsample factor {f} for {d} must be a power of two up to 64");
+            }
+        }
+        if self.strides().len() < 2 {
+            bail!(Weights, "downsample {:?} needs at least two strided convs: VideoGPT cannot build a model that downsamples by at most 2", self.downsample);
+        }
+        let [dt, dh, dw] = self.downsample;
+        if self.sequence_length == 0 || self.sequence_length % dt != 0 {
+            bail!(Weights, "sequence_length {} is not a positive multiple of the temporal downsample {dt}", self.sequence_length);
+        }
+        if self.resolution == 0 || self.resolution % dh != 0 || self.resolution % dw != 0 {
+            bail!(Weights, "resolution {} is not a positive multiple of the spatial downsample {dh}×{dw}", self.resolution);
+        }
+        Ok(())
+    }
+
+    /// Stride of each strided conv: 2 in every dim with halvings left, 1 elsewhere (spec §1.4).
+    /// The decoder uses the same order, not reversed (spec §1.6).
+    pub fn strides(&self) -> Vec<[usize; 3]> {
+        let mut left = self.downsample.map(|d| d.trailing_zeros());
+        let n = left.iter().copied().max().unwrap_or(0);
+        (0..n)
+            .map(|_| {
+                let s = left.map(|l| if l > 0 { 2 } else { 1 });
+                left = left.map(|l| l.saturating_sub(1));
+                s
+            })
+            .collect()
+    }
+
+    /// T'×H'×W' of a `sequence_length`×`resolution`² clip.
+    pub fn latent_shape(&self) -> [usize; 3] {
+        let [dt, dh, dw] = self.downsample;
+        [self.sequence_length / dt, self.resolution / dh, self.resolution / dw]
+    }
+
+    /// Check that a T×H×W clip fits the network (every size divisible by its factor).
+    pub fn check_clip(&self, t: usize, h: usize, w: usize) -> Result<[usize; 3]> {
+        let [dt, dh, dw] = self.downsample;
+        if t == 0 || h == 0 || w == 0 || t % dt != 0 || h % dh != 0 || w % dw != 0 {
+            bail!(Input, "clip of {t}×{h}×{w} (T×H×W) does not fit downsample {dt},{dh},{dw}: each size must be a positive multiple of its factor");
+        }
+        Ok([t / dt, h / dh, w / dw])
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        let (c, e) = (self.n_hiddens, self.embedding_dim);
+        let n_strided = self.strides().len();
+        let bn = 2 * c;
+        let block = bn + c * (c / 2) * 27 + c + (c / 2) * c + bn + 3 * (4 * c * c + c);
+        let stack = self.n_res_layers * block + bn;
+        let encoder = (3 * c * 64 + c) + (n_strided - 1) * (c * c * 64 + c) + (c * c * 27 + c) + stack;
+        let decoder = stack + (n_strided - 1) * (c * c * 64 + c) + (c * 3 * 64 + 3);
+        encoder + decoder + (c * e + e) + (e * c + c)
+    }
+}
+
+/// AttentionResidualBlock: `x + axial(relu(bn(conv1(relu(bn(conv3(relu(bn(x)))))))))`,
+/// with the two inner BatchNorms folded into the convs before them.
+pub struct ResidualBlock<B: Backend> {
+    norm: ChannelAffine<B>,
+    conv_reduce: Conv3d<B>,
+    conv_expand: Conv3d<B>,
+    attn: AxialAttention<B>,
+}
+
+impl<B: Backend> ResidualBlock<B> {
+    fn load(b: &B, w: &mut WeightFile, key: &str, c: usize) -> Result<Self> {
+        let k = |i: usize| format!("{key}.block.{i}");
+        Ok(ResidualBlock {
+            norm: load_batchnorm(b, w, &k(0), c)?,
+            conv_reduce: HostConv::load(w, &k(2), c, c / 2, 3, [1; 3], false)?
+                .fold_batchnorm(batchnorm_affine(w, &k(3), c / 2)?)
+                .upload(b)?,
+            conv_expand: HostConv::load(w, &k(5), c / 2, c, 1, [1; 3], false)?
+                .fold_batchnorm(batchnorm_affine(w, &k(6), c)?)
+                .upload(b)?,
+            attn: load_axial_attention(b, w, &k(8), c)?,
+        })
+    }
+
+    fn forward(&self, b: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
+        let h = b.affine_relu(x, &self.norm)?;
+        let h = b.conv3d(&h, &self.conv_reduce, None, true)?;
+        let h = b.conv3d(&h, &self.conv_expand, None, true)?;
+        let qkv = b.conv3d(&h, &self.attn.qkv, None, false)?;
+        let a = b.axial_attention(&qkv, &self.attn)?;
+        b.conv3d(&a, &self.attn.out, Some(x), false)
+    }
+}
+
+/// `n_res_layers` residual blocks, then BatchNorm3d and ReLU.
+pub struct ResStack<B: Backend> {
+    blocks: Vec<ResidualBlock<B>>,
+    norm: ChannelAffine<B>,
+}
+
+impl<B: Backend> ResStack<B> {
+    fn load(b: &B, w: &mut WeightFile, key: &str, c: usize, n: usize) -> Result<Self> {
+        let blocks = (0..n).map(|i| ResidualBlock::load(b, w, &format!("{key}.{i}"), c)).collect::<Result<_>>()?;
+        Ok(ResStack { blocks, norm: load_batchnorm(b, w, &format!("{key}.{n}"), c)? })
+    }
+
+    fn forward(&self, b: &B, mut x: Tensor<B>) -> Result<Tensor<B>> {
+        for block in &self.blocks {
+            x = block.forward(b, &x)?;
+        }
+        b.affine_relu(&x, &self.norm)
+    }
+}
+
+pub struct Encoder<B: Backend> {
+    convs: Vec<Conv3d<B>>,
+    conv_last: Conv3d<B>,
+    res_stack: ResStack<B>,
+}
+
+impl<B: Backend> Encoder<B> {
+    fn forward(&self, b: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
+        let mut h = b.conv3d(x, &self.convs[0], None, true)?;
+        for conv in &self.convs[1..] {
+            h = b.conv3d(&h, conv, None, true)?;
+        }
+        let h = b.conv3d(&h, &self.conv_last, None, false)?;
+        self.res_stack.forward(b, h)
+    }
+}
+
+pub struct Decoder<B: Backend> {
+    res_stack: ResStack<B>,
+    convts: Vec<ConvTranspose3d<B>>,
+}
+
+impl<B: Backend> Decoder<B> {
+    fn forward(&self, b: &B, x: Tensor<B>) -> Result<Tensor<B>> {
+        let mut h = self.res_stack.forward(b, x)?;
+        let last = self.convts.len() - 1;
+        for (i, convt) in self.convts.iter().enumerate() {
+            h = b.conv_transpose3d(&h, convt, i < last)?; // no ReLU (and no squashing) after the last
+        }
+        Ok(h)
+    }
+}
+
+pub struct VqVae<B: Backend> {
+    pub config: VqVaeConfig,
+    encoder: Encoder<B>,
+    decoder: Decoder<B>,
+    pre_vq_conv: Conv3d<B>,
+    post_vq_conv: Conv3d<B>,
+    codebook: Codebook<B>,
+}
+
+impl<B: Backend> VqVae<B> {
+    /// Load from the bytes of a `.safetensors` file with VideoGPT state_dict keys and hparams in
+    /// its metadata. `prefix` is `""` for a VQ-VAE file and `"vqvae."` inside a GPT checkpoint.
+    pub fn load(b: &B, bytes: &[u8], prefix: &str) -> Result<Self> {
+        let mut w = WeightFile::parse(bytes)?;
+        let config = VqVaeConfig::from_metadata(w.metadata())?;
+        let model = Self::from_weights(b, &mut w, prefix, config)?;
+        w.finish(prefix)?;
+        Ok(model)
+    }
+
+    pub fn from_weights(b: &B, w: &mut WeightFile, prefix: &str, config: VqVaeConfig) -> Result<Self> {
+        config.validate()?;
+        let (c, e) = (config.n_hiddens, config.embedding_dim);
+        let strides = config.strides();
+        let key = |k: &str| format!("{prefix}{k}");
+
+        let convs = strides
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| {
+                HostConv::load(w, &key(&format!("encoder.convs.{i}")), if i == 0 { 3 } else { c }, c, 4, s, true)?
+                    .upload(b)
+            })
+            .collect::<Result<_>>()?;
+        let encoder = Encoder {
+            convs,
+            conv_last: HostConv::load(w, &key("encoder.conv_last"), c, c, 3, [1; 3], true)?.upload(b)?,
+            res_stack: ResStack::load(b, w, &key("encoder.res_stack"), c, config.n_res_layers)?,
+        };
+        let res_stack = ResStack::load(b, w, &key("decoder.res_stack"), c, config.n_res_layers)?;
+        let convts = strides
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| {
+                let cout = if i + 1 == strides.len() { 3 } else { c };
+                load_conv_transpose(b, w, &key(&format!("decoder.convts.{i}")), c, cout, s)
+            })
+            .collect::<Result<_>>()?;
+        Ok(VqVae {
+            encoder,
+            decoder: Decoder { res_stack, convts },
+            pre_vq_conv: HostConv::load(w, &key("pre_vq_conv"), c, e, 1, [1; 3], true)?.upload(b)?,
+            post_vq_conv: HostConv::load(w, &key("post_vq_conv"), e, c, 1, [1; 3], true)?.upload(b)?,
+            codebook: load_codebook(b, w, &key("codebook"), config.n_codes, e)?,
+            config,
+        })
+    }
+
+    /// `vqvae.encode(x)`: a 3×T×H×W clip in [-0.5, 0.5] → its T'×H'×W' codes.
+    pub fn encode(&self, b: &B, x: &Tensor<B>) -> Result<Codes<B>> {
+        if x.dims.c != 3 {
+            bail!(Input, "the VQ-VAE takes RGB clips (3 channels), got {}", x.dims.c);
+        }
+        self.config.check_clip(x.dims.t, x.dims.h, x.dims.w)?;
+        let z = self.pre_vq_conv_forward(b, x)?;
+        b.codebook_argmin(&z, &self.codebook)
+    }
+
+    fn pre_vq_conv_forward(&self, b: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
+        let h = self.encoder.forward(b, x)?;
+        b.conv3d(&h, &self.pre_vq_conv, None, false)
+    }
+
+    /// `vqvae.decode(codes)`: codebook rows → post_vq_conv → decoder, a 3×T×H×W clip (unclamped).
+    pub fn decode(&self, b: &B, codes: &Codes<B>) -> Result<Tensor<B>> {
+        let h = b.codebook_lookup(codes, &self.codebook)?;
+        let h = b.conv3d(&h, &self.post_vq_conv, None, false)?;
+        self.decoder.forward(b, h)
+    }
+
+    /// Encode a host clip and bring the codes back.
+    pub async fn encode_volume(&self, b: &B, x: &Volume) -> Result<Vec<u32>> {
+        let codes = self.encode(b, &b.upload_volume(x)?)?;
+        b.read_codes(&codes).await
+    }
+
+    /// Decode host codes of a T'×H'×W' grid and bring the clip back.
+    pub async fn decode_codes(&self, b: &B, codes: &[u32], dims: [usize; 3]) -> Result<Volume> {
+        if codes.len() != dims.iter().product::<usize>() {
+            bail!(Input, "{} codes do not fill a {dims:?} grid", codes.len());
+        }
+        if let Some(&bad) = codes.iter().find(|&&c| c as usize >= self.config.n_codes) {
+            bail!(Input, "code {bad} is out of range for a codebook of {} codes", self.config.n_codes);
+        }
+        if dims.contains(&0) {
+            bail!(Input, "empty latent grid {dims:?}");
+        }
+        let x = self.decode(b, &b.upload_codes(codes, dims)?)?;
+        b.read_volume(&x).await
+    }
+
+    /// Output dims of decoding a T'×H'×W' grid.
+    pub fn decoded_dims(&self, latent: [usize; 3]) -> Dims {
+        let d = self.config.downsample;
+        Dims::new(3, latent[0] * d[0], latent[1] * d[1], latent[2] * d[2])
+    }
+}

@@ -1,0 +1,81 @@
+//! Reading `.safetensors` checkpoints whose tensor names are VideoGPT's state_dict keys.
+//!
+//! Every tensor is converted to f32 on load (f32, f16 and bf16 files all load). The model code asks
+//! for each key with the shape it expects, and `finish` rejects keys nobody asked for, so a file for
+//! another architecture or other hparams fails with the name of the first key that does not fit.
+
+use std::collections::{BTreeSet, HashMap};
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::{bail, Error, Result};
+
+pub struct WeightFile<'a> {
+    tensors: SafeTensors<'a>,
+    metadata: HashMap<String, String>,
+    taken: BTreeSet<String>,
+}
+
+impl<'a> WeightFile<'a> {
+    pub fn parse(bytes: &'a [u8]) -> Result<Self> {
+        let (_, meta) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
+        let tensors = SafeTensors::deserialize(bytes)
+            .map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
+        Ok(WeightFile { tensors, metadata: meta.metadata().clone().unwrap_or_default(), taken: BTreeSet::new() })
+    }
+
+    /// The `__metadata__` string map (VideoGPT hparams live here).
+    pub fn metadata(&self) -> &HashMap<String, String> {
+        &self.metadata
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.tensors.names().contains(&key)
+    }
+
+    /// The tensor `key` as f32, checked against the shape the model expects.
+    pub fn take(&mut self, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        let view = self.tensors.tensor(key).map_err(|_| {
+            Error::Weights(format!("missing tensor `{key}` (expected shape {shape:?})"))
+        })?;
+        if view.shape() != shape {
+            bail!(Weights, "tensor `{key}` has shape {:?}, expected {shape:?}", view.shape());
+        }
+        self.taken.insert(key.to_string());
+        let bytes = view.data();
+        let data: Vec<f32> = match view.dtype() {
+            Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            other => bail!(Weights, "tensor `{key}` has dtype {other:?}; only F32, F16 and BF16 weights load"),
+        };
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            bail!(Weights, "tensor `{key}` holds a non-finite value at element {i}");
+        }
+        Ok(data)
+    }
+
+    /// Accept a tensor the engine does not use (training state such as BatchNorm's
+    /// `num_batches_tracked` or the codebook's EMA buffers) if present, checking only its shape.
+    pub fn skip(&mut self, key: &str, shape: &[usize]) -> Result<()> {
+        if let Ok(view) = self.tensors.tensor(key) {
+            if view.shape() != shape {
+                bail!(Weights, "tensor `{key}` has shape {:?}, expected {shape:?}", view.shape());
+            }
+            self.taken.insert(key.to_string());
+        }
+        Ok(())
+    }
+
+    /// Error on the first tensor under `prefix` that the model did not ask for.
+    pub fn finish(&self, prefix: &str) -> Result<()> {
+        let mut extra: Vec<&str> =
+            self.tensors.names().into_iter().filter(|k| k.starts_with(prefix) && !self.taken.contains(*k)).collect();
+        extra.sort();
+        if let Some(k) = extra.first() {
+            bail!(Weights, "unexpected tensor `{k}` ({} unexpected in all): the file does not match the hparams in its metadata", extra.len());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,87 @@
+//! Shared by the parity tests: golden fixtures made by `train/make_fixtures.py` with the PyTorch
+//! reference, and the checks every backend must pass against them.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use safetensors::{Dtype, SafeTensors};
+use videogpt::backend::{Backend, Dims, Volume};
+use videogpt::VqVae;
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+pub fn read(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+pub struct Golden {
+    bytes: Vec<u8>,
+}
+
+impl Golden {
+    pub fn open(name: &str) -> Self {
+        Golden { bytes: read(name) }
+    }
+    fn view(&self, key: &str) -> (Vec<usize>, Dtype, Vec<u8>) {
+        let st = SafeTensors::deserialize(&self.bytes).unwrap();
+        let t = st.tensor(key).unwrap_or_else(|_| panic!("golden tensor {key}"));
+        (t.shape().to_vec(), t.dtype(), t.data().to_vec())
+    }
+    pub fn has(&self, key: &str) -> bool {
+        SafeTensors::deserialize(&self.bytes).unwrap().names().contains(&key)
+    }
+    pub fn f32(&self, key: &str) -> (Vec<usize>, Vec<f32>) {
+        let (s, d, b) = self.view(key);
+        assert_eq!(d, Dtype::F32);
+        (s, b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+    }
+    pub fn i32(&self, key: &str) -> (Vec<usize>, Vec<i32>) {
+        let (s, d, b) = self.view(key);
+        assert_eq!(d, Dtype::I32);
+        (s, b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect())
+    }
+    pub fn u8(&self, key: &str) -> (Vec<usize>, Vec<u8>) {
+        let (s, d, b) = self.view(key);
+        assert_eq!(d, Dtype::U8);
+        (s, b)
+    }
+    /// A `1×C×T×H×W` golden as a volume.
+    pub fn volume(&self, key: &str) -> Volume {
+        let (s, data) = self.f32(key);
+        assert_eq!(s.len(), 5);
+        Volume { dims: Dims::new(s[1], s[2], s[3], s[4]), data }
+    }
+}
+
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Encode indices identical; decode within 1e-4 in float; uint8 output within ±1.
+pub fn check_against_golden<B: Backend>(b: &B, model_file: &str, golden_file: &str, prefix: &str) {
+    let model = VqVae::load(b, &read(model_file), "").unwrap();
+    let g = Golden::open(golden_file);
+    let x = g.volume(&format!("{prefix}input"));
+    let (ishape, want_idx) = g.i32(&format!("{prefix}indices"));
+    let latent = [ishape[1], ishape[2], ishape[3]];
+
+    let codes = pollster::block_on(model.encode_volume(b, &x)).unwrap();
+    let want: Vec<u32> = want_idx.iter().map(|&v| v as u32).collect();
+    let mismatches = codes.iter().zip(&want).filter(|(a, b)| a != b).count();
+    assert_eq!(mismatches, 0, "{model_file} {prefix}: {mismatches} of {} codes differ from the reference", want.len());
+
+    let y = pollster::block_on(model.decode_codes(b, &codes, latent)).unwrap();
+    let want_y = g.volume(&format!("{prefix}decoded"));
+    assert_eq!(y.dims, want_y.dims);
+    let err = max_abs_diff(&y.data, &want_y.data);
+    assert!(err <= 1e-4, "{model_file} {prefix}: decode max |err| = {err:e} > 1e-4");
+
+    let video = videogpt::video::to_video(&y).unwrap();
+    let (_, want_u8) = g.u8(&format!("{prefix}decoded_u8"));
+    let worst = video.rgb.iter().zip(&want_u8).map(|(a, b)| (*a as i16 - *b as i16).abs()).max().unwrap();
+    assert!(worst <= 1, "{model_file} {prefix}: uint8 output off by {worst}");
+    eprintln!("{model_file} {prefix}: codes identical, decode max |err| {err:e}, uint8 max diff {worst}");
+}
