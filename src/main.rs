@@ -1,1 +1,326 @@
-fn main(){}
+//! `videogpt`: the native command line over the same engine the web page runs.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use videogpt::backend::Backend;
+use videogpt::tokens::{self, Tokens};
+use videogpt::video::{self, io::read_video, io::write_video, Video};
+use videogpt::{bail, metrics, Cpu, Error, Gpu, Result, VqVae, VqVaeConfig};
+
+mod bench;
+mod serve;
+
+#[derive(Parser)]
+#[command(name = "videogpt", version, about = "VideoGPT VQ-VAE video tokenizer on the CPU and on wgpu/WebGPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub enum Device {
+    Cpu,
+    Gpu,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a model's hparams, parameter count and latent shape.
+    Info { model: PathBuf },
+    /// Video (.npy uint8 T×H×W×3, .y4m, or anything ffmpeg reads) → tokens (.npy int32).
+    Encode {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: Device,
+    },
+    /// Tokens (.npy, T'×H'×W' or B×T'×H'×W') → video (.npy, .y4m, or anything ffmpeg writes).
+    Decode {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: Device,
+        /// Frame rate written into the output container.
+        #[arg(long, default_value_t = 30.0)]
+        fps: f64,
+    },
+    /// Encode then decode a video; prints PSNR and SSIM against the model-sized input.
+    Reconstruct {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: Device,
+        /// Print the metrics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Time encode+decode of a 16×64×64 clip for a VideoGPT-width and a small model, on the
+    /// CPU and on the GPU, and the PyTorch reference on the CPU when python3 has torch.
+    Bench(bench::Args),
+    /// Serve the web demo on 127.0.0.1.
+    Serve(serve::Args),
+    /// Write a randomly initialised VQ-VAE (for tests and benchmarks; defaults are VideoGPT's).
+    RandomModel {
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = 240)]
+        n_hiddens: usize,
+        #[arg(long, default_value_t = 4)]
+        n_res_layers: usize,
+        #[arg(long, default_value_t = 256)]
+        embedding_dim: usize,
+        #[arg(long, default_value_t = 2048)]
+        n_codes: usize,
+        /// T,H,W factors.
+        #[arg(long, default_value = "4,4,4")]
+        downsample: String,
+        #[arg(long, default_value_t = 64)]
+        resolution: usize,
+        #[arg(long, default_value_t = 16)]
+        sequence_length: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info { model } => info(&model),
+        Command::Encode { model, input, output, device } => with_backend(device, |b| encode(b, &model, &input, &output)),
+        Command::Decode { model, input, output, device, fps } => {
+            with_backend(device, |b| decode(b, &model, &input, &output, fps))
+        }
+        Command::Reconstruct { model, input, output, device, json } => {
+            with_backend(device, |b| reconstruct(b, &model, &input, &output, json, device))
+        }
+        Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::RandomModel { output, n_hiddens, n_res_layers, embedding_dim, n_codes, downsample, resolution, sequence_length, seed } => {
+            let meta = [
+                ("embedding_dim", embedding_dim.to_string()),
+                ("n_codes", n_codes.to_string()),
+                ("n_hiddens", n_hiddens.to_string()),
+                ("n_res_layers", n_res_layers.to_string()),
+                ("downsample", downsample),
+                ("resolution", resolution.to_string()),
+                ("sequence_length", sequence_length.to_string()),
+            ];
+            VqVaeConfig::from_metadata(&meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+                .map_err(|e| Error::Input(e.to_string().replace("invalid model weights: ", "")))
+                .and_then(|cfg| {
+                    std::fs::write(&output, videogpt::vqvae::random_weights(&cfg, seed))?;
+                    eprintln!("wrote a random {} -parameter VQ-VAE to {}", cfg.parameter_count(), output.display());
+                    Ok(())
+                })
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Run `f` on the chosen backend. Generic code cannot be handed around as a value, so each
+/// command is a generic function and this picks its instantiation.
+fn with_backend(device: Device, f: impl Fn(&dyn AnyBackend) -> Result<()>) -> Result<()> {
+    match device {
+        Device::Cpu => f(&Cpu),
+        Device::Gpu => {
+            let gpu = pollster::block_on(Gpu::new())?;
+            eprintln!("GPU: {}", gpu.describe());
+            f(&gpu)
+        }
+    }
+}
+
+/// Object-safe front of the two backends for the commands below.
+pub trait AnyBackend {
+    fn load(&self, bytes: &[u8]) -> Result<Box<dyn Model + '_>>;
+}
+
+pub trait Model {
+    fn config(&self) -> &VqVaeConfig;
+    fn encode(&self, clip: &videogpt::Volume) -> Result<Vec<u32>>;
+    fn decode(&self, codes: &[u32], latent: [usize; 3]) -> Result<videogpt::Volume>;
+}
+
+struct Loaded<'b, B: Backend> {
+    backend: &'b B,
+    model: VqVae<B>,
+}
+
+impl<B: Backend> Model for Loaded<'_, B> {
+    fn config(&self) -> &VqVaeConfig {
+        &self.model.config
+    }
+    fn encode(&self, clip: &videogpt::Volume) -> Result<Vec<u32>> {
+        pollster::block_on(self.model.encode_volume(self.backend, clip))
+    }
+    fn decode(&self, codes: &[u32], latent: [usize; 3]) -> Result<videogpt::Volume> {
+        pollster::block_on(self.model.decode_codes(self.backend, codes, latent))
+    }
+}
+
+impl<B: Backend> AnyBackend for B {
+    fn load(&self, bytes: &[u8]) -> Result<Box<dyn Model + '_>> {
+        Ok(Box::new(Loaded { backend: self, model: VqVae::load(self, bytes, "")? }))
+    }
+}
+
+fn read_model(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Io(format!("cannot read model {}: {e}", path.display())))
+}
+
+fn load_model<'b>(b: &'b dyn AnyBackend, path: &Path) -> Result<Box<dyn Model + 'b>> {
+    let bytes = read_model(path)?;
+    b.load(&bytes).map_err(|e| match e {
+        Error::Weights(m) => Error::Weights(format!("{}: {m}", path.display())),
+        other => other,
+    })
+}
+
+fn info(path: &Path) -> Result<()> {
+    let bytes = read_model(path)?;
+    let model = VqVae::load(&Cpu, &bytes, "").map_err(|e| Error::Weights(format!("{}: {e}", path.display())))?;
+    let c = &model.config;
+    let [t, h, w] = c.latent_shape();
+    println!("model            {}", path.display());
+    println!("embedding_dim    {}", c.embedding_dim);
+    println!("n_codes          {}", c.n_codes);
+    println!("n_hiddens        {}", c.n_hiddens);
+    println!("n_res_layers     {}", c.n_res_layers);
+    println!("downsample       {},{},{}", c.downsample[0], c.downsample[1], c.downsample[2]);
+    println!("resolution       {}", c.resolution);
+    println!("sequence_length  {}", c.sequence_length);
+    println!("parameters       {}", c.parameter_count());
+    println!("input clip       {}×{}×{} (T×H×W)", c.sequence_length, c.resolution, c.resolution);
+    println!("latent shape     {t}×{h}×{w} = {} tokens of {:.0} bits", t * h * w, (c.n_codes as f64).log2().ceil());
+    Ok(())
+}
+
+/// Cut a clip into model windows and preprocess each (resize shorter side, centre crop).
+fn model_windows(cfg: &VqVaeConfig, clip: &Video) -> Result<Vec<videogpt::Volume>> {
+    let (ranges, dropped) = video::windows(clip.frames, cfg.sequence_length, cfg.downsample[0]);
+    if ranges.is_empty() {
+        bail!(Input, "the clip has {} frames; the model needs at least {} (its temporal downsample)", clip.frames, cfg.downsample[0]);
+    }
+    if dropped > 0 {
+        eprintln!("note: {dropped} trailing frames do not fill a {}-frame window and are left out", cfg.sequence_length);
+    }
+    ranges.into_iter().map(|r| video::preprocess(&clip.slice(r.start, r.len()), cfg.resolution, None)).collect()
+}
+
+fn progress(label: &str, i: usize, n: usize, started: Instant) {
+    eprintln!("{label} window {}/{n} ({:.1}s)", i + 1, started.elapsed().as_secs_f64());
+}
+
+fn encode(b: &dyn AnyBackend, model: &Path, input: &Path, output: &Path) -> Result<()> {
+    require_extension(output, "npy", "tokens")?;
+    let m = load_model(b, model)?;
+    let clip = read_video(input)?;
+    let windows = model_windows(m.config(), &clip)?;
+    let started = Instant::now();
+    let mut codes = Vec::new();
+    let mut latent = [0; 3];
+    for (i, w) in windows.iter().enumerate() {
+        codes.extend(m.encode(w)?);
+        latent = m.config().check_clip(w.dims.t, w.dims.h, w.dims.w)?;
+        progress("encoded", i, windows.len(), started);
+    }
+    let tokens = Tokens { shape: [windows.len(), latent[0], latent[1], latent[2]], codes };
+    let mut f = std::io::BufWriter::new(std::fs::File::create(output)?);
+    tokens::npy::write(&mut f, &tokens)?;
+    eprintln!("wrote {} tokens {:?} to {}", tokens.codes.len(), tokens.shape, output.display());
+    Ok(())
+}
+
+fn decode(b: &dyn AnyBackend, model: &Path, input: &Path, output: &Path, fps: f64) -> Result<()> {
+    let m = load_model(b, model)?;
+    let file = std::fs::File::open(input).map_err(|e| Error::Io(format!("cannot open {}: {e}", input.display())))?;
+    let tokens = tokens::npy::read(std::io::BufReader::new(file))?;
+    tokens::check_codes(&tokens, m.config().n_codes)?;
+    let started = Instant::now();
+    let n = tokens.shape[0];
+    let mut clips = Vec::new();
+    for (i, codes) in tokens.clips().enumerate() {
+        clips.push(video::to_video(&m.decode(codes, tokens.latent())?)?);
+        progress("decoded", i, n, started);
+    }
+    let mut out = Video::concat(&clips)?;
+    out.fps = Some(fps);
+    write_video(output, &out)?;
+    eprintln!("wrote {} frames of {}×{} to {}", out.frames, out.width, out.height, output.display());
+    Ok(())
+}
+
+fn reconstruct(b: &dyn AnyBackend, model: &Path, input: &Path, output: &Path, json: bool, device: Device) -> Result<()> {
+    let m = load_model(b, model)?;
+    let clip = read_video(input)?;
+    let windows = model_windows(m.config(), &clip)?;
+    let started = Instant::now();
+    let (mut originals, mut recons) = (Vec::new(), Vec::new());
+    let mut n_tokens = 0;
+    for (i, w) in windows.iter().enumerate() {
+        let codes = m.encode(w)?;
+        n_tokens += codes.len();
+        let latent = m.config().check_clip(w.dims.t, w.dims.h, w.dims.w)?;
+        recons.push(video::to_video(&m.decode(&codes, latent)?)?);
+        originals.push(video::to_video(w)?);
+        progress("reconstructed", i, windows.len(), started);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let (original, mut recon) = (Video::concat(&originals)?, Video::concat(&recons)?);
+    recon.fps = clip.fps;
+    write_video(output, &recon)?;
+    let psnr = metrics::psnr(&original, &recon)?;
+    let ssim = metrics::ssim(&original, &recon)?;
+    if json {
+        let report = serde_json::json!({
+            "input": input.display().to_string(),
+            "output": output.display().to_string(),
+            "device": format!("{device:?}").to_lowercase(),
+            "frames": recon.frames,
+            "size": [recon.height, recon.width],
+            "tokens": n_tokens,
+            "psnr": psnr,
+            "ssim": ssim,
+            "psnr_per_frame": metrics::psnr_per_frame(&original, &recon)?,
+            "ssim_per_frame": metrics::ssim_per_frame(&original, &recon)?,
+            "seconds": seconds,
+        });
+        println!("{report}");
+    } else {
+        println!("frames  {} at {}×{}", recon.frames, recon.width, recon.height);
+        println!("tokens  {n_tokens}");
+        println!("PSNR    {psnr:.2} dB");
+        println!("SSIM    {ssim:.4}");
+        println!("time    {seconds:.2} s");
+    }
+    Ok(())
+}
+
+fn require_extension(path: &Path, ext: &str, what: &str) -> Result<()> {
+    if path.extension().and_then(|e| e.to_str()).map(|e| e.eq_ignore_ascii_case(ext)) != Some(true) {
+        bail!(Input, "{what} are written as .{ext}; got {}", path.display());
+    }
+    Ok(())
+}

@@ -355,3 +355,100 @@ impl<B: Backend> VqVae<B> {
         Dims::new(3, latent[0] * d[0], latent[1] * d[1], latent[2] * d[2])
     }
 }
+
+/// A `.safetensors` VQ-VAE with random weights for `config` (PyTorch-like init scales, BatchNorm
+/// statistics away from identity), for benchmarks and tests of sizes no fixture has.
+pub fn random_weights(config: &VqVaeConfig, seed: u64) -> Vec<u8> {
+    use safetensors::tensor::{serialize, Dtype, TensorView};
+    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+    let mut uniform = move || {
+        // splitmix64
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (key, shape) in config.state_dict_shapes() {
+        let n: usize = shape.iter().product();
+        let fan_in = if shape.len() > 1 { n / shape[0] } else { 1 };
+        let values: Vec<f32> = if key.ends_with("num_batches_tracked") {
+            tensors.push((key, shape, 0i64.to_le_bytes().to_vec()));
+            continue;
+        } else if key.ends_with("running_var") {
+            (0..n).map(|_| 0.5 + uniform()).collect()
+        } else if key.ends_with("running_mean") || key.ends_with(".bias") && !key.contains("conv") {
+            (0..n).map(|_| 0.2 * (uniform() - 0.5)).collect()
+        } else if shape.len() == 1 && !key.contains("conv") && !key.contains("fc") && !key.starts_with("codebook") {
+            (0..n).map(|_| 0.5 + uniform()).collect() // BatchNorm gamma
+        } else if key.starts_with("codebook") {
+            (0..n).map(|_| uniform() - 0.5).collect()
+        } else {
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            (0..n).map(|_| bound * (2.0 * uniform() - 1.0)).collect()
+        };
+        tensors.push((key, shape, bytemuck::cast_slice(&values).to_vec()));
+    }
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(k, s, b)| {
+            let dtype = if k.ends_with("num_batches_tracked") { Dtype::I64 } else { Dtype::F32 };
+            (k.clone(), TensorView::new(dtype, s.clone(), b).expect("consistent tensor"))
+        })
+        .collect();
+    serialize(views, Some(config.to_metadata())).expect("serialisable")
+}
+
+impl VqVaeConfig {
+    /// Every key of VideoGPT's VQ-VAE state_dict with its shape, in state_dict order.
+    pub fn state_dict_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (c, e, k) = (self.n_hiddens, self.embedding_dim, self.n_codes);
+        let mut keys: Vec<(String, Vec<usize>)> = Vec::new();
+        let mut bn = |keys: &mut Vec<(String, Vec<usize>)>, key: &str, n: usize| {
+            for p in ["weight", "bias", "running_mean", "running_var"] {
+                keys.push((format!("{key}.{p}"), vec![n]));
+            }
+            keys.push((format!("{key}.num_batches_tracked"), vec![]));
+        };
+        let stack = |keys: &mut Vec<(String, Vec<usize>)>, bn: &mut dyn FnMut(&mut Vec<(String, Vec<usize>)>, &str, usize), key: &str| {
+            for i in 0..self.n_res_layers {
+                let b = format!("{key}.{i}.block");
+                bn(keys, &format!("{b}.0"), c);
+                keys.push((format!("{b}.2.conv.weight"), vec![c / 2, c, 3, 3, 3]));
+                bn(keys, &format!("{b}.3"), c / 2);
+                keys.push((format!("{b}.5.conv.weight"), vec![c, c / 2, 1, 1, 1]));
+                bn(keys, &format!("{b}.6"), c);
+                for axis in ["attn_w", "attn_h", "attn_t"] {
+                    for p in ["w_qs", "w_ks", "w_vs", "fc"] {
+                        keys.push((format!("{b}.8.{axis}.{p}.weight"), vec![c, c]));
+                    }
+                    keys.push((format!("{b}.8.{axis}.fc.bias"), vec![c]));
+                }
+            }
+            bn(keys, &format!("{key}.{}", self.n_res_layers), c);
+        };
+        let n = self.strides().len();
+        for i in 0..n {
+            keys.push((format!("encoder.convs.{i}.conv.weight"), vec![c, if i == 0 { 3 } else { c }, 4, 4, 4]));
+            keys.push((format!("encoder.convs.{i}.conv.bias"), vec![c]));
+        }
+        keys.push(("encoder.conv_last.conv.weight".into(), vec![c, c, 3, 3, 3]));
+        keys.push(("encoder.conv_last.conv.bias".into(), vec![c]));
+        stack(&mut keys, &mut bn, "encoder.res_stack");
+        stack(&mut keys, &mut bn, "decoder.res_stack");
+        for i in 0..n {
+            let cout = if i + 1 == n { 3 } else { c };
+            keys.push((format!("decoder.convts.{i}.convt.weight"), vec![c, cout, 4, 4, 4]));
+            keys.push((format!("decoder.convts.{i}.convt.bias"), vec![cout]));
+        }
+        keys.push(("pre_vq_conv.conv.weight".into(), vec![e, c, 1, 1, 1]));
+        keys.push(("pre_vq_conv.conv.bias".into(), vec![e]));
+        keys.push(("post_vq_conv.conv.weight".into(), vec![c, e, 1, 1, 1]));
+        keys.push(("post_vq_conv.conv.bias".into(), vec![c]));
+        keys.push(("codebook.embeddings".into(), vec![k, e]));
+        keys.push(("codebook.N".into(), vec![k]));
+        keys.push(("codebook.z_avg".into(), vec![k, e]));
+        keys
+    }
+}

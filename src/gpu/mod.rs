@@ -1,1 +1,382 @@
-pub struct Gpu;
+//! The wgpu backend: a small runtime that owns the device, one compute pipeline per WGSL kernel
+//! in `shaders/`, and the buffers. Work is recorded into one command encoder and submitted in
+//! batches; activations stay on the GPU between layers and only the result is read back.
+//!
+//! wgpu reports validation errors and device loss through callbacks; both are captured here and
+//! turned into [`Error`]s at the next operation, so a GPU fault never panics the caller.
+
+use std::cell::{Cell, RefCell};
+use std::sync::{Arc, Mutex};
+
+use wgpu::util::DeviceExt;
+
+use crate::backend::{Backend, Codes, Dims, Tensor, Volume};
+use crate::nn::{AxialAttention, ChannelAffine, Codebook, Conv3d, ConvTranspose3d};
+use crate::{bail, Error, Result};
+
+/// Dispatches recorded before the encoder is submitted; keeps queue memory bounded.
+const DISPATCHES_PER_SUBMIT: usize = 24;
+/// Largest axis and head size the attention kernel's workgroup arrays hold.
+const ATTENTION_MAX_LEN: usize = 512;
+const ATTENTION_MAX_D_HEAD: usize = 512;
+/// Largest codebook vector the argmin kernel holds in workgroup memory.
+const ARGMIN_MAX_DIM: usize = 1024;
+
+struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+struct Kernels {
+    conv3d: Kernel,
+    conv_transpose3d: Kernel,
+    affine_relu: Kernel,
+    axial_attention: Kernel,
+    codebook_argmin: Kernel,
+    codebook_lookup: Kernel,
+}
+
+pub struct Gpu {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    limits: wgpu::Limits,
+    pub adapter: wgpu::AdapterInfo,
+    kernels: Kernels,
+    encoder: RefCell<Option<wgpu::CommandEncoder>>,
+    recorded: Cell<usize>,
+    error: Arc<Mutex<Option<String>>>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+fn kernel(device: &wgpu::Device, name: &str, source: &str) -> Kernel {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(name),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(name),
+        layout: None,
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let layout = pipeline.get_bind_group_layout(0);
+    Kernel { pipeline, layout }
+}
+
+/// Workgroups for `n` items of `per_group` each, split over x and y to respect the per-dimension
+/// limit; returns (groups_x, groups_y).
+fn grid(n: usize, per_group: usize, max_dim: u32) -> Result<(u32, u32)> {
+    let groups = n.div_ceil(per_group).max(1);
+    let x = groups.min(max_dim as usize / 2);
+    let y = groups.div_ceil(x);
+    if y > max_dim as usize {
+        bail!(Gpu, "{n} items exceed the adapter's dispatch limit");
+    }
+    Ok((x as u32, y as u32))
+}
+
+impl Gpu {
+    /// The first adapter the platform offers (Vulkan/Metal/DX12 natively, WebGPU in a browser;
+    /// `WGPU_BACKEND`/`WGPU_ADAPTER_NAME` pick one natively).
+    pub async fn new() -> Result<Self> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        // compute needs no GL: skip probing it (it only adds noise where there is no display)
+        desc.backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
+        let instance = wgpu::Instance::new(desc);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                Error::Gpu(format!(
+                    "no GPU adapter found ({e}); on Linux without a GPU install a software Vulkan driver (Debian: mesa-vulkan-drivers), or use the CPU backend (--device cpu)"
+                ))
+            })?;
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("videogpt"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("could not open the GPU device: {e}")))?;
+        let error = Arc::new(Mutex::new(None));
+        let lost = Arc::new(Mutex::new(None));
+        {
+            let error = error.clone();
+            device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                error.lock().unwrap().get_or_insert_with(|| e.to_string());
+            }));
+            let lost = lost.clone();
+            device.set_device_lost_callback(move |reason, msg| {
+                lost.lock().unwrap().get_or_insert_with(|| format!("{reason:?}: {msg}"));
+            });
+        }
+        let kernels = Kernels {
+            conv3d: kernel(&device, "conv3d", include_str!("../../shaders/conv3d.wgsl")),
+            conv_transpose3d: kernel(&device, "conv_transpose3d", include_str!("../../shaders/conv_transpose3d.wgsl")),
+            affine_relu: kernel(&device, "affine_relu", include_str!("../../shaders/affine_relu.wgsl")),
+            axial_attention: kernel(&device, "axial_attention", include_str!("../../shaders/axial_attention.wgsl")),
+            codebook_argmin: kernel(&device, "codebook_argmin", include_str!("../../shaders/codebook_argmin.wgsl")),
+            codebook_lookup: kernel(&device, "codebook_lookup", include_str!("../../shaders/codebook_lookup.wgsl")),
+        };
+        let gpu = Gpu {
+            device,
+            queue,
+            limits,
+            adapter: adapter.get_info(),
+            kernels,
+            encoder: RefCell::new(None),
+            recorded: Cell::new(0),
+            error,
+            lost,
+        };
+        gpu.check()?;
+        Ok(gpu)
+    }
+
+    /// "name (backend)" of the adapter in use.
+    pub fn describe(&self) -> String {
+        format!("{} ({:?})", self.adapter.name, self.adapter.backend)
+    }
+
+    /// Turn a captured validation error or device loss into an `Err`.
+    fn check(&self) -> Result<()> {
+        if let Some(m) = self.lost.lock().unwrap().clone() {
+            return Err(Error::DeviceLost(m));
+        }
+        if let Some(m) = self.error.lock().unwrap().take() {
+            bail!(Gpu, "{m}");
+        }
+        Ok(())
+    }
+
+    fn check_size(&self, bytes: u64, what: &str) -> Result<()> {
+        let max = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        if bytes > max {
+            bail!(Gpu, "{what} needs a {} MiB buffer, over this adapter's {} MiB limit; use a shorter clip or a lower resolution", bytes >> 20, max >> 20);
+        }
+        Ok(())
+    }
+
+    fn storage(&self, floats: usize, what: &str) -> Result<wgpu::Buffer> {
+        let bytes = (floats.max(1) * 4) as u64;
+        self.check_size(bytes, what)?;
+        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(what),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        }))
+    }
+
+    fn upload_bytes(&self, bytes: &[u8], what: &str) -> Result<wgpu::Buffer> {
+        self.check_size(bytes.len() as u64, what)?;
+        let padded;
+        let contents = if bytes.is_empty() {
+            padded = [0u8; 4];
+            &padded[..]
+        } else {
+            bytes
+        };
+        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(what),
+            contents,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        }))
+    }
+
+    /// Record one dispatch: `params` become the uniform at binding 0, `buffers` bindings 1.. .
+    fn dispatch(&self, k: &Kernel, params: &[u32], buffers: &[&wgpu::Buffer], groups: (u32, u32, u32)) -> Result<()> {
+        self.check()?;
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        if groups.0 > max || groups.1 > max || groups.2 > max {
+            bail!(Gpu, "dispatch of {groups:?} workgroups exceeds the adapter limit {max}; use a smaller clip");
+        }
+        let mut words = params.to_vec();
+        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
+        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::cast_slice(&words),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        entries.extend(
+            buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }),
+        );
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &k.layout, entries: &entries });
+        let mut slot = self.encoder.borrow_mut();
+        let encoder = slot.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&k.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        }
+        drop(slot);
+        self.recorded.set(self.recorded.get() + 1);
+        if self.recorded.get() >= DISPATCHES_PER_SUBMIT {
+            self.submit();
+        }
+        Ok(())
+    }
+
+    /// Submit what has been recorded so far.
+    pub fn submit(&self) {
+        if let Some(encoder) = self.encoder.borrow_mut().take() {
+            self.queue.submit([encoder.finish()]);
+        }
+        self.recorded.set(0);
+    }
+
+    async fn read_bytes(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        {
+            let mut slot = self.encoder.borrow_mut();
+            let encoder = slot.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
+            encoder.copy_buffer_to_buffer(src, 0, &staging, 0, bytes.max(4));
+        }
+        self.submit();
+        let (tx, rx) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
+        let mapped = rx.await;
+        self.check()?;
+        match mapped {
+            Ok(Ok(())) => {}
+            _ => bail!(Gpu, "reading the result back from the GPU failed"),
+        }
+        let data = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("reading the result back from the GPU failed: {e}")))?[..bytes as usize]
+            .to_vec();
+        staging.unmap();
+        Ok(data)
+    }
+}
+
+impl Backend for Gpu {
+    type Buffer = wgpu::Buffer;
+    type IndexBuffer = wgpu::Buffer;
+
+    fn upload(&self, data: &[f32]) -> Result<wgpu::Buffer> {
+        self.upload_bytes(bytemuck::cast_slice(data), "weights")
+    }
+
+    fn upload_codes(&self, codes: &[u32], dims: [usize; 3]) -> Result<Codes<Self>> {
+        Ok(Codes { dims, buf: self.upload_bytes(bytemuck::cast_slice(codes), "codes")? })
+    }
+
+    fn conv3d(&self, x: &Tensor<Self>, conv: &Conv3d<Self>, residual: Option<&Tensor<Self>>, relu: bool)
+        -> Result<Tensor<Self>> {
+        let (i, k, s, pad) = (x.dims, conv.kernel, conv.stride, conv.pad_front());
+        let o = Dims::new(conv.cout, i.t / s[0], i.h / s[1], i.w / s[2]);
+        let out = self.storage(o.len(), "conv3d output")?;
+        let flags = relu as u32 | (residual.is_some() as u32) << 1;
+        #[rustfmt::skip]
+        let params = [
+            conv.cin as u32, conv.cout as u32, flags, 0,
+            i.t as u32, i.h as u32, i.w as u32, 0,
+            o.t as u32, o.h as u32, o.w as u32, 0,
+            k[0] as u32, k[1] as u32, k[2] as u32, 0,
+            s[0] as u32, s[1] as u32, s[2] as u32, 0,
+            pad[0] as u32, pad[1] as u32, pad[2] as u32, 0,
+        ];
+        // an unused residual binding still needs a buffer; the bias is read-only and always there
+        let res = residual.map_or(&conv.bias, |r| &r.buf);
+        let groups = (o.positions().div_ceil(64) as u32, conv.cout.div_ceil(64) as u32, 1);
+        self.dispatch(&self.kernels.conv3d, &params, &[&x.buf, &conv.weight, &conv.bias, res, &out], groups)?;
+        Ok(Tensor { dims: o, buf: out })
+    }
+
+    fn conv_transpose3d(&self, x: &Tensor<Self>, convt: &ConvTranspose3d<Self>, relu: bool) -> Result<Tensor<Self>> {
+        let (i, s) = (x.dims, convt.stride);
+        let o = Dims::new(convt.cout, i.t * s[0], i.h * s[1], i.w * s[2]);
+        let out = self.storage(o.len(), "conv_transpose3d output")?;
+        #[rustfmt::skip]
+        let params = [
+            convt.cin as u32, convt.cout as u32, relu as u32, 0,
+            i.t as u32, i.h as u32, i.w as u32, 0,
+            s[0] as u32, s[1] as u32, s[2] as u32, 0,
+        ];
+        let classes = (s[0] * s[1] * s[2]) as u32;
+        let groups = (i.positions().div_ceil(64) as u32, convt.cout.div_ceil(64) as u32, classes);
+        self.dispatch(&self.kernels.conv_transpose3d, &params, &[&x.buf, &convt.weight, &convt.bias, &out], groups)?;
+        Ok(Tensor { dims: o, buf: out })
+    }
+
+    fn affine_relu(&self, x: &Tensor<Self>, bn: &ChannelAffine<Self>) -> Result<Tensor<Self>> {
+        let out = self.storage(x.dims.len(), "batchnorm output")?;
+        let (gx, gy) = grid(x.dims.len(), 256, self.limits.max_compute_workgroups_per_dimension)?;
+        let params = [x.dims.positions() as u32, x.dims.len() as u32, gx * 256, 0];
+        self.dispatch(&self.kernels.affine_relu, &params, &[&x.buf, &bn.scale, &bn.shift, &out], (gx, gy, 1))?;
+        Ok(Tensor { dims: x.dims, buf: out })
+    }
+
+    fn axial_attention(&self, qkv: &Tensor<Self>, attn: &AxialAttention<Self>) -> Result<Tensor<Self>> {
+        let d = qkv.dims;
+        let (c, heads) = (attn.channels, attn.n_head);
+        let longest = d.t.max(d.h).max(d.w);
+        if longest > ATTENTION_MAX_LEN || c / heads > ATTENTION_MAX_D_HEAD {
+            bail!(Gpu, "axial attention over {longest} positions with {} channels per head exceeds the kernel's {ATTENTION_MAX_LEN}/{ATTENTION_MAX_D_HEAD}", c / heads);
+        }
+        let out = self.storage(3 * c * d.positions(), "attention output")?;
+        let (gx, gy) = grid(d.positions(), 1, self.limits.max_compute_workgroups_per_dimension)?;
+        #[rustfmt::skip]
+        let params = [
+            c as u32, heads as u32, (c / heads) as u32, d.positions() as u32,
+            d.t as u32, d.h as u32, d.w as u32, gx,
+        ];
+        self.dispatch(&self.kernels.axial_attention, &params, &[&qkv.buf, &out], (gx, gy, 3 * heads as u32))?;
+        Ok(Tensor { dims: Dims { c: 3 * c, ..d }, buf: out })
+    }
+
+    fn codebook_argmin(&self, z: &Tensor<Self>, cb: &Codebook<Self>) -> Result<Codes<Self>> {
+        if cb.dim > ARGMIN_MAX_DIM {
+            bail!(Gpu, "codebook vectors of {} exceed the kernel's {ARGMIN_MAX_DIM}", cb.dim);
+        }
+        let n = z.dims.positions();
+        let out = self.storage(n, "codes")?;
+        let (gx, gy) = grid(n, 1, self.limits.max_compute_workgroups_per_dimension)?;
+        let params = [cb.dim as u32, cb.n_codes as u32, n as u32, gx];
+        self.dispatch(&self.kernels.codebook_argmin, &params, &[&z.buf, &cb.embeddings, &cb.norms, &out], (gx, gy, 1))?;
+        Ok(Codes { dims: [z.dims.t, z.dims.h, z.dims.w], buf: out })
+    }
+
+    fn codebook_lookup(&self, codes: &Codes<Self>, cb: &Codebook<Self>) -> Result<Tensor<Self>> {
+        let [t, h, w] = codes.dims;
+        let dims = Dims::new(cb.dim, t, h, w);
+        let out = self.storage(dims.len(), "codebook lookup")?;
+        let (gx, gy) = grid(dims.len(), 256, self.limits.max_compute_workgroups_per_dimension)?;
+        let params = [cb.dim as u32, cb.n_codes as u32, dims.positions() as u32, gx * 256];
+        self.dispatch(&self.kernels.codebook_lookup, &params, &[&codes.buf, &cb.embeddings, &out], (gx, gy, 1))?;
+        Ok(Tensor { dims, buf: out })
+    }
+
+    async fn read_volume(&self, x: &Tensor<Self>) -> Result<Volume> {
+        let bytes = self.read_bytes(&x.buf, (x.dims.len() * 4) as u64).await?;
+        Ok(Volume { dims: x.dims, data: bytemuck::pod_collect_to_vec(&bytes) })
+    }
+
+    async fn read_codes(&self, codes: &Codes<Self>) -> Result<Vec<u32>> {
+        let n = codes.dims.iter().product::<usize>();
+        let bytes = self.read_bytes(&codes.buf, (n * 4) as u64).await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+}

@@ -1,0 +1,128 @@
+// conv3d.wgsl — VideoGPT's SamePadConv3d as an implicit GEMM, with fused bias, residual add and ReLU.
+//
+// Bind group 0:
+//   @binding(0) uniform      p        : Params
+//   @binding(1) storage read x        : array<f32>   input,  [cin][in_t][in_h][in_w]
+//   @binding(2) storage read weight   : array<f32>   [cout][cin][k_t][k_h][k_w] (PyTorch layout)
+//   @binding(3) storage read bias     : array<f32>   [cout]
+//   @binding(4) storage read residual : array<f32>   [cout][n] (read only when flags & 2)
+//   @binding(5) storage rw   out      : array<f32>   [cout][out_t][out_h][out_w]
+//
+// out[m][n] = bias[m] + Σ_k weight[m][k] · X[k][n] (+ residual[m][n]) (then ReLU), where
+//   k = (ci, kt, kh, kw) in weight order and n = (ot, oh, ow), and
+//   X[k][n] = x[ci][ot·s_t + kt − pad_t][oh·s_h + kh − pad_h][ow·s_w + kw − pad_w], zero outside:
+//   the "same" padding is never materialised.
+// Each 16×16 workgroup computes a 64×64 tile of out, each thread 4×4 of it, staging 16-wide
+// slices of weight and X in workgroup memory.
+
+struct Params {
+    cin: u32, cout: u32, flags: u32, _pad0: u32,
+    in_t: u32, in_h: u32, in_w: u32, _pad1: u32,
+    out_t: u32, out_h: u32, out_w: u32, _pad2: u32,
+    k_t: u32, k_h: u32, k_w: u32, _pad3: u32,
+    s_t: u32, s_h: u32, s_w: u32, _pad4: u32,
+    pad_t: u32, pad_h: u32, pad_w: u32, _pad5: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> residual: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+const TILE: u32 = 64u;
+const TILE_K: u32 = 16u;
+const FLAG_RELU: u32 = 1u;
+const FLAG_RESIDUAL: u32 = 2u;
+
+var<workgroup> w_tile: array<f32, 1024>; // [TILE_K][TILE] weights
+var<workgroup> x_tile: array<f32, 1024>; // [TILE_K][TILE] input columns
+
+// X[k][n] of the implicit im2col matrix.
+fn column(k: u32, n: u32) -> f32 {
+    let kvol = p.k_t * p.k_h * p.k_w;
+    let ci = k / kvol;
+    let r = k % kvol;
+    let kt = r / (p.k_h * p.k_w);
+    let kh = (r / p.k_w) % p.k_h;
+    let kw = r % p.k_w;
+    let ot = n / (p.out_h * p.out_w);
+    let oh = (n / p.out_w) % p.out_h;
+    let ow = n % p.out_w;
+    let it = i32(ot * p.s_t + kt) - i32(p.pad_t);
+    let ih = i32(oh * p.s_h + kh) - i32(p.pad_h);
+    let iw = i32(ow * p.s_w + kw) - i32(p.pad_w);
+    if (it < 0 || ih < 0 || iw < 0 || it >= i32(p.in_t) || ih >= i32(p.in_h) || iw >= i32(p.in_w)) {
+        return 0.0;
+    }
+    return x[((ci * p.in_t + u32(it)) * p.in_h + u32(ih)) * p.in_w + u32(iw)];
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let n_out = p.out_t * p.out_h * p.out_w;
+    let k_len = p.cin * p.k_t * p.k_h * p.k_w;
+    let m0 = wid.y * TILE;
+    let n0 = wid.x * TILE;
+    let tid = lid.y * 16u + lid.x;
+
+    var acc: array<f32, 16>;
+    for (var k0 = 0u; k0 < k_len; k0 += TILE_K) {
+        for (var i = 0u; i < 4u; i++) {
+            let e = tid + i * 256u;
+            // weights: consecutive threads read consecutive k of one row
+            let wm = e / TILE_K;
+            let wk = e % TILE_K;
+            var wv = 0.0;
+            if (m0 + wm < p.cout && k0 + wk < k_len) {
+                wv = weight[(m0 + wm) * k_len + k0 + wk];
+            }
+            w_tile[wk * TILE + wm] = wv;
+            // columns: consecutive threads read consecutive positions
+            let xk = e / TILE;
+            let xn = e % TILE;
+            var xv = 0.0;
+            if (k0 + xk < k_len && n0 + xn < n_out) {
+                xv = column(k0 + xk, n0 + xn);
+            }
+            x_tile[xk * TILE + xn] = xv;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            var a: array<f32, 4>;
+            var b: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                a[i] = w_tile[kk * TILE + lid.y + 16u * i];
+                b[i] = x_tile[kk * TILE + lid.x + 16u * i];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i * 4u + j] = fma(a[i], b[j], acc[i * 4u + j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    for (var i = 0u; i < 4u; i++) {
+        let m = m0 + lid.y + 16u * i;
+        if (m >= p.cout) {
+            continue;
+        }
+        for (var j = 0u; j < 4u; j++) {
+            let n = n0 + lid.x + 16u * j;
+            if (n >= n_out) {
+                continue;
+            }
+            var v = acc[i * 4u + j] + bias[m];
+            if ((p.flags & FLAG_RESIDUAL) != 0u) {
+                v += residual[m * n_out + n];
+            }
+            if ((p.flags & FLAG_RELU) != 0u) {
+                v = max(v, 0.0);
+            }
+            out[m * n_out + n] = v;
+        }
+    }
+}

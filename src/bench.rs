@@ -1,0 +1,126 @@
+//! `videogpt bench`: encode+decode time of a 16×64×64 clip, CPU and GPU, against the PyTorch
+//! reference on the CPU in the same run. Prints a markdown table (docs/performance.md keeps one).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use videogpt::backend::Backend;
+use videogpt::video::{io::read_video, preprocess, Video};
+use videogpt::{Cpu, Gpu, Result, Volume, VqVae, VqVaeConfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Timed runs per measurement (after one warm-up run); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Only the small model.
+    #[arg(long)]
+    quick: bool,
+    /// Leave out the GPU (wgpu) rows.
+    #[arg(long)]
+    no_gpu: bool,
+    /// Leave out the PyTorch reference rows.
+    #[arg(long)]
+    no_torch: bool,
+    /// Clip to use (default: the bundled carphone fixture, looped to 16 frames).
+    #[arg(long)]
+    input: Option<PathBuf>,
+}
+
+fn models(quick: bool) -> Vec<(&'static str, VqVaeConfig)> {
+    let videogpt = VqVaeConfig::default(); // 240 hiddens, 4 res layers, 2048×256 codebook
+    let small = VqVaeConfig { n_hiddens: 64, n_res_layers: 2, embedding_dim: 64, n_codes: 512, ..VqVaeConfig::default() };
+    let mut m = vec![("small (64 hiddens, 2 res layers)", small)];
+    if !quick {
+        m.push(("VideoGPT width (240 hiddens, 4 res layers)", videogpt));
+    }
+    m
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// (encode seconds, decode seconds), medians.
+fn time<B: Backend>(b: &B, model: &VqVae<B>, clip: &Volume, repeat: usize) -> Result<(f64, f64)> {
+    let (mut enc, mut dec) = (Vec::new(), Vec::new());
+    for i in 0..=repeat {
+        let t0 = Instant::now();
+        let codes = pollster::block_on(model.encode_volume(b, clip))?;
+        let t1 = Instant::now();
+        let latent = model.config.check_clip(clip.dims.t, clip.dims.h, clip.dims.w)?;
+        pollster::block_on(model.decode_codes(b, &codes, latent))?;
+        if i > 0 {
+            enc.push((t1 - t0).as_secs_f64());
+            dec.push(t1.elapsed().as_secs_f64());
+        }
+    }
+    Ok((median(enc), median(dec)))
+}
+
+fn torch_reference(cfg: &VqVaeConfig, repeat: usize) -> std::result::Result<(f64, f64), String> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("train/bench_reference.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(["--n_hiddens", &cfg.n_hiddens.to_string(), "--n_res_layers", &cfg.n_res_layers.to_string()])
+        .args(["--embedding_dim", &cfg.embedding_dim.to_string(), "--n_codes", &cfg.n_codes.to_string()])
+        .args(["--repeat", &repeat.to_string()])
+        .output()
+        .map_err(|e| format!("python3 not runnable ({e})"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(err.lines().last().unwrap_or("failed").to_string());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    Ok((v["encode_s"].as_f64().unwrap_or(f64::NAN), v["decode_s"].as_f64().unwrap_or(f64::NAN)))
+}
+
+fn row(model: &str, engine: &str, (e, d): (f64, f64), baseline: Option<f64>) {
+    let ratio = baseline.map_or("".to_string(), |b| format!("{:.2}×", b / (e + d)));
+    println!("| {model} | {engine} | {:.1} | {:.1} | {:.1} | {ratio} |", e * 1e3, d * 1e3, (e + d) * 1e3);
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let source = match &args.input {
+        Some(p) => read_video(p)?,
+        None => {
+            let clip = read_video(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/carphone_8f.npy"))?;
+            Video::concat(&[clip.clone(), clip])?
+        }
+    };
+    let clip = preprocess(&source, 64, Some(16))?;
+    let gpu = if args.no_gpu { None } else { Some(pollster::block_on(Gpu::new())?) };
+    println!("clip: {}×{}×{} (T×H×W), random weights, median of {} runs after a warm-up", clip.dims.t, clip.dims.h, clip.dims.w, args.repeat);
+    println!("cpu threads: {}", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(g) = &gpu {
+        println!("gpu: {}", g.describe());
+    }
+    println!();
+    println!("| model | engine | encode ms | decode ms | total ms | speed vs PyTorch CPU |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for (name, cfg) in models(args.quick) {
+        let bytes = videogpt::vqvae::random_weights(&cfg, 1);
+        let torch = if args.no_torch { None } else {
+            match torch_reference(&cfg, args.repeat) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    eprintln!("PyTorch reference skipped: {e}");
+                    None
+                }
+            }
+        };
+        let baseline = torch.map(|(e, d)| e + d);
+        if let Some(t) = torch {
+            row(name, "PyTorch reference, CPU", t, baseline);
+        }
+        let cpu_model = VqVae::load(&Cpu, &bytes, "")?;
+        row(name, "videogpt CPU", time(&Cpu, &cpu_model, &clip, args.repeat)?, baseline);
+        if let Some(g) = &gpu {
+            let model = VqVae::load(g, &bytes, "")?;
+            row(name, "videogpt wgpu", time(g, &model, &clip, args.repeat)?, baseline);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! `videogpt serve`: a static file server for the web demo, on 127.0.0.1 only. It sends the
+//! `.wasm` MIME type (needed for streaming compilation) and COOP/COEP headers (cross-origin
+//! isolation, for SharedArrayBuffer and precise timers in the page).
+
+use std::path::{Component, Path, PathBuf};
+
+use tiny_http::{Header, Response, Server};
+use videogpt::{Error, Result};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Folder to serve (the repository root, which holds index.html).
+    #[arg(long, default_value = ".")]
+    root: PathBuf,
+}
+
+fn mime(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "wasm" => "application/wasm",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "png" => "image/png",
+        "svg" => "image/svg+xml",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "wgsl" | "md" | "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Map a URL path onto a file under `root`, refusing anything that climbs out of it.
+fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
+    let path = url.split(['?', '#']).next().unwrap_or("/");
+    let mut out = root.to_path_buf();
+    for part in Path::new(path.trim_start_matches('/')).components() {
+        match part {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    if out.is_dir() {
+        out.push("index.html");
+    }
+    Some(out)
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let index = args.root.join("index.html");
+    if !index.is_file() {
+        return Err(Error::Io(format!("{} not found: run `videogpt serve` from the repository root or pass --root", index.display())));
+    }
+    let addr = format!("127.0.0.1:{}", args.port);
+    let server = Server::http(&addr).map_err(|e| Error::Io(format!("cannot listen on {addr}: {e}")))?;
+    println!("serving {} on http://{addr}/ (Ctrl-C to stop)", args.root.display());
+    let header = |k: &str, v: &str| Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header");
+    for request in server.incoming_requests() {
+        let file = resolve(&args.root, request.url()).filter(|p| p.is_file());
+        let response = match file.and_then(|p| std::fs::read(&p).ok().map(|b| (p, b))) {
+            Some((path, body)) => Response::from_data(body).with_status_code(200).with_header(header("Content-Type", mime(&path))),
+            None => Response::from_data(b"not found".to_vec()).with_status_code(404).with_header(header("Content-Type", "text/plain")),
+        };
+        let response = response
+            .with_header(header("Cross-Origin-Opener-Policy", "same-origin"))
+            .with_header(header("Cross-Origin-Embedder-Policy", "require-corp"))
+            .with_header(header("Cache-Control", "no-cache"));
+        let _ = request.respond(response);
+    }
+    Ok(())
+}
