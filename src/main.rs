@@ -95,6 +95,10 @@ enum Command {
         sequence_length: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Initialise the codebook from this clip's encoder outputs, as VideoGPT's training does
+        /// on its first batch, so that the random model uses many codes.
+        #[arg(long)]
+        calibrate: Option<PathBuf>,
     },
 }
 
@@ -111,7 +115,7 @@ fn main() -> ExitCode {
         }
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
-        Command::RandomModel { output, n_hiddens, n_res_layers, embedding_dim, n_codes, downsample, resolution, sequence_length, seed } => {
+        Command::RandomModel { output, n_hiddens, n_res_layers, embedding_dim, n_codes, downsample, resolution, sequence_length, seed, calibrate } => {
             let meta = [
                 ("embedding_dim", embedding_dim.to_string()),
                 ("n_codes", n_codes.to_string()),
@@ -124,7 +128,12 @@ fn main() -> ExitCode {
             VqVaeConfig::from_metadata(&meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
                 .map_err(|e| Error::Input(e.to_string().replace("invalid model weights: ", "")))
                 .and_then(|cfg| {
-                    std::fs::write(&output, videogpt::vqvae::random_weights(&cfg, seed))?;
+                    let mut bytes = videogpt::vqvae::random_weights(&cfg, seed);
+                    if let Some(clip) = calibrate {
+                        let windows = model_windows(&cfg, &read_video(&clip)?)?;
+                        bytes = videogpt::vqvae::init_codebook_from_clip(&bytes, &windows[0], seed)?;
+                    }
+                    std::fs::write(&output, bytes)?;
                     eprintln!("wrote a random {} -parameter VQ-VAE to {}", cfg.parameter_count(), output.display());
                     Ok(())
                 })

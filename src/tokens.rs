@@ -50,7 +50,7 @@ pub mod npy {
         }
         let descr = npy.dtype().descr();
         let bad = |e: std::io::Error| Error::Input(format!("truncated or corrupt token .npy ({e})"));
-        let values: Vec<i64> = match descr.trim_start_matches(['<', '|', '=']) {
+        let values: Vec<i64> = match descr.trim_matches('\'').trim_start_matches(['<', '|', '=']) {
             "i4" => npy.into_vec::<i32>().map_err(bad)?.into_iter().map(i64::from).collect(),
             "i8" => npy.into_vec::<i64>().map_err(bad)?,
             "u2" => npy.into_vec::<u16>().map_err(bad)?.into_iter().map(i64::from).collect(),

@@ -316,6 +316,12 @@ impl<B: Backend> VqVae<B> {
         b.codebook_argmin(&z, &self.codebook)
     }
 
+    /// The continuous latents before quantisation, `pre_vq_conv(encoder(x))`: E×T'×H'×W'.
+    pub fn latents(&self, b: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
+        self.config.check_clip(x.dims.t, x.dims.h, x.dims.w)?;
+        self.pre_vq_conv_forward(b, x)
+    }
+
     fn pre_vq_conv_forward(&self, b: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
         let h = self.encoder.forward(b, x)?;
         b.conv3d(&h, &self.pre_vq_conv, None, false)
@@ -360,15 +366,7 @@ impl<B: Backend> VqVae<B> {
 /// statistics away from identity), for benchmarks and tests of sizes no fixture has.
 pub fn random_weights(config: &VqVaeConfig, seed: u64) -> Vec<u8> {
     use safetensors::tensor::{serialize, Dtype, TensorView};
-    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
-    let mut uniform = move || {
-        // splitmix64
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-    };
+    let mut uniform = uniform_source(seed);
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (key, shape) in config.state_dict_shapes() {
         let n: usize = shape.iter().product();
@@ -451,4 +449,55 @@ impl VqVaeConfig {
         keys.push(("codebook.z_avg".into(), vec![k, e]));
         keys
     }
+}
+
+/// Uniform floats in [0, 1) from splitmix64: reproducible everywhere, no dependency.
+fn uniform_source(seed: u64) -> impl FnMut() -> f32 {
+    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
+    move || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// VideoGPT's data-dependent codebook init (spec §1.8) applied to a weights file: the codebook
+/// becomes a random choice of the clip's encoder outputs (tiled with N(0, (0.01/√E)²)-scale noise
+/// when the clip has fewer positions than codes), so that a random model still uses many codes.
+pub fn init_codebook_from_clip(bytes: &[u8], clip: &Volume, seed: u64) -> Result<Vec<u8>> {
+    use safetensors::tensor::{serialize, Dtype, TensorView};
+    let cpu = crate::Cpu;
+    let model = VqVae::load(&cpu, bytes, "")?;
+    let z = model.latents(&cpu, &cpu.upload_volume(clip)?)?;
+    let (e, n, k) = (z.dims.c, z.dims.positions(), model.config.n_codes);
+    let mut uniform = uniform_source(seed);
+    let noise = 0.01 / (e as f32).sqrt();
+    let mut order: Vec<usize> = (0..n * k.div_ceil(n)).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, ((uniform() * (i + 1) as f32) as usize).min(i)); // Fisher–Yates
+    }
+    let mut emb = Vec::with_capacity(k * e);
+    for &r in &order[..k] {
+        let tiled = r >= n;
+        for c in 0..e {
+            let jitter = if tiled { noise * 3.4641 * (uniform() - 0.5) } else { 0.0 }; // same variance
+            emb.push(z.buf[c * n + r % n] + jitter);
+        }
+    }
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(e.to_string()))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(e.to_string()))?;
+    let emb_bytes: &[u8] = bytemuck::cast_slice(&emb);
+    let views: Vec<(String, TensorView)> = st
+        .iter()
+        .map(|(name, view)| {
+            if name == "codebook.embeddings" || name == "codebook.z_avg" {
+                (name.to_string(), TensorView::new(Dtype::F32, vec![k, e], emb_bytes).expect("consistent"))
+            } else {
+                (name.to_string(), view)
+            }
+        })
+        .collect();
+    serialize(views, meta.metadata().clone()).map_err(|e| Error::Weights(e.to_string()))
 }

@@ -51,12 +51,13 @@ impl Video {
 }
 
 /// Bilinear sample plan along one axis, PyTorch's `align_corners=False` without antialiasing,
-/// every coordinate in f32 (spec §1.1, verified to 1 ulp against torch's CPU kernel).
+/// every coordinate in f32 (spec §1.1). torch's CPU kernel computes `(dst + 0.5)·scale − 0.5` as
+/// one fused multiply-add; rounding the product first moves some weights by up to 4e-6.
 fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32, f32)> {
     let scale = input as f32 / output as f32;
     (0..output)
         .map(|dst| {
-            let src = ((dst as f32 + 0.5) * scale - 0.5).max(0.0);
+            let src = (dst as f32 + 0.5).mul_add(scale, -0.5).max(0.0);
             let i0 = (src.floor() as usize).min(input - 1);
             let i1 = (i0 + 1).min(input - 1);
             let l1 = (src - i0 as f32).clamp(0.0, 1.0);

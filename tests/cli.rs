@@ -1,0 +1,154 @@
+//! The `videogpt` binary end to end: real frames in, tokens and video out, on both devices.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn videogpt(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_videogpt")).args(args).output().unwrap();
+    let code = out.status.code();
+    assert!(code == Some(0) || code == Some(1), "videogpt {args:?} exited with {code:?} (a panic?)");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("videogpt-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn read_i32_npy(p: &Path) -> (Vec<u64>, Vec<i32>) {
+    let npy = npyz::NpyFile::new(std::fs::File::open(p).unwrap()).unwrap();
+    (npy.shape().to_vec(), npy.into_vec().unwrap())
+}
+
+#[test]
+fn info_reports_hparams() {
+    let (ok, out, _) = videogpt(&["info", s(&fixture("vqvae_422.safetensors"))]);
+    assert!(ok);
+    assert!(out.contains("downsample       4,2,2"), "{out}");
+    assert!(out.contains("latent shape     2×16×16 = 512 tokens"), "{out}");
+}
+
+#[test]
+fn encode_decode_on_both_devices_match_the_reference() {
+    let model = fixture("vqvae_444.safetensors");
+    let clip = fixture("carphone_8f.npy"); // 8×144×176: preprocess resizes and crops it to 8×32×32
+    let g = Golden::open("vqvae_444_golden.safetensors");
+    let (_, want) = g.i32("indices");
+    let mut per_device = Vec::new();
+    for device in ["cpu", "gpu"] {
+        let tokens = tmp(&format!("tokens-{device}.npy"));
+        let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&clip), "--output", s(&tokens), "--device", device]);
+        assert!(ok, "{err}");
+        let (shape, codes) = read_i32_npy(&tokens);
+        assert_eq!(shape, [2, 8, 8]);
+        assert_eq!(codes, want, "{device} tokens differ from the reference");
+        per_device.push(codes);
+
+        let video = tmp(&format!("decoded-{device}.npy"));
+        let (ok, _, err) = videogpt(&["decode", "--model", s(&model), "--input", s(&tokens), "--output", s(&video), "--device", device]);
+        assert!(ok, "{err}");
+        let decoded = videogpt::video::io::read_video(&video).unwrap();
+        let (_, want_u8) = g.u8("decoded_u8");
+        let worst = decoded.rgb.iter().zip(&want_u8).map(|(a, b)| (*a as i16 - *b as i16).abs()).max().unwrap();
+        assert!(worst <= 1, "{device}: decoded frames off by {worst}");
+    }
+    assert_eq!(per_device[0], per_device[1]);
+}
+
+#[test]
+fn reconstruct_reports_metrics_as_json() {
+    let out_video = tmp("recon.y4m");
+    let (ok, out, err) = videogpt(&[
+        "reconstruct", "--model", s(&fixture("vqvae_244.safetensors")), "--input", s(&fixture("carphone_8f.npy")),
+        "--output", s(&out_video), "--json",
+    ]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["frames"], 8);
+    assert_eq!(report["tokens"], 4 * 8 * 8);
+    let psnr = report["psnr"].as_f64().unwrap();
+    assert!(psnr.is_finite() && psnr > 5.0 && psnr < 60.0, "{psnr}");
+    assert_eq!(report["psnr_per_frame"].as_array().unwrap().len(), 8);
+    // the metrics are those of the written frames against the model-sized input
+    let recon = videogpt::video::io::read_video(&out_video).unwrap();
+    assert_eq!((recon.frames, recon.height, recon.width), (8, 32, 32));
+}
+
+#[test]
+fn long_clips_become_a_batch_of_windows() {
+    // 8 frames repeated to 20: two 8-frame windows, 4 frames left out
+    let clip = videogpt::video::io::read_video(&fixture("carphone_8f.npy")).unwrap();
+    let long = videogpt::video::Video::concat(&[clip.clone(), clip.clone(), clip.slice(0, 4)]).unwrap();
+    let input = tmp("long.npy");
+    videogpt::video::io::write_video(&input, &long).unwrap();
+    let tokens = tmp("long-tokens.npy");
+    let (ok, _, err) = videogpt(&["encode", "--model", s(&fixture("vqvae_444.safetensors")), "--input", s(&input), "--output", s(&tokens)]);
+    assert!(ok, "{err}");
+    assert!(err.contains("4 trailing frames"), "{err}");
+    let (shape, codes) = read_i32_npy(&tokens);
+    assert_eq!(shape, [2, 2, 8, 8]);
+    assert_eq!(codes[..128], codes[128..], "the same frames give the same tokens");
+    let video = tmp("long-decoded.npy");
+    let (ok, _, err) = videogpt(&["decode", "--model", s(&fixture("vqvae_444.safetensors")), "--input", s(&tokens), "--output", s(&video)]);
+    assert!(ok, "{err}");
+    assert_eq!(videogpt::video::io::read_video(&video).unwrap().frames, 16);
+}
+
+#[test]
+fn real_h264_clip_reconstructs_on_both_devices_with_identical_tokens() {
+    // an H.264 mp4 of real frames, made with ffmpeg from the fixture
+    let clip = videogpt::video::io::read_video(&fixture("carphone_8f.npy")).unwrap();
+    let mp4 = tmp("carphone.mp4");
+    videogpt::video::io::write_video(&mp4, &clip).unwrap();
+    let mut tokens = Vec::new();
+    for device in ["cpu", "gpu"] {
+        let t = tmp(&format!("mp4-{device}.npy"));
+        let (ok, _, err) = videogpt(&["encode", "--model", s(&fixture("vqvae_422.safetensors")), "--input", s(&mp4), "--output", s(&t), "--device", device]);
+        assert!(ok, "{err}");
+        tokens.push(read_i32_npy(&t).1);
+        let (ok, out, err) = videogpt(&[
+            "reconstruct", "--model", s(&fixture("vqvae_422.safetensors")), "--input", s(&mp4), "--output", s(&tmp(&format!("mp4-{device}.mp4"))), "--device", device, "--json",
+        ]);
+        assert!(ok, "{err}");
+        assert!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["psnr"].as_f64().unwrap() > 5.0);
+    }
+    assert_eq!(tokens[0], tokens[1], "CPU and GPU tokens differ");
+    assert!(tokens[0].iter().collect::<std::collections::BTreeSet<_>>().len() > 10, "codes are not diverse");
+}
+
+#[test]
+fn user_errors_are_reported_not_panicked() {
+    let model = fixture("vqvae_444.safetensors");
+    let clip = fixture("carphone_8f.npy");
+    let (ok, _, err) = videogpt(&["info", "/nonexistent/model.safetensors"]);
+    assert!(!ok && err.contains("cannot read model"), "{err}");
+    let (ok, _, err) = videogpt(&["info", s(&clip)]);
+    assert!(!ok && err.contains("safetensors"), "{err}");
+    let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&clip), "--output", s(&tmp("x.txt"))]);
+    assert!(!ok && err.contains("tokens are written as .npy"), "{err}");
+    let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", "/nonexistent.mp4", "--output", s(&tmp("y.npy"))]);
+    assert!(!ok && err.contains("cannot open"), "{err}");
+    // tokens of a 64-code model decoded with a 32-code one
+    let tokens = tmp("t64.npy");
+    assert!(videogpt(&["encode", "--model", s(&model), "--input", s(&clip), "--output", s(&tokens)]).0);
+    let (ok, _, err) = videogpt(&["decode", "--model", s(&fixture("vqvae_244.safetensors")), "--input", s(&tokens), "--output", s(&tmp("z.npy"))]);
+    assert!(!ok && err.contains("out of range for a codebook of 32 codes"), "{err}");
+    // a clip too short for the temporal downsample
+    let short = tmp("short.npy");
+    let one = videogpt::video::io::read_video(&clip).unwrap().slice(0, 3);
+    videogpt::video::io::write_video(&short, &one).unwrap();
+    let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&short), "--output", s(&tmp("w.npy"))]);
+    assert!(!ok && err.contains("needs at least 4"), "{err}");
+    // not a video at all, through the ffmpeg path
+    let junk = tmp("junk.mp4");
+    std::fs::write(&junk, b"definitely not an mp4").unwrap();
+    let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&junk), "--output", s(&tmp("v.npy"))]);
+    assert!(!ok && err.contains("junk.mp4"), "{err}");
+}

@@ -1,0 +1,109 @@
+//! preprocess against torch's F.interpolate goldens, and the clip formats.
+
+mod common;
+use common::*;
+use videogpt::video::io::{read_video, read_y4m, write_npy, write_y4m};
+use videogpt::video::{preprocess, to_video, windows, Video};
+
+fn carphone() -> Video {
+    read_video(&fixture("carphone_8f.npy")).unwrap()
+}
+
+#[test]
+fn preprocess_matches_torch() {
+    let g = Golden::open("preprocess.safetensors");
+    let clip = carphone();
+    assert_eq!((clip.frames, clip.height, clip.width), (8, 144, 176));
+    for (key, res, seq) in [("res32", 32, None), ("res48_seq4", 48, Some(4))] {
+        let (shape, want) = g.f32(key);
+        let got = preprocess(&clip, res, seq).unwrap();
+        assert_eq!([got.dims.c, got.dims.t, got.dims.h, got.dims.w][..], shape[..]);
+        let err = max_abs_diff(&got.data, &want);
+        assert!(err <= 1e-6, "{key}: max |err| {err:e}");
+    }
+    // upscaling a 20×30 crop to a shorter side of 36
+    let (s, small) = g.u8("small");
+    let small = Video::new(s[0], s[1], s[2], small).unwrap();
+    let (_, want) = g.f32("small_res36");
+    let err = max_abs_diff(&preprocess(&small, 36, None).unwrap().data, &want);
+    assert!(err <= 1e-6, "upscale: max |err| {err:e}");
+}
+
+#[test]
+fn model_sized_preprocess_is_identity_and_to_video_inverts_it() {
+    let clip = carphone();
+    let square = Video::new(8, 32, 32, (0..8 * 32 * 32 * 3).map(|i| clip.rgb[i * 7 % clip.rgb.len()]).collect()).unwrap();
+    let x = preprocess(&square, 32, None).unwrap();
+    // (v/255 − 0.5 + 0.5)·255 can land a hair under v; VideoGPT truncates, so allow that one level
+    let back = to_video(&x).unwrap();
+    let worst = back.rgb.iter().zip(&square.rgb).map(|(a, b)| (*a as i16 - *b as i16).abs()).max().unwrap();
+    assert!(worst <= 1);
+    assert_eq!(x.data[0], square.rgb[0] as f32 / 255.0 - 0.5);
+}
+
+#[test]
+fn windows_cover_long_clips() {
+    assert_eq!(windows(40, 16, 4), (vec![0..16, 16..32], 8));
+    assert_eq!(windows(16, 16, 4), (vec![0..16], 0));
+    assert_eq!(windows(10, 16, 4), (vec![0..8], 2));
+    assert_eq!(windows(3, 16, 4), (vec![], 3));
+}
+
+#[test]
+fn npy_round_trip_is_exact() {
+    let clip = carphone();
+    let mut buf = Vec::new();
+    write_npy(&mut buf, &clip).unwrap();
+    assert_eq!(videogpt::video::io::read_npy(&buf[..]).unwrap(), clip);
+}
+
+#[test]
+fn y4m_round_trip_is_close() {
+    let clip = carphone().slice(0, 3);
+    let mut buf = Vec::new();
+    write_y4m(&mut buf, &clip).unwrap();
+    let back = read_y4m(&buf[..]).unwrap();
+    assert_eq!((back.frames, back.height, back.width), (3, 144, 176));
+    assert_eq!(back.fps, Some(30.0));
+    // 4:2:0 chroma and 8-bit YUV lose a little: PSNR stays high
+    let psnr = videogpt::metrics::psnr(&clip, &back).unwrap();
+    assert!(psnr > 35.0, "y4m round trip PSNR {psnr}");
+}
+
+#[test]
+fn ffmpeg_reads_what_we_write_and_we_read_what_it_writes() {
+    let dir = std::env::temp_dir().join(format!("videogpt-io-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = carphone();
+    let y4m = dir.join("clip.y4m");
+    videogpt::video::io::write_video(&y4m, &clip).unwrap();
+    // ffmpeg decodes our y4m (through the ffmpeg path, by giving it another name)
+    let renamed = dir.join("clip.yuv4mpeg");
+    std::fs::copy(&y4m, &renamed).unwrap();
+    let via_ffmpeg = read_video(&renamed).unwrap();
+    let ours = read_video(&y4m).unwrap();
+    assert_eq!((via_ffmpeg.frames, via_ffmpeg.height, via_ffmpeg.width), (8, 144, 176));
+    let psnr = videogpt::metrics::psnr(&ours, &via_ffmpeg).unwrap();
+    assert!(psnr > 40.0, "our YUV→RGB and ffmpeg's differ: {psnr} dB");
+    // an H.264 mp4 written through ffmpeg comes back close to the source
+    let mp4 = dir.join("clip.mp4");
+    videogpt::video::io::write_video(&mp4, &clip).unwrap();
+    let decoded = read_video(&mp4).unwrap();
+    assert_eq!(decoded.frames, 8);
+    assert!(videogpt::metrics::psnr(&clip, &decoded).unwrap() > 30.0);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn metrics_behave() {
+    let a = carphone().slice(0, 2);
+    assert!(videogpt::metrics::psnr(&a, &a).unwrap().is_infinite());
+    assert!((videogpt::metrics::ssim(&a, &a).unwrap() - 1.0).abs() < 1e-12);
+    let mut b = a.clone();
+    b.rgb.iter_mut().for_each(|v| *v = v.saturating_add(10));
+    let p = videogpt::metrics::psnr(&a, &b).unwrap();
+    assert!(p > 27.0 && p < 29.0, "a uniform +10 shift is about 28 dB, got {p}");
+    let s = videogpt::metrics::ssim(&a, &b).unwrap();
+    assert!(s > 0.9 && s < 1.0, "{s}");
+    assert!(videogpt::metrics::psnr(&a, &a.slice(0, 1)).is_err());
+}
