@@ -12,8 +12,8 @@
 //   k = (ci, kt, kh, kw) in weight order and n = (ot, oh, ow), and
 //   X[k][n] = x[ci][ot·s_t + kt − pad_t][oh·s_h + kh − pad_h][ow·s_w + kw − pad_w], zero outside:
 //   the "same" padding is never materialised.
-// Each 16×16 workgroup computes a 64×64 tile of out, each thread 4×4 of it, staging 16-wide
-// slices of weight and X in workgroup memory.
+// Each 16×16 workgroup computes a TILE_M×TILE_N tile of out, each thread RM×RN of it, staging
+// 16-deep slices of weight and X in workgroup memory.
 
 struct Params {
     cin: u32, cout: u32, flags: u32, _pad0: u32,
@@ -31,13 +31,20 @@ struct Params {
 @group(0) @binding(4) var<storage, read> residual: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-const TILE: u32 = 64u;
+// Tile shape: 16×16 threads, each computing RM×RN outputs, so a workgroup covers TILE_M output
+// channels × TILE_N positions. The runtime builds a second pipeline with RM = 1, RN = 8 (16×128
+// tiles) for layers with few output channels, such as the decoder's last (3 channels), which
+// would otherwise leave most of a 64-row tile idle.
+const RM: u32 = 4u;
+const RN: u32 = 4u;
+const TILE_M: u32 = 16u * RM;
+const TILE_N: u32 = 16u * RN;
 const TILE_K: u32 = 16u;
 const FLAG_RELU: u32 = 1u;
 const FLAG_RESIDUAL: u32 = 2u;
 
-var<workgroup> w_tile: array<f32, 1024>; // [TILE_K][TILE] weights
-var<workgroup> x_tile: array<f32, 1024>; // [TILE_K][TILE] input columns
+var<workgroup> w_tile: array<f32, TILE_K * TILE_M>; // [TILE_K][TILE_M] weights
+var<workgroup> x_tile: array<f32, TILE_K * TILE_N>; // [TILE_K][TILE_N] input columns
 
 // X[k][n] of the implicit im2col matrix.
 fn column(k: u32, n: u32) -> f32 {
@@ -63,13 +70,13 @@ fn column(k: u32, n: u32) -> f32 {
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let n_out = p.out_t * p.out_h * p.out_w;
     let k_len = p.cin * p.k_t * p.k_h * p.k_w;
-    let m0 = wid.y * TILE;
-    let n0 = wid.x * TILE;
+    let m0 = wid.y * TILE_M;
+    let n0 = wid.x * TILE_N;
     let tid = lid.y * 16u + lid.x;
 
-    var acc: array<f32, 16>;
+    var acc: array<f32, RM * RN>;
     for (var k0 = 0u; k0 < k_len; k0 += TILE_K) {
-        for (var i = 0u; i < 4u; i++) {
+        for (var i = 0u; i < RM; i++) {
             let e = tid + i * 256u;
             // weights: consecutive threads read consecutive k of one row
             let wm = e / TILE_K;
@@ -78,44 +85,49 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             if (m0 + wm < p.cout && k0 + wk < k_len) {
                 wv = weight[(m0 + wm) * k_len + k0 + wk];
             }
-            w_tile[wk * TILE + wm] = wv;
+            w_tile[wk * TILE_M + wm] = wv;
+        }
+        for (var i = 0u; i < RN; i++) {
+            let e = tid + i * 256u;
             // columns: consecutive threads read consecutive positions
-            let xk = e / TILE;
-            let xn = e % TILE;
+            let xk = e / TILE_N;
+            let xn = e % TILE_N;
             var xv = 0.0;
             if (k0 + xk < k_len && n0 + xn < n_out) {
                 xv = column(k0 + xk, n0 + xn);
             }
-            x_tile[xk * TILE + xn] = xv;
+            x_tile[xk * TILE_N + xn] = xv;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                a[i] = w_tile[kk * TILE + lid.y + 16u * i];
-                b[i] = x_tile[kk * TILE + lid.x + 16u * i];
+            var a: array<f32, RM>;
+            var b: array<f32, RN>;
+            for (var i = 0u; i < RM; i++) {
+                a[i] = w_tile[kk * TILE_M + lid.y + 16u * i];
             }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i * 4u + j] = fma(a[i], b[j], acc[i * 4u + j]);
+            for (var j = 0u; j < RN; j++) {
+                b[j] = x_tile[kk * TILE_N + lid.x + 16u * j];
+            }
+            for (var i = 0u; i < RM; i++) {
+                for (var j = 0u; j < RN; j++) {
+                    acc[i * RN + j] = fma(a[i], b[j], acc[i * RN + j]);
                 }
             }
         }
         workgroupBarrier();
     }
 
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < RM; i++) {
         let m = m0 + lid.y + 16u * i;
         if (m >= p.cout) {
             continue;
         }
-        for (var j = 0u; j < 4u; j++) {
+        for (var j = 0u; j < RN; j++) {
             let n = n0 + lid.x + 16u * j;
             if (n >= n_out) {
                 continue;
             }
-            var v = acc[i * 4u + j] + bias[m];
+            var v = acc[i * RN + j] + bias[m];
             if ((p.flags & FLAG_RESIDUAL) != 0u) {
                 v += residual[m * n_out + n];
             }

@@ -26,12 +26,19 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-const TILE: u32 = 64u;
+// Tile shape: 16×16 threads, each computing RM×RN outputs, so a workgroup covers TILE_M output
+// channels × TILE_N positions. The runtime builds a second pipeline with RM = 1, RN = 8 (16×128
+// tiles) for layers with few output channels, such as the decoder's last (3 channels), which
+// would otherwise leave most of a 64-row tile idle.
+const RM: u32 = 4u;
+const RN: u32 = 4u;
+const TILE_M: u32 = 16u * RM;
+const TILE_N: u32 = 16u * RN;
 const TILE_K: u32 = 16u;
 const FLAG_RELU: u32 = 1u;
 
-var<workgroup> w_tile: array<f32, 1024>;
-var<workgroup> x_tile: array<f32, 1024>;
+var<workgroup> w_tile: array<f32, TILE_K * TILE_M>;
+var<workgroup> x_tile: array<f32, TILE_K * TILE_N>;
 
 struct Class {
     q: vec3<u32>,     // parity of the outputs in this class
@@ -61,14 +68,14 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let ntaps = c.taps.x * c.taps.y * c.taps.z;
     let n_in = p.in_t * p.in_h * p.in_w; // positions per class = input positions
     let k_len = p.cin * ntaps;
-    let m0 = wid.y * TILE;
-    let n0 = wid.x * TILE;
+    let m0 = wid.y * TILE_M;
+    let n0 = wid.x * TILE_N;
     let tid = lid.y * 16u + lid.x;
     let s = vec3<u32>(p.s_t, p.s_h, p.s_w);
 
-    var acc: array<f32, 16>;
+    var acc: array<f32, RM * RN>;
     for (var k0 = 0u; k0 < k_len; k0 += TILE_K) {
-        for (var i = 0u; i < 4u; i++) {
+        for (var i = 0u; i < RM; i++) {
             let e = tid + i * 256u;
             let wm = e / TILE_K;
             let wk = e % TILE_K;
@@ -78,10 +85,13 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let kern = c.k0 + s * tap(c, (k0 + wk) % ntaps);
                 wv = weight[(((ci * p.cout + m0 + wm) * 4u + kern.x) * 4u + kern.y) * 4u + kern.z];
             }
-            w_tile[wk * TILE + wm] = wv;
+            w_tile[wk * TILE_M + wm] = wv;
+        }
+        for (var i = 0u; i < RN; i++) {
+            let e = tid + i * 256u;
 
-            let xk = e / TILE;
-            let xn = e % TILE;
+            let xk = e / TILE_N;
+            let xn = e % TILE_N;
             var xv = 0.0;
             if (k0 + xk < k_len && n0 + xn < n_in) {
                 let ci = (k0 + xk) / ntaps;
@@ -94,19 +104,21 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                     xv = x[((ci * p.in_t + si.x) * p.in_h + si.y) * p.in_w + si.z];
                 }
             }
-            x_tile[xk * TILE + xn] = xv;
+            x_tile[xk * TILE_N + xn] = xv;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                a[i] = w_tile[kk * TILE + lid.y + 16u * i];
-                b[i] = x_tile[kk * TILE + lid.x + 16u * i];
+            var a: array<f32, RM>;
+            var b: array<f32, RN>;
+            for (var i = 0u; i < RM; i++) {
+                a[i] = w_tile[kk * TILE_M + lid.y + 16u * i];
             }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i * 4u + j] = fma(a[i], b[j], acc[i * 4u + j]);
+            for (var j = 0u; j < RN; j++) {
+                b[j] = x_tile[kk * TILE_N + lid.x + 16u * j];
+            }
+            for (var i = 0u; i < RM; i++) {
+                for (var j = 0u; j < RN; j++) {
+                    acc[i * RN + j] = fma(a[i], b[j], acc[i * RN + j]);
                 }
             }
         }
@@ -114,19 +126,19 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
 
     let out_dims = vec3<u32>(p.in_t, p.in_h, p.in_w) * s;
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < RM; i++) {
         let m = m0 + lid.y + 16u * i;
         if (m >= p.cout) {
             continue;
         }
-        for (var jj = 0u; jj < 4u; jj++) {
+        for (var jj = 0u; jj < RN; jj++) {
             let n = n0 + lid.x + 16u * jj;
             if (n >= n_in) {
                 continue;
             }
             let j = vec3<u32>(n / (p.in_h * p.in_w), (n / p.in_w) % p.in_h, n % p.in_w);
             let o = j * s + c.q;
-            var v = acc[i * 4u + jj] + bias[m];
+            var v = acc[i * RN + jj] + bias[m];
             if ((p.flags & FLAG_RELU) != 0u) {
                 v = max(v, 0.0);
             }

@@ -27,9 +27,38 @@ struct Kernel {
     layout: wgpu::BindGroupLayout,
 }
 
+/// A GEMM-shaped kernel built with one tile shape (see the RM/RN note in `shaders/conv3d.wgsl`).
+struct TiledKernel {
+    kernel: Kernel,
+    tile_m: usize,
+    tile_n: usize,
+}
+
+/// The default 64×64-tile pipeline and a 16×128 one for layers with at most 16 output channels.
+struct TileVariants {
+    wide: TiledKernel,
+    narrow: TiledKernel,
+}
+
+impl TileVariants {
+    fn new(device: &wgpu::Device, name: &str, source: &str) -> Self {
+        const DEFAULT: &str = "const RM: u32 = 4u;\nconst RN: u32 = 4u;";
+        assert!(source.contains(DEFAULT), "{name}.wgsl must declare its tile shape as RM/RN");
+        let narrow = source.replace(DEFAULT, "const RM: u32 = 1u;\nconst RN: u32 = 8u;");
+        TileVariants {
+            wide: TiledKernel { kernel: kernel(device, name, source), tile_m: 64, tile_n: 64 },
+            narrow: TiledKernel { kernel: kernel(device, name, &narrow), tile_m: 16, tile_n: 128 },
+        }
+    }
+
+    fn for_channels(&self, cout: usize) -> &TiledKernel {
+        if cout <= self.narrow.tile_m { &self.narrow } else { &self.wide }
+    }
+}
+
 struct Kernels {
-    conv3d: Kernel,
-    conv_transpose3d: Kernel,
+    conv3d: TileVariants,
+    conv_transpose3d: TileVariants,
     affine_relu: Kernel,
     axial_attention: Kernel,
     codebook_argmin: Kernel,
@@ -118,8 +147,8 @@ impl Gpu {
             });
         }
         let kernels = Kernels {
-            conv3d: kernel(&device, "conv3d", include_str!("../../shaders/conv3d.wgsl")),
-            conv_transpose3d: kernel(&device, "conv_transpose3d", include_str!("../../shaders/conv_transpose3d.wgsl")),
+            conv3d: TileVariants::new(&device, "conv3d", include_str!("../../shaders/conv3d.wgsl")),
+            conv_transpose3d: TileVariants::new(&device, "conv_transpose3d", include_str!("../../shaders/conv_transpose3d.wgsl")),
             affine_relu: kernel(&device, "affine_relu", include_str!("../../shaders/affine_relu.wgsl")),
             axial_attention: kernel(&device, "axial_attention", include_str!("../../shaders/axial_attention.wgsl")),
             codebook_argmin: kernel(&device, "codebook_argmin", include_str!("../../shaders/codebook_argmin.wgsl")),
@@ -300,8 +329,9 @@ impl Backend for Gpu {
         ];
         // an unused residual binding still needs a buffer; the bias is read-only and always there
         let res = residual.map_or(&conv.bias, |r| &r.buf);
-        let groups = (o.positions().div_ceil(64) as u32, conv.cout.div_ceil(64) as u32, 1);
-        self.dispatch(&self.kernels.conv3d, &params, &[&x.buf, &conv.weight, &conv.bias, res, &out], groups)?;
+        let k = self.kernels.conv3d.for_channels(conv.cout);
+        let groups = (o.positions().div_ceil(k.tile_n) as u32, conv.cout.div_ceil(k.tile_m) as u32, 1);
+        self.dispatch(&k.kernel, &params, &[&x.buf, &conv.weight, &conv.bias, res, &out], groups)?;
         Ok(Tensor { dims: o, buf: out })
     }
 
@@ -316,8 +346,9 @@ impl Backend for Gpu {
             s[0] as u32, s[1] as u32, s[2] as u32, 0,
         ];
         let classes = (s[0] * s[1] * s[2]) as u32;
-        let groups = (i.positions().div_ceil(64) as u32, convt.cout.div_ceil(64) as u32, classes);
-        self.dispatch(&self.kernels.conv_transpose3d, &params, &[&x.buf, &convt.weight, &convt.bias, &out], groups)?;
+        let k = self.kernels.conv_transpose3d.for_channels(convt.cout);
+        let groups = (i.positions().div_ceil(k.tile_n) as u32, convt.cout.div_ceil(k.tile_m) as u32, classes);
+        self.dispatch(&k.kernel, &params, &[&x.buf, &convt.weight, &convt.bias, &out], groups)?;
         Ok(Tensor { dims: o, buf: out })
     }
 

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test: the CPU and wgpu (WGSL) backends against the PyTorch goldens, bad inputs, IO
+# and the CLI end to end. Installs what is missing first (Debian): a software Vulkan driver
+# (lavapipe) so the GPU path runs without a GPU, and ffmpeg for container IO.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || need+=(mesa-vulkan-drivers)
+ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || need+=(libvulkan1)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing: ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# Mesa's Vulkan loader probes for a display and complains without this; compute needs none.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+cargo test --release --locked "$@"
