@@ -46,24 +46,25 @@ const FLAG_RESIDUAL: u32 = 2u;
 var<workgroup> w_tile: array<f32, TILE_K * TILE_M>; // [TILE_K][TILE_M] weights
 var<workgroup> x_tile: array<f32, TILE_K * TILE_N>; // [TILE_K][TILE_N] input columns
 
-// X[k][n] of the implicit im2col matrix.
-fn column(k: u32, n: u32) -> f32 {
+// X[k][n] of the implicit im2col matrix; `origin` is where output n's window starts in the input
+// (its coordinates times the stride, minus the front padding), computed once per thread.
+fn column(k: u32, origin: vec3<i32>) -> f32 {
     let kvol = p.k_t * p.k_h * p.k_w;
     let ci = k / kvol;
     let r = k % kvol;
-    let kt = r / (p.k_h * p.k_w);
-    let kh = (r / p.k_w) % p.k_h;
-    let kw = r % p.k_w;
-    let ot = n / (p.out_h * p.out_w);
-    let oh = (n / p.out_w) % p.out_h;
-    let ow = n % p.out_w;
-    let it = i32(ot * p.s_t + kt) - i32(p.pad_t);
-    let ih = i32(oh * p.s_h + kh) - i32(p.pad_h);
-    let iw = i32(ow * p.s_w + kw) - i32(p.pad_w);
-    if (it < 0 || ih < 0 || iw < 0 || it >= i32(p.in_t) || ih >= i32(p.in_h) || iw >= i32(p.in_w)) {
+    let tap = vec3<u32>(r / (p.k_h * p.k_w), (r / p.k_w) % p.k_h, r % p.k_w);
+    let at = origin + vec3<i32>(tap);
+    if (any(at < vec3<i32>(0)) || any(at >= vec3<i32>(vec3<u32>(p.in_t, p.in_h, p.in_w)))) {
         return 0.0;
     }
-    return x[((ci * p.in_t + u32(it)) * p.in_h + u32(ih)) * p.in_w + u32(iw)];
+    let i = vec3<u32>(at);
+    return x[((ci * p.in_t + i.x) * p.in_h + i.y) * p.in_w + i.z];
+}
+
+// Input origin of output position n (valid for n < out_t·out_h·out_w).
+fn window_origin(n: u32) -> vec3<i32> {
+    let o = vec3<u32>(n / (p.out_h * p.out_w), (n / p.out_w) % p.out_h, n % p.out_w);
+    return vec3<i32>(o * vec3<u32>(p.s_t, p.s_h, p.s_w)) - vec3<i32>(vec3<u32>(p.pad_t, p.pad_h, p.pad_w));
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -73,6 +74,12 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let m0 = wid.y * TILE_M;
     let n0 = wid.x * TILE_N;
     let tid = lid.y * 16u + lid.x;
+
+    // the positions this thread stages never change across the K loop: decompose them once
+    var origins: array<vec3<i32>, RN>;
+    for (var i = 0u; i < RN; i++) {
+        origins[i] = window_origin(n0 + (tid + i * 256u) % TILE_N);
+    }
 
     var acc: array<f32, RM * RN>;
     for (var k0 = 0u; k0 < k_len; k0 += TILE_K) {
@@ -94,7 +101,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             let xn = e % TILE_N;
             var xv = 0.0;
             if (k0 + xk < k_len && n0 + xn < n_out) {
-                xv = column(k0 + xk, n0 + xn);
+                xv = column(k0 + xk, origins[i]);
             }
             x_tile[xk * TILE_N + xn] = xv;
         }

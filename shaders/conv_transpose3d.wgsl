@@ -73,6 +73,14 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let tid = lid.y * 16u + lid.x;
     let s = vec3<u32>(p.s_t, p.s_h, p.s_w);
 
+    // the class-grid positions this thread stages, decomposed once
+    var staged: array<vec3<i32>, RN>;
+    for (var i = 0u; i < RN; i++) {
+        let n = n0 + (tid + i * 256u) % TILE_N;
+        let j = vec3<u32>(n / (p.in_h * p.in_w), (n / p.in_w) % p.in_h, n % p.in_w);
+        staged[i] = vec3<i32>(j + c.off);
+    }
+
     var acc: array<f32, RM * RN>;
     for (var k0 = 0u; k0 < k_len; k0 += TILE_K) {
         for (var i = 0u; i < RM; i++) {
@@ -96,9 +104,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             if (k0 + xk < k_len && n0 + xn < n_in) {
                 let ci = (k0 + xk) / ntaps;
                 let a = tap(c, (k0 + xk) % ntaps);
-                let n = n0 + xn;
-                let j = vec3<u32>(n / (p.in_h * p.in_w), (n / p.in_w) % p.in_h, n % p.in_w);
-                let src = vec3<i32>(j + c.off) - vec3<i32>(a);
+                let src = staged[i] - vec3<i32>(a);
                 if (all(src >= vec3<i32>(0)) && all(src < vec3<i32>(vec3<u32>(p.in_t, p.in_h, p.in_w)))) {
                     let si = vec3<u32>(src);
                     xv = x[((ci * p.in_t + si.x) * p.in_h + si.y) * p.in_w + si.z];
