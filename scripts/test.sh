@@ -19,4 +19,6 @@ fi
 
 # Mesa's Vulkan loader probes for a display and complains without this; compute needs none.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+# Builds are cached outside the clone (CI clones afresh each run); set CARGO_TARGET_DIR to override.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/videogpt-web/target}"
 cargo test --release --locked "$@"

@@ -96,7 +96,7 @@ impl VqVaeConfig {
                 bail!(Weights, "hparam {name} = {v} is out of range");
             }
         }
-        if self.n_hiddens % 2 != 0 {
+        if !self.n_hiddens.is_multiple_of(2) {
             bail!(Weights, "n_hiddens = {} must be even (2 attention heads, C/2 bottleneck)", self.n_hiddens);
         }
         if self.n_res_layers > 64 {
@@ -111,10 +111,10 @@ impl VqVaeConfig {
             bail!(Weights, "downsample {:?} needs at least two strided convs: VideoGPT cannot build a model that downsamples by at most 2", self.downsample);
         }
         let [dt, dh, dw] = self.downsample;
-        if self.sequence_length == 0 || self.sequence_length % dt != 0 {
+        if self.sequence_length == 0 || !self.sequence_length.is_multiple_of(dt) {
             bail!(Weights, "sequence_length {} is not a positive multiple of the temporal downsample {dt}", self.sequence_length);
         }
-        if self.resolution == 0 || self.resolution % dh != 0 || self.resolution % dw != 0 {
+        if self.resolution == 0 || !self.resolution.is_multiple_of(dh) || !self.resolution.is_multiple_of(dw) {
             bail!(Weights, "resolution {} is not a positive multiple of the spatial downsample {dh}×{dw}", self.resolution);
         }
         Ok(())
@@ -143,7 +143,7 @@ impl VqVaeConfig {
     /// Check that a T×H×W clip fits the network (every size divisible by its factor).
     pub fn check_clip(&self, t: usize, h: usize, w: usize) -> Result<[usize; 3]> {
         let [dt, dh, dw] = self.downsample;
-        if t == 0 || h == 0 || w == 0 || t % dt != 0 || h % dh != 0 || w % dw != 0 {
+        if t == 0 || h == 0 || w == 0 || !t.is_multiple_of(dt) || !h.is_multiple_of(dh) || !w.is_multiple_of(dw) {
             bail!(Input, "clip of {t}×{h}×{w} (T×H×W) does not fit downsample {dt},{dh},{dw}: each size must be a positive multiple of its factor");
         }
         Ok([t / dt, h / dh, w / dw])
@@ -402,52 +402,63 @@ impl VqVaeConfig {
     /// Every key of VideoGPT's VQ-VAE state_dict with its shape, in state_dict order.
     pub fn state_dict_shapes(&self) -> Vec<(String, Vec<usize>)> {
         let (c, e, k) = (self.n_hiddens, self.embedding_dim, self.n_codes);
-        let mut keys: Vec<(String, Vec<usize>)> = Vec::new();
-        let mut bn = |keys: &mut Vec<(String, Vec<usize>)>, key: &str, n: usize| {
-            for p in ["weight", "bias", "running_mean", "running_var"] {
-                keys.push((format!("{key}.{p}"), vec![n]));
-            }
-            keys.push((format!("{key}.num_batches_tracked"), vec![]));
-        };
-        let stack = |keys: &mut Vec<(String, Vec<usize>)>, bn: &mut dyn FnMut(&mut Vec<(String, Vec<usize>)>, &str, usize), key: &str| {
-            for i in 0..self.n_res_layers {
-                let b = format!("{key}.{i}.block");
-                bn(keys, &format!("{b}.0"), c);
-                keys.push((format!("{b}.2.conv.weight"), vec![c / 2, c, 3, 3, 3]));
-                bn(keys, &format!("{b}.3"), c / 2);
-                keys.push((format!("{b}.5.conv.weight"), vec![c, c / 2, 1, 1, 1]));
-                bn(keys, &format!("{b}.6"), c);
-                for axis in ["attn_w", "attn_h", "attn_t"] {
-                    for p in ["w_qs", "w_ks", "w_vs", "fc"] {
-                        keys.push((format!("{b}.8.{axis}.{p}.weight"), vec![c, c]));
-                    }
-                    keys.push((format!("{b}.8.{axis}.fc.bias"), vec![c]));
-                }
-            }
-            bn(keys, &format!("{key}.{}", self.n_res_layers), c);
-        };
+        let mut keys = KeyList::default();
         let n = self.strides().len();
         for i in 0..n {
-            keys.push((format!("encoder.convs.{i}.conv.weight"), vec![c, if i == 0 { 3 } else { c }, 4, 4, 4]));
-            keys.push((format!("encoder.convs.{i}.conv.bias"), vec![c]));
+            keys.add(format!("encoder.convs.{i}.conv.weight"), &[c, if i == 0 { 3 } else { c }, 4, 4, 4]);
+            keys.add(format!("encoder.convs.{i}.conv.bias"), &[c]);
         }
-        keys.push(("encoder.conv_last.conv.weight".into(), vec![c, c, 3, 3, 3]));
-        keys.push(("encoder.conv_last.conv.bias".into(), vec![c]));
-        stack(&mut keys, &mut bn, "encoder.res_stack");
-        stack(&mut keys, &mut bn, "decoder.res_stack");
+        keys.add("encoder.conv_last.conv.weight", &[c, c, 3, 3, 3]);
+        keys.add("encoder.conv_last.conv.bias", &[c]);
+        keys.res_stack("encoder.res_stack", c, self.n_res_layers);
+        keys.res_stack("decoder.res_stack", c, self.n_res_layers);
         for i in 0..n {
             let cout = if i + 1 == n { 3 } else { c };
-            keys.push((format!("decoder.convts.{i}.convt.weight"), vec![c, cout, 4, 4, 4]));
-            keys.push((format!("decoder.convts.{i}.convt.bias"), vec![cout]));
+            keys.add(format!("decoder.convts.{i}.convt.weight"), &[c, cout, 4, 4, 4]);
+            keys.add(format!("decoder.convts.{i}.convt.bias"), &[cout]);
         }
-        keys.push(("pre_vq_conv.conv.weight".into(), vec![e, c, 1, 1, 1]));
-        keys.push(("pre_vq_conv.conv.bias".into(), vec![e]));
-        keys.push(("post_vq_conv.conv.weight".into(), vec![c, e, 1, 1, 1]));
-        keys.push(("post_vq_conv.conv.bias".into(), vec![c]));
-        keys.push(("codebook.embeddings".into(), vec![k, e]));
-        keys.push(("codebook.N".into(), vec![k]));
-        keys.push(("codebook.z_avg".into(), vec![k, e]));
-        keys
+        keys.add("pre_vq_conv.conv.weight", &[e, c, 1, 1, 1]);
+        keys.add("pre_vq_conv.conv.bias", &[e]);
+        keys.add("post_vq_conv.conv.weight", &[c, e, 1, 1, 1]);
+        keys.add("post_vq_conv.conv.bias", &[c]);
+        keys.add("codebook.embeddings", &[k, e]);
+        keys.add("codebook.N", &[k]);
+        keys.add("codebook.z_avg", &[k, e]);
+        keys.0
+    }
+}
+
+#[derive(Default)]
+struct KeyList(Vec<(String, Vec<usize>)>);
+
+impl KeyList {
+    fn add(&mut self, key: impl Into<String>, shape: &[usize]) {
+        self.0.push((key.into(), shape.to_vec()));
+    }
+
+    fn batchnorm(&mut self, key: &str, n: usize) {
+        for p in ["weight", "bias", "running_mean", "running_var"] {
+            self.add(format!("{key}.{p}"), &[n]);
+        }
+        self.add(format!("{key}.num_batches_tracked"), &[]);
+    }
+
+    fn res_stack(&mut self, key: &str, c: usize, n_res_layers: usize) {
+        for i in 0..n_res_layers {
+            let b = format!("{key}.{i}.block");
+            self.batchnorm(&format!("{b}.0"), c);
+            self.add(format!("{b}.2.conv.weight"), &[c / 2, c, 3, 3, 3]);
+            self.batchnorm(&format!("{b}.3"), c / 2);
+            self.add(format!("{b}.5.conv.weight"), &[c, c / 2, 1, 1, 1]);
+            self.batchnorm(&format!("{b}.6"), c);
+            for axis in ["attn_w", "attn_h", "attn_t"] {
+                for p in ["w_qs", "w_ks", "w_vs", "fc"] {
+                    self.add(format!("{b}.8.{axis}.{p}.weight"), &[c, c]);
+                }
+                self.add(format!("{b}.8.{axis}.fc.bias"), &[c]);
+            }
+        }
+        self.batchnorm(&format!("{key}.{n_res_layers}"), c);
     }
 }
 

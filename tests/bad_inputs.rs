@@ -156,7 +156,7 @@ fn tokens_out_of_range_or_misshaped() {
 
 fn npy_bytes(header_dict: &str, data: &[u8]) -> Vec<u8> {
     let mut h = header_dict.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');

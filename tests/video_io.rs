@@ -42,6 +42,7 @@ fn model_sized_preprocess_is_identity_and_to_video_inverts_it() {
 }
 
 #[test]
+#[allow(clippy::single_range_in_vec_init)]
 fn windows_cover_long_clips() {
     assert_eq!(windows(40, 16, 4), (vec![0..16, 16..32], 8));
     assert_eq!(windows(16, 16, 4), (vec![0..16], 0));

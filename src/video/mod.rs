@@ -125,6 +125,7 @@ pub fn to_video(x: &Volume) -> Result<Video> {
 /// Frame ranges of the consecutive `sequence_length` windows a long clip is cut into. A clip
 /// shorter than one window is used whole, trimmed to a multiple of `t_factor`; frames after the
 /// last full window of a longer clip are left out (the returned count says how many).
+#[allow(clippy::single_range_in_vec_init)] // one window is a common, valid answer
 pub fn windows(frames: usize, sequence_length: usize, t_factor: usize) -> (Vec<std::ops::Range<usize>>, usize) {
     if frames < sequence_length {
         let usable = frames / t_factor * t_factor;
