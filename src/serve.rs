@@ -57,7 +57,11 @@ pub fn run(args: Args) -> Result<()> {
     }
     let addr = format!("127.0.0.1:{}", args.port);
     let server = Server::http(&addr).map_err(|e| Error::Io(format!("cannot listen on {addr}: {e}")))?;
-    println!("serving {} on http://{addr}/ (Ctrl-C to stop)", args.root.display());
+    // with --port 0 the OS picks a free port: report the one actually bound
+    let bound = server.server_addr().to_ip().map_or(addr.clone(), |a| a.to_string());
+    println!("serving {} on http://{bound}/ (Ctrl-C to stop)", args.root.display());
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
     let header = |k: &str, v: &str| Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header");
     for request in server.incoming_requests() {
         let file = resolve(&args.root, request.url()).filter(|p| p.is_file());

@@ -152,3 +152,38 @@ fn user_errors_are_reported_not_panicked() {
     let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&junk), "--output", s(&tmp("v.npy"))]);
     assert!(!ok && err.contains("junk.mp4"), "{err}");
 }
+
+#[test]
+fn serve_sends_the_page_with_isolation_headers() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_videogpt"))
+        .args(["serve", "--port", "0", "--root", s(&root)])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.split("http://").nth(1).unwrap().trim_end().trim_end_matches(" (Ctrl-C to stop)").trim_end_matches('/').to_string();
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let index = get("/");
+    let wgsl = get("/shaders/conv3d.wgsl");
+    let escape = get("/../../etc/passwd");
+    let missing = get("/nope.js");
+    child.kill().ok();
+    child.wait().ok();
+    assert!(index.starts_with("HTTP/1.1 200"), "{index}");
+    assert!(index.contains("Cross-Origin-Opener-Policy: same-origin"));
+    assert!(index.contains("Cross-Origin-Embedder-Policy: require-corp"));
+    assert!(index.contains("Content-Type: text/html"));
+    assert!(index.contains("<h1>videogpt-web</h1>"));
+    assert!(wgsl.contains("implicit GEMM"));
+    assert!(escape.starts_with("HTTP/1.1 404"), "{escape}");
+    assert!(missing.starts_with("HTTP/1.1 404"));
+}

@@ -126,6 +126,11 @@ impl Gpu {
                 ))
             })?;
         let limits = adapter.limits();
+        // the kernels use 256-thread workgroups and up to 9.2 KiB of workgroup memory
+        if limits.max_compute_invocations_per_workgroup < 256 || limits.max_compute_workgroup_storage_size < 16 << 10 {
+            bail!(Gpu, "the adapter allows {} threads and {} bytes of shared memory per workgroup; the kernels need 256 and 16384 (WebGPU's defaults)",
+                limits.max_compute_invocations_per_workgroup, limits.max_compute_workgroup_storage_size);
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("videogpt"),
