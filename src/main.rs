@@ -26,45 +26,39 @@ pub enum Device {
     Gpu,
 }
 
+/// What every model-running command takes.
+#[derive(clap::Args)]
+struct Job {
+    /// VQ-VAE weights: .safetensors with VideoGPT state_dict keys and hparams in its metadata.
+    #[arg(long)]
+    model: PathBuf,
+    #[arg(long)]
+    input: PathBuf,
+    #[arg(long)]
+    output: PathBuf,
+    /// cpu: the plain-Rust path; gpu: the WGSL kernels on the first wgpu adapter.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: Device,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Print a model's hparams, parameter count and latent shape.
     Info { model: PathBuf },
     /// Video (.npy uint8 T×H×W×3, .y4m, or anything ffmpeg reads) → tokens (.npy int32).
-    Encode {
-        #[arg(long)]
-        model: PathBuf,
-        #[arg(long)]
-        input: PathBuf,
-        #[arg(long)]
-        output: PathBuf,
-        #[arg(long, value_enum, default_value = "cpu")]
-        device: Device,
-    },
+    Encode(Job),
     /// Tokens (.npy, T'×H'×W' or B×T'×H'×W') → video (.npy, .y4m, or anything ffmpeg writes).
     Decode {
-        #[arg(long)]
-        model: PathBuf,
-        #[arg(long)]
-        input: PathBuf,
-        #[arg(long)]
-        output: PathBuf,
-        #[arg(long, value_enum, default_value = "cpu")]
-        device: Device,
+        #[command(flatten)]
+        job: Job,
         /// Frame rate written into the output container.
         #[arg(long, default_value_t = 30.0)]
         fps: f64,
     },
     /// Encode then decode a video; prints PSNR and SSIM against the model-sized input.
     Reconstruct {
-        #[arg(long)]
-        model: PathBuf,
-        #[arg(long)]
-        input: PathBuf,
-        #[arg(long)]
-        output: PathBuf,
-        #[arg(long, value_enum, default_value = "cpu")]
-        device: Device,
+        #[command(flatten)]
+        job: Job,
         /// Print the metrics as JSON.
         #[arg(long)]
         json: bool,
@@ -106,12 +100,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { model } => info(&model),
-        Command::Encode { model, input, output, device } => with_backend(device, |b| encode(b, &model, &input, &output)),
-        Command::Decode { model, input, output, device, fps } => {
-            with_backend(device, |b| decode(b, &model, &input, &output, fps))
-        }
-        Command::Reconstruct { model, input, output, device, json } => {
-            with_backend(device, |b| reconstruct(b, &model, &input, &output, json, device))
+        Command::Encode(j) => with_backend(j.device, |b| encode(b, &j.model, &j.input, &j.output)),
+        Command::Decode { job: j, fps } => with_backend(j.device, |b| decode(b, &j.model, &j.input, &j.output, fps)),
+        Command::Reconstruct { job: j, json } => {
+            with_backend(j.device, |b| reconstruct(b, &j.model, &j.input, &j.output, json, j.device))
         }
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
