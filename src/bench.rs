@@ -12,8 +12,8 @@ use videogpt::{Cpu, Gpu, Result, Volume, VqVae, VqVaeConfig};
 #[derive(clap::Args)]
 pub struct Args {
     /// Timed runs per measurement (after one warm-up run); the median is reported.
-    #[arg(long, default_value_t = 3)]
-    repeat: usize,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    repeat: u16,
     /// Only the small model.
     #[arg(long)]
     quick: bool,
@@ -44,7 +44,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// (encode seconds, decode seconds), medians.
-fn time<B: Backend>(b: &B, model: &VqVae<B>, clip: &Volume, repeat: usize) -> Result<(f64, f64)> {
+fn time<B: Backend>(b: &B, model: &VqVae<B>, clip: &Volume, repeat: u16) -> Result<(f64, f64)> {
     let (mut enc, mut dec) = (Vec::new(), Vec::new());
     for i in 0..=repeat {
         let t0 = Instant::now();
@@ -60,7 +60,7 @@ fn time<B: Backend>(b: &B, model: &VqVae<B>, clip: &Volume, repeat: usize) -> Re
     Ok((median(enc), median(dec)))
 }
 
-fn torch_reference(cfg: &VqVaeConfig, repeat: usize) -> std::result::Result<(f64, f64), String> {
+fn torch_reference(cfg: &VqVaeConfig, repeat: u16) -> std::result::Result<(f64, f64), String> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("train/bench_reference.py");
     let out = Command::new("python3")
         .arg(script)
