@@ -14,7 +14,7 @@ const MAX_COLUMN_FLOATS: usize = 16 << 20;
 
 /// `c[m×n] (+)= a[m×k] · b[k×n]` with explicit row/column strides.
 #[allow(clippy::too_many_arguments)]
-fn sgemm(m: usize, k: usize, n: usize, a: &[f32], rsa: isize, csa: isize, b: &[f32], rsb: isize, csb: isize,
+pub(crate) fn sgemm(m: usize, k: usize, n: usize, a: &[f32], rsa: isize, csa: isize, b: &[f32], rsb: isize, csb: isize,
          beta: f32, c: &mut [f32], rsc: isize, csc: isize) {
     // SAFETY: every caller passes slices that cover the strided extents it describes.
     unsafe {

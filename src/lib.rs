@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod cpu;
 mod error;
+pub mod gpt;
 pub mod gpu;
 pub mod metrics;
 pub mod nn;

@@ -262,7 +262,13 @@ impl<B: Backend> VqVae<B> {
     /// its metadata. `prefix` is `""` for a VQ-VAE file and `"vqvae."` inside a GPT checkpoint.
     pub fn load(b: &B, bytes: &[u8], prefix: &str) -> Result<Self> {
         let mut w = WeightFile::parse(bytes)?;
-        let config = VqVaeConfig::from_metadata(w.metadata())?;
+        // inside a GPT checkpoint the VQ-VAE's hparams carry the same prefix as its tensors
+        let meta: HashMap<String, String> = if prefix.is_empty() {
+            w.metadata().clone()
+        } else {
+            w.metadata().iter().filter_map(|(k, v)| k.strip_prefix(prefix).map(|k| (k.to_string(), v.clone()))).collect()
+        };
+        let config = VqVaeConfig::from_metadata(&meta)?;
         let model = Self::from_weights(b, &mut w, prefix, config)?;
         w.finish(prefix)?;
         Ok(model)

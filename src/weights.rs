@@ -70,8 +70,17 @@ impl<'a> WeightFile<'a> {
 
     /// Error on the first tensor under `prefix` that the model did not ask for.
     pub fn finish(&self, prefix: &str) -> Result<()> {
+        self.finish_matching(|k| k.starts_with(prefix))
+    }
+
+    /// Error on the first tensor outside `prefix` that the model did not ask for.
+    pub fn finish_except(&self, prefix: &str) -> Result<()> {
+        self.finish_matching(|k| !k.starts_with(prefix))
+    }
+
+    fn finish_matching(&self, considered: impl Fn(&str) -> bool) -> Result<()> {
         let mut extra: Vec<&str> =
-            self.tensors.names().into_iter().filter(|k| k.starts_with(prefix) && !self.taken.contains(*k)).collect();
+            self.tensors.names().into_iter().filter(|k| considered(k) && !self.taken.contains(*k)).collect();
         extra.sort();
         if let Some(k) = extra.first() {
             bail!(Weights, "unexpected tensor `{k}` ({} unexpected in all): the file does not match the hparams in its metadata", extra.len());

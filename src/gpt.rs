@@ -1,0 +1,460 @@
+//! VideoGPT's prior (spec §3): a GPT over VQ-VAE codes in raster order. The input of a position is
+//! the frozen codebook vector of its token through `fc_in` (no token table), right-shifted with a
+//! learned SOS, plus concatenated time|height|width position embeddings; pre-LN blocks with
+//! VideoGPT's LayerNorm (eps on the reciprocal square root), GeLU2 MLPs, and full or sparse causal
+//! attention. Logits at position n predict token n.
+//!
+//! This is the CPU implementation (the reference for tests). Frame conditioning is not
+//! implemented yet; class conditioning is.
+
+use std::collections::HashMap;
+
+use crate::cpu::sgemm;
+use crate::vqvae::VqVaeConfig;
+use crate::weights::WeightFile;
+use crate::{bail, Error, Result};
+
+/// Sparse attention's block of tokens and its local window (VideoGPT's hard-coded defaults).
+const SPARSE_BLOCK: usize = 32;
+const SPARSE_LOCAL_BLOCKS: usize = 4;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttnType {
+    Full,
+    Sparse,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GptConfig {
+    pub hidden_dim: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub attn_type: AttnType,
+    /// 0 for an unconditional model.
+    pub class_cond_dim: usize,
+    /// T'×H'×W' of the token grid (the VQ-VAE's latent shape).
+    pub latent: [usize; 3],
+    pub n_codes: usize,
+    pub embedding_dim: usize,
+}
+
+impl GptConfig {
+    pub fn from_metadata(meta: &HashMap<String, String>, vqvae: &VqVaeConfig) -> Result<Self> {
+        let get = |k: &str| meta.get(k).ok_or_else(|| Error::Weights(format!("GPT metadata has no `{k}`")));
+        let int = |k: &str| -> Result<usize> {
+            let v = get(k)?;
+            v.trim().parse().map_err(|_| Error::Weights(format!("GPT metadata `{k}` = {v:?} is not a whole number")))
+        };
+        let attn_type = match get("attn_type")?.as_str() {
+            "full" => AttnType::Full,
+            "sparse" => AttnType::Sparse,
+            other => bail!(Weights, "GPT attn_type {other:?} is neither \"full\" nor \"sparse\""),
+        };
+        if meta.get("n_cond_frames").is_some_and(|v| v.trim() != "0") {
+            bail!(Weights, "frame-conditioned GPTs (n_cond_frames > 0) are not supported yet");
+        }
+        let c = GptConfig {
+            hidden_dim: int("hidden_dim")?,
+            heads: int("heads")?,
+            layers: int("layers")?,
+            attn_type,
+            class_cond_dim: meta.get("class_cond_dim").map_or(Ok(0), |_| int("class_cond_dim"))?,
+            latent: vqvae.latent_shape(),
+            n_codes: vqvae.n_codes,
+            embedding_dim: vqvae.embedding_dim,
+        };
+        let d = c.hidden_dim;
+        if d == 0 || d % 3 != 0 || c.heads == 0 || d % c.heads != 0 || d > 1 << 14 {
+            bail!(Weights, "hidden_dim {d} must be a positive multiple of 3 and of heads ({})", c.heads);
+        }
+        if c.layers > 256 || c.class_cond_dim > 1 << 16 {
+            bail!(Weights, "GPT hparams out of range");
+        }
+        if c.attn_type == AttnType::Sparse {
+            c.sparse_blocks_per_frame()?;
+        }
+        Ok(c)
+    }
+
+    /// Tokens per clip, T'·H'·W'.
+    pub fn positions(&self) -> usize {
+        self.latent.iter().product()
+    }
+
+    /// StridedSparsityConfig's block grid: trailing latent dims are merged until their product
+    /// exceeds a block; the last grid dim is the number of blocks per frame.
+    pub fn sparse_blocks_per_frame(&self) -> Result<usize> {
+        let mut cum = 1;
+        for &d in self.latent.iter().rev() {
+            cum *= d;
+            if cum > SPARSE_BLOCK {
+                break;
+            }
+        }
+        if cum % SPARSE_BLOCK != 0 {
+            bail!(Weights, "latent {:?} does not split into sparse-attention blocks of {SPARSE_BLOCK}", self.latent);
+        }
+        Ok(cum / SPARSE_BLOCK)
+    }
+}
+
+/// May position `i` attend to position `j`: causal, and for sparse attention, within the 4
+/// previous blocks or in the same block column of an earlier frame (spec §3.4).
+fn attend(attn: AttnType, blocks_per_frame: usize, i: usize, j: usize) -> bool {
+    if j > i {
+        return false;
+    }
+    match attn {
+        AttnType::Full => true,
+        AttnType::Sparse => {
+            let (r, c) = (i / SPARSE_BLOCK, j / SPARSE_BLOCK);
+            r - c <= SPARSE_LOCAL_BLOCKS || c % blocks_per_frame == r % blocks_per_frame
+        }
+    }
+}
+
+/// VideoGPT's LayerNorm: `(x − μ)·(rsqrt(var) + 1e−5)·g + b`; class-conditional models have
+/// `g = 1 + W_g·c`, `b = W_b·c` (spec §3.5–3.6).
+struct Norm {
+    g: Vec<f32>,
+    b: Vec<f32>,
+    /// `[D][n_classes]` weights of a class-conditional norm.
+    class: Option<(Vec<f32>, Vec<f32>)>,
+    classes: usize,
+}
+
+impl Norm {
+    fn load(w: &mut WeightFile, key: &str, d: usize, classes: usize) -> Result<Self> {
+        if classes > 0 {
+            let wg = w.take(&format!("{key}.w.weight"), &[d, classes])?;
+            let wb = w.take(&format!("{key}.wb.weight"), &[d, classes])?;
+            Ok(Norm { g: vec![], b: vec![], class: Some((wg, wb)), classes })
+        } else {
+            Ok(Norm { g: w.take(&format!("{key}.g"), &[d])?, b: w.take(&format!("{key}.b"), &[d])?, class: None, classes })
+        }
+    }
+
+    /// The gain and bias for a class (one-hot `c`: column `class` of W_g and W_b).
+    fn affine(&self, class: Option<usize>) -> (Vec<f32>, Vec<f32>) {
+        match (&self.class, class) {
+            (Some((wg, wb)), Some(k)) => {
+                let n = self.classes;
+                (wg.iter().skip(k).step_by(n).map(|v| 1.0 + v).collect(), wb.iter().skip(k).step_by(n).copied().collect())
+            }
+            _ => (self.g.clone(), self.b.clone()),
+        }
+    }
+
+    fn forward(&self, x: &[f32], d: usize, class: Option<usize>) -> Vec<f32> {
+        let (g, b) = self.affine(class);
+        let mut out = vec![0.0f32; x.len()];
+        for (row, o) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            let mu = row.iter().sum::<f32>() / d as f32;
+            let var = row.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>() / d as f32;
+            let s = 1.0 / var.sqrt() + 1e-5;
+            for i in 0..d {
+                o[i] = (row[i] - mu) * s * g[i] + b[i];
+            }
+        }
+        out
+    }
+}
+
+struct Linear {
+    /// `[out][in]`, PyTorch layout.
+    weight: Vec<f32>,
+    bias: Option<Vec<f32>>,
+    d_in: usize,
+    d_out: usize,
+}
+
+impl Linear {
+    fn load(w: &mut WeightFile, key: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Self> {
+        Ok(Linear {
+            weight: w.take(&format!("{key}.weight"), &[d_out, d_in])?,
+            bias: if bias { Some(w.take(&format!("{key}.bias"), &[d_out])?) } else { None },
+            d_in,
+            d_out,
+        })
+    }
+
+    /// Rows of `x` (`[n][d_in]`) → `[n][d_out]`.
+    fn forward(&self, x: &[f32]) -> Vec<f32> {
+        let n = x.len() / self.d_in;
+        let mut out = vec![0.0f32; n * self.d_out];
+        sgemm(n, self.d_in, self.d_out, x, self.d_in as isize, 1, &self.weight, 1, self.d_in as isize, 0.0,
+              &mut out, self.d_out as isize, 1);
+        if let Some(b) = &self.bias {
+            out.chunks_exact_mut(self.d_out).for_each(|r| r.iter_mut().zip(b).for_each(|(v, b)| *v += b));
+        }
+        out
+    }
+}
+
+struct Block {
+    pre_attn_norm: Norm,
+    w_qs: Linear,
+    w_ks: Linear,
+    w_vs: Linear,
+    fc: Linear,
+    pre_fc_norm: Norm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+fn gelu2(x: f32) -> f32 {
+    x * (1.0 / (1.0 + (-1.702 * x).exp()))
+}
+
+pub struct Gpt {
+    pub config: GptConfig,
+    /// Codebook vectors `[K][E]`: the GPT's input is `fc_in(embeddings[token])`.
+    codebook: Vec<f32>,
+    fc_in: Linear,
+    sos: Vec<f32>,
+    /// `[N][D]`: concat(d_0[t], d_1[h], d_2[w]).
+    pos: Vec<f32>,
+    blocks: Vec<Block>,
+    norm: Norm,
+    fc_out: Linear,
+    blocks_per_frame: usize,
+}
+
+/// Per-layer keys and values of the positions decoded so far.
+pub struct KvCache {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    /// Positions filled.
+    pub len: usize,
+    class: Option<usize>,
+}
+
+impl Gpt {
+    /// Load a GPT checkpoint. The VQ-VAE's codebook comes from `vqvae.*` keys in the same file
+    /// (VideoGPT's own layout), or from a separate VQ-VAE file when `vqvae_bytes` is given.
+    pub fn load(bytes: &[u8], vqvae_bytes: Option<&[u8]>) -> Result<Self> {
+        let mut w = WeightFile::parse(bytes)?;
+        let gpt_meta = w.metadata().clone();
+        if gpt_meta.get("format").is_some_and(|f| f != "videogpt-gpt") {
+            bail!(Weights, "not a VideoGPT GPT file (format {:?})", gpt_meta["format"]);
+        }
+        let (vq_config, codebook) = match vqvae_bytes {
+            Some(vb) => {
+                let mut vw = WeightFile::parse(vb)?;
+                let vc = VqVaeConfig::from_metadata(vw.metadata())?;
+                let cb = vw.take("codebook.embeddings", &[vc.n_codes, vc.embedding_dim])?;
+                (vc, cb)
+            }
+            None => {
+                let vq_meta: HashMap<String, String> = gpt_meta
+                    .iter()
+                    .filter_map(|(k, v)| k.strip_prefix("vqvae.").map(|k| (k.to_string(), v.clone())))
+                    .collect();
+                if !w.contains("vqvae.codebook.embeddings") {
+                    bail!(Weights, "the GPT file holds no VQ-VAE (`vqvae.*` keys); pass the VQ-VAE file separately");
+                }
+                let vc = VqVaeConfig::from_metadata(&vq_meta)?;
+                let cb = w.take("vqvae.codebook.embeddings", &[vc.n_codes, vc.embedding_dim])?;
+                (vc, cb)
+            }
+        };
+        if let Some(v) = gpt_meta.get("vqvae.n_codes") {
+            if v.trim() != vq_config.n_codes.to_string() {
+                bail!(Weights, "the GPT was trained over {v} codes but the VQ-VAE has {}", vq_config.n_codes);
+            }
+        }
+        let config = GptConfig::from_metadata(&gpt_meta, &vq_config)?;
+        let (d, e, k, n, classes) =
+            (config.hidden_dim, config.embedding_dim, config.n_codes, config.positions(), config.class_cond_dim);
+        let [lt, lh, lw] = config.latent;
+        let d0 = w.take("attn_stack.pos_embd.emb.d_0", &[lt, d / 3])?;
+        let d1 = w.take("attn_stack.pos_embd.emb.d_1", &[lh, d / 3])?;
+        let d2 = w.take("attn_stack.pos_embd.emb.d_2", &[lw, d / 3])?;
+        let mut pos = Vec::with_capacity(n * d);
+        for t in 0..lt {
+            for h in 0..lh {
+                for x in 0..lw {
+                    pos.extend_from_slice(&d0[t * d / 3..(t + 1) * d / 3]);
+                    pos.extend_from_slice(&d1[h * d / 3..(h + 1) * d / 3]);
+                    pos.extend_from_slice(&d2[x * d / 3..(x + 1) * d / 3]);
+                }
+            }
+        }
+        let blocks = (0..config.layers)
+            .map(|l| {
+                let key = |s: &str| format!("attn_stack.attn_nets.{l}.{s}");
+                // full-attention checkpoints carry the causal mask as a buffer; it is recomputed
+                w.skip(&key("attn.attn.mask"), &[n, n])?;
+                Ok(Block {
+                    pre_attn_norm: Norm::load(&mut w, &key("pre_attn_norm"), d, classes)?,
+                    w_qs: Linear::load(&mut w, &key("attn.w_qs"), d, d, false)?,
+                    w_ks: Linear::load(&mut w, &key("attn.w_ks"), d, d, false)?,
+                    w_vs: Linear::load(&mut w, &key("attn.w_vs"), d, d, false)?,
+                    fc: Linear::load(&mut w, &key("attn.fc"), d, d, true)?,
+                    pre_fc_norm: Norm::load(&mut w, &key("pre_fc_norm"), d, classes)?,
+                    fc1: Linear::load(&mut w, &key("fc_block.0"), d, 4 * d, true)?,
+                    fc2: Linear::load(&mut w, &key("fc_block.2"), 4 * d, d, true)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let gpt = Gpt {
+            codebook,
+            fc_in: Linear::load(&mut w, "fc_in", e, d, false)?,
+            sos: w.take("attn_stack.right_shift.sos", &[d])?,
+            pos,
+            blocks,
+            norm: Norm::load(&mut w, "norm", d, classes)?,
+            fc_out: Linear::load(&mut w, "fc_out", d, k, false)?,
+            blocks_per_frame: if config.attn_type == AttnType::Sparse { config.sparse_blocks_per_frame()? } else { 1 },
+            config,
+        };
+        // every GPT key must have been used; the VQ-VAE copy is the VQ-VAE loader's business
+        w.finish_except("vqvae.")?;
+        Ok(gpt)
+    }
+
+    fn check_class(&self, class: Option<usize>) -> Result<()> {
+        match (self.config.class_cond_dim, class) {
+            (0, None) => Ok(()),
+            (0, Some(_)) => bail!(Input, "this GPT is unconditional; it takes no class"),
+            (n, None) => bail!(Input, "this GPT is class-conditional: give a class in 0..{n}"),
+            (n, Some(c)) if c >= n => bail!(Input, "class {c} is out of range 0..{n}"),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_codes(&self, codes: &[u32]) -> Result<()> {
+        if let Some(&c) = codes.iter().find(|&&c| c as usize >= self.config.n_codes) {
+            bail!(Input, "token {c} is out of range for {} codes", self.config.n_codes);
+        }
+        Ok(())
+    }
+
+    /// The GPT input of each position: `fc_in(codebook[token])`.
+    fn embed(&self, codes: &[u32]) -> Vec<f32> {
+        let e = self.config.embedding_dim;
+        let x: Vec<f32> = codes.iter().flat_map(|&c| self.codebook[c as usize * e..(c as usize + 1) * e].iter().copied()).collect();
+        self.fc_in.forward(&x)
+    }
+
+    fn mlp(&self, b: &Block, x: &mut [f32], class: Option<usize>) {
+        let d = self.config.hidden_dim;
+        let mut h = b.fc1.forward(&b.pre_fc_norm.forward(x, d, class));
+        h.iter_mut().for_each(|v| *v = gelu2(*v));
+        x.iter_mut().zip(b.fc2.forward(&h)).for_each(|(x, y)| *x += y);
+    }
+
+    /// Attention of the queries `q` (`[m][D]`, at positions `first..first + m`) over keys and
+    /// values `[≥ first + m][D]`, masked by the model's attention pattern.
+    fn attend_rows(&self, q: &[f32], k: &[f32], v: &[f32], first: usize) -> Vec<f32> {
+        let (d, heads) = (self.config.hidden_dim, self.config.heads);
+        let dk = d / heads;
+        let scale = (dk as f32).sqrt();
+        let m = q.len() / d;
+        let mut out = vec![0.0f32; m * d];
+        let mut scores = Vec::new();
+        for r in 0..m {
+            let i = first + r;
+            for h in 0..heads {
+                let qi = &q[r * d + h * dk..][..dk];
+                scores.clear();
+                let mut max = f32::NEG_INFINITY;
+                for j in 0..=i {
+                    let s = if attend(self.config.attn_type, self.blocks_per_frame, i, j) {
+                        qi.iter().zip(&k[j * d + h * dk..][..dk]).map(|(a, b)| a * b).sum::<f32>() / scale
+                    } else {
+                        f32::NEG_INFINITY
+                    };
+                    max = max.max(s);
+                    scores.push(s);
+                }
+                let mut sum = 0.0f32;
+                scores.iter_mut().for_each(|s| {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                });
+                let o = &mut out[r * d + h * dk..][..dk];
+                for (j, s) in scores.iter().enumerate() {
+                    let p = s / sum;
+                    o.iter_mut().zip(&v[j * d + h * dk..][..dk]).for_each(|(o, v)| *o += p * v);
+                }
+            }
+        }
+        out
+    }
+
+    /// Teacher-forced logits of one token grid: `[N][K]`, row n predicting token n.
+    pub fn logits(&self, codes: &[u32], class: Option<usize>) -> Result<Vec<f32>> {
+        let (d, n) = (self.config.hidden_dim, self.config.positions());
+        if codes.len() != n {
+            bail!(Input, "{} tokens given; this GPT models grids of {:?} = {n}", codes.len(), self.config.latent);
+        }
+        self.check_codes(codes)?;
+        self.check_class(class)?;
+        let emb = self.embed(codes);
+        // right shift: SOS first, every input moves one position later
+        let mut x = Vec::with_capacity(n * d);
+        x.extend_from_slice(&self.sos);
+        x.extend_from_slice(&emb[..(n - 1) * d]);
+        x.iter_mut().zip(&self.pos).for_each(|(x, p)| *x += p);
+        for b in &self.blocks {
+            let h = b.pre_attn_norm.forward(&x, d, class);
+            let (q, k, v) = (b.w_qs.forward(&h), b.w_ks.forward(&h), b.w_vs.forward(&h));
+            let a = b.fc.forward(&self.attend_rows(&q, &k, &v, 0));
+            x.iter_mut().zip(a).for_each(|(x, a)| *x += a);
+            self.mlp(b, &mut x, class);
+        }
+        Ok(self.fc_out.forward(&self.norm.forward(&x, d, class)))
+    }
+
+    /// Negative log-likelihood of a grid under teacher forcing, in bits per token.
+    pub fn bits_per_token(&self, codes: &[u32], class: Option<usize>) -> Result<f64> {
+        let logits = self.logits(codes, class)?;
+        let k = self.config.n_codes;
+        let nll: f64 = logits
+            .chunks_exact(k)
+            .zip(codes)
+            .map(|(row, &c)| {
+                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+                let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+                lse - row[c as usize] as f64
+            })
+            .sum();
+        Ok(nll / codes.len() as f64 / std::f64::consts::LN_2)
+    }
+
+    pub fn new_cache(&self, class: Option<usize>) -> Result<KvCache> {
+        self.check_class(class)?;
+        let n = self.config.layers;
+        Ok(KvCache { k: vec![Vec::new(); n], v: vec![Vec::new(); n], len: 0, class })
+    }
+
+    /// One decoding step: feed the token at position `cache.len − 1` (none at step 0, where SOS
+    /// stands in) and get the logits `[K]` for position `cache.len`.
+    pub fn step(&self, cache: &mut KvCache, previous: Option<u32>) -> Result<Vec<f32>> {
+        let (d, i) = (self.config.hidden_dim, cache.len);
+        if i >= self.config.positions() {
+            bail!(Input, "the grid is full ({i} tokens)");
+        }
+        let mut x = match (i, previous) {
+            (0, _) => self.sos.clone(),
+            (_, Some(t)) => {
+                self.check_codes(&[t])?;
+                self.embed(&[t])
+            }
+            (_, None) => bail!(Input, "step {i} needs the previous token"),
+        };
+        x.iter_mut().zip(&self.pos[i * d..(i + 1) * d]).for_each(|(x, p)| *x += p);
+        let class = cache.class;
+        for (l, b) in self.blocks.iter().enumerate() {
+            let h = b.pre_attn_norm.forward(&x, d, class);
+            cache.k[l].extend(b.w_ks.forward(&h));
+            cache.v[l].extend(b.w_vs.forward(&h));
+            let a = b.fc.forward(&self.attend_rows(&b.w_qs.forward(&h), &cache.k[l], &cache.v[l], i));
+            x.iter_mut().zip(a).for_each(|(x, a)| *x += a);
+            self.mlp(b, &mut x, class);
+        }
+        cache.len += 1;
+        Ok(self.fc_out.forward(&self.norm.forward(&x, d, class)))
+    }
+}

@@ -1,0 +1,125 @@
+//! The GPT prior (CPU) against the PyTorch reference's goldens (train/make_gpt_fixtures.py).
+
+mod common;
+use common::*;
+use safetensors::tensor::{serialize, TensorView};
+use safetensors::SafeTensors;
+use videogpt::gpt::Gpt;
+
+/// (model file, its VQ-VAE file, golden file)
+const MODELS: [(&str, &str, &str); 3] = [
+    ("gpt_full.safetensors", "vqvae_444.safetensors", "gpt_full_golden.safetensors"),
+    ("gpt_sparse.safetensors", "vqvae_422.safetensors", "gpt_sparse_golden.safetensors"),
+    ("gpt_class.safetensors", "vqvae_444.safetensors", "gpt_class_golden.safetensors"),
+];
+
+fn load(model: &str, vqvae: &str) -> Gpt {
+    Gpt::load(&read(model), Some(&read(vqvae))).unwrap()
+}
+
+/// Each clip of the golden batch: (codes, class).
+fn clips(g: &Golden) -> Vec<(Vec<u32>, Option<usize>)> {
+    let (shape, codes) = g.i32("codes");
+    let n: usize = shape[1..].iter().product();
+    let labels = g.has("labels").then(|| g.i32("labels").1);
+    (0..shape[0])
+        .map(|b| {
+            let c = codes[b * n..(b + 1) * n].iter().map(|&v| v as u32).collect();
+            (c, labels.as_ref().map(|l| l[b] as usize))
+        })
+        .collect()
+}
+
+#[test]
+fn teacher_forced_logits_match_reference() {
+    for (model, vqvae, golden) in MODELS {
+        let gpt = load(model, vqvae);
+        let g = Golden::open(golden);
+        let (_, want) = g.f32("logits");
+        let (_, bits) = g.f32("bits_per_token");
+        let per_clip = want.len() / clips(&g).len();
+        for (b, (codes, class)) in clips(&g).into_iter().enumerate() {
+            let logits = gpt.logits(&codes, class).unwrap();
+            let err = max_abs_diff(&logits, &want[b * per_clip..(b + 1) * per_clip]);
+            assert!(err <= 1e-4, "{model} clip {b}: logits max |err| {err:e}");
+            let bpt = gpt.bits_per_token(&codes, class).unwrap();
+            assert!((bpt - bits[b] as f64).abs() < 1e-4, "{model} clip {b}: {bpt} bits/token, reference {}", bits[b]);
+            eprintln!("{model} clip {b}: logits max |err| {err:e}, {bpt:.5} bits/token");
+        }
+    }
+}
+
+#[test]
+fn kv_cache_decoding_equals_the_parallel_forward() {
+    for (model, vqvae, golden) in MODELS {
+        let gpt = load(model, vqvae);
+        let g = Golden::open(golden);
+        let (codes, class) = clips(&g).remove(0);
+        let parallel = gpt.logits(&codes, class).unwrap();
+        let k = gpt.config.n_codes;
+        let mut cache = gpt.new_cache(class).unwrap();
+        let mut worst = 0.0f32;
+        for i in 0..codes.len() {
+            let row = gpt.step(&mut cache, (i > 0).then(|| codes[i - 1])).unwrap();
+            worst = worst.max(max_abs_diff(&row, &parallel[i * k..(i + 1) * k]));
+        }
+        assert!(worst <= 1e-4, "{model}: decode step vs parallel forward max |err| {worst:e}");
+        assert!(gpt.step(&mut cache, Some(codes[codes.len() - 1])).is_err(), "a full grid takes no more steps");
+    }
+}
+
+#[test]
+fn sparse_attention_is_not_full_causal() {
+    // the same weights read as a full-attention model give different logits: the mask matters
+    let bytes = read("gpt_sparse.safetensors");
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = meta.metadata().clone().unwrap();
+    meta.insert("attn_type".into(), "full".into());
+    let full = serialize(st.iter().collect::<Vec<(&str, TensorView)>>(), Some(meta)).unwrap();
+    let (sparse, full) = (load("gpt_sparse.safetensors", "vqvae_422.safetensors"), Gpt::load(&full, Some(&read("vqvae_422.safetensors"))).unwrap());
+    let (codes, _) = clips(&Golden::open("gpt_sparse_golden.safetensors")).remove(0);
+    let (a, b) = (sparse.logits(&codes, None).unwrap(), full.logits(&codes, None).unwrap());
+    let k = sparse.config.n_codes;
+    // the first 5 blocks (160 tokens) see everything before them either way
+    assert!(max_abs_diff(&a[..160 * k], &b[..160 * k]) < 1e-6);
+    assert!(max_abs_diff(&a, &b) > 1e-2);
+}
+
+#[test]
+fn vqvae_inside_the_gpt_file_loads_like_videogpt_checkpoints() {
+    // VideoGPT's layout: the VQ-VAE's state_dict under `vqvae.`, its hparams in the metadata
+    let (gpt_bytes, vq_bytes) = (read("gpt_full.safetensors"), read("vqvae_444.safetensors"));
+    let (g, v) = (SafeTensors::deserialize(&gpt_bytes).unwrap(), SafeTensors::deserialize(&vq_bytes).unwrap());
+    let mut meta = SafeTensors::read_metadata(&gpt_bytes).unwrap().1.metadata().clone().unwrap();
+    for (k, val) in SafeTensors::read_metadata(&vq_bytes).unwrap().1.metadata().clone().unwrap() {
+        meta.insert(format!("vqvae.{k}"), val);
+    }
+    let names: Vec<String> = v.names().iter().map(|k| format!("vqvae.{k}")).collect();
+    let mut tensors: Vec<(String, TensorView)> = g.iter().map(|(k, t)| (k.to_string(), t)).collect();
+    tensors.extend(v.iter().zip(&names).map(|((_, t), k)| (k.clone(), t)));
+    let combined = serialize(tensors, Some(meta)).unwrap();
+    let gpt = Gpt::load(&combined, None).unwrap();
+    let (codes, _) = clips(&Golden::open("gpt_full_golden.safetensors")).remove(0);
+    let want = load("gpt_full.safetensors", "vqvae_444.safetensors").logits(&codes, None).unwrap();
+    assert_eq!(gpt.logits(&codes, None).unwrap(), want);
+    // and the VQ-VAE itself loads from the same file under its prefix
+    videogpt::VqVae::load(&videogpt::Cpu, &combined, "vqvae.").unwrap();
+}
+
+#[test]
+fn bad_gpt_inputs_are_errors() {
+    let gpt = load("gpt_full.safetensors", "vqvae_444.safetensors");
+    assert!(gpt.logits(&[0; 10], None).unwrap_err().to_string().contains("models grids of [2, 8, 8]"));
+    assert!(gpt.logits(&[64; 128], None).unwrap_err().to_string().contains("token 64 is out of range"));
+    assert!(gpt.logits(&[0; 128], Some(1)).unwrap_err().to_string().contains("unconditional"));
+    let class = load("gpt_class.safetensors", "vqvae_444.safetensors");
+    assert!(class.logits(&[0; 128], None).unwrap_err().to_string().contains("class-conditional"));
+    assert!(class.logits(&[0; 128], Some(5)).unwrap_err().to_string().contains("class 5 is out of range"));
+    // no VQ-VAE anywhere
+    let err = Gpt::load(&read("gpt_full.safetensors"), None).err().unwrap().to_string();
+    assert!(err.contains("pass the VQ-VAE file separately"), "{err}");
+    // a VQ-VAE with another codebook size
+    let err = Gpt::load(&read("gpt_full.safetensors"), Some(&read("vqvae_422.safetensors"))).err().unwrap().to_string();
+    assert!(err.contains("64 codes but the VQ-VAE has 48"), "{err}");
+}
