@@ -220,6 +220,46 @@ pub struct Gpt {
     blocks_per_frame: usize,
 }
 
+/// How tokens are drawn from the logits.
+#[derive(Clone, Debug)]
+pub struct SampleOptions {
+    /// Logits are divided by this before the softmax (1: VideoGPT's own sampling).
+    pub temperature: f32,
+    /// Keep only the k most likely tokens (None: all, as VideoGPT does).
+    pub top_k: Option<usize>,
+    pub seed: u64,
+    pub class: Option<usize>,
+}
+
+impl Default for SampleOptions {
+    fn default() -> Self {
+        SampleOptions { temperature: 1.0, top_k: None, seed: 0, class: None }
+    }
+}
+
+/// Draw one token from `logits` (temperature, then top-k, then the softmax); ties in top-k keep
+/// the lower index.
+pub fn draw(logits: &[f32], opts: &SampleOptions, rng: &mut crate::rng::SplitMix64) -> u32 {
+    let t = opts.temperature as f64;
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    let k = opts.top_k.unwrap_or(logits.len()).clamp(1, logits.len());
+    if k < logits.len() {
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+        order.truncate(k);
+        order.sort_unstable();
+    }
+    let max = order.iter().map(|&i| logits[i] as f64 / t).fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = order.iter().map(|&i| (logits[i] as f64 / t - max).exp()).collect();
+    let mut u = rng.next_f64() * weights.iter().sum::<f64>();
+    for (&i, w) in order.iter().zip(&weights) {
+        if u < *w {
+            return i as u32;
+        }
+        u -= w;
+    }
+    *order.last().expect("at least one token") as u32
+}
+
 /// Per-layer keys and values of the positions decoded so far.
 pub struct KvCache {
     k: Vec<Vec<f32>>,
@@ -427,6 +467,37 @@ impl Gpt {
         self.check_class(class)?;
         let n = self.config.layers;
         Ok(KvCache { k: vec![Vec::new(); n], v: vec![Vec::new(); n], len: 0, class })
+    }
+
+    /// Sample a token grid in raster order with the KV cache. The first `prefix.len()` tokens
+    /// are given (prefix continuation: the tokens of a real clip's first latent frames) and fed
+    /// through the cache; the rest are drawn. `on_token(position, grid_so_far)` is called after
+    /// every drawn token, so a caller can show progress or decode the grid as it grows.
+    pub fn sample(&self, opts: &SampleOptions, prefix: &[u32], mut on_token: impl FnMut(usize, &[u32])) -> Result<Vec<u32>> {
+        let n = self.config.positions();
+        if prefix.len() > n {
+            bail!(Input, "a prefix of {} tokens is longer than the grid ({n})", prefix.len());
+        }
+        if !(opts.temperature.is_finite() && opts.temperature > 0.0) {
+            bail!(Input, "temperature must be positive, got {}", opts.temperature);
+        }
+        if opts.top_k == Some(0) {
+            bail!(Input, "top-k must be at least 1");
+        }
+        self.check_codes(prefix)?;
+        let mut rng = crate::rng::SplitMix64::new(opts.seed);
+        let mut cache = self.new_cache(opts.class)?;
+        let mut grid: Vec<u32> = Vec::with_capacity(n);
+        for i in 0..n {
+            let logits = self.step(&mut cache, grid.last().copied())?;
+            if i < prefix.len() {
+                grid.push(prefix[i]);
+            } else {
+                grid.push(draw(&logits, opts, &mut rng));
+                on_token(i, &grid);
+            }
+        }
+        Ok(grid)
     }
 
     /// One decoding step: feed the token at position `cache.len − 1` (none at step 0, where SOS

@@ -63,6 +63,55 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sample clips from a GPT prior (CPU; the VQ-VAE decode runs on --device) and decode them.
+    Sample {
+        /// GPT weights (.safetensors with VideoGPT's keys; may hold the VQ-VAE under `vqvae.`).
+        #[arg(long)]
+        model: PathBuf,
+        /// The VQ-VAE, when the GPT file does not hold it.
+        #[arg(long)]
+        vqvae: Option<PathBuf>,
+        /// Video of the samples, one after another (.npy, .y4m, or any ffmpeg container).
+        #[arg(long)]
+        output: PathBuf,
+        /// Also write the sampled tokens (.npy, B×T'×H'×W').
+        #[arg(long)]
+        tokens: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        n: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f32,
+        #[arg(long)]
+        top_k: Option<usize>,
+        /// Class of a class-conditional GPT.
+        #[arg(long)]
+        class: Option<usize>,
+        /// Continue this clip: its first --prefix-frames latent frames are kept, the rest sampled.
+        #[arg(long)]
+        prefix: Option<PathBuf>,
+        /// Latent frames (of T') taken from --prefix.
+        #[arg(long, default_value_t = 1)]
+        prefix_frames: usize,
+        /// A conditioning frame for frame-conditioned GPTs (not supported yet).
+        #[arg(long)]
+        cond_frame: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: Device,
+    },
+    /// Negative log-likelihood of token grids under a GPT prior, teacher-forced, in bits per token.
+    Score {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        vqvae: Option<PathBuf>,
+        /// Tokens (.npy, T'×H'×W' or B×T'×H'×W').
+        #[arg(long)]
+        tokens: PathBuf,
+        #[arg(long)]
+        class: Option<usize>,
+    },
     /// Time encode+decode of a 16×64×64 clip for a VideoGPT-width and a small model, on the
     /// CPU and on the GPU, and the PyTorch reference on the CPU when python3 has torch.
     Bench(bench::Args),
@@ -105,6 +154,16 @@ fn main() -> ExitCode {
         Command::Reconstruct { job: j, json } => {
             with_backend(j.device, |b| reconstruct(b, &j.model, &j.input, &j.output, json, j.device))
         }
+        Command::Sample { model, vqvae, output, tokens, n, seed, temperature, top_k, class, prefix, prefix_frames, cond_frame, device } => {
+            if cond_frame.is_some() {
+                Err(Error::Input("frame-conditioned GPTs are not supported yet".into()))
+            } else {
+                let opts = videogpt::gpt::SampleOptions { temperature, top_k, seed, class };
+                let prefix = prefix.map(|p| (p, prefix_frames));
+                with_backend(device, |b| sample(b, &model, vqvae.as_deref(), &output, tokens.as_deref(), n, &opts, prefix.as_ref()))
+            }
+        }
+        Command::Score { model, vqvae, tokens, class } => score(&model, vqvae.as_deref(), &tokens, class),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
         Command::RandomModel { output, n_hiddens, n_res_layers, embedding_dim, n_codes, downsample, resolution, sequence_length, seed, calibrate } => {
@@ -155,7 +214,11 @@ fn with_backend(device: Device, f: impl Fn(&dyn AnyBackend) -> Result<()>) -> Re
 
 /// Object-safe front of the two backends for the commands below.
 pub trait AnyBackend {
-    fn load(&self, bytes: &[u8]) -> Result<Box<dyn Model + '_>>;
+    /// A VQ-VAE file, or one under `prefix` inside a GPT file.
+    fn load_prefixed(&self, bytes: &[u8], prefix: &str) -> Result<Box<dyn Model + '_>>;
+    fn load(&self, bytes: &[u8]) -> Result<Box<dyn Model + '_>> {
+        self.load_prefixed(bytes, "")
+    }
 }
 
 pub trait Model {
@@ -182,8 +245,8 @@ impl<B: Backend> Model for Loaded<'_, B> {
 }
 
 impl<B: Backend> AnyBackend for B {
-    fn load(&self, bytes: &[u8]) -> Result<Box<dyn Model + '_>> {
-        Ok(Box::new(Loaded { backend: self, model: VqVae::load(self, bytes, "")? }))
+    fn load_prefixed(&self, bytes: &[u8], prefix: &str) -> Result<Box<dyn Model + '_>> {
+        Ok(Box::new(Loaded { backend: self, model: VqVae::load(self, bytes, prefix)? }))
     }
 }
 
@@ -315,6 +378,95 @@ fn reconstruct(b: &dyn AnyBackend, model: &Path, input: &Path, output: &Path, js
         println!("PSNR    {psnr:.2} dB");
         println!("SSIM    {ssim:.4}");
         println!("time    {seconds:.2} s");
+    }
+    Ok(())
+}
+
+/// The GPT and the VQ-VAE it models: from `--vqvae`, or from the GPT file's `vqvae.` keys.
+fn load_prior<'b>(b: &'b dyn AnyBackend, model: &Path, vqvae: Option<&Path>) -> Result<(videogpt::gpt::Gpt, Box<dyn Model + 'b>)> {
+    let gpt_bytes = read_model(model)?;
+    let vq_bytes = vqvae.map(read_model).transpose()?;
+    let named = |e: Error, p: &Path| match e {
+        Error::Weights(m) => Error::Weights(format!("{}: {m}", p.display())),
+        other => other,
+    };
+    let gpt = videogpt::gpt::Gpt::load(&gpt_bytes, vq_bytes.as_deref()).map_err(|e| named(e, model))?;
+    let vq = match (&vq_bytes, vqvae) {
+        (Some(bytes), Some(path)) => b.load(bytes).map_err(|e| named(e, path))?,
+        _ => b.load_prefixed(&gpt_bytes, "vqvae.").map_err(|e| named(e, model))?,
+    };
+    Ok((gpt, vq))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sample(
+    b: &dyn AnyBackend, model: &Path, vqvae: Option<&Path>, output: &Path, tokens_out: Option<&Path>, n: usize,
+    opts: &videogpt::gpt::SampleOptions, prefix: Option<&(PathBuf, usize)>,
+) -> Result<()> {
+    if let Some(t) = tokens_out {
+        require_extension(t, "npy", "tokens")?;
+    }
+    if n == 0 {
+        bail!(Input, "--n must be at least 1");
+    }
+    let (gpt, vq) = load_prior(b, model, vqvae)?;
+    let [lt, lh, lw] = gpt.config.latent;
+    let prefix_codes = match prefix {
+        Some((clip, frames)) => {
+            if *frames == 0 || *frames >= lt {
+                bail!(Input, "--prefix-frames must be between 1 and {} (the GPT's latent frames)", lt - 1);
+            }
+            let windows = model_windows(vq.config(), &read_video(clip)?)?;
+            let codes = vq.encode(&windows[0])?;
+            if codes.len() != gpt.config.positions() {
+                bail!(Input, "the prefix clip gives {} tokens, the GPT models {}", codes.len(), gpt.config.positions());
+            }
+            codes[..frames * lh * lw].to_vec()
+        }
+        None => Vec::new(),
+    };
+    let total = gpt.config.positions() - prefix_codes.len();
+    let started = Instant::now();
+    let (mut all_codes, mut clips) = (Vec::new(), Vec::new());
+    for s in 0..n {
+        let opts = videogpt::gpt::SampleOptions { seed: opts.seed.wrapping_add(s as u64), ..opts.clone() };
+        let mut shown = 0;
+        let grid = gpt.sample(&opts, &prefix_codes, |i, _| {
+            let done = (i + 1 - prefix_codes.len()) * 10 / total;
+            if done > shown {
+                shown = done;
+                eprint!("\rsample {}/{n}: {}%  ({:.1}s)", s + 1, done * 10, started.elapsed().as_secs_f64());
+            }
+        })?;
+        eprintln!();
+        clips.push(video::to_video(&vq.decode(&grid, gpt.config.latent)?)?);
+        all_codes.extend(grid);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!("{} tokens in {seconds:.1}s ({:.0} tokens/s with decoding)", n * total, (n * total) as f64 / seconds);
+    if let Some(t) = tokens_out {
+        let tokens = Tokens { shape: [n, lt, lh, lw], codes: all_codes };
+        tokens::npy::write(&mut std::io::BufWriter::new(std::fs::File::create(t)?), &tokens)?;
+    }
+    let mut out = Video::concat(&clips)?;
+    out.fps = Some(30.0);
+    write_video(output, &out)?;
+    eprintln!("wrote {n} sampled clips ({} frames) to {}", out.frames, output.display());
+    Ok(())
+}
+
+fn score(model: &Path, vqvae: Option<&Path>, tokens_path: &Path, class: Option<usize>) -> Result<()> {
+    let gpt_bytes = read_model(model)?;
+    let vq_bytes = vqvae.map(read_model).transpose()?;
+    let gpt = videogpt::gpt::Gpt::load(&gpt_bytes, vq_bytes.as_deref())
+        .map_err(|e| Error::Weights(format!("{}: {}", model.display(), e.to_string().replace("invalid model weights: ", ""))))?;
+    let file = std::fs::File::open(tokens_path).map_err(|e| Error::Io(format!("cannot open {}: {e}", tokens_path.display())))?;
+    let tokens = tokens::npy::read(std::io::BufReader::new(file))?;
+    if tokens.latent() != gpt.config.latent {
+        bail!(Input, "tokens of shape {:?} per clip; this GPT models {:?}", tokens.latent(), gpt.config.latent);
+    }
+    for (i, clip) in tokens.clips().enumerate() {
+        println!("clip {i}: {:.6} bits per token", gpt.bits_per_token(clip, class)?);
     }
     Ok(())
 }

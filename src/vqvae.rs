@@ -468,16 +468,10 @@ impl KeyList {
     }
 }
 
-/// Uniform floats in [0, 1) from splitmix64: reproducible everywhere, no dependency.
+/// Uniform floats in [0, 1), reproducible everywhere.
 fn uniform_source(seed: u64) -> impl FnMut() -> f32 {
-    let mut state = seed ^ 0x9e37_79b9_7f4a_7c15;
-    move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-    }
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    move || rng.next_f32()
 }
 
 /// VideoGPT's data-dependent codebook init (spec §1.8) applied to a weights file: the codebook

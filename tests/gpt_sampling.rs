@@ -1,0 +1,115 @@
+//! Sampling from the GPT prior: the draw follows the softmax, seeds reproduce, greedy decoding
+//! agrees with the teacher-forced logits, prefixes are kept; and the CLI's sample and score.
+
+mod common;
+use common::*;
+use std::process::Command;
+use videogpt::gpt::{draw, Gpt, SampleOptions};
+use videogpt::rng::SplitMix64;
+
+fn gpt() -> Gpt {
+    Gpt::load(&read("gpt_sparse.safetensors"), Some(&read("vqvae_422.safetensors"))).unwrap()
+}
+
+#[test]
+fn draws_follow_the_softmax_with_temperature_and_top_k() {
+    let logits = [1.0f32, 2.0, 0.5, 2.0, -1.0];
+    let n = 200_000;
+    for (temperature, top_k) in [(1.0f32, None), (0.5, None), (2.0, Some(3))] {
+        let opts = SampleOptions { temperature, top_k, ..Default::default() };
+        let mut rng = SplitMix64::new(42);
+        let mut counts = [0usize; 5];
+        for _ in 0..n {
+            counts[draw(&logits, &opts, &mut rng) as usize] += 1;
+        }
+        // expected: softmax(logits / T) over the kept tokens (top 3 = indices 1, 3, 0)
+        let kept: Vec<usize> = match top_k { Some(_) => vec![0, 1, 3], None => (0..5).collect() };
+        let z: f64 = kept.iter().map(|&i| (logits[i] as f64 / temperature as f64).exp()).sum();
+        for i in 0..5 {
+            let p = if kept.contains(&i) { (logits[i] as f64 / temperature as f64).exp() / z } else { 0.0 };
+            let freq = counts[i] as f64 / n as f64;
+            assert!((freq - p).abs() < 0.005, "T={temperature} top_k={top_k:?} token {i}: frequency {freq:.4}, probability {p:.4}");
+        }
+    }
+}
+
+#[test]
+fn a_seed_reproduces_a_sample_and_another_seed_does_not() {
+    let gpt = gpt();
+    let opts = SampleOptions { seed: 9, ..Default::default() };
+    let a = gpt.sample(&opts, &[], |_, _| {}).unwrap();
+    let b = gpt.sample(&opts, &[], |_, _| {}).unwrap();
+    let c = gpt.sample(&SampleOptions { seed: 10, ..opts.clone() }, &[], |_, _| {}).unwrap();
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    assert_eq!(a.len(), 512);
+}
+
+#[test]
+fn greedy_sampling_follows_the_teacher_forced_argmax() {
+    let gpt = gpt();
+    let k = gpt.config.n_codes;
+    let grid = gpt.sample(&SampleOptions { top_k: Some(1), ..Default::default() }, &[], |_, _| {}).unwrap();
+    let logits = gpt.logits(&grid, None).unwrap();
+    for (i, row) in logits.chunks_exact(k).enumerate() {
+        let best = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (j, &v)| if v > b.1 { (j, v) } else { b }).0;
+        assert_eq!(grid[i] as usize, best, "position {i}");
+    }
+}
+
+#[test]
+fn prefix_continuation_keeps_the_prefix_and_reports_progress() {
+    let gpt = gpt();
+    let (_, codes) = Golden::open("gpt_sparse_golden.safetensors").i32("codes");
+    let prefix: Vec<u32> = codes[..256].iter().map(|&c| c as u32).collect(); // the first latent frame
+    let mut calls = Vec::new();
+    let grid = gpt.sample(&SampleOptions::default(), &prefix, |i, g| calls.push((i, g.len()))).unwrap();
+    assert_eq!(grid[..256], prefix[..]);
+    assert_eq!(calls.len(), 256);
+    assert_eq!(calls[0], (256, 257));
+    assert_eq!(*calls.last().unwrap(), (511, 512));
+    assert!(gpt.sample(&SampleOptions { temperature: 0.0, ..Default::default() }, &[], |_, _| {}).is_err());
+    assert!(gpt.sample(&SampleOptions { top_k: Some(0), ..Default::default() }, &[], |_, _| {}).is_err());
+    assert!(gpt.sample(&SampleOptions::default(), &vec![0; 600], |_, _| {}).is_err());
+}
+
+#[test]
+fn cli_sample_then_score() {
+    let dir = std::env::temp_dir().join(format!("videogpt-sample-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (tokens, video) = (dir.join("t.npy"), dir.join("v.npy"));
+    let f = |n: &str| fixture(n).to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_videogpt")).args(args).output().unwrap();
+        assert!(out.status.code() == Some(0) || out.status.code() == Some(1), "panic: {out:?}");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (ok, _, err) = run(&[
+        "sample", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--output",
+        video.to_str().unwrap(), "--tokens", tokens.to_str().unwrap(), "--n", "2", "--seed", "5",
+        "--prefix", &f("carphone_8f.npy"), "--prefix-frames", "1",
+    ]);
+    assert!(ok, "{err}");
+    let v = videogpt::video::io::read_video(&video).unwrap();
+    assert_eq!((v.frames, v.height, v.width), (16, 32, 32));
+    let (ok, out, err) = run(&["score", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--tokens", tokens.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    // the same numbers as the library
+    let npy = npyz::NpyFile::new(std::fs::File::open(&tokens).unwrap()).unwrap();
+    let codes: Vec<u32> = npy.into_vec::<i32>().unwrap().into_iter().map(|c| c as u32).collect();
+    let gpt = Gpt::load(&read("gpt_full.safetensors"), Some(&read("vqvae_444.safetensors"))).unwrap();
+    for (i, clip) in codes.chunks(128).enumerate() {
+        // both clips keep the carphone prefix: the first latent frame (64 tokens) is shared
+        assert_eq!(clip[..64], codes[..64]);
+        let want = format!("clip {i}: {:.6} bits per token", gpt.bits_per_token(clip, None).unwrap());
+        assert!(out.contains(&want), "{out} lacks {want}");
+    }
+    // errors, not panics
+    let (ok, _, err) = run(&["sample", "--model", &f("gpt_full.safetensors"), "--output", video.to_str().unwrap()]);
+    assert!(!ok && err.contains("pass the VQ-VAE file separately"), "{err}");
+    let (ok, _, err) = run(&["score", "--model", &f("gpt_sparse.safetensors"), "--vqvae", &f("vqvae_422.safetensors"), "--tokens", tokens.to_str().unwrap()]);
+    assert!(!ok && err.contains("this GPT models [2, 16, 16]"), "{err}");
+    let (ok, _, err) = run(&["sample", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--output", video.to_str().unwrap(), "--prefix", &f("carphone_8f.npy"), "--prefix-frames", "2"]);
+    assert!(!ok && err.contains("--prefix-frames must be between 1 and 1"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
