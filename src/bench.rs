@@ -26,6 +26,9 @@ pub struct Args {
     /// Clip to use (default: the bundled carphone fixture, looped to 16 frames).
     #[arg(long)]
     input: Option<PathBuf>,
+    /// Benchmark the GPT prior's sampling instead (tokens per second with the KV cache).
+    #[arg(long)]
+    prior: bool,
 }
 
 fn models(quick: bool) -> Vec<(&'static str, VqVaeConfig)> {
@@ -82,7 +85,67 @@ fn row(model: &str, engine: &str, (e, d): (f64, f64), baseline: Option<f64>) {
     println!("| {model} | {engine} | {:.1} | {:.1} | {:.1} | {ratio} |", e * 1e3, d * 1e3, (e + d) * 1e3);
 }
 
+/// PyTorch reference sampler with a KV cache, tokens per second.
+fn torch_prior(latent: [usize; 3], c: &videogpt::gpt::GptConfig) -> std::result::Result<f64, String> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("train/bench_gpt_reference.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(["--latent", &format!("{},{},{}", latent[0], latent[1], latent[2])])
+        .args(["--hidden_dim", &c.hidden_dim.to_string(), "--heads", &c.heads.to_string(), "--layers", &c.layers.to_string()])
+        .args(["--attn_type", "sparse", "--n_codes", &c.n_codes.to_string()])
+        .output()
+        .map_err(|e| format!("python3 not runnable ({e})"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("failed").to_string());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    v["tokens_per_s"].as_f64().ok_or_else(|| "no tokens_per_s".into())
+}
+
+/// Sampling speed of a VideoGPT-default prior (576 hidden, 4 heads, 8 layers, sparse attention,
+/// 1024 codes) over 4×16×16 and 4×32×32 grids.
+fn run_prior(args: &Args) -> Result<()> {
+    println!("GPT prior: 576 hidden, 4 heads, 8 layers, sparse attention, 1024 codes; random weights; one sample, KV cache");
+    println!("cpu threads: {}", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!();
+    println!("| latent grid | engine | tokens | seconds | tokens/s | speed vs PyTorch CPU |");
+    println!("|---|---|---:|---:|---:|---:|");
+    let grids: &[[usize; 3]] = if args.quick { &[[4, 16, 16]] } else { &[[4, 16, 16], [4, 32, 32]] };
+    for &latent in grids {
+        let vq = VqVaeConfig { n_codes: 1024, resolution: latent[1] * 4, sequence_length: latent[0] * 4, ..VqVaeConfig::default() };
+        let config = videogpt::gpt::GptConfig {
+            hidden_dim: 576, heads: 4, layers: 8, attn_type: videogpt::gpt::AttnType::Sparse, class_cond_dim: 0,
+            latent, n_codes: vq.n_codes, embedding_dim: vq.embedding_dim,
+        };
+        let torch = if args.no_torch { None } else {
+            match torch_prior(latent, &config) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    eprintln!("PyTorch reference skipped: {e}");
+                    None
+                }
+            }
+        };
+        let grid = format!("{}×{}×{}", latent[0], latent[1], latent[2]);
+        let n = latent.iter().product::<usize>();
+        if let Some(t) = torch {
+            println!("| {grid} | PyTorch reference, CPU | {n} | {:.1} | {t:.0} | 1.00× |", n as f64 / t);
+        }
+        let vq_bytes = videogpt::vqvae::random_weights(&VqVaeConfig { n_hiddens: 16, n_res_layers: 0, ..vq.clone() }, 1);
+        let gpt = videogpt::gpt::Gpt::load(&videogpt::gpt::random_weights(&config, &vq, 2), Some(&vq_bytes))?;
+        let start = Instant::now();
+        gpt.sample(&videogpt::gpt::SampleOptions::default(), &[], |_, _| {})?;
+        let s = start.elapsed().as_secs_f64();
+        let ratio = torch.map_or(String::new(), |t| format!("{:.2}×", n as f64 / s / t));
+        println!("| {grid} | videogpt CPU | {n} | {s:.1} | {:.0} | {ratio} |", n as f64 / s);
+    }
+    Ok(())
+}
+
 pub fn run(args: Args) -> Result<()> {
+    if args.prior {
+        return run_prior(&args);
+    }
     let source = match &args.input {
         Some(p) => read_video(p)?,
         None => {

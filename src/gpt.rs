@@ -76,6 +76,61 @@ impl GptConfig {
         Ok(c)
     }
 
+    pub fn to_metadata(&self, vqvae: &VqVaeConfig) -> HashMap<String, String> {
+        let mut m: HashMap<String, String> = [
+            ("format", "videogpt-gpt".to_string()),
+            ("hidden_dim", self.hidden_dim.to_string()),
+            ("heads", self.heads.to_string()),
+            ("layers", self.layers.to_string()),
+            ("attn_type", if self.attn_type == AttnType::Full { "full" } else { "sparse" }.to_string()),
+            ("class_cond_dim", self.class_cond_dim.to_string()),
+            ("n_cond_frames", "0".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in vqvae.to_metadata() {
+            if k != "format" {
+                m.insert(format!("vqvae.{k}"), v);
+            }
+        }
+        m
+    }
+
+    /// Every GPT key of VideoGPT's state_dict (without the `vqvae.` copy) with its shape.
+    pub fn state_dict_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (d, e, k, c) = (self.hidden_dim, self.embedding_dim, self.n_codes, self.class_cond_dim);
+        let mut keys = vec![("fc_in.weight".to_string(), vec![d, e]), ("attn_stack.right_shift.sos".into(), vec![d])];
+        for (i, &n) in self.latent.iter().enumerate() {
+            keys.push((format!("attn_stack.pos_embd.emb.d_{i}"), vec![n, d / 3]));
+        }
+        let norm = |keys: &mut Vec<(String, Vec<usize>)>, key: &str| {
+            if c > 0 {
+                keys.push((format!("{key}.w.weight"), vec![d, c]));
+                keys.push((format!("{key}.wb.weight"), vec![d, c]));
+            } else {
+                keys.push((format!("{key}.g"), vec![d]));
+                keys.push((format!("{key}.b"), vec![d]));
+            }
+        };
+        for l in 0..self.layers {
+            let p = format!("attn_stack.attn_nets.{l}");
+            norm(&mut keys, &format!("{p}.pre_attn_norm"));
+            for w in ["w_qs", "w_ks", "w_vs", "fc"] {
+                keys.push((format!("{p}.attn.{w}.weight"), vec![d, d]));
+            }
+            keys.push((format!("{p}.attn.fc.bias"), vec![d]));
+            norm(&mut keys, &format!("{p}.pre_fc_norm"));
+            keys.push((format!("{p}.fc_block.0.weight"), vec![4 * d, d]));
+            keys.push((format!("{p}.fc_block.0.bias"), vec![4 * d]));
+            keys.push((format!("{p}.fc_block.2.weight"), vec![d, 4 * d]));
+            keys.push((format!("{p}.fc_block.2.bias"), vec![d]));
+        }
+        norm(&mut keys, "norm");
+        keys.push(("fc_out.weight".into(), vec![k, d]));
+        keys
+    }
+
     /// Tokens per clip, T'·H'·W'.
     pub fn positions(&self) -> usize {
         self.latent.iter().product()
@@ -182,8 +237,16 @@ impl Linear {
     fn forward(&self, x: &[f32]) -> Vec<f32> {
         let n = x.len() / self.d_in;
         let mut out = vec![0.0f32; n * self.d_out];
-        sgemm(n, self.d_in, self.d_out, x, self.d_in as isize, 1, &self.weight, 1, self.d_in as isize, 0.0,
-              &mut out, self.d_out as isize, 1);
+        if n == 1 {
+            // one decoding step: a matrix-vector product, bound by reading the weights once; the
+            // GEMM path's packing and thread hand-off cost more than the arithmetic here
+            for (o, row) in out.iter_mut().zip(self.weight.chunks_exact(self.d_in)) {
+                *o = dot(row, x);
+            }
+        } else {
+            sgemm(n, self.d_in, self.d_out, x, self.d_in as isize, 1, &self.weight, 1, self.d_in as isize, 0.0,
+                  &mut out, self.d_out as isize, 1);
+        }
         if let Some(b) = &self.bias {
             out.chunks_exact_mut(self.d_out).for_each(|r| r.iter_mut().zip(b).for_each(|(v, b)| *v += b));
         }
@@ -200,6 +263,19 @@ struct Block {
     pre_fc_norm: Norm,
     fc1: Linear,
     fc2: Linear,
+}
+
+/// Dot product with 8 independent partial sums, which the compiler vectorises.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 fn gelu2(x: f32) -> f32 {
@@ -401,7 +477,7 @@ impl Gpt {
                 let mut max = f32::NEG_INFINITY;
                 for j in 0..=i {
                     let s = if attend(self.config.attn_type, self.blocks_per_frame, i, j) {
-                        qi.iter().zip(&k[j * d + h * dk..][..dk]).map(|(a, b)| a * b).sum::<f32>() / scale
+                        dot(qi, &k[j * d + h * dk..][..dk]) / scale
                     } else {
                         f32::NEG_INFINITY
                     };
@@ -528,4 +604,33 @@ impl Gpt {
         cache.len += 1;
         Ok(self.fc_out.forward(&self.norm.forward(&x, d, class)))
     }
+}
+
+/// A `.safetensors` GPT with random weights (N(0, 1/fan_in)-scaled, norms near identity) for
+/// `config` over the VQ-VAE `vqvae`, for benchmarks and tests of sizes no fixture has.
+pub fn random_weights(config: &GptConfig, vqvae: &VqVaeConfig, seed: u64) -> Vec<u8> {
+    use safetensors::tensor::{serialize, Dtype, TensorView};
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    let data: Vec<(String, Vec<usize>, Vec<f32>)> = config
+        .state_dict_shapes()
+        .into_iter()
+        .map(|(key, shape)| {
+            let n: usize = shape.iter().product();
+            let fan_in = *shape.last().unwrap_or(&1) as f32;
+            let values = if key.ends_with(".g") {
+                vec![1.0; n]
+            } else if key.ends_with(".b") || key.ends_with(".bias") {
+                vec![0.0; n]
+            } else {
+                let bound = (3.0 / fan_in).sqrt();
+                (0..n).map(|_| bound * (2.0 * rng.next_f32() - 1.0)).collect()
+            };
+            (key, shape, values)
+        })
+        .collect();
+    let views: Vec<(String, TensorView)> = data
+        .iter()
+        .map(|(k, s, v)| (k.clone(), TensorView::new(Dtype::F32, s.clone(), bytemuck::cast_slice(v)).expect("consistent")))
+        .collect();
+    serialize(views, Some(config.to_metadata(vqvae))).expect("serialisable")
 }
