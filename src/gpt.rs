@@ -170,7 +170,7 @@ fn attend(attn: AttnType, blocks_per_frame: usize, i: usize, j: usize) -> bool {
 
 /// VideoGPT's LayerNorm: `(x − μ)·(rsqrt(var) + 1e−5)·g + b`; class-conditional models have
 /// `g = 1 + W_g·c`, `b = W_b·c` (spec §3.5–3.6).
-struct Norm {
+pub(crate) struct Norm {
     g: Vec<f32>,
     b: Vec<f32>,
     /// `[D][n_classes]` weights of a class-conditional norm.
@@ -190,7 +190,7 @@ impl Norm {
     }
 
     /// The gain and bias for a class (one-hot `c`: column `class` of W_g and W_b).
-    fn affine(&self, class: Option<usize>) -> (Vec<f32>, Vec<f32>) {
+    pub(crate) fn affine(&self, class: Option<usize>) -> (Vec<f32>, Vec<f32>) {
         match (&self.class, class) {
             (Some((wg, wb)), Some(k)) => {
                 let n = self.classes;
@@ -215,12 +215,12 @@ impl Norm {
     }
 }
 
-struct Linear {
+pub(crate) struct Linear {
     /// `[out][in]`, PyTorch layout.
-    weight: Vec<f32>,
-    bias: Option<Vec<f32>>,
-    d_in: usize,
-    d_out: usize,
+    pub(crate) weight: Vec<f32>,
+    pub(crate) bias: Option<Vec<f32>>,
+    pub(crate) d_in: usize,
+    pub(crate) d_out: usize,
 }
 
 impl Linear {
@@ -254,15 +254,15 @@ impl Linear {
     }
 }
 
-struct Block {
-    pre_attn_norm: Norm,
-    w_qs: Linear,
-    w_ks: Linear,
-    w_vs: Linear,
-    fc: Linear,
-    pre_fc_norm: Norm,
-    fc1: Linear,
-    fc2: Linear,
+pub(crate) struct Block {
+    pub(crate) pre_attn_norm: Norm,
+    pub(crate) w_qs: Linear,
+    pub(crate) w_ks: Linear,
+    pub(crate) w_vs: Linear,
+    pub(crate) fc: Linear,
+    pub(crate) pre_fc_norm: Norm,
+    pub(crate) fc1: Linear,
+    pub(crate) fc2: Linear,
 }
 
 /// Dot product with 8 independent partial sums, which the compiler vectorises.
@@ -285,15 +285,15 @@ fn gelu2(x: f32) -> f32 {
 pub struct Gpt {
     pub config: GptConfig,
     /// Codebook vectors `[K][E]`: the GPT's input is `fc_in(embeddings[token])`.
-    codebook: Vec<f32>,
-    fc_in: Linear,
-    sos: Vec<f32>,
+    pub(crate) codebook: Vec<f32>,
+    pub(crate) fc_in: Linear,
+    pub(crate) sos: Vec<f32>,
     /// `[N][D]`: concat(d_0[t], d_1[h], d_2[w]).
-    pos: Vec<f32>,
-    blocks: Vec<Block>,
-    norm: Norm,
-    fc_out: Linear,
-    blocks_per_frame: usize,
+    pub(crate) pos: Vec<f32>,
+    pub(crate) blocks: Vec<Block>,
+    pub(crate) norm: Norm,
+    pub(crate) fc_out: Linear,
+    pub(crate) blocks_per_frame: usize,
 }
 
 /// How tokens are drawn from the logits.
@@ -429,7 +429,7 @@ impl Gpt {
         Ok(gpt)
     }
 
-    fn check_class(&self, class: Option<usize>) -> Result<()> {
+    pub(crate) fn check_class(&self, class: Option<usize>) -> Result<()> {
         match (self.config.class_cond_dim, class) {
             (0, None) => Ok(()),
             (0, Some(_)) => bail!(Input, "this GPT is unconditional; it takes no class"),
@@ -439,7 +439,7 @@ impl Gpt {
         }
     }
 
-    fn check_codes(&self, codes: &[u32]) -> Result<()> {
+    pub(crate) fn check_codes(&self, codes: &[u32]) -> Result<()> {
         if let Some(&c) = codes.iter().find(|&&c| c as usize >= self.config.n_codes) {
             bail!(Input, "token {c} is out of range for {} codes", self.config.n_codes);
         }

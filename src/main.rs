@@ -63,7 +63,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Sample clips from a GPT prior (CPU; the VQ-VAE decode runs on --device) and decode them.
+    /// Sample clips from a GPT prior and decode them with its VQ-VAE, on --device.
     Sample {
         /// GPT weights (.safetensors with VideoGPT's keys; may hold the VQ-VAE under `vqvae.`).
         #[arg(long)]
@@ -160,7 +160,14 @@ fn main() -> ExitCode {
             } else {
                 let opts = videogpt::gpt::SampleOptions { temperature, top_k, seed, class };
                 let prefix = prefix.map(|p| (p, prefix_frames));
-                with_backend(device, |b| sample(b, &model, vqvae.as_deref(), &output, tokens.as_deref(), n, &opts, prefix.as_ref()))
+                let job = SampleJob { model: &model, vqvae: vqvae.as_deref(), output: &output, tokens: tokens.as_deref(), n, opts: &opts, prefix: prefix.as_ref() };
+                match device {
+                    Device::Cpu => sample(&Cpu, None, &job),
+                    Device::Gpu => pollster::block_on(Gpu::new()).and_then(|gpu| {
+                        eprintln!("GPU: {}", gpu.describe());
+                        sample(&gpu, Some(&gpu), &job)
+                    }),
+                }
             }
         }
         Command::Score { model, vqvae, tokens, class } => score(&model, vqvae.as_deref(), &tokens, class),
@@ -398,20 +405,29 @@ fn load_prior<'b>(b: &'b dyn AnyBackend, model: &Path, vqvae: Option<&Path>) -> 
     Ok((gpt, vq))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn sample(
-    b: &dyn AnyBackend, model: &Path, vqvae: Option<&Path>, output: &Path, tokens_out: Option<&Path>, n: usize,
-    opts: &videogpt::gpt::SampleOptions, prefix: Option<&(PathBuf, usize)>,
-) -> Result<()> {
-    if let Some(t) = tokens_out {
+struct SampleJob<'a> {
+    model: &'a Path,
+    vqvae: Option<&'a Path>,
+    output: &'a Path,
+    tokens: Option<&'a Path>,
+    n: usize,
+    opts: &'a videogpt::gpt::SampleOptions,
+    prefix: Option<&'a (PathBuf, usize)>,
+}
+
+/// Sample with the prior on `gpu` when given (the WGSL decoding path), else on the CPU; decode
+/// with the VQ-VAE on `b`.
+fn sample(b: &dyn AnyBackend, gpu: Option<&Gpu>, job: &SampleJob) -> Result<()> {
+    if let Some(t) = job.tokens {
         require_extension(t, "npy", "tokens")?;
     }
-    if n == 0 {
+    if job.n == 0 {
         bail!(Input, "--n must be at least 1");
     }
-    let (gpt, vq) = load_prior(b, model, vqvae)?;
+    let (gpt, vq) = load_prior(b, job.model, job.vqvae)?;
+    let gpu_prior = gpu.map(|g| videogpt::gpu::GpuPrior::new(g, &gpt)).transpose()?;
     let [lt, lh, lw] = gpt.config.latent;
-    let prefix_codes = match prefix {
+    let prefix_codes = match job.prefix {
         Some((clip, frames)) => {
             if *frames == 0 || *frames >= lt {
                 bail!(Input, "--prefix-frames must be between 1 and {} (the GPT's latent frames)", lt - 1);
@@ -425,33 +441,37 @@ fn sample(
         }
         None => Vec::new(),
     };
-    let total = gpt.config.positions() - prefix_codes.len();
+    let (n, total) = (job.n, gpt.config.positions() - prefix_codes.len());
     let started = Instant::now();
     let (mut all_codes, mut clips) = (Vec::new(), Vec::new());
     for s in 0..n {
-        let opts = videogpt::gpt::SampleOptions { seed: opts.seed.wrapping_add(s as u64), ..opts.clone() };
+        let opts = videogpt::gpt::SampleOptions { seed: job.opts.seed.wrapping_add(s as u64), ..job.opts.clone() };
         let mut shown = 0;
-        let grid = gpt.sample(&opts, &prefix_codes, |i, _| {
-            let done = (i + 1 - prefix_codes.len()) * 10 / total;
+        let mut progress = |drawn: usize| {
+            let done = drawn * 10 / total.max(1);
             if done > shown {
                 shown = done;
                 eprint!("\rsample {}/{n}: {}%  ({:.1}s)", s + 1, done * 10, started.elapsed().as_secs_f64());
             }
-        })?;
+        };
+        let grid = match &gpu_prior {
+            Some(p) => pollster::block_on(p.sample(&opts, &prefix_codes, total.div_ceil(10), |i, _| progress(i - prefix_codes.len())))?,
+            None => gpt.sample(&opts, &prefix_codes, |i, _| progress(i + 1 - prefix_codes.len()))?,
+        };
         eprintln!();
         clips.push(video::to_video(&vq.decode(&grid, gpt.config.latent)?)?);
         all_codes.extend(grid);
     }
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("{} tokens in {seconds:.1}s ({:.0} tokens/s with decoding)", n * total, (n * total) as f64 / seconds);
-    if let Some(t) = tokens_out {
+    if let Some(t) = job.tokens {
         let tokens = Tokens { shape: [n, lt, lh, lw], codes: all_codes };
         tokens::npy::write(&mut std::io::BufWriter::new(std::fs::File::create(t)?), &tokens)?;
     }
     let mut out = Video::concat(&clips)?;
     out.fps = Some(30.0);
-    write_video(output, &out)?;
-    eprintln!("wrote {n} sampled clips ({} frames) to {}", out.frames, output.display());
+    write_video(job.output, &out)?;
+    eprintln!("wrote {n} sampled clips ({} frames) to {}", out.frames, job.output.display());
     Ok(())
 }
 

@@ -104,6 +104,15 @@ fn cli_sample_then_score() {
         let want = format!("clip {i}: {:.6} bits per token", gpt.bits_per_token(clip, None).unwrap());
         assert!(out.contains(&want), "{out} lacks {want}");
     }
+    // the GPU sampling path through the CLI, continuing the same prefix
+    let gpu_video = dir.join("g.npy");
+    let (ok, _, err) = run(&[
+        "sample", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--output",
+        gpu_video.to_str().unwrap(), "--seed", "5", "--prefix", &f("carphone_8f.npy"), "--prefix-frames", "1", "--device", "gpu",
+    ]);
+    assert!(ok, "{err}");
+    let g = videogpt::video::io::read_video(&gpu_video).unwrap();
+    assert_eq!((g.frames, g.height, g.width), (8, 32, 32));
     // errors, not panics
     let (ok, _, err) = run(&["sample", "--model", &f("gpt_full.safetensors"), "--output", video.to_str().unwrap()]);
     assert!(!ok && err.contains("pass the VQ-VAE file separately"), "{err}");

@@ -14,6 +14,9 @@ use crate::backend::{Backend, Codes, Dims, Tensor, Volume};
 use crate::nn::{AxialAttention, ChannelAffine, Codebook, Conv3d, ConvTranspose3d};
 use crate::{bail, Error, Result};
 
+mod prior;
+pub use prior::GpuPrior;
+
 /// Dispatches recorded before the encoder is submitted; keeps queue memory bounded.
 const DISPATCHES_PER_SUBMIT: usize = 24;
 /// Largest axis and head size the attention kernel's workgroup arrays hold.
@@ -63,6 +66,10 @@ struct Kernels {
     axial_attention: Kernel,
     codebook_argmin: Kernel,
     codebook_lookup: Kernel,
+    gemv: Kernel,
+    layer_norm: Kernel,
+    decode_attention: Kernel,
+    sample_token: Kernel,
 }
 
 pub struct Gpu {
@@ -158,6 +165,10 @@ impl Gpu {
             axial_attention: kernel(&device, "axial_attention", include_str!("../../shaders/axial_attention.wgsl")),
             codebook_argmin: kernel(&device, "codebook_argmin", include_str!("../../shaders/codebook_argmin.wgsl")),
             codebook_lookup: kernel(&device, "codebook_lookup", include_str!("../../shaders/codebook_lookup.wgsl")),
+            gemv: kernel(&device, "gemv", include_str!("../../shaders/gemv.wgsl")),
+            layer_norm: kernel(&device, "layer_norm", include_str!("../../shaders/layer_norm.wgsl")),
+            decode_attention: kernel(&device, "decode_attention", include_str!("../../shaders/decode_attention.wgsl")),
+            sample_token: kernel(&device, "sample_token", include_str!("../../shaders/sample_token.wgsl")),
         };
         let gpu = Gpu {
             device,
@@ -258,6 +269,29 @@ impl Gpu {
             self.submit();
         }
         Ok(())
+    }
+
+    fn upload_f32(&self, data: &[f32], what: &str) -> Result<wgpu::Buffer> {
+        self.upload_bytes(bytemuck::cast_slice(data), what)
+    }
+
+    fn upload_u32(&self, data: &[u32], what: &str) -> Result<wgpu::Buffer> {
+        self.upload_bytes(bytemuck::cast_slice(data), what)
+    }
+
+    /// Record a copy of `floats` 4-byte words, in order with the dispatches around it.
+    fn copy(&self, src: &wgpu::Buffer, src_word: usize, dst: &wgpu::Buffer, dst_word: usize, words: usize) {
+        let mut slot = self.encoder.borrow_mut();
+        let encoder = slot.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
+        encoder.copy_buffer_to_buffer(src, (src_word * 4) as u64, dst, (dst_word * 4) as u64, (words * 4) as u64);
+    }
+
+    async fn read_f32(&self, src: &wgpu::Buffer, n: usize) -> Result<Vec<f32>> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(src, (n * 4) as u64).await?))
+    }
+
+    async fn read_u32(&self, src: &wgpu::Buffer, n: usize) -> Result<Vec<u32>> {
+        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(src, (n * 4) as u64).await?))
     }
 
     /// Submit what has been recorded so far.

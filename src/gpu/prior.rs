@@ -1,0 +1,266 @@
+//! The GPT prior on the GPU: one decoding step is a chain of matrix-vector kernels, VideoGPT's
+//! LayerNorm, attention over a KV cache that lives on the GPU, and a sampling kernel that writes
+//! the drawn token where the next step's embedding reads it. Logits never leave the GPU while
+//! sampling; the grid is read back only as often as the caller wants progress.
+
+use wgpu::Buffer;
+
+use super::Gpu;
+use crate::gpt::{AttnType, Gpt, Linear, SampleOptions};
+use crate::{bail, Result};
+
+const GEMV_BIAS: u32 = 1;
+const GEMV_GELU2: u32 = 2;
+const GEMV_RESIDUAL: u32 = 4;
+
+struct GpuLinear {
+    weight: Buffer,
+    bias: Option<Buffer>,
+    d_in: usize,
+    d_out: usize,
+}
+
+struct GpuBlock {
+    w_qs: GpuLinear,
+    w_ks: GpuLinear,
+    w_vs: GpuLinear,
+    fc: GpuLinear,
+    fc1: GpuLinear,
+    fc2: GpuLinear,
+}
+
+/// Where a matrix-vector product reads and writes.
+struct Gemv<'a> {
+    x: &'a Buffer,
+    x_offset: usize,
+    out: &'a Buffer,
+    out_offset: usize,
+    residual: Option<(&'a Buffer, usize)>,
+    gelu2: bool,
+}
+
+pub struct GpuPrior<'g> {
+    gpu: &'g Gpu,
+    gpt: &'g Gpt,
+    codebook: Buffer,
+    fc_in: GpuLinear,
+    /// `sos + pos[0]`, the input of step 0.
+    first_input: Buffer,
+    pos: Buffer,
+    blocks: Vec<GpuBlock>,
+    fc_out: GpuLinear,
+}
+
+/// Buffers of one sampling run.
+struct Run {
+    /// `(g, b)` per norm for the run's class: per block (attention, MLP), then the final one.
+    norms: Vec<(Buffer, Buffer)>,
+    k_cache: Vec<Buffer>,
+    v_cache: Vec<Buffer>,
+    x: Buffer,
+    x2: Buffer,
+    h: Buffer,
+    q: Buffer,
+    attn: Buffer,
+    mlp: Buffer,
+    emb: Buffer,
+    logits: Buffer,
+    scores: Buffer,
+    grid: Buffer,
+    token: Buffer,
+}
+
+impl<'g> GpuPrior<'g> {
+    pub fn new(gpu: &'g Gpu, gpt: &'g Gpt) -> Result<Self> {
+        let up = |l: &Linear| -> Result<GpuLinear> {
+            Ok(GpuLinear {
+                weight: gpu.upload_f32(&l.weight, "GPT weights")?,
+                bias: l.bias.as_ref().map(|b| gpu.upload_f32(b, "GPT bias")).transpose()?,
+                d_in: l.d_in,
+                d_out: l.d_out,
+            })
+        };
+        let d = gpt.config.hidden_dim;
+        let first: Vec<f32> = gpt.sos.iter().zip(&gpt.pos[..d]).map(|(s, p)| s + p).collect();
+        Ok(GpuPrior {
+            gpu,
+            gpt,
+            codebook: gpu.upload_f32(&gpt.codebook, "codebook")?,
+            fc_in: up(&gpt.fc_in)?,
+            first_input: gpu.upload_f32(&first, "SOS")?,
+            pos: gpu.upload_f32(&gpt.pos, "position embeddings")?,
+            blocks: gpt
+                .blocks
+                .iter()
+                .map(|b| {
+                    Ok(GpuBlock {
+                        w_qs: up(&b.w_qs)?,
+                        w_ks: up(&b.w_ks)?,
+                        w_vs: up(&b.w_vs)?,
+                        fc: up(&b.fc)?,
+                        fc1: up(&b.fc1)?,
+                        fc2: up(&b.fc2)?,
+                    })
+                })
+                .collect::<Result<_>>()?,
+            fc_out: up(&gpt.fc_out)?,
+        })
+    }
+
+    fn gemv(&self, l: &GpuLinear, io: Gemv) -> Result<()> {
+        let g = self.gpu;
+        let (gx, gy) = super::grid(l.d_out, 1, g.limits.max_compute_workgroups_per_dimension)?;
+        let flags = if l.bias.is_some() { GEMV_BIAS } else { 0 }
+            | if io.gelu2 { GEMV_GELU2 } else { 0 }
+            | if io.residual.is_some() { GEMV_RESIDUAL } else { 0 };
+        let (res, res_offset) = io.residual.unwrap_or((&l.weight, 0));
+        let bias = l.bias.as_ref().unwrap_or(&l.weight);
+        #[rustfmt::skip]
+        let params = [
+            l.d_in as u32, l.d_out as u32, flags, res_offset as u32,
+            io.x_offset as u32, gx, io.out_offset as u32, 0,
+        ];
+        g.dispatch(&g.kernels.gemv, &params, &[io.x, &l.weight, bias, res, io.out], (gx, gy, 1))
+    }
+
+    fn layer_norm(&self, x: &Buffer, (gain, shift): &(Buffer, Buffer), out: &Buffer) -> Result<()> {
+        let d = self.gpt.config.hidden_dim as u32;
+        self.gpu.dispatch(&self.gpu.kernels.layer_norm, &[d, 0, 0, 0], &[x, gain, shift, out], (1, 1, 1))
+    }
+
+    fn start(&self, class: Option<usize>, prefix: &[u32]) -> Result<Run> {
+        self.gpt.check_class(class)?;
+        self.gpt.check_codes(prefix)?;
+        let g = self.gpu;
+        let c = &self.gpt.config;
+        let (d, n) = (c.hidden_dim, c.positions());
+        let norm = |n: &crate::gpt::Norm| -> Result<(Buffer, Buffer)> {
+            let (gain, shift) = n.affine(class);
+            Ok((g.upload_f32(&gain, "norm")?, g.upload_f32(&shift, "norm")?))
+        };
+        let mut norms = Vec::new();
+        for b in &self.gpt.blocks {
+            norms.push(norm(&b.pre_attn_norm)?);
+            norms.push(norm(&b.pre_fc_norm)?);
+        }
+        norms.push(norm(&self.gpt.norm)?);
+        let mut grid = vec![0u32; n];
+        grid[..prefix.len()].copy_from_slice(prefix);
+        Ok(Run {
+            norms,
+            k_cache: (0..c.layers).map(|_| g.storage(n * d, "key cache")).collect::<Result<_>>()?,
+            v_cache: (0..c.layers).map(|_| g.storage(n * d, "value cache")).collect::<Result<_>>()?,
+            x: g.storage(d, "x")?,
+            x2: g.storage(d, "x")?,
+            h: g.storage(d, "h")?,
+            q: g.storage(d, "q")?,
+            attn: g.storage(d, "attention")?,
+            mlp: g.storage(4 * d, "mlp")?,
+            emb: g.storage(c.embedding_dim, "embedding")?,
+            logits: g.storage(c.n_codes, "logits")?,
+            scores: g.storage(c.heads * n, "scores")?,
+            grid: g.upload_u32(&grid, "grid")?,
+            token: g.storage(1, "token")?,
+        })
+    }
+
+    /// Record step `i`: embed the token of position i−1 (held in `run.token`), run the stack, and
+    /// leave the logits of position i in `run.logits`.
+    fn step(&self, run: &Run, i: usize) -> Result<()> {
+        let g = self.gpu;
+        let c = &self.gpt.config;
+        let d = c.hidden_dim;
+        if i == 0 {
+            g.copy(&self.first_input, 0, &run.x, 0, d);
+        } else {
+            let e = c.embedding_dim as u32;
+            let (gx, gy) = super::grid(c.embedding_dim, 256, g.limits.max_compute_workgroups_per_dimension)?;
+            g.dispatch(&g.kernels.codebook_lookup, &[e, c.n_codes as u32, 1, gx * 256], &[&run.token, &self.codebook, &run.emb], (gx, gy, 1))?;
+            // fc_in(codebook vector) + pos[i]
+            self.gemv(&self.fc_in, Gemv { x: &run.emb, x_offset: 0, out: &run.x, out_offset: 0, residual: Some((&self.pos, i * d)), gelu2: false })?;
+        }
+        let sparse = c.attn_type == AttnType::Sparse;
+        for (l, b) in self.blocks.iter().enumerate() {
+            self.layer_norm(&run.x, &run.norms[2 * l], &run.h)?;
+            // q of this position, and its k and v straight into row i of the caches
+            let from_h = |out, out_offset| Gemv { x: &run.h, x_offset: 0, out, out_offset, residual: None, gelu2: false };
+            self.gemv(&b.w_qs, from_h(&run.q, 0))?;
+            self.gemv(&b.w_ks, from_h(&run.k_cache[l], i * d))?;
+            self.gemv(&b.w_vs, from_h(&run.v_cache[l], i * d))?;
+            #[rustfmt::skip]
+            let params = [
+                d as u32, c.heads as u32, i as u32, c.positions() as u32,
+                sparse as u32, self.gpt.blocks_per_frame as u32, 0, 0,
+            ];
+            g.dispatch(&g.kernels.decode_attention, &params, &[&run.q, &run.k_cache[l], &run.v_cache[l], &run.scores, &run.attn], (c.heads as u32, 1, 1))?;
+            self.gemv(&b.fc, Gemv { x: &run.attn, x_offset: 0, out: &run.x2, out_offset: 0, residual: Some((&run.x, 0)), gelu2: false })?;
+            self.layer_norm(&run.x2, &run.norms[2 * l + 1], &run.h)?;
+            self.gemv(&b.fc1, Gemv { x: &run.h, x_offset: 0, out: &run.mlp, out_offset: 0, residual: None, gelu2: true })?;
+            self.gemv(&b.fc2, Gemv { x: &run.mlp, x_offset: 0, out: &run.x, out_offset: 0, residual: Some((&run.x2, 0)), gelu2: false })?;
+        }
+        self.layer_norm(&run.x, run.norms.last().expect("final norm"), &run.h)?;
+        self.gemv(&self.fc_out, Gemv { x: &run.h, x_offset: 0, out: &run.logits, out_offset: 0, residual: None, gelu2: false })
+    }
+
+    /// Sample a grid on the GPU (see [`Gpt::sample`]); the uniform numbers come from the same
+    /// seeded generator, so a seed reproduces a sample on this device. `on_progress(tokens, grid)`
+    /// is called about every `report_every` drawn tokens with the grid so far.
+    pub async fn sample(&self, opts: &SampleOptions, prefix: &[u32], report_every: usize,
+                        mut on_progress: impl FnMut(usize, &[u32])) -> Result<Vec<u32>> {
+        let c = &self.gpt.config;
+        let n = c.positions();
+        if prefix.len() > n {
+            bail!(Input, "a prefix of {} tokens is longer than the grid ({n})", prefix.len());
+        }
+        if !(opts.temperature.is_finite() && opts.temperature > 0.0) {
+            bail!(Input, "temperature must be positive, got {}", opts.temperature);
+        }
+        if opts.top_k == Some(0) {
+            bail!(Input, "top-k must be at least 1");
+        }
+        let run = self.start(opts.class, prefix)?;
+        let mut rng = crate::rng::SplitMix64::new(opts.seed);
+        let top_k = opts.top_k.unwrap_or(c.n_codes).min(c.n_codes) as u32;
+        let mut since_report = 0;
+        for i in 0..n {
+            self.step(&run, i)?;
+            if i < prefix.len() {
+                self.gpu.copy(&run.grid, i, &run.token, 0, 1);
+                continue;
+            }
+            let u = rng.next_f64() as f32;
+            #[rustfmt::skip]
+            let params = [
+                c.n_codes as u32, top_k, i as u32, 0,
+                opts.temperature.to_bits(), u.to_bits(), 0, 0,
+            ];
+            self.gpu.dispatch(&self.gpu.kernels.sample_token, &params, &[&run.logits, &run.grid, &run.token], (1, 1, 1))?;
+            since_report += 1;
+            if report_every > 0 && since_report >= report_every && i + 1 < n {
+                since_report = 0;
+                let grid = self.gpu.read_u32(&run.grid, n).await?;
+                on_progress(i + 1, &grid[..i + 1]);
+            }
+        }
+        let grid = self.gpu.read_u32(&run.grid, n).await?;
+        on_progress(n, &grid);
+        Ok(grid)
+    }
+
+    /// Teacher-forced logits `[N][K]` computed one decoding step at a time (for tests: the GPU
+    /// decode path against the CPU's parallel forward).
+    pub async fn logits_by_steps(&self, codes: &[u32], class: Option<usize>) -> Result<Vec<f32>> {
+        let c = &self.gpt.config;
+        if codes.len() != c.positions() {
+            bail!(Input, "{} tokens given; this GPT models {}", codes.len(), c.positions());
+        }
+        let run = self.start(class, codes)?;
+        let mut out = Vec::with_capacity(codes.len() * c.n_codes);
+        for i in 0..codes.len() {
+            self.step(&run, i)?;
+            self.gpu.copy(&run.grid, i, &run.token, 0, 1);
+            out.extend(self.gpu.read_f32(&run.logits, c.n_codes).await?);
+        }
+        Ok(out)
+    }
+}
