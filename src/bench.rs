@@ -107,6 +107,10 @@ fn torch_prior(latent: [usize; 3], c: &videogpt::gpt::GptConfig) -> std::result:
 fn run_prior(args: &Args) -> Result<()> {
     println!("GPT prior: 576 hidden, 4 heads, 8 layers, sparse attention, 1024 codes; random weights; one sample, KV cache");
     println!("cpu threads: {}", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let gpu = if args.no_gpu { None } else { Some(pollster::block_on(Gpu::new())?) };
+    if let Some(g) = &gpu {
+        println!("gpu: {}", g.describe());
+    }
     println!();
     println!("| latent grid | engine | tokens | seconds | tokens/s | speed vs PyTorch CPU |");
     println!("|---|---|---:|---:|---:|---:|");
@@ -138,6 +142,14 @@ fn run_prior(args: &Args) -> Result<()> {
         let s = start.elapsed().as_secs_f64();
         let ratio = torch.map_or(String::new(), |t| format!("{:.2}×", n as f64 / s / t));
         println!("| {grid} | videogpt CPU | {n} | {s:.1} | {:.0} | {ratio} |", n as f64 / s);
+        if let Some(g) = &gpu {
+            let prior = videogpt::gpu::GpuPrior::new(g, &gpt)?;
+            let start = Instant::now();
+            pollster::block_on(prior.sample(&videogpt::gpt::SampleOptions::default(), &[], 0, |_, _| {}))?;
+            let s = start.elapsed().as_secs_f64();
+            let ratio = torch.map_or(String::new(), |t| format!("{:.2}×", n as f64 / s / t));
+            println!("| {grid} | videogpt wgpu | {n} | {s:.1} | {:.0} | {ratio} |", n as f64 / s);
+        }
     }
     Ok(())
 }

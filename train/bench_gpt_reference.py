@@ -2,8 +2,8 @@
 on the CPU. Called by `videogpt bench-gpt`; prints {"tokens_per_s": …} as JSON.
 
 The cache decode is written here from spec §3.7: each step embeds the previous token, adds the
-position's embedding, appends its keys/values to every layer's cache and attends over the cache
-with the model's mask row.
+position's embedding, writes its keys/values into row i of every layer's cache and attends over
+rows 0..i with the model's mask row.
 """
 import argparse
 import json
@@ -26,7 +26,10 @@ def sample(model, seed):
     n = math.prod(model.shape)
     stack = model.attn_stack
     pos = stack.pos_embd.table()
-    caches = [([], []) for _ in stack.attn_nets]
+    d = pos.shape[1]
+    # preallocated per-layer caches, written in place (as VideoGPT's decode does); growing them by
+    # concatenation fragments the allocator until a 4×32×32 grid exhausts memory
+    caches = [(torch.zeros(n, d), torch.zeros(n, d)) for _ in stack.attn_nets]
     tokens = []
     for i in range(n):
         if i == 0:
@@ -37,11 +40,11 @@ def sample(model, seed):
         for block, (ks, vs) in zip(stack.attn_nets, caches):
             a = block.attn
             h = block.pre_attn_norm(x)
-            ks.append(a.w_ks(h))
-            vs.append(a.w_vs(h))
+            ks[i] = a.w_ks(h)[0]
+            vs[i] = a.w_vs(h)[0]
             q = a.w_qs(h).view(a.n_head, 1, a.d_k)
-            k = torch.cat(ks).view(-1, a.n_head, a.d_k).transpose(0, 1)
-            v = torch.cat(vs).view(-1, a.n_head, a.d_k).transpose(0, 1)
+            k = ks[: i + 1].view(-1, a.n_head, a.d_k).transpose(0, 1)
+            v = vs[: i + 1].view(-1, a.n_head, a.d_k).transpose(0, 1)
             att = (q @ k.transpose(-1, -2)) / math.sqrt(a.d_k)
             att = att.masked_fill(~a.mask[i, : i + 1], float("-inf"))
             x = x + a.fc((torch.softmax(att, -1) @ v).transpose(0, 1).reshape(1, -1))
