@@ -64,7 +64,7 @@ impl GptConfig {
             embedding_dim: vqvae.embedding_dim,
         };
         let d = c.hidden_dim;
-        if d == 0 || d % 3 != 0 || c.heads == 0 || d % c.heads != 0 || d > 1 << 14 {
+        if d == 0 || !d.is_multiple_of(3) || c.heads == 0 || !d.is_multiple_of(c.heads) || d > 1 << 14 {
             bail!(Weights, "hidden_dim {d} must be a positive multiple of 3 and of heads ({})", c.heads);
         }
         if c.layers > 256 || c.class_cond_dim > 1 << 16 {

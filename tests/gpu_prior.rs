@@ -79,5 +79,6 @@ fn gpu_sampling_follows_the_softmax() {
         let b = pollster::block_on(prior.sample(&opts, &[], 0, |_, _| {})).unwrap();
         same += (a == b) as usize;
     }
+    eprintln!("{same} of 4 seeds gave the same grid on CPU and GPU");
     assert!(same >= 3, "only {same} of 4 seeds gave the same grid on CPU and GPU");
 }
