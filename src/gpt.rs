@@ -439,6 +439,22 @@ impl Gpt {
         }
     }
 
+    /// Sampling options and prefix that fit this model (shared by the CPU and GPU samplers).
+    pub(crate) fn check_sample(&self, opts: &SampleOptions, prefix: &[u32]) -> Result<()> {
+        let n = self.config.positions();
+        if prefix.len() > n {
+            bail!(Input, "a prefix of {} tokens is longer than the grid ({n})", prefix.len());
+        }
+        if !(opts.temperature.is_finite() && opts.temperature > 0.0) {
+            bail!(Input, "temperature must be positive, got {}", opts.temperature);
+        }
+        if opts.top_k == Some(0) {
+            bail!(Input, "top-k must be at least 1");
+        }
+        self.check_class(opts.class)?;
+        self.check_codes(prefix)
+    }
+
     pub(crate) fn check_codes(&self, codes: &[u32]) -> Result<()> {
         if let Some(&c) = codes.iter().find(|&&c| c as usize >= self.config.n_codes) {
             bail!(Input, "token {c} is out of range for {} codes", self.config.n_codes);
@@ -551,16 +567,7 @@ impl Gpt {
     /// every drawn token, so a caller can show progress or decode the grid as it grows.
     pub fn sample(&self, opts: &SampleOptions, prefix: &[u32], mut on_token: impl FnMut(usize, &[u32])) -> Result<Vec<u32>> {
         let n = self.config.positions();
-        if prefix.len() > n {
-            bail!(Input, "a prefix of {} tokens is longer than the grid ({n})", prefix.len());
-        }
-        if !(opts.temperature.is_finite() && opts.temperature > 0.0) {
-            bail!(Input, "temperature must be positive, got {}", opts.temperature);
-        }
-        if opts.top_k == Some(0) {
-            bail!(Input, "top-k must be at least 1");
-        }
-        self.check_codes(prefix)?;
+        self.check_sample(opts, prefix)?;
         let mut rng = crate::rng::SplitMix64::new(opts.seed);
         let mut cache = self.new_cache(opts.class)?;
         let mut grid: Vec<u32> = Vec::with_capacity(n);

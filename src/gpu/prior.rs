@@ -209,15 +209,7 @@ impl<'g> GpuPrior<'g> {
                         mut on_progress: impl FnMut(usize, &[u32])) -> Result<Vec<u32>> {
         let c = &self.gpt.config;
         let n = c.positions();
-        if prefix.len() > n {
-            bail!(Input, "a prefix of {} tokens is longer than the grid ({n})", prefix.len());
-        }
-        if !(opts.temperature.is_finite() && opts.temperature > 0.0) {
-            bail!(Input, "temperature must be positive, got {}", opts.temperature);
-        }
-        if opts.top_k == Some(0) {
-            bail!(Input, "top-k must be at least 1");
-        }
+        self.gpt.check_sample(opts, prefix)?;
         let run = self.start(opts.class, prefix)?;
         let mut rng = crate::rng::SplitMix64::new(opts.seed);
         let top_k = opts.top_k.unwrap_or(c.n_codes).min(c.n_codes) as u32;
