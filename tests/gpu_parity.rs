@@ -49,25 +49,52 @@ fn wide_random_model_agrees_with_cpu() {
         resolution: 48,
         sequence_length: 8,
     };
-    let bytes = videogpt::vqvae::random_weights(&config, 7);
-    let g = gpu();
-    let (on_gpu, on_cpu) = (VqVae::load(&g, &bytes, "").unwrap(), VqVae::load(&Cpu, &bytes, "").unwrap());
     let clip = videogpt::video::io::read_video(&fixture("carphone_8f.npy")).unwrap();
     let mut x = videogpt::video::preprocess(&clip, 48, Some(8)).unwrap();
     // crop W to 40 to make it non-square
     let d = x.dims;
     x.data = (0..3 * 8 * 48).flat_map(|row| x.data[row * 48..row * 48 + 40].to_vec()).collect();
     x.dims = videogpt::Dims::new(d.c, d.t, d.h, 40);
+    // codebook from the encoder outputs of other frames (the clip upside down), as VideoGPT's
+    // data-dependent init does, so that many codes are in use
+    let mut other = x.clone();
+    for plane in other.data.chunks_exact_mut(48 * 40) {
+        plane.reverse();
+    }
+    let bytes = videogpt::vqvae::init_codebook_from_clip(&videogpt::vqvae::random_weights(&config, 7), &other, 7).unwrap();
+    let g = gpu();
+    let (on_gpu, on_cpu) = (VqVae::load(&g, &bytes, "").unwrap(), VqVae::load(&Cpu, &bytes, "").unwrap());
 
     let a = pollster::block_on(on_gpu.encode_volume(&g, &x)).unwrap();
     let b = pollster::block_on(on_cpu.encode_volume(&Cpu, &x)).unwrap();
-    assert_eq!(a, b, "GPU and CPU codes differ");
+    // A random deep model's latents lie close together, so some positions have two codes within
+    // float32 rounding of each other, where the two backends may legitimately pick differently
+    // (docs/exactness.md). Every disagreement must be such a near-tie: exact (f64) distances of
+    // the two choices within 1e-5·‖x‖².
+    use videogpt::Backend as _;
+    let z = on_cpu.latents(&Cpu, &Cpu.upload_volume(&x).unwrap()).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let emb: Vec<f32> = st.tensor("codebook.embeddings").unwrap().data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let (e, n) = (config.embedding_dim, z.dims.positions());
+    let dist = |p: usize, code: u32| -> f64 {
+        (0..e).map(|i| (z.buf[i * n + p] as f64 - emb[code as usize * e + i] as f64).powi(2)).sum()
+    };
+    let mut differing = 0;
+    for p in 0..n {
+        if a[p] != b[p] {
+            differing += 1;
+            let norm: f64 = (0..e).map(|i| (z.buf[i * n + p] as f64).powi(2)).sum();
+            let gap = (dist(p, a[p]) - dist(p, b[p])).abs();
+            assert!(gap <= 1e-5 * norm, "position {p}: GPU code {} and CPU code {} are {gap:e} apart (‖x‖² = {norm:e}): not a near-tie", a[p], b[p]);
+        }
+    }
+    assert!(differing * 100 <= n, "{differing} of {n} codes differ");
     let distinct = a.iter().collect::<std::collections::BTreeSet<_>>().len();
-    assert!(distinct > 1, "degenerate test: every position got the same code");
+    assert!(distinct > 20, "degenerate test: only {distinct} codes in use");
     let ya = pollster::block_on(on_gpu.decode_codes(&g, &a, [4, 12, 10])).unwrap();
-    let yb = pollster::block_on(on_cpu.decode_codes(&Cpu, &b, [4, 12, 10])).unwrap();
+    let yb = pollster::block_on(on_cpu.decode_codes(&Cpu, &a, [4, 12, 10])).unwrap();
     let err = max_abs_diff(&ya.data, &yb.data);
     let scale = yb.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    eprintln!("wide model: {distinct} distinct codes, decode max |gpu − cpu| = {err:e} (output scale {scale})");
+    eprintln!("wide model: {distinct} distinct codes, {differing} near-tie disagreements of {n}, decode max |gpu − cpu| = {err:e} (output scale {scale})");
     assert!(err <= 1e-4 * scale.max(1.0), "GPU and CPU decodes differ by {err}");
 }
