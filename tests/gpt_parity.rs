@@ -119,6 +119,14 @@ fn bad_gpt_inputs_are_errors() {
     // no VQ-VAE anywhere
     let err = Gpt::load(&read("gpt_full.safetensors"), None).err().unwrap().to_string();
     assert!(err.contains("pass the VQ-VAE file separately"), "{err}");
+    // a frame-conditioned checkpoint: a clear refusal, not a misread model
+    let bytes = read("gpt_full.safetensors");
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut meta = SafeTensors::read_metadata(&bytes).unwrap().1.metadata().clone().unwrap();
+    meta.insert("n_cond_frames".into(), "1".into());
+    let framed = serialize(st.iter().collect::<Vec<(&str, TensorView)>>(), Some(meta)).unwrap();
+    let err = Gpt::load(&framed, Some(&read("vqvae_444.safetensors"))).err().unwrap().to_string();
+    assert!(err.contains("frame-conditioned GPTs (n_cond_frames > 0) are not supported yet"), "{err}");
     // a VQ-VAE with another codebook size
     let err = Gpt::load(&read("gpt_full.safetensors"), Some(&read("vqvae_422.safetensors"))).err().unwrap().to_string();
     assert!(err.contains("64 codes but the VQ-VAE has 48"), "{err}");

@@ -279,7 +279,7 @@ impl Gpu {
         self.upload_bytes(bytemuck::cast_slice(data), what)
     }
 
-    /// Record a copy of `floats` 4-byte words, in order with the dispatches around it.
+    /// Record a copy of `words` 4-byte words, in order with the dispatches around it.
     fn copy(&self, src: &wgpu::Buffer, src_word: usize, dst: &wgpu::Buffer, dst_word: usize, words: usize) {
         let mut slot = self.encoder.borrow_mut();
         let encoder = slot.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
