@@ -616,9 +616,8 @@ impl Gpt {
 /// A `.safetensors` GPT with random weights (N(0, 1/fan_in)-scaled, norms near identity) for
 /// `config` over the VQ-VAE `vqvae`, for benchmarks and tests of sizes no fixture has.
 pub fn random_weights(config: &GptConfig, vqvae: &VqVaeConfig, seed: u64) -> Vec<u8> {
-    use safetensors::tensor::{serialize, Dtype, TensorView};
     let mut rng = crate::rng::SplitMix64::new(seed);
-    let data: Vec<(String, Vec<usize>, Vec<f32>)> = config
+    let tensors: Vec<_> = config
         .state_dict_shapes()
         .into_iter()
         .map(|(key, shape)| {
@@ -632,12 +631,8 @@ pub fn random_weights(config: &GptConfig, vqvae: &VqVaeConfig, seed: u64) -> Vec
                 let bound = (3.0 / fan_in).sqrt();
                 (0..n).map(|_| bound * (2.0 * rng.next_f32() - 1.0)).collect()
             };
-            (key, shape, values)
+            (key, safetensors::Dtype::F32, shape, bytemuck::cast_slice(&values).to_vec())
         })
         .collect();
-    let views: Vec<(String, TensorView)> = data
-        .iter()
-        .map(|(k, s, v)| (k.clone(), TensorView::new(Dtype::F32, s.clone(), bytemuck::cast_slice(v)).expect("consistent")))
-        .collect();
-    serialize(views, Some(config.to_metadata(vqvae))).expect("serialisable")
+    crate::weights::to_safetensors(&tensors, config.to_metadata(vqvae))
 }

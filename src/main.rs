@@ -184,7 +184,10 @@ fn main() -> ExitCode {
                 ("sequence_length", sequence_length.to_string()),
             ];
             VqVaeConfig::from_metadata(&meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
-                .map_err(|e| Error::Input(e.to_string().replace("invalid model weights: ", "")))
+                .map_err(|e| match e {
+                    Error::Weights(m) => Error::Input(m), // the hparams came from the command line
+                    other => other,
+                })
                 .and_then(|cfg| {
                     let mut bytes = videogpt::vqvae::random_weights(&cfg, seed);
                     if let Some(clip) = calibrate {
@@ -261,17 +264,22 @@ fn read_model(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Io(format!("cannot read model {}: {e}", path.display())))
 }
 
-fn load_model<'b>(b: &'b dyn AnyBackend, path: &Path) -> Result<Box<dyn Model + 'b>> {
-    let bytes = read_model(path)?;
-    b.load(&bytes).map_err(|e| match e {
+/// Name the file a weights error is about.
+fn in_file(e: Error, path: &Path) -> Error {
+    match e {
         Error::Weights(m) => Error::Weights(format!("{}: {m}", path.display())),
         other => other,
-    })
+    }
+}
+
+fn load_model<'b>(b: &'b dyn AnyBackend, path: &Path) -> Result<Box<dyn Model + 'b>> {
+    let bytes = read_model(path)?;
+    b.load(&bytes).map_err(|e| in_file(e, path))
 }
 
 fn info(path: &Path) -> Result<()> {
     let bytes = read_model(path)?;
-    let model = VqVae::load(&Cpu, &bytes, "").map_err(|e| Error::Weights(format!("{}: {e}", path.display())))?;
+    let model = VqVae::load(&Cpu, &bytes, "").map_err(|e| in_file(e, path))?;
     let c = &model.config;
     let [t, h, w] = c.latent_shape();
     println!("model            {}", path.display());
@@ -393,14 +401,10 @@ fn reconstruct(b: &dyn AnyBackend, model: &Path, input: &Path, output: &Path, js
 fn load_prior<'b>(b: &'b dyn AnyBackend, model: &Path, vqvae: Option<&Path>) -> Result<(videogpt::gpt::Gpt, Box<dyn Model + 'b>)> {
     let gpt_bytes = read_model(model)?;
     let vq_bytes = vqvae.map(read_model).transpose()?;
-    let named = |e: Error, p: &Path| match e {
-        Error::Weights(m) => Error::Weights(format!("{}: {m}", p.display())),
-        other => other,
-    };
-    let gpt = videogpt::gpt::Gpt::load(&gpt_bytes, vq_bytes.as_deref()).map_err(|e| named(e, model))?;
+    let gpt = videogpt::gpt::Gpt::load(&gpt_bytes, vq_bytes.as_deref()).map_err(|e| in_file(e, model))?;
     let vq = match (&vq_bytes, vqvae) {
-        (Some(bytes), Some(path)) => b.load(bytes).map_err(|e| named(e, path))?,
-        _ => b.load_prefixed(&gpt_bytes, "vqvae.").map_err(|e| named(e, model))?,
+        (Some(bytes), Some(path)) => b.load(bytes).map_err(|e| in_file(e, path))?,
+        _ => b.load_prefixed(&gpt_bytes, "vqvae.").map_err(|e| in_file(e, model))?,
     };
     Ok((gpt, vq))
 }
@@ -479,7 +483,7 @@ fn score(model: &Path, vqvae: Option<&Path>, tokens_path: &Path, class: Option<u
     let gpt_bytes = read_model(model)?;
     let vq_bytes = vqvae.map(read_model).transpose()?;
     let gpt = videogpt::gpt::Gpt::load(&gpt_bytes, vq_bytes.as_deref())
-        .map_err(|e| Error::Weights(format!("{}: {}", model.display(), e.to_string().replace("invalid model weights: ", ""))))?;
+        .map_err(|e| in_file(e, model))?;
     let file = std::fs::File::open(tokens_path).map_err(|e| Error::Io(format!("cannot open {}: {e}", tokens_path.display())))?;
     let tokens = tokens::npy::read(std::io::BufReader::new(file))?;
     if tokens.latent() != gpt.config.latent {

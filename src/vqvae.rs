@@ -371,14 +371,15 @@ impl<B: Backend> VqVae<B> {
 /// A `.safetensors` VQ-VAE with random weights for `config` (PyTorch-like init scales, BatchNorm
 /// statistics away from identity), for benchmarks and tests of sizes no fixture has.
 pub fn random_weights(config: &VqVaeConfig, seed: u64) -> Vec<u8> {
-    use safetensors::tensor::{serialize, Dtype, TensorView};
-    let mut uniform = uniform_source(seed);
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    use safetensors::Dtype;
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    let mut uniform = move || rng.next_f32();
+    let mut tensors = Vec::new();
     for (key, shape) in config.state_dict_shapes() {
         let n: usize = shape.iter().product();
         let fan_in = if shape.len() > 1 { n / shape[0] } else { 1 };
         let values: Vec<f32> = if key.ends_with("num_batches_tracked") {
-            tensors.push((key, shape, 0i64.to_le_bytes().to_vec()));
+            tensors.push((key, Dtype::I64, shape, 0i64.to_le_bytes().to_vec()));
             continue;
         } else if key.ends_with("running_var") {
             (0..n).map(|_| 0.5 + uniform()).collect()
@@ -392,16 +393,9 @@ pub fn random_weights(config: &VqVaeConfig, seed: u64) -> Vec<u8> {
             let bound = 1.0 / (fan_in as f32).sqrt();
             (0..n).map(|_| bound * (2.0 * uniform() - 1.0)).collect()
         };
-        tensors.push((key, shape, bytemuck::cast_slice(&values).to_vec()));
+        tensors.push((key, Dtype::F32, shape, bytemuck::cast_slice(&values).to_vec()));
     }
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .map(|(k, s, b)| {
-            let dtype = if k.ends_with("num_batches_tracked") { Dtype::I64 } else { Dtype::F32 };
-            (k.clone(), TensorView::new(dtype, s.clone(), b).expect("consistent tensor"))
-        })
-        .collect();
-    serialize(views, Some(config.to_metadata())).expect("serialisable")
+    crate::weights::to_safetensors(&tensors, config.to_metadata())
 }
 
 impl VqVaeConfig {
@@ -468,12 +462,6 @@ impl KeyList {
     }
 }
 
-/// Uniform floats in [0, 1), reproducible everywhere.
-fn uniform_source(seed: u64) -> impl FnMut() -> f32 {
-    let mut rng = crate::rng::SplitMix64::new(seed);
-    move || rng.next_f32()
-}
-
 /// VideoGPT's data-dependent codebook init (spec §1.8) applied to a weights file: the codebook
 /// becomes a random choice of the clip's encoder outputs (tiled with N(0, (0.01/√E)²)-scale noise
 /// when the clip has fewer positions than codes), so that a random model still uses many codes.
@@ -483,7 +471,8 @@ pub fn init_codebook_from_clip(bytes: &[u8], clip: &Volume, seed: u64) -> Result
     let model = VqVae::load(&cpu, bytes, "")?;
     let z = model.latents(&cpu, &cpu.upload_volume(clip)?)?;
     let (e, n, k) = (z.dims.c, z.dims.positions(), model.config.n_codes);
-    let mut uniform = uniform_source(seed);
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    let mut uniform = move || rng.next_f32();
     let noise = 0.01 / (e as f32).sqrt();
     let mut order: Vec<usize> = (0..n * k.div_ceil(n)).collect();
     for i in (1..order.len()).rev() {

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use safetensors::tensor::{serialize, TensorView};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::{bail, Error, Result};
@@ -87,4 +88,14 @@ impl<'a> WeightFile<'a> {
         }
         Ok(())
     }
+}
+
+/// A `.safetensors` file of `(key, dtype, shape, little-endian bytes)` tensors with `metadata`,
+/// for the weights this crate makes itself (random models for tests and benchmarks).
+pub fn to_safetensors(tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)], metadata: HashMap<String, String>) -> Vec<u8> {
+    let views: Vec<(&str, TensorView)> = tensors
+        .iter()
+        .map(|(k, d, s, b)| (k.as_str(), TensorView::new(*d, s.clone(), b).expect("bytes match dtype and shape")))
+        .collect();
+    serialize(views, Some(metadata)).expect("an in-memory safetensors file always serialises")
 }

@@ -131,6 +131,7 @@ fn user_errors_are_reported_not_panicked() {
     assert!(!ok && err.contains("cannot read model"), "{err}");
     let (ok, _, err) = videogpt(&["info", s(&clip)]);
     assert!(!ok && err.contains("safetensors"), "{err}");
+    assert_eq!(err.matches("invalid model weights").count(), 1, "{err}");
     let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&clip), "--output", s(&tmp("x.txt"))]);
     assert!(!ok && err.contains("tokens are written as .npy"), "{err}");
     let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", "/nonexistent.mp4", "--output", s(&tmp("y.npy"))]);

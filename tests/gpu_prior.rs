@@ -55,6 +55,11 @@ fn gpu_sampling_is_deterministic_and_keeps_the_prefix() {
     let d = pollster::block_on(prior.sample(&SampleOptions { seed: 11, ..opts.clone() }, &prefix, 0, |_, _| {})).unwrap();
     assert_eq!(d[..256], prefix[..]);
 
+    // bad inputs are refused before any GPU work
+    assert!(pollster::block_on(prior.logits_by_steps(&[48; 512], None)).unwrap_err().to_string().contains("token 48 is out of range"));
+    assert!(pollster::block_on(prior.logits_by_steps(&[0; 512], Some(1))).unwrap_err().to_string().contains("unconditional"));
+    assert!(pollster::block_on(prior.sample(&SampleOptions { class: Some(0), ..opts.clone() }, &[], 0, |_, _| {})).is_err());
+
     // greedy decoding on the GPU follows the CPU's teacher-forced argmax
     let greedy = pollster::block_on(prior.sample(&SampleOptions { top_k: Some(1), ..opts }, &[], 0, |_, _| {})).unwrap();
     let logits = gpt.logits(&greedy, None).unwrap();

@@ -271,10 +271,6 @@ impl Gpu {
         Ok(())
     }
 
-    fn upload_f32(&self, data: &[f32], what: &str) -> Result<wgpu::Buffer> {
-        self.upload_bytes(bytemuck::cast_slice(data), what)
-    }
-
     fn upload_u32(&self, data: &[u32], what: &str) -> Result<wgpu::Buffer> {
         self.upload_bytes(bytemuck::cast_slice(data), what)
     }
@@ -348,7 +344,7 @@ impl Backend for Gpu {
     }
 
     fn upload_codes(&self, codes: &[u32], dims: [usize; 3]) -> Result<Codes<Self>> {
-        Ok(Codes { dims, buf: self.upload_bytes(bytemuck::cast_slice(codes), "codes")? })
+        Ok(Codes { dims, buf: self.upload_u32(codes, "codes")? })
     }
 
     fn conv3d(&self, x: &Tensor<Self>, conv: &Conv3d<Self>, residual: Option<&Tensor<Self>>, relu: bool)
@@ -440,13 +436,10 @@ impl Backend for Gpu {
     }
 
     async fn read_volume(&self, x: &Tensor<Self>) -> Result<Volume> {
-        let bytes = self.read_bytes(&x.buf, (x.dims.len() * 4) as u64).await?;
-        Ok(Volume { dims: x.dims, data: bytemuck::pod_collect_to_vec(&bytes) })
+        Ok(Volume { dims: x.dims, data: self.read_f32(&x.buf, x.dims.len()).await? })
     }
 
     async fn read_codes(&self, codes: &Codes<Self>) -> Result<Vec<u32>> {
-        let n = codes.dims.iter().product::<usize>();
-        let bytes = self.read_bytes(&codes.buf, (n * 4) as u64).await?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        self.read_u32(&codes.buf, codes.dims.iter().product()).await
     }
 }

@@ -6,6 +6,7 @@
 use wgpu::Buffer;
 
 use super::Gpu;
+use crate::backend::Backend as _;
 use crate::gpt::{AttnType, Gpt, Linear, SampleOptions};
 use crate::{bail, Result};
 
@@ -74,8 +75,8 @@ impl<'g> GpuPrior<'g> {
     pub fn new(gpu: &'g Gpu, gpt: &'g Gpt) -> Result<Self> {
         let up = |l: &Linear| -> Result<GpuLinear> {
             Ok(GpuLinear {
-                weight: gpu.upload_f32(&l.weight, "GPT weights")?,
-                bias: l.bias.as_ref().map(|b| gpu.upload_f32(b, "GPT bias")).transpose()?,
+                weight: gpu.upload(&l.weight)?,
+                bias: l.bias.as_ref().map(|b| gpu.upload(b)).transpose()?,
                 d_in: l.d_in,
                 d_out: l.d_out,
             })
@@ -85,10 +86,10 @@ impl<'g> GpuPrior<'g> {
         Ok(GpuPrior {
             gpu,
             gpt,
-            codebook: gpu.upload_f32(&gpt.codebook, "codebook")?,
+            codebook: gpu.upload(&gpt.codebook)?,
             fc_in: up(&gpt.fc_in)?,
-            first_input: gpu.upload_f32(&first, "SOS")?,
-            pos: gpu.upload_f32(&gpt.pos, "position embeddings")?,
+            first_input: gpu.upload(&first)?,
+            pos: gpu.upload(&gpt.pos)?,
             blocks: gpt
                 .blocks
                 .iter()
@@ -128,15 +129,14 @@ impl<'g> GpuPrior<'g> {
         self.gpu.dispatch(&self.gpu.kernels.layer_norm, &[d, 0, 0, 0], &[x, gain, shift, out], (1, 1, 1))
     }
 
+    /// Buffers for one run; `class` and `prefix` are checked by the caller.
     fn start(&self, class: Option<usize>, prefix: &[u32]) -> Result<Run> {
-        self.gpt.check_class(class)?;
-        self.gpt.check_codes(prefix)?;
         let g = self.gpu;
         let c = &self.gpt.config;
         let (d, n) = (c.hidden_dim, c.positions());
         let norm = |n: &crate::gpt::Norm| -> Result<(Buffer, Buffer)> {
             let (gain, shift) = n.affine(class);
-            Ok((g.upload_f32(&gain, "norm")?, g.upload_f32(&shift, "norm")?))
+            Ok((g.upload(&gain)?, g.upload(&shift)?))
         };
         let mut norms = Vec::new();
         for b in &self.gpt.blocks {
@@ -246,6 +246,8 @@ impl<'g> GpuPrior<'g> {
         if codes.len() != c.positions() {
             bail!(Input, "{} tokens given; this GPT models {}", codes.len(), c.positions());
         }
+        self.gpt.check_class(class)?;
+        self.gpt.check_codes(codes)?;
         let run = self.start(class, codes)?;
         let mut out = Vec::with_capacity(codes.len() * c.n_codes);
         for i in 0..codes.len() {
