@@ -13,6 +13,8 @@ pub mod rng;
 pub mod tokens;
 pub mod video;
 pub mod vqvae;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 pub mod weights;
 
 pub use backend::{Backend, Dims, Volume};

@@ -143,6 +143,25 @@ enum Command {
         #[arg(long)]
         calibrate: Option<PathBuf>,
     },
+    /// Write a randomly initialised GPT prior over a VQ-VAE, with the VQ-VAE inside the file
+    /// under `vqvae.` as VideoGPT's GPT checkpoints hold it (for tests and the demo page).
+    RandomPrior {
+        #[arg(long)]
+        vqvae: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = 576)]
+        hidden_dim: usize,
+        #[arg(long, default_value_t = 4)]
+        heads: usize,
+        #[arg(long, default_value_t = 8)]
+        layers: usize,
+        /// full or sparse.
+        #[arg(long, default_value = "sparse")]
+        attn_type: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -199,6 +218,9 @@ fn main() -> ExitCode {
                     Ok(())
                 })
         }
+        Command::RandomPrior { vqvae, output, hidden_dim, heads, layers, attn_type, seed } => {
+            random_prior(&vqvae, &output, hidden_dim, heads, layers, &attn_type, seed)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -207,6 +229,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn random_prior(vqvae: &Path, output: &Path, hidden_dim: usize, heads: usize, layers: usize, attn_type: &str, seed: u64) -> Result<()> {
+    let vq_bytes = read_model(vqvae)?;
+    let vq = VqVae::load(&Cpu, &vq_bytes, "").map_err(|e| in_file(e, vqvae))?;
+    let meta = [
+        ("hidden_dim", hidden_dim.to_string()),
+        ("heads", heads.to_string()),
+        ("layers", layers.to_string()),
+        ("attn_type", attn_type.to_string()),
+    ];
+    let config = videogpt::gpt::GptConfig::from_metadata(&meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), &vq.config)
+        .map_err(|e| match e {
+            Error::Weights(m) => Error::Input(m), // the hparams came from the command line
+            other => other,
+        })?;
+    let bytes = videogpt::weights::bundle_prior(&videogpt::gpt::random_weights(&config, &vq.config, seed), &vq_bytes)?;
+    videogpt::gpt::Gpt::load(&bytes, None)?; // what we write must load
+    std::fs::write(output, bytes)?;
+    eprintln!("wrote a random {layers}-layer {attn_type} GPT prior over {} to {}", vqvae.display(), output.display());
+    Ok(())
 }
 
 /// Run `f` on the chosen backend. Generic code cannot be handed around as a value, so each

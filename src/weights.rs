@@ -99,3 +99,19 @@ pub fn to_safetensors(tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)], metadata
         .collect();
     serialize(views, Some(metadata)).expect("an in-memory safetensors file always serialises")
 }
+
+/// One file holding a GPT and its VQ-VAE, laid out as VideoGPT's GPT checkpoint does: the GPT's
+/// tensors and metadata as they are, the VQ-VAE's tensors under `vqvae.` (its hparams are already
+/// in the GPT's metadata as `vqvae.*`).
+pub fn bundle_prior(gpt: &[u8], vqvae: &[u8]) -> Result<Vec<u8>> {
+    let read = |bytes| {
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
+        let t = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
+        Ok::<_, Error>((t, meta.metadata().clone().unwrap_or_default()))
+    };
+    let ((g, meta), (v, _)) = (read(gpt)?, read(vqvae)?);
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> =
+        g.tensors().into_iter().map(|(k, t)| (k, t.dtype(), t.shape().to_vec(), t.data().to_vec())).collect();
+    tensors.extend(v.tensors().into_iter().map(|(k, t)| (format!("vqvae.{k}"), t.dtype(), t.shape().to_vec(), t.data().to_vec())));
+    Ok(to_safetensors(&tensors, meta))
+}

@@ -186,8 +186,19 @@ impl Gpu {
     }
 
     /// "name (backend)" of the adapter in use.
+    /// Destroy the device as a driver reset would; later work fails with `Error::DeviceLost`
+    /// (for tests of the callers' recovery).
+    pub fn destroy(&self) {
+        self.device.destroy();
+    }
+
     pub fn describe(&self) -> String {
-        format!("{} ({:?})", self.adapter.name, self.adapter.backend)
+        let a = &self.adapter;
+        // browsers hide the adapter's name; say what they do tell
+        let name = [&a.name, &a.driver, &a.driver_info].into_iter().find(|s| !s.is_empty()).cloned()
+            .unwrap_or_else(|| if a.vendor != 0 { format!("GPU vendor {:#06x}", a.vendor) } else { "unnamed adapter".into() });
+        let backend = if a.backend == wgpu::Backend::BrowserWebGpu { "browser WebGPU".to_string() } else { format!("{:?}", a.backend) };
+        format!("{name} ({backend})")
     }
 
     /// Turn a captured validation error or device loss into an `Err`.

@@ -1,0 +1,396 @@
+// The demo page: model picker, video in (sample clip, file, webcam), reconstruction out (players
+// in sync, metrics, tokens, exports) and generation with the prior. All compute goes through the
+// JS API (videogpt.js), which runs the engine in a Worker.
+
+import { load, fetchModel } from './videogpt.js';
+import { decodeVideoFile, recordWebcam } from './media.js';
+
+const $ = (id) => document.getElementById(id);
+const SAMPLE_CLIP = 'www/media/calais-1906.mp4';
+
+// what the page holds; exposed as window.app for the e2e tests and the curious
+const app = {
+  session: null,
+  models: null, // models/index.json
+  frames: null, // the current input clip (RGB frames)
+  result: null, // the last reconstruction
+  sample: null, // the last sample
+  ready: null, // resolves when the engine and default model are loaded
+};
+window.app = app;
+
+// ---------- status, progress, errors ----------
+
+function status(text) { $('status').textContent = text; }
+
+function showError(e) {
+  const box = $('error');
+  box.hidden = !e;
+  if (!e) return;
+  const hint = {
+    DeviceLostError: ' The GPU was reset; the page restarted the engine, so try again.',
+    MediaError: '',
+    FetchError: ' Check that the file is served (scripts/serve.sh).',
+  }[e.name] ?? '';
+  box.textContent = `${e.name && e.name !== 'Error' ? e.name + ': ' : ''}${e.message}${hint}`;
+  console.warn(e);
+}
+
+function progress(el, done, total) {
+  el.hidden = false;
+  if (total > 0) { el.max = total; el.value = done; } else el.removeAttribute('value'); // indeterminate
+}
+
+let busy = false;
+/** Run one job at a time with the buttons disabled, reporting errors instead of throwing. */
+async function job(label, fn) {
+  if (busy) return;
+  busy = true;
+  document.body.dataset.state = 'busy';
+  setButtons();
+  showError(null);
+  status(label);
+  try {
+    await fn();
+  } catch (e) {
+    status('');
+    showError(e);
+  } finally {
+    busy = false;
+    document.body.dataset.state = 'idle';
+    setButtons();
+    $('work-progress').hidden = true;
+  }
+}
+
+function setButtons() {
+  const ready = !!app.session?.model && !busy;
+  for (const id of ['use-sample', 'record-webcam', 'sample']) $(id).disabled = !ready;
+  $('continue').disabled = !ready || !app.frames;
+  $('file-input').disabled = !ready;
+}
+
+// ---------- drawing ----------
+
+function drawFrame(canvas, clip, index) {
+  const { width: w, height: h } = clip;
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  const img = new ImageData(w, h);
+  const src = clip.data.subarray(index * w * h * 3, (index + 1) * w * h * 3);
+  for (let i = 0, j = 0; i < src.length; i += 3, j += 4) {
+    img.data[j] = src[i]; img.data[j + 1] = src[i + 1]; img.data[j + 2] = src[i + 2]; img.data[j + 3] = 255;
+  }
+  canvas.getContext('2d').putImageData(img, 0, 0);
+}
+
+/** Players on one clock: every registered canvas shows the same frame index. */
+const player = {
+  clips: new Map(), // canvas → clip
+  fps: 8,
+  playing: true,
+  start: performance.now(),
+  set(canvas, clip) { this.clips.set(canvas, clip); this.draw(true); },
+  frame() { return Math.floor(((performance.now() - this.start) / 1000) * this.fps); },
+  last: -1,
+  draw(force) {
+    const i = this.frame();
+    if (!force && i === this.last) return;
+    this.last = i;
+    for (const [canvas, clip] of this.clips) drawFrame(canvas, clip, i % clip.frames);
+    const r = app.result;
+    if (r) $('frame-label').textContent = `frame ${(i % r.output.frames) + 1}/${r.output.frames}`;
+  },
+};
+function tick() {
+  if (player.playing) player.draw(false);
+  requestAnimationFrame(tick);
+}
+requestAnimationFrame(tick);
+$('play').onclick = () => {
+  player.playing = !player.playing;
+  if (player.playing) player.start = performance.now() - (player.last / player.fps) * 1000;
+  $('play').textContent = player.playing ? 'Pause' : 'Play';
+};
+
+/** A colour per codebook index (golden-ratio hues, so neighbouring indices differ). */
+function codeColour(code) {
+  const hue = (code * 0.618033988749895) % 1;
+  const [r, g, b] = [0, 8, 4].map((n) => {
+    const k = (n + hue * 12) % 12;
+    return 0.55 - 0.45 * Math.max(-1, Math.min(k - 3, 9 - k, 1));
+  });
+  return [r * 255, g * 255, b * 255];
+}
+
+/** Latent frames side by side, one pixel per token; positions not drawn yet stay dark. */
+function drawTokens(canvas, tokens, [t, h, w]) {
+  const gap = 1;
+  canvas.width = t * (w + gap) - gap; canvas.height = h;
+  const img = new ImageData(canvas.width, canvas.height);
+  for (let f = 0; f < t; f++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
+    const i = (f * h + y) * w + x;
+    const j = (y * canvas.width + f * (w + gap) + x) * 4;
+    const [r, g, b] = i < tokens.length ? codeColour(tokens[i]) : [24, 24, 24];
+    img.data[j] = r; img.data[j + 1] = g; img.data[j + 2] = b; img.data[j + 3] = 255;
+  }
+  canvas.getContext('2d').putImageData(img, 0, 0);
+}
+
+function drawMetrics(canvas, psnr, ssim) {
+  const ctx = canvas.getContext('2d');
+  const { width: W, height: H } = canvas;
+  const pad = 24;
+  ctx.clearRect(0, 0, W, H);
+  ctx.strokeStyle = '#888'; ctx.fillStyle = '#555'; ctx.font = '10px sans-serif';
+  ctx.strokeRect(pad, 4, W - pad - 4, H - pad);
+  const top = 40; // dB
+  for (const v of [0, 10, 20, 30, 40]) ctx.fillText(String(v), 2, 4 + (H - pad) * (1 - v / top) + 3);
+  ctx.fillText('frame', W / 2 - 12, H - 6);
+  const line = (values, scale, colour) => {
+    ctx.strokeStyle = colour; ctx.lineWidth = 2; ctx.beginPath();
+    values.forEach((v, i) => {
+      const x = pad + ((W - pad - 4) * (i + 0.5)) / values.length;
+      const y = 4 + (H - pad) * (1 - Math.min(Math.max(v * scale, 0), top) / top);
+      if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+    });
+    ctx.stroke();
+  };
+  line(Array.from(psnr, (v) => (Number.isFinite(v) ? v : top)), 1, '#1f77b4');
+  line(Array.from(ssim), 40, '#ff7f0e');
+}
+
+// ---------- results ----------
+
+const mean = (xs) => Array.from(xs).reduce((a, b) => a + (Number.isFinite(b) ? b : 100), 0) / xs.length;
+
+function showReconstruction(r, source) {
+  app.result = r;
+  $('result').hidden = false;
+  player.fps = Math.min(Math.max(source.fps || 8, 1), 30);
+  player.set($('original'), r.input);
+  player.set($('reconstruction'), r.output);
+  drawMetrics($('metrics-plot'), r.psnr, r.ssim);
+  drawTokens($('tokens-canvas'), r.tokens, r.latent);
+  const m = app.session.model;
+  const bits = r.tokens.length * m.tokenBits;
+  const seconds = r.input.frames / (source.fps || 30);
+  const rows = [
+    ['backend', app.session.backend === 'webgpu' ? `WebGPU (${app.session.adapter})` : 'CPU (WebAssembly)'],
+    ['input', `${source.frames} frames at ${source.width}×${source.height}${source.fps ? `, ${source.fps.toFixed(1)} fps` : ''} → ${r.input.frames}×${r.input.height}×${r.input.width}`],
+    ['tokens', `${r.latent.join('×')} = ${r.tokens.length} tokens of ${m.tokenBits} bits = ${(bits / 8192).toFixed(2)} KiB`],
+    ['token bit rate', `${(bits / seconds / 1000).toFixed(1)} kbit/s${source.fps ? '' : ' (at 30 fps)'}`],
+    ['source file bit rate', source.sourceBitsPerSecond ? `${(source.sourceBitsPerSecond / 1000).toFixed(1)} kbit/s` : '—'],
+    ['PSNR', `${mean(r.psnr).toFixed(2)} dB mean`],
+    ['SSIM', `${mean(r.ssim).toFixed(4)} mean`],
+    ['time', `encode ${r.encodeMs.toFixed(0)} ms, decode ${r.decodeMs.toFixed(0)} ms`],
+  ];
+  $('stats').replaceChildren(...rows.flatMap(([k, v]) => {
+    const dt = document.createElement('dt'); dt.textContent = k;
+    const dd = document.createElement('dd'); dd.textContent = v; dd.dataset.stat = k;
+    return [dt, dd];
+  }));
+}
+
+async function reconstruct(frames, label) {
+  app.frames = frames;
+  status(`${label}: encoding and decoding on ${app.session.backend === 'webgpu' ? 'the GPU' : 'the CPU'}…`);
+  progress($('work-progress'), 0, 0);
+  const r = await app.session.reconstruct(frames);
+  showReconstruction(r, frames);
+  status(`${label}: reconstructed ${r.output.frames} frames, PSNR ${mean(r.psnr).toFixed(2)} dB.`);
+}
+
+async function fromFile(file) {
+  await job(`Decoding ${file.name}…`, async () => {
+    const n = app.session.model.sequenceLength;
+    const frames = await decodeVideoFile(file, { maxFrames: n, onProgress: (d, t) => progress($('work-progress'), d, t) });
+    await reconstruct(frames, file.name);
+  });
+}
+
+// ---------- exports ----------
+
+function download(blob, name) {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+$('export-png').onclick = () => {
+  const clip = app.result.output;
+  const strip = document.createElement('canvas');
+  strip.width = clip.width * clip.frames; strip.height = clip.height;
+  const tmp = document.createElement('canvas');
+  for (let i = 0; i < clip.frames; i++) {
+    drawFrame(tmp, clip, i);
+    strip.getContext('2d').drawImage(tmp, i * clip.width, 0);
+  }
+  strip.toBlob((b) => download(b, 'reconstruction.png'), 'image/png');
+};
+
+/** Tokens as int32 .npy of T'×H'×W', the layout `videogpt encode` writes and `decode` reads. */
+export function tokensToNpy(tokens, latent) {
+  let header = `{'descr': '<i4', 'fortran_order': False, 'shape': (${latent.join(', ')}), }`;
+  const total = 10 + header.length + 1;
+  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
+  const bytes = new Uint8Array(10 + header.length + tokens.length * 4);
+  bytes.set([0x93, ...new TextEncoder().encode('NUMPY'), 1, 0, header.length & 0xff, header.length >> 8]);
+  bytes.set(new TextEncoder().encode(header), 10);
+  new Int32Array(bytes.buffer, 10 + header.length).set(tokens);
+  return bytes;
+}
+app.tokensToNpy = tokensToNpy;
+
+$('export-tokens').onclick = () => download(new Blob([tokensToNpy(app.result.tokens, app.result.latent)]), 'tokens.npy');
+
+// ---------- generation ----------
+
+async function ensurePrior() {
+  const entry = app.models.prior.find((m) => m.id === $('prior-select').value);
+  if (app.session.prior && app.priorId === entry.id) return;
+  status(`Loading the prior ${entry.id}…`);
+  await app.session.loadPrior(entry.file, { sha256: entry.sha256, onProgress: (d, t) => progress($('sample-progress'), d, t) });
+  app.priorId = entry.id;
+}
+
+async function generate(prefixFrom) {
+  await job('Sampling…', async () => {
+    await ensurePrior();
+    const p = app.session.prior;
+    const options = {
+      seed: Number($('seed').value) || 0,
+      temperature: Number($('temperature').value) || 1,
+      topK: Number($('top-k').value) > 0 ? Number($('top-k').value) : undefined,
+    };
+    if (prefixFrom) {
+      // the prior's own VQ-VAE tokenizes the clip; its first latent frame is kept
+      const { tokens } = await app.session.encode(prefixFrom, { forPrior: true });
+      options.prefix = tokens.subarray(0, p.latent[1] * p.latent[2]);
+    }
+    const started = performance.now();
+    $('sample-out').hidden = false;
+    const canvas = $('sample-tokens');
+    const result = await app.session.sample({
+      ...options,
+      onProgress: (done, total, grid) => {
+        progress($('sample-progress'), done, total);
+        drawTokens(canvas, grid, p.latent);
+        status(`Sampling: ${done}/${total} tokens (${(done / ((performance.now() - started) / 1000)).toFixed(0)} tokens/s)…`);
+      },
+    });
+    app.sample = result;
+    drawTokens(canvas, result.tokens, result.latent);
+    player.set($('sample-video'), result.video);
+    $('sample-progress').hidden = true;
+    const seconds = (performance.now() - started) / 1000;
+    status(`Sampled ${result.tokens.length} tokens in ${seconds.toFixed(1)} s and decoded ${result.video.frames} frames.`);
+  });
+}
+$('sample').onclick = () => generate(null);
+$('continue').onclick = () => generate(app.frames);
+
+// ---------- inputs ----------
+
+$('use-sample').onclick = () => job('Decoding the sample clip…', async () => {
+  const response = await fetch(SAMPLE_CLIP);
+  if (!response.ok) throw new Error(`could not load ${SAMPLE_CLIP}: HTTP ${response.status}`);
+  const n = app.session.model.sequenceLength;
+  const frames = await decodeVideoFile(await response.arrayBuffer(), { maxFrames: n, onProgress: (d, t) => progress($('work-progress'), d, t) });
+  await reconstruct(frames, 'Calais, 1906');
+});
+
+$('file-input').onchange = (e) => { const f = e.target.files[0]; e.target.value = ''; if (f) fromFile(f); };
+
+const drop = $('drop');
+drop.ondragover = (e) => { e.preventDefault(); drop.classList.add('over'); };
+drop.ondragleave = () => drop.classList.remove('over');
+drop.ondrop = (e) => {
+  e.preventDefault();
+  drop.classList.remove('over');
+  const f = e.dataTransfer.files[0];
+  if (f && app.session?.model && !busy) fromFile(f);
+};
+
+$('record-webcam').onclick = () => job('Opening the camera…', async () => {
+  const n = app.session.model.sequenceLength;
+  const frames = await recordWebcam({
+    frames: n,
+    onFrame: (i, total) => { progress($('work-progress'), i, total); status(`Recording: frame ${i}/${total}`); },
+  });
+  await reconstruct(frames, 'Webcam');
+});
+
+// ---------- models and start-up ----------
+
+async function useModel(source, label, sha256) {
+  await app.session.loadModel(source, { sha256, onProgress: (d, t) => progress($('load-progress'), d, t) });
+  showModel(label);
+  app.result = null;
+}
+
+function showModel(label) {
+  const info = app.session.model;
+  $('load-progress').hidden = true;
+  $('model-info').textContent = `${label}: ${(info.parameters / 1e6).toFixed(2)} M parameters; `
+    + `${info.sequenceLength}×${info.resolution}×${info.resolution} clips → ${info.latent.join('×')} tokens of ${info.tokenBits} bits (downsample ${info.downsample.join(',')}).`;
+}
+
+$('model-select').onchange = () => job('Loading the model…', async () => {
+  const entry = app.models.vqvae.find((m) => m.id === $('model-select').value);
+  await useModel(entry.file, entry.id, entry.sha256);
+  status(`Loaded ${entry.id}.`);
+});
+$('model-file').onchange = (e) => {
+  const f = e.target.files[0];
+  e.target.value = '';
+  if (f) job(`Loading ${f.name}…`, async () => { await useModel(f, f.name); status(`Loaded ${f.name}.`); });
+};
+
+function fill(select, list, selected) {
+  select.replaceChildren(...list.map((m) => {
+    const o = document.createElement('option');
+    o.value = m.id;
+    o.textContent = `${m.id} (${(m.bytes / 1e6).toFixed(1)} MB)`;
+    o.title = m.description;
+    o.selected = m.id === selected;
+    return o;
+  }));
+}
+
+async function start() {
+  const params = new URLSearchParams(location.search);
+  const response = await fetch('models/index.json');
+  if (!response.ok) throw new Error(`models/index.json: HTTP ${response.status}`);
+  app.models = await response.json();
+  const first = app.models.vqvae.find((m) => m.id === (params.get('model') ?? app.models.default)) ?? app.models.vqvae[0];
+  fill($('model-select'), app.models.vqvae, first.id);
+  fill($('prior-select'), app.models.prior, app.models.prior[0]?.id);
+
+  // ?device=cpu forces the CPU path (and is how the no-WebGPU path is tested)
+  const device = params.get('device') ?? 'auto';
+  if (device !== 'cpu' && !navigator.gpu) app.noWebGpu = 'this browser has no WebGPU (navigator.gpu is missing)';
+  const bytes = await fetchModel(first.file, { sha256: first.sha256, onProgress: (d, t) => progress($('load-progress'), d, t) });
+  status('Starting the engine…');
+  app.session = await load({
+    model: bytes,
+    device: app.noWebGpu ? 'cpu' : device,
+    onDeviceLost: () => status('The GPU device was lost; restarting the engine…'),
+  });
+  showModel(first.id);
+  const s = app.session;
+  const badge = $('backend');
+  badge.dataset.backend = s.backend;
+  badge.textContent = s.backend === 'webgpu' ? `Running on WebGPU: ${s.adapter}` : 'Running on the CPU (WebAssembly)';
+  const why = app.noWebGpu || s.fallbackReason;
+  if (s.backend === 'cpu' && device !== 'cpu') {
+    const fb = $('fallback');
+    fb.hidden = false;
+    fb.textContent = `No WebGPU here, so the engine runs on the CPU: slower, same results. (${why})`;
+  }
+  status('Ready: pick an input.');
+}
+
+app.ready = job('Loading the model…', start);
+app.ready.then(() => { if (!app.session) document.body.dataset.state = 'failed'; });

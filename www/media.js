@@ -1,0 +1,241 @@
+// Video in: files decoded with WebCodecs (MP4 through mp4box, WebM through webm.js) and webcam
+// recordings, as RGB frames `{ data: Uint8Array T×H×W×3, frames, height, width, fps }` — the
+// layout the engine (and `videogpt encode` on a .npy) takes.
+
+import { createFile, DataStream, Endianness, MP4BoxBuffer } from '../node_modules/mp4box/dist/mp4box.all.mjs';
+import { demuxWebm } from './webm.js';
+
+/** Larger frames are scaled down by the browser to this shorter side before they are handed to
+ *  the engine, so a 4K clip does not need gigabytes; the model then resizes them as VideoGPT does. */
+export const MAX_SHORT_SIDE = 512;
+
+export class MediaError extends Error {
+  constructor(message) { super(message); this.name = 'MediaError'; }
+}
+
+/** Copy a drawable (VideoFrame, video element, canvas) into RGB bytes at `width`×`height`. */
+export function frameToRgb(source, width, height, canvas) {
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  canvas.width = width; canvas.height = height;
+  ctx.drawImage(source, 0, 0, width, height);
+  const rgba = ctx.getImageData(0, 0, width, height).data;
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
+    rgb[j] = rgba[i]; rgb[j + 1] = rgba[i + 1]; rgb[j + 2] = rgba[i + 2];
+  }
+  return rgb;
+}
+
+function outputSize(w, h) {
+  const s = Math.min(w, h);
+  if (s <= MAX_SHORT_SIDE) return [w, h];
+  const k = MAX_SHORT_SIDE / s;
+  return [Math.round(w * k), Math.round(h * k)];
+}
+
+/** Join per-frame RGB arrays into one clip. */
+export function joinFrames(list, width, height, fps) {
+  const n = width * height * 3;
+  const data = new Uint8Array(list.length * n);
+  list.forEach((f, i) => data.set(f, i * n));
+  return { data, frames: list.length, height, width, fps };
+}
+
+function mp4Description(file, track) {
+  const trak = file.getTrackById(track.id);
+  for (const entry of trak.mdia.minf.stbl.stsd.entries) {
+    const box = entry.avcC || entry.hvcC || entry.vpcC || entry.av1C;
+    if (box) {
+      const stream = new DataStream(undefined, 0, Endianness.BIG_ENDIAN);
+      box.write(stream);
+      return new Uint8Array(stream.buffer, 8); // without the box header
+    }
+  }
+  return undefined;
+}
+
+function demuxMp4(buffer, maxSamples) {
+  return new Promise((resolve, reject) => {
+    const file = createFile();
+    let config = null;
+    const chunks = [];
+    file.onError = (_, message) => reject(new MediaError(`cannot read this MP4 file: ${message}`));
+    file.onReady = (info) => {
+      const track = info.videoTracks[0];
+      if (!track) { reject(new MediaError('the MP4 file has no video track')); return; }
+      config = {
+        codec: track.codec.startsWith('vp08') ? 'vp8' : track.codec,
+        codedWidth: track.video.width,
+        codedHeight: track.video.height,
+        description: mp4Description(file, track),
+        fps: track.nb_samples / (track.samples_duration / track.timescale || 1),
+        duration: info.duration / info.timescale || undefined,
+      };
+      file.setExtractionOptions(track.id, null, { nbSamples: maxSamples });
+      file.start();
+    };
+    file.onSamples = (_, __, samples) => {
+      for (const s of samples) {
+        if (chunks.length >= maxSamples) break;
+        chunks.push({ key: s.is_sync, timestamp: Math.round((1e6 * s.cts) / s.timescale), data: s.data });
+      }
+    };
+    try {
+      file.appendBuffer(MP4BoxBuffer.fromArrayBuffer(buffer, 0));
+      file.flush();
+    } catch (e) {
+      reject(new MediaError(`cannot read this MP4 file: ${e.message}`));
+      return;
+    }
+    if (!config) reject(new MediaError('cannot read this MP4 file (no movie header found; is it complete?)'));
+    else resolve({ config, chunks });
+  });
+}
+
+const WEBM_CODECS = { V_VP8: 'vp8', V_VP9: 'vp09.00.10.08', V_AV1: 'av01.0.04M.08' };
+
+function webmConfig(track) {
+  const { codecId, codecPrivate, width, height } = track;
+  if (codecId === 'V_MPEG4/ISO/AVC' && codecPrivate) {
+    const hex = [...codecPrivate.subarray(1, 4)].map((b) => b.toString(16).padStart(2, '0')).join('');
+    return { codec: `avc1.${hex}`, codedWidth: width, codedHeight: height, description: codecPrivate };
+  }
+  const codec = WEBM_CODECS[codecId];
+  if (!codec) throw new MediaError(`the video codec ${codecId} is not supported (VP8, VP9, AV1 and H.264 are)`);
+  const config = { codec, codedWidth: width, codedHeight: height };
+  if (codecId === 'V_AV1' && codecPrivate?.length) config.description = codecPrivate;
+  return config;
+}
+
+function sniff(bytes) {
+  if (bytes.length >= 8 && String.fromCharCode(...bytes.subarray(4, 8)) === 'ftyp') return 'mp4';
+  if (bytes.length >= 4 && bytes[0] === 0x1a && bytes[1] === 0x45 && bytes[2] === 0xdf && bytes[3] === 0xa3) return 'webm';
+  if (bytes.length >= 4 && String.fromCharCode(...bytes.subarray(0, 4)) === 'OggS') return 'ogg';
+  if (bytes.length >= 4 && String.fromCharCode(...bytes.subarray(0, 4)) === 'RIFF') return 'avi';
+  return 'unknown';
+}
+
+/**
+ * Decode the first `maxFrames` frames of a video file (File, Blob or ArrayBuffer) with WebCodecs.
+ * `onProgress(done, total)` reports decoded frames. Rejects with a MediaError naming the problem
+ * (unknown container, codec this browser cannot decode, corrupt data).
+ */
+export async function decodeVideoFile(input, { maxFrames = 16, onProgress = () => {} } = {}) {
+  if (typeof VideoDecoder === 'undefined') {
+    throw new MediaError('this browser has no WebCodecs VideoDecoder (use a recent Chrome, Edge or Firefox)');
+  }
+  const buffer = input instanceof ArrayBuffer ? input : await input.arrayBuffer();
+  const bytes = new Uint8Array(buffer);
+  const kind = sniff(bytes);
+  let config, chunks;
+  if (kind === 'mp4') {
+    // B-frames: a few more samples than frames, so that the first maxFrames in display order come out
+    ({ config, chunks } = await demuxMp4(buffer, maxFrames + 16));
+  } else if (kind === 'webm') {
+    let track;
+    try { track = demuxWebm(buffer, { maxFrames: maxFrames + 16 }); } catch (e) { throw new MediaError(e.message); }
+    config = webmConfig(track);
+    chunks = track.chunks;
+    config.duration = track.duration;
+    if (chunks.length > 1) config.fps = 1e6 / ((chunks[chunks.length - 1].timestamp - chunks[0].timestamp) / (chunks.length - 1));
+  } else {
+    const hint = kind === 'unknown' ? 'an unrecognised format' : `${kind.toUpperCase()}`;
+    throw new MediaError(`this file is ${hint}; the page reads MP4 and WebM (H.264, VP8, VP9, AV1). Convert it with: ffmpeg -i INPUT -c:v libvpx-vp9 clip.webm`);
+  }
+  if (!chunks.length) throw new MediaError('the file holds no video frames');
+  const { fps, duration, ...decoderConfig } = config;
+  const support = await VideoDecoder.isConfigSupported(decoderConfig).catch(() => ({ supported: false }));
+  if (!support.supported) {
+    throw new MediaError(`this browser cannot decode ${decoderConfig.codec} video; try H.264 (MP4) or VP9 (WebM)`);
+  }
+
+  const [width, height] = outputSize(config.codedWidth, config.codedHeight);
+  const canvas = new OffscreenCanvas(width, height);
+  const decoded = [];
+  let failure = null;
+  const decoder = new VideoDecoder({
+    output: (frame) => {
+      try {
+        if (decoded.length < maxFrames + 16) {
+          const w = frame.displayWidth, h = frame.displayHeight;
+          const [ow, oh] = outputSize(w, h);
+          decoded.push({ t: frame.timestamp, rgb: frameToRgb(frame, ow, oh, canvas), w: ow, h: oh });
+          onProgress(Math.min(decoded.length, maxFrames), maxFrames);
+        }
+      } finally {
+        frame.close();
+      }
+    },
+    error: (e) => { failure = e; },
+  });
+  try {
+    decoder.configure(decoderConfig);
+    let first = true;
+    for (const c of chunks) {
+      if (first && !c.key) throw new MediaError('the video does not start with a key frame');
+      first = false;
+      decoder.decode(new EncodedVideoChunk({ type: c.key ? 'key' : 'delta', timestamp: c.timestamp, data: c.data }));
+    }
+    await decoder.flush();
+  } catch (e) {
+    throw e instanceof MediaError ? e : new MediaError(`decoding failed: ${failure?.message ?? e.message}`);
+  } finally {
+    if (decoder.state !== 'closed') decoder.close();
+  }
+  if (failure) throw new MediaError(`decoding failed: ${failure.message}`);
+  decoded.sort((a, b) => a.t - b.t);
+  const frames = decoded.slice(0, maxFrames);
+  if (!frames.length) throw new MediaError('no frame could be decoded');
+  const { w, h } = frames[0];
+  const clip = joinFrames(frames.map((f) => f.rgb), w, h, fps && Number.isFinite(fps) ? fps : undefined);
+  // the whole file's bit rate, to compare with the tokens'
+  if (duration > 0) clip.sourceBitsPerSecond = (bytes.length * 8) / duration;
+  return clip;
+}
+
+/**
+ * Record `frames` consecutive webcam frames. Uses MediaStreamTrackProcessor where the browser has
+ * it (every frame, no drops), else draws a <video> element on each new frame. The camera is
+ * released when done or on error. `onFrame(i, n)` reports progress.
+ */
+export async function recordWebcam({ frames = 16, width = 320, height = 240, onFrame = () => {} } = {}) {
+  if (!navigator.mediaDevices?.getUserMedia) throw new MediaError('this browser gives pages no camera access (getUserMedia is missing; is the page on http://127.0.0.1 or https?)');
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: width }, height: { ideal: height } }, audio: false });
+  } catch (e) {
+    throw new MediaError(e.name === 'NotAllowedError' ? 'camera permission was denied' : `no camera could be opened (${e.message})`);
+  }
+  const [track] = stream.getVideoTracks();
+  const canvas = new OffscreenCanvas(1, 1);
+  const list = [];
+  let size = null;
+  const grab = (source, w, h) => {
+    size = size || outputSize(w, h);
+    list.push(frameToRgb(source, size[0], size[1], canvas));
+    onFrame(list.length, frames);
+  };
+  try {
+    if (typeof MediaStreamTrackProcessor !== 'undefined') {
+      const reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
+      while (list.length < frames) {
+        const { value: frame, done } = await reader.read();
+        if (done) throw new MediaError('the camera stopped');
+        try { grab(frame, frame.displayWidth, frame.displayHeight); } finally { frame.close(); }
+      }
+      reader.cancel().catch(() => {});
+    } else {
+      const video = document.createElement('video');
+      video.muted = true; video.playsInline = true; video.srcObject = stream;
+      await video.play();
+      while (list.length < frames) {
+        await new Promise((r) => (video.requestVideoFrameCallback ? video.requestVideoFrameCallback(r) : setTimeout(r, 33)));
+        grab(video, video.videoWidth, video.videoHeight);
+      }
+      video.srcObject = null;
+    }
+  } finally {
+    stream.getTracks().forEach((t) => t.stop());
+  }
+  return joinFrames(list, size[0], size[1], track.getSettings().frameRate);
+}

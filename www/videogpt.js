@@ -1,0 +1,247 @@
+// videogpt-web's JS API: VideoGPT models running locally, in a Worker, on WebGPU (or the CPU).
+//
+//   import { load } from './www/videogpt.js';
+//   const session = await load({ model: 'models/tiny-untrained.safetensors' });
+//   session.backend                      // 'webgpu' or 'cpu'
+//   const r = await session.reconstruct(frames);   // frames: { data, frames, height, width }
+//   const { tokens, latent } = await session.encode(frames);
+//   const video = await session.decode({ tokens, latent });
+//
+// Frames are uint8 RGB, T×H×W×3 (what media.js's decodeVideoFile and recordWebcam return). Errors
+// are Errors whose `name` says what went wrong: WeightsError, InputError, GpuError,
+// DeviceLostError, IoError, MediaError, FetchError.
+
+const CACHE = 'videogpt-models-v1';
+
+export class FetchError extends Error {
+  constructor(message) { super(message); this.name = 'FetchError'; }
+}
+
+function hex(buffer) {
+  return [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+async function sha256(bytes) {
+  return hex(await crypto.subtle.digest('SHA-256', bytes));
+}
+
+/**
+ * Model bytes from a URL (with byte-level progress, cached with the Cache API, checked against
+ * `sha256` when given), or from a File, Blob, ArrayBuffer or typed array.
+ */
+export async function fetchModel(source, { sha256: expected, onProgress = () => {} } = {}) {
+  if (source instanceof ArrayBuffer) return new Uint8Array(source);
+  if (ArrayBuffer.isView(source)) return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+  if (typeof Blob !== 'undefined' && source instanceof Blob) {
+    const bytes = new Uint8Array(await source.arrayBuffer());
+    onProgress(bytes.length, bytes.length);
+    return bytes;
+  }
+  const url = new URL(source, location.href).href;
+  const cache = typeof caches !== 'undefined' ? await caches.open(CACHE).catch(() => null) : null;
+  if (cache && expected) {
+    const hit = await cache.match(url);
+    if (hit) {
+      const bytes = new Uint8Array(await hit.arrayBuffer());
+      if ((await sha256(bytes)) === expected) {
+        onProgress(bytes.length, bytes.length);
+        return bytes;
+      }
+      await cache.delete(url); // stale or damaged: fetch again
+    }
+  }
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw new FetchError(`could not download ${url}: ${e.message}`);
+  }
+  if (!response.ok) throw new FetchError(`could not download ${url}: HTTP ${response.status}`);
+  const total = Number(response.headers.get('Content-Length')) || 0;
+  const parts = [];
+  let loaded = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    loaded += value.length;
+    onProgress(loaded, total);
+  }
+  const bytes = new Uint8Array(loaded);
+  let at = 0;
+  for (const p of parts) { bytes.set(p, at); at += p.length; }
+  if (expected) {
+    const got = await sha256(bytes);
+    if (got !== expected) throw new FetchError(`${url} is damaged or not the expected model (SHA-256 ${got.slice(0, 12)}…, expected ${expected.slice(0, 12)}…)`);
+    if (cache) await cache.put(url, new Response(bytes, { headers: { 'Content-Type': 'application/octet-stream' } })).catch(() => {});
+  }
+  return bytes;
+}
+
+function remoteError({ name, message }) {
+  const e = new Error(message);
+  e.name = name;
+  return e;
+}
+
+/** A Worker running the engine, with request/answer bookkeeping. */
+class EngineWorker {
+  constructor(url) {
+    this.worker = new Worker(url, { type: 'module' });
+    this.pending = new Map();
+    this.next = 1;
+    this.worker.onmessage = ({ data }) => {
+      const p = this.pending.get(data.id);
+      if (!p) return;
+      if (data.progress) { p.onProgress?.(data.progress); return; }
+      this.pending.delete(data.id);
+      if (data.error) p.reject(remoteError(data.error)); else p.resolve(data.result);
+    };
+    this.worker.onerror = (e) => {
+      const err = new Error(`the engine worker failed: ${e.message || 'it could not start (is www/pkg built? run scripts/build-web.sh)'}`);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+  }
+
+  call(op, args = {}, { transfer = [], onProgress } = {}) {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onProgress });
+      this.worker.postMessage({ id, op, args }, transfer);
+    });
+  }
+
+  terminate() {
+    this.worker.terminate();
+    for (const p of this.pending.values()) p.reject(new Error('the session was closed'));
+    this.pending.clear();
+  }
+}
+
+const checkFrames = (f) => {
+  if (!f || !(f.data instanceof Uint8Array) || !(f.frames > 0 && f.height > 0 && f.width > 0) || f.data.length !== f.frames * f.height * f.width * 3) {
+    throw Object.assign(new Error('frames must be { data: Uint8Array of T×H×W×3 RGB bytes, frames, height, width }'), { name: 'InputError' });
+  }
+  return f;
+};
+
+const asFrames = (data, [frames, height, width], fps) => ({ data, frames, height, width, fps });
+
+export class Session {
+  /** @private use load() */
+  constructor(options) {
+    this.options = options;
+    this.model = null; // the VQ-VAE's hparams
+    this.prior = null; // the GPT prior's hparams, when one is loaded
+    this.backend = null; // 'webgpu' | 'cpu'
+    this.adapter = '';
+    this.fallbackReason = ''; // why 'auto' ended on the CPU
+    this.recoveries = 0; // times the GPU device was lost and the session restarted
+  }
+
+  async start() {
+    const o = this.options;
+    this.engine = new EngineWorker(o.workerUrl ?? new URL('./worker.js', import.meta.url));
+    const { backend, adapter } = await this.engine.call('create', { device: o.device ?? 'auto' });
+    this.backend = backend;
+    this.adapter = backend === 'webgpu' ? adapter : '';
+    this.fallbackReason = backend === 'cpu' && o.device !== 'cpu' ? adapter : '';
+    if (this.modelBytes) this.model = await this.engine.call('loadVqvae', { bytes: this.modelBytes.slice() });
+    if (this.priorBytes) this.prior = await this.engine.call('loadPrior', { bytes: this.priorBytes.slice() });
+  }
+
+  /** Run a request; when the GPU device is lost, restart the worker once with the same models. */
+  async call(op, args, opts) {
+    try {
+      return await this.engine.call(op, args, opts);
+    } catch (e) {
+      if (e.name !== 'DeviceLostError' || this.recovering) throw e;
+      this.recovering = true;
+      try {
+        this.engine.terminate();
+        this.recoveries++;
+        this.options.onDeviceLost?.(e);
+        await this.start();
+      } finally {
+        this.recovering = false;
+      }
+      return this.engine.call(op, args, opts);
+    }
+  }
+
+  /** Frames → `{ tokens: Uint32Array, latent: [T', H', W'], input }`, `input` being the
+   *  model-sized frames (resized, centre-cropped, first window) the tokens describe. */
+  async encode(frames, { forPrior = false } = {}) {
+    const f = checkFrames(frames);
+    const r = await this.call('encode', { data: f.data, frames: f.frames, height: f.height, width: f.width, forPrior });
+    return { tokens: r.tokens, latent: r.latent, input: asFrames(r.input, r.size, f.fps) };
+  }
+
+  /** `{ tokens, latent }` → frames. */
+  async decode({ tokens, latent }, { forPrior = false } = {}) {
+    const r = await this.call('decode', { tokens: Uint32Array.from(tokens), latent, forPrior });
+    return asFrames(r.video, r.size);
+  }
+
+  /** Encode and decode: `{ tokens, latent, input, output, psnr[], ssim[], encodeMs, decodeMs }`. */
+  async reconstruct(frames) {
+    const f = checkFrames(frames);
+    const r = await this.call('reconstruct', { data: f.data, frames: f.frames, height: f.height, width: f.width });
+    return { ...r, input: asFrames(r.input, r.size, f.fps), output: asFrames(r.output, r.size, f.fps) };
+  }
+
+  /** Sample from the prior: `{ seed, temperature, topK, class, prefix (tokens of the first latent
+   *  frames to keep), onProgress(done, total, gridSoFar) }` → `{ tokens, latent, video }`. */
+  async sample({ onProgress, ...options } = {}) {
+    if (!this.prior) throw Object.assign(new Error('no prior loaded: pass prior to load()'), { name: 'InputError' });
+    if (options.prefix) options.prefix = Array.from(options.prefix);
+    const r = await this.call('sample', { options }, { onProgress: onProgress && ((p) => onProgress(p.done, p.total, p.grid)) });
+    return { tokens: r.tokens, latent: r.latent, video: asFrames(r.video, r.size) };
+  }
+
+  /** Replace the VQ-VAE (URL, File or bytes, as for load()); returns its hparams. */
+  async loadModel(source, { sha256: expected, onProgress } = {}) {
+    const bytes = await fetchModel(source, { sha256: expected, onProgress });
+    this.model = await this.call('loadVqvae', { bytes: bytes.slice() });
+    this.modelBytes = bytes;
+    return this.model;
+  }
+
+  /** Load a GPT prior (with its VQ-VAE under `vqvae.`); returns its hparams. */
+  async loadPrior(source, { sha256: expected, onProgress } = {}) {
+    const bytes = await fetchModel(source, { sha256: expected, onProgress });
+    this.prior = await this.call('loadPrior', { bytes: bytes.slice() });
+    this.priorBytes = bytes;
+    return this.prior;
+  }
+
+  /** Stop the worker and free its GPU memory. */
+  close() {
+    this.engine?.terminate();
+  }
+}
+
+/**
+ * Start a session: `{ model, prior, device = 'auto', sha256, priorSha256, onProgress }`.
+ * `model`/`prior`: a URL, File, Blob or bytes of a .safetensors (prior: a GPT with its VQ-VAE
+ * under `vqvae.`). `device`: 'auto' (WebGPU when the browser has an adapter, else the CPU, with
+ * `session.fallbackReason` saying why), 'webgpu' or 'cpu'. `onProgress(stage, done, total)` reports
+ * downloads ('model', 'prior') and startup ('engine').
+ */
+export async function load({ model, prior, device = 'auto', sha256: modelSha, priorSha256, onProgress = () => {}, onDeviceLost, workerUrl } = {}) {
+  if (!model && !prior) throw Object.assign(new Error('load() needs a model or a prior'), { name: 'InputError' });
+  const s = new Session({ device, onDeviceLost, workerUrl });
+  if (model) s.modelBytes = await fetchModel(model, { sha256: modelSha, onProgress: (d, t) => onProgress('model', d, t) });
+  if (prior) s.priorBytes = await fetchModel(prior, { sha256: priorSha256, onProgress: (d, t) => onProgress('prior', d, t) });
+  onProgress('engine', 0, 1);
+  try {
+    await s.start();
+  } catch (e) {
+    s.close();
+    throw e;
+  }
+  onProgress('engine', 1, 1);
+  return s;
+}

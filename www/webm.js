@@ -1,0 +1,100 @@
+// A minimal WebM/Matroska demuxer for WebCodecs: the first video track's codec and its frames
+// (SimpleBlocks and Blocks) as encoded chunks with timestamps. Enough for files from ffmpeg,
+// MediaRecorder and browsers; lacing (used for audio, never for video here) is refused.
+
+const ID = {
+  EBML: 0x1a45dfa3, Segment: 0x18538067, Info: 0x1549a966, TimecodeScale: 0x2ad7b1, Duration: 0x4489,
+  Tracks: 0x1654ae6b, TrackEntry: 0xae, TrackNumber: 0xd7, TrackType: 0x83, CodecID: 0x86,
+  CodecPrivate: 0x63a2, Video: 0xe0, PixelWidth: 0xb0, PixelHeight: 0xba,
+  Cluster: 0x1f43b675, Timecode: 0xe7, SimpleBlock: 0xa3, BlockGroup: 0xa0, Block: 0xa1,
+};
+// master elements we descend into; everything else is skipped or read as a value
+const MASTER = new Set([ID.Segment, ID.Info, ID.Tracks, ID.TrackEntry, ID.Video, ID.Cluster, ID.BlockGroup]);
+
+function vint(bytes, pos, keepMarker) {
+  const first = bytes[pos];
+  if (first === undefined) throw new Error('truncated WebM file');
+  let len = 1;
+  while (len <= 8 && !(first & (0x80 >> (len - 1)))) len++;
+  if (len > 8) throw new Error('corrupt WebM file (bad element size)');
+  let value = keepMarker ? first : first & (0xff >> len);
+  let unknown = value === (0xff >> len);
+  for (let i = 1; i < len; i++) {
+    const b = bytes[pos + i];
+    if (b === undefined) throw new Error('truncated WebM file');
+    value = value * 256 + b;
+    unknown = unknown && b === 0xff;
+  }
+  return { value, len, unknown: !keepMarker && unknown };
+}
+
+const uint = (b) => b.reduce((v, x) => v * 256 + x, 0);
+
+/** Parse a WebM file (ArrayBuffer) → `{ codecId, codecPrivate, width, height, duration, chunks }` where each
+ *  chunk is `{ key, timestamp (µs), data }` in file (decode) order. */
+export function demuxWebm(buffer, { maxFrames = Infinity } = {}) {
+  const bytes = new Uint8Array(buffer);
+  if (uint(bytes.subarray(0, 4)) !== ID.EBML) throw new Error('not a WebM/Matroska file');
+  let scale = 1e6; // ns per timecode unit
+  const tracks = new Map();
+  let track = null;
+  let clusterTime = 0;
+  const chunks = [];
+  let video = null;
+  let durationUnits = 0;
+
+  const block = (data, keyFlag) => {
+    const t = vint(data, 0, false);
+    const number = t.value;
+    if (!video) video = [...tracks.values()].find((x) => x.type === 1);
+    if (!video || number !== video.number) return;
+    const rel = ((data[t.len] << 8) | data[t.len + 1]) << 16 >> 16; // int16
+    const flags = data[t.len + 2];
+    if (flags & 0x06) throw new Error('laced video blocks are not supported');
+    chunks.push({
+      key: keyFlag === undefined ? !!(flags & 0x80) : keyFlag,
+      timestamp: Math.round(((clusterTime + rel) * scale) / 1000),
+      data: data.subarray(t.len + 3),
+    });
+  };
+
+  const walk = (start, end) => {
+    let pos = start;
+    while (pos < end && chunks.length < maxFrames) {
+      const id = vint(bytes, pos, true);
+      const size = vint(bytes, pos + id.len, false);
+      const body = pos + id.len + size.len;
+      const stop = size.unknown ? end : Math.min(end, body + size.value);
+      if (!size.unknown && body + size.value > bytes.length && id.value !== ID.Segment && id.value !== ID.Cluster) {
+        throw new Error('truncated WebM file');
+      }
+      const data = bytes.subarray(body, stop);
+      switch (id.value) {
+        case ID.TimecodeScale: scale = uint(data); break;
+        case ID.Duration: {
+          const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
+          durationUnits = data.length === 4 ? v.getFloat32(0) : data.length === 8 ? v.getFloat64(0) : 0;
+          break;
+        }
+        case ID.TrackEntry: track = { type: 0 }; walk(body, stop); tracks.set(track.number, track); track = null; break;
+        case ID.TrackNumber: if (track) track.number = uint(data); break;
+        case ID.TrackType: if (track) track.type = uint(data); break;
+        case ID.CodecID: if (track) track.codecId = new TextDecoder().decode(data); break;
+        case ID.CodecPrivate: if (track) track.codecPrivate = data.slice(); break;
+        case ID.PixelWidth: if (track) track.width = uint(data); break;
+        case ID.PixelHeight: if (track) track.height = uint(data); break;
+        case ID.Timecode: clusterTime = uint(data); break;
+        case ID.SimpleBlock: block(data); break;
+        case ID.Block: block(data, chunks.length === 0); break; // a BlockGroup without ReferenceBlock is a key frame; the first must be
+        default:
+          if (MASTER.has(id.value)) walk(body, stop);
+      }
+      pos = stop;
+    }
+  };
+  walk(0, bytes.length);
+  video = video || [...tracks.values()].find((x) => x.type === 1);
+  if (!video) throw new Error('the WebM file has no video track');
+  const duration = durationUnits ? (durationUnits * scale) / 1e9 : undefined; // seconds
+  return { codecId: video.codecId, codecPrivate: video.codecPrivate, width: video.width, height: video.height, duration, chunks };
+}
