@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+command -v node >/dev/null 2>&1 || need+=(nodejs npm)
 ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || need+=(mesa-vulkan-drivers)
 ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || need+=(libvulkan1)
 if [ ${#need[@]} -gt 0 ]; then
@@ -22,3 +23,17 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 # Builds are cached outside the clone (CI clones afresh each run); set CARGO_TARGET_DIR to override.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/videogpt-web/target}"
 cargo test --release --locked "$@"
+# a filter or other cargo test arguments run just those Rust tests
+[ $# -gt 0 ] && exit 0
+
+# The web page in a real browser: the engine built to wasm, Debian's Chromium with WebGPU on
+# SwiftShader and a fake webcam, driven by playwright-core (tests/e2e/).
+command -v chromium >/dev/null 2>&1 || {
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing: chromium"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
+bash scripts/build-web.sh
+VIDEOGPT_BIN="$CARGO_TARGET_DIR/release/videogpt" node --test --test-concurrency=1 tests/e2e/

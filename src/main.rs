@@ -143,6 +143,21 @@ enum Command {
         #[arg(long)]
         calibrate: Option<PathBuf>,
     },
+    /// Check tokens made elsewhere (the web page, another GPU) against this machine's CPU encoding
+    /// of the same clip: equal, or different only where two codes are a float32 near-tie.
+    CompareTokens {
+        #[arg(long)]
+        model: PathBuf,
+        /// The clip the tokens were made from (as `encode` reads it).
+        #[arg(long)]
+        input: PathBuf,
+        /// The tokens to check (.npy).
+        #[arg(long)]
+        tokens: PathBuf,
+        /// Largest |d(z, e_a) − d(z, e_b)| / ‖z‖² that counts as a tie.
+        #[arg(long, default_value_t = 1e-5)]
+        tolerance: f64,
+    },
     /// Write a randomly initialised GPT prior over a VQ-VAE, with the VQ-VAE inside the file
     /// under `vqvae.` as VideoGPT's GPT checkpoints hold it (for tests and the demo page).
     RandomPrior {
@@ -218,6 +233,7 @@ fn main() -> ExitCode {
                     Ok(())
                 })
         }
+        Command::CompareTokens { model, input, tokens, tolerance } => compare_tokens(&model, &input, &tokens, tolerance),
         Command::RandomPrior { vqvae, output, hidden_dim, heads, layers, attn_type, seed } => {
             random_prior(&vqvae, &output, hidden_dim, heads, layers, &attn_type, seed)
         }
@@ -229,6 +245,34 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn compare_tokens(model: &Path, input: &Path, tokens: &Path, tolerance: f64) -> Result<()> {
+    let bytes = read_model(model)?;
+    let m = VqVae::load(&Cpu, &bytes, "").map_err(|e| in_file(e, model))?;
+    let file = std::fs::File::open(tokens).map_err(|e| Error::Io(format!("cannot open {}: {e}", tokens.display())))?;
+    let theirs = tokens::npy::read(std::io::BufReader::new(file))?;
+    let windows = model_windows(&m.config, &read_video(input)?)?;
+    if theirs.shape[0] != windows.len() {
+        bail!(Input, "{} holds {} clips of tokens; {} has {} model windows", tokens.display(), theirs.shape[0], input.display(), windows.len());
+    }
+    let (mut total, mut worst) = (0, 0.0f64);
+    for (w, codes) in windows.iter().zip(theirs.clips()) {
+        for d in m.disagreements(w, codes)? {
+            total += 1;
+            worst = worst.max(d.relative_gap);
+            if d.relative_gap > tolerance {
+                bail!(Input, "position {}: code {} here, {} in {}, and they are not a near-tie (relative distance gap {:e} > {tolerance:e})",
+                    d.position, d.ours, d.theirs, tokens.display(), d.relative_gap);
+            }
+        }
+    }
+    if total == 0 {
+        println!("identical: all {} tokens equal", theirs.codes.len());
+    } else {
+        println!("{total} of {} tokens differ, all float32 near-ties (largest relative distance gap {worst:.2e})", theirs.codes.len());
+    }
+    Ok(())
 }
 
 fn random_prior(vqvae: &Path, output: &Path, hidden_dim: usize, heads: usize, layers: usize, attn_type: &str, seed: u64) -> Result<()> {

@@ -368,6 +368,48 @@ impl<B: Backend> VqVae<B> {
     }
 }
 
+/// A position where two encodings of the same clip chose different codes.
+#[derive(Clone, Debug)]
+pub struct CodeDisagreement {
+    pub position: usize,
+    pub ours: u32,
+    pub theirs: u32,
+    /// |d(z, e_ours) − d(z, e_theirs)| / ‖z‖², squared distances in f64: how close to a tie the
+    /// two choices are (float32 rounding decides ties below about 1e-5).
+    pub relative_gap: f64,
+}
+
+impl VqVae<crate::Cpu> {
+    /// Encode `x` on the CPU and compare with `theirs`, codes of the same clip made elsewhere (the
+    /// GPU, the browser). Backends sum in different orders, so a latent almost equidistant from
+    /// two codes may go either way; every disagreement is returned with how near a tie it was.
+    pub fn disagreements(&self, x: &Volume, theirs: &[u32]) -> Result<Vec<CodeDisagreement>> {
+        let cpu = crate::Cpu;
+        let x = cpu.upload_volume(x)?;
+        let z = self.latents(&cpu, &x)?;
+        let ours = self.encode(&cpu, &x)?.buf;
+        if ours.len() != theirs.len() {
+            bail!(Input, "{} tokens to compare with {} of this clip", theirs.len(), ours.len());
+        }
+        let (e, n, emb) = (self.codebook.dim, ours.len(), &self.codebook.embeddings);
+        let dist = |p: usize, code: u32| -> f64 {
+            (0..e).map(|i| (z.buf[i * n + p] as f64 - emb[code as usize * e + i] as f64).powi(2)).sum()
+        };
+        let mut out = Vec::new();
+        for p in 0..n {
+            if ours[p] != theirs[p] {
+                if theirs[p] as usize >= self.config.n_codes {
+                    bail!(Input, "token {} at position {p} is out of range for {} codes", theirs[p], self.config.n_codes);
+                }
+                let norm: f64 = (0..e).map(|i| (z.buf[i * n + p] as f64).powi(2)).sum();
+                let relative_gap = (dist(p, ours[p]) - dist(p, theirs[p])).abs() / norm.max(f64::MIN_POSITIVE);
+                out.push(CodeDisagreement { position: p, ours: ours[p], theirs: theirs[p], relative_gap });
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// A `.safetensors` VQ-VAE with random weights for `config` (PyTorch-like init scales, BatchNorm
 /// statistics away from identity), for benchmarks and tests of sizes no fixture has.
 pub fn random_weights(config: &VqVaeConfig, seed: u64) -> Vec<u8> {

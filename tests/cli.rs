@@ -188,3 +188,48 @@ fn serve_sends_the_page_with_isolation_headers() {
     assert!(escape.starts_with("HTTP/1.1 404"), "{escape}");
     assert!(missing.starts_with("HTTP/1.1 404"));
 }
+
+#[test]
+fn compare_tokens_accepts_own_codes_and_refuses_a_changed_one() {
+    let model = fixture("vqvae_444.safetensors");
+    let clip = fixture("carphone_8f.npy");
+    let tokens = tmp("compare-tokens.npy");
+    let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&clip), "--output", s(&tokens)]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = videogpt(&["compare-tokens", "--model", s(&model), "--input", s(&clip), "--tokens", s(&tokens)]);
+    assert!(ok, "{err}");
+    assert!(out.contains("identical: all 128 tokens equal"), "{out}");
+
+    // one token swapped for another code: a real disagreement, not a rounding near-tie
+    let (shape, mut codes) = read_i32_npy(&tokens);
+    codes[5] = (codes[5] + 1) % 16;
+    let changed = tmp("compare-tokens-changed.npy");
+    let mut f = std::fs::File::create(&changed).unwrap();
+    let t = videogpt::tokens::Tokens { shape: [1, shape[0] as usize, shape[1] as usize, shape[2] as usize], codes: codes.iter().map(|&c| c as u32).collect() };
+    videogpt::tokens::npy::write(&mut f, &t).unwrap();
+    let (ok, _, err) = videogpt(&["compare-tokens", "--model", s(&model), "--input", s(&clip), "--tokens", s(&changed)]);
+    assert!(!ok);
+    assert!(err.contains("position 5:") && err.contains("not a near-tie"), "{err}");
+}
+
+#[test]
+fn random_prior_bundles_its_vqvae_and_samples() {
+    let prior = tmp("random-prior.safetensors");
+    let vq = fixture("vqvae_422.safetensors");
+    let (ok, _, err) = videogpt(&["random-prior", "--vqvae", s(&vq), "--output", s(&prior), "--hidden-dim", "24", "--heads", "2", "--layers", "1", "--attn-type", "full", "--seed", "3"]);
+    assert!(ok, "{err}");
+    let bytes = std::fs::read(&prior).unwrap();
+    let gpt = videogpt::gpt::Gpt::load(&bytes, None).unwrap();
+    assert_eq!(gpt.config.latent, [2, 16, 16]);
+    // the VQ-VAE inside is the one given, tensor for tensor
+    let inside = videogpt::VqVae::load(&videogpt::Cpu, &bytes, "vqvae.").unwrap();
+    assert_eq!(inside.config, videogpt::VqVae::load(&videogpt::Cpu, &std::fs::read(&vq).unwrap(), "").unwrap().config);
+    let out = tmp("random-prior-sample.npy");
+    let (ok, _, err) = videogpt(&["sample", "--model", s(&prior), "--output", s(&out), "--seed", "1"]);
+    assert!(ok, "{err}");
+    assert_eq!(videogpt::video::io::read_video(&out).unwrap().frames, 8);
+
+    let (ok, _, err) = videogpt(&["random-prior", "--vqvae", s(&vq), "--output", s(&prior), "--hidden-dim", "25"]);
+    assert!(!ok);
+    assert!(err.contains("hidden_dim 25 must be a positive multiple of 3"), "{err}");
+}

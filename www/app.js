@@ -15,6 +15,7 @@ const app = {
   frames: null, // the current input clip (RGB frames)
   result: null, // the last reconstruction
   sample: null, // the last sample
+  sampleProgress: [], // tokens done at each progress report of the last sample
   ready: null, // resolves when the engine and default model are loaded
 };
 window.app = app;
@@ -270,11 +271,13 @@ async function generate(prefixFrom) {
       options.prefix = tokens.subarray(0, p.latent[1] * p.latent[2]);
     }
     const started = performance.now();
+    app.sampleProgress = [];
     $('sample-out').hidden = false;
     const canvas = $('sample-tokens');
     const result = await app.session.sample({
       ...options,
       onProgress: (done, total, grid) => {
+        app.sampleProgress.push(done);
         progress($('sample-progress'), done, total);
         drawTokens(canvas, grid, p.latent);
         status(`Sampling: ${done}/${total} tokens (${(done / ((performance.now() - started) / 1000)).toFixed(0)} tokens/s)…`);
@@ -387,7 +390,7 @@ async function start() {
   if (s.backend === 'cpu' && device !== 'cpu') {
     const fb = $('fallback');
     fb.hidden = false;
-    fb.textContent = `No WebGPU here, so the engine runs on the CPU: slower, same results. (${why})`;
+    fb.textContent = `No WebGPU here, so the engine runs on the CPU (WebAssembly): same results, but slower for large models. Why: ${why.replace(/^GPU error: /, '')}`;
   }
   status('Ready: pick an input.');
 }

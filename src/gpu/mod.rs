@@ -128,9 +128,13 @@ impl Gpu {
             })
             .await
             .map_err(|e| {
-                Error::Gpu(format!(
-                    "no GPU adapter found ({e}); on Linux without a GPU install a software Vulkan driver (Debian: mesa-vulkan-drivers), or use the CPU backend (--device cpu)"
-                ))
+                if cfg!(target_arch = "wasm32") {
+                    Error::Gpu(format!("this browser offers no WebGPU adapter ({e}): WebGPU is off, unsupported here, or the GPU is blocklisted"))
+                } else {
+                    Error::Gpu(format!(
+                        "no GPU adapter found ({e}); on Linux without a GPU install a software Vulkan driver (Debian: mesa-vulkan-drivers), or use the CPU backend (--device cpu)"
+                    ))
+                }
             })?;
         let limits = adapter.limits();
         // the kernels use 256-thread workgroups and up to 9.2 KiB of workgroup memory

@@ -1,0 +1,167 @@
+// The demo page in Chromium with WebGPU (SwiftShader): inputs, reconstruction, exports,
+// generation, bad inputs, device loss, and no request leaving 127.0.0.1.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { launch } from './browser.mjs';
+import { ARTIFACTS, ROOT, checkTokens, cli, cliTokensFor, differing, ffmpegFromNpy, idle, pageBytes, readNpy, serve, tmp, watch } from './helpers.mjs';
+
+const MODEL = 'models/tiny-untrained.safetensors';
+const PRIOR = 'models/tiny-untrained-prior.safetensors';
+let browser, server, page, seen;
+
+before(async () => {
+  server = await serve();
+  browser = await launch();
+  page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  seen = watch(page);
+  await page.goto(server.url);
+  await page.waitForFunction(() => window.app?.session || document.body.dataset.state === 'failed', null, { timeout: 180_000 });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+/** Clear the last result, run `action`, wait for the page's job; returns the error text. */
+async function run(action, what = 'result') {
+  await page.evaluate((w) => { window.app[w] = null; }, what);
+  await action();
+  return idle(page, what);
+}
+
+function psnr(a, b) {
+  let se = 0;
+  for (let i = 0; i < a.length; i++) se += (a[i] - b[i]) ** 2;
+  return 10 * Math.log10((255 * 255) / Math.max(se / a.length, 1e-10));
+}
+
+test('the page loads on WebGPU with no console errors', async () => {
+  const backend = await page.getAttribute('#backend', 'data-backend');
+  assert.equal(backend, 'webgpu', await page.textContent('#backend'));
+  assert.equal(await page.isHidden('#fallback'), true);
+  assert.match(await page.textContent('#model-info'), /tiny-untrained: 0\.23 M parameters; 16×64×64 clips → 4×16×16 tokens of 8 bits/);
+  assert.deepEqual(seen.errors, []);
+});
+
+test('the bundled clip reconstructs; its tokens equal videogpt encode of the same frames; exports round-trip', async (t) => {
+  const error = await run(() => page.click('#use-sample'));
+  assert.equal(error, '');
+  const r = await page.evaluate(() => ({ latent: app.result.latent, tokens: Array.from(app.result.tokens), psnr: Array.from(app.result.psnr), frames: app.frames.frames, size: [app.frames.height, app.frames.width] }));
+  assert.deepEqual(r.latent, [4, 16, 16]);
+  assert.equal(r.frames, 16);
+  assert.deepEqual(r.size, [160, 218]); // the bundled clip's own size, not resized by the page
+  assert.equal(r.psnr.length, 16);
+  const { tokens, frames } = await cliTokensFor(page, 'app.frames', MODEL);
+  // equal up to float32 near-ties (this untrained model's codebook is copies of encoder outputs
+  // of this very clip, the worst case for ties: see docs/exactness.md)
+  const verdict = await checkTokens(page, 'app.frames', r.tokens, r.latent, MODEL);
+  t.diagnostic(`bundled clip, WebGPU vs CLI: ${verdict}`);
+  assert.match(verdict, /^identical|near-ties/);
+  assert.ok(differing(r.tokens, tokens) <= 1024 * 0.03, `${differing(r.tokens, tokens)} tokens differ`);
+  const stats = await page.$$eval('#stats dd', (dds) => Object.fromEntries(dds.map((d) => [d.dataset.stat, d.textContent])));
+  assert.match(stats['tokens'], /4×16×16 = 1024 tokens of 8 bits/);
+  assert.match(stats['source file bit rate'], /kbit\/s/);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'reconstruction.png'), fullPage: true });
+
+  // the exported tokens decode with the CLI to the page's reconstruction (±1 per channel)
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-tokens')]);
+  const npy = path.join(tmp, 'page-tokens.npy');
+  await download.saveAs(npy);
+  assert.deepEqual(readNpy(npy), { shape: [4, 16, 16], data: r.tokens });
+  const decoded = path.join(tmp, 'page-tokens-decoded.npy');
+  cli('decode', '--model', MODEL, '--input', npy, '--output', decoded);
+  const cpu = readNpy(decoded).data;
+  const gpu = await pageBytes(page, 'app.result.output.data');
+  assert.equal(cpu.length, gpu.length);
+  const worst = cpu.reduce((m, v, i) => Math.max(m, Math.abs(v - gpu[i])), 0);
+  assert.ok(worst <= 1, `decoded frames differ by ${worst}`);
+  assert.ok(fs.statSync(frames).size === 16 * 160 * 218 * 3 + 128);
+});
+
+for (const [name, args] of [
+  ['H.264 MP4', ['-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-crf', '18']],
+  ['VP9 WebM', ['-c:v', 'libvpx-vp9', '-pix_fmt', 'yuv420p', '-crf', '20', '-b:v', '0']],
+]) {
+  test(`a ${name} from the file picker reconstructs; tokens equal the CLI's`, async (t) => {
+    const source = path.join(ROOT, 'tests/fixtures/carphone_8f.npy');
+    const file = ffmpegFromNpy(source, path.join(tmp, `carphone.${name.endsWith('MP4') ? 'mp4' : 'webm'}`), args);
+    const error = await run(() => page.setInputFiles('#file-input', file));
+    assert.equal(error, '');
+    const r = await page.evaluate(() => ({ latent: app.result.latent, tokens: Array.from(app.result.tokens), frames: app.frames.frames }));
+    assert.equal(r.frames, 8);
+    assert.deepEqual(r.latent, [2, 16, 16]);
+    const verdict = await checkTokens(page, 'app.frames', r.tokens, r.latent, MODEL);
+    t.diagnostic(`${name}, WebGPU vs CLI: ${verdict}`);
+    assert.match(verdict, /^identical|^[0-9] of 512 tokens differ, all float32 near-ties/);
+    // what WebCodecs decoded is the clip we encoded (lossy codec, so close, not equal)
+    const original = readNpy(source).data;
+    const decoded = await pageBytes(page, 'app.frames.data');
+    assert.ok(psnr(original, decoded) > 30, `decoded frames are far from the source: ${psnr(original, decoded).toFixed(1)} dB`);
+  });
+}
+
+test('an unsupported file and a corrupt model get clear errors, and the page keeps working', async () => {
+  const avi = path.join(tmp, 'clip.avi');
+  ffmpegFromNpy(path.join(ROOT, 'tests/fixtures/carphone_8f.npy'), avi, ['-c:v', 'mjpeg']);
+  let error = await run(() => page.setInputFiles('#file-input', avi));
+  assert.match(error, /MediaError: this file is AVI; the page reads MP4 and WebM/);
+
+  const bad = path.join(tmp, 'broken.safetensors');
+  fs.writeFileSync(bad, fs.readFileSync(path.join(ROOT, MODEL)).subarray(0, 5000));
+  await page.setInputFiles('#model-file', bad);
+  await page.waitForFunction(() => !document.getElementById('error').hidden && document.body.dataset.state !== 'busy');
+  error = await page.textContent('#error');
+  assert.match(error, /WeightsError: invalid model weights: not a readable safetensors file/);
+
+  error = await run(() => page.click('#use-sample'));
+  assert.equal(error, '', 'the previous model still works');
+});
+
+test('sampling reports progress, repeats with its seed, and matches videogpt sample', async (t) => {
+  const error = await run(() => page.click('#sample'), 'sample');
+  assert.equal(error, '');
+  const s = await page.evaluate(() => ({ tokens: Array.from(app.sample.tokens), latent: app.sample.latent, progress: app.sampleProgress, frames: app.sample.video.frames }));
+  assert.deepEqual(s.latent, [4, 16, 16]);
+  assert.equal(s.frames, 16);
+  assert.ok(s.progress.length >= 10 && s.progress.every((d, i) => i === 0 || d > s.progress[i - 1]), `progress ${s.progress}`);
+  const out = path.join(tmp, 'cli-sample-tokens.npy');
+  cli('sample', '--model', PRIOR, '--seed', '0', '--output', path.join(tmp, 'cli-sample.npy'), '--tokens', out);
+  // the same seed draws the same uniforms on both devices; a draw whose uniform falls within
+  // float rounding of a boundary between two tokens can still go either way
+  const off = differing(s.tokens, readNpy(out).data);
+  t.diagnostic(`seed 0: WebGPU and CPU samplers differ at ${off} of 1024 positions`);
+  assert.ok(off <= 10, `WebGPU and CPU samplers disagree at ${off} of 1024 positions for seed 0`);
+  const again = await page.evaluate(async () => Array.from((await app.session.sample({ seed: 0 })).tokens));
+  assert.deepEqual(again, s.tokens, 'the same seed gave another sample on the same device');
+});
+
+test('"continue this clip" keeps the first latent frame of the input', async () => {
+  const error = await run(() => page.click('#continue'), 'sample');
+  assert.equal(error, '');
+  const { sampled, tokens } = await page.evaluate(async () => ({
+    sampled: Array.from(app.sample.tokens),
+    tokens: Array.from((await app.session.encode(app.frames, { forPrior: true })).tokens),
+  }));
+  assert.deepEqual(sampled.slice(0, 256), tokens.slice(0, 256));
+  assert.ok(differing(sampled.slice(256), tokens.slice(256)) > 100, 'the rest is sampled, not copied');
+  // the prior's VQ-VAE is tiny-untrained: the CLI agrees on the tokens (up to near-ties)
+  assert.match(await checkTokens(page, 'app.frames', tokens, [4, 16, 16], MODEL), /^identical|near-ties/);
+});
+
+test('a lost GPU device is recovered by restarting the engine', async () => {
+  const r = await page.evaluate(async () => {
+    await app.session.engine.call('loseDevice');
+    const out = await app.session.reconstruct(app.frames);
+    return { recoveries: app.session.recoveries, backend: app.session.backend, n: out.tokens.length };
+  });
+  assert.deepEqual(r, { recoveries: 1, backend: 'webgpu', n: 1024 });
+});
+
+test('no request left 127.0.0.1 and nothing was logged as an error', () => {
+  assert.deepEqual(seen.errors, []);
+  assert.ok(seen.requests.length > 5);
+  assert.deepEqual(seen.requests.filter((u) => !u.startsWith(server.url) && !/^(data|blob):/.test(u)), []);
+});

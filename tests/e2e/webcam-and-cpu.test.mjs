@@ -1,0 +1,58 @@
+// The fake webcam (a y4m played by Chromium as a camera) and the page without WebGPU.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { launch } from './browser.mjs';
+import { ARTIFACTS, ROOT, checkTokens, ffmpegFromNpy, idle, serve, tmp, watch } from './helpers.mjs';
+
+const MODEL = 'models/tiny-untrained.safetensors';
+const server = await serve();
+after(() => server.stop());
+
+async function open(browser, query = '') {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  const seen = watch(page);
+  await page.goto(server.url + query);
+  await page.waitForFunction(() => window.app?.session || document.body.dataset.state === 'failed', null, { timeout: 180_000 });
+  return { page, seen };
+}
+
+test('the webcam records a clip and it reconstructs', async () => {
+  const y4m = ffmpegFromNpy(path.join(ROOT, 'tests/fixtures/carphone_8f.npy'), path.join(tmp, 'camera.y4m'), ['-pix_fmt', 'yuv420p']);
+  const browser = await launch({ webcam: y4m });
+  try {
+    const { page, seen } = await open(browser);
+    await page.click('#record-webcam');
+    assert.equal(await idle(page, 'result'), '');
+    const r = await page.evaluate(() => ({ frames: app.frames.frames, size: [app.frames.height, app.frames.width], latent: app.result.latent, out: app.result.output.frames }));
+    assert.equal(r.frames, 16);
+    assert.deepEqual(r.latent, [4, 16, 16]);
+    assert.equal(r.out, 16);
+    assert.ok(r.size[0] >= 64 && r.size[1] >= 64, `camera frames ${r.size}`);
+    assert.match(await page.textContent('#status'), /Webcam: reconstructed 16 frames/);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'webcam.png'), fullPage: true });
+    assert.deepEqual(seen.errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('without WebGPU the page says so and runs on the CPU, with the same tokens as the CLI', async (t) => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page, seen } = await open(browser);
+    assert.equal(await page.getAttribute('#backend', 'data-backend'), 'cpu');
+    assert.equal(await page.isVisible('#fallback'), true);
+    assert.match(await page.textContent('#fallback'), /No WebGPU here, so the engine runs on the CPU/);
+    await page.click('#use-sample');
+    assert.equal(await idle(page, 'result'), '');
+    const r = await page.evaluate(() => ({ tokens: Array.from(app.result.tokens), latent: app.result.latent }));
+    const verdict = await checkTokens(page, 'app.frames', r.tokens, r.latent, MODEL);
+    t.diagnostic(`bundled clip, wasm CPU vs CLI: ${verdict}`);
+    assert.match(verdict, /^identical|near-ties/);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'cpu-fallback.png'), fullPage: true });
+    assert.deepEqual(seen.errors, []);
+  } finally {
+    await browser.close();
+  }
+});
