@@ -62,6 +62,11 @@ pub trait Backend {
         Ok(Tensor { dims: v.dims, buf: self.upload(&v.data)? })
     }
     fn upload_codes(&self, codes: &[u32], dims: [usize; 3]) -> Result<Codes<Self>>;
+    /// VideoGPT's `preprocess` of a whole clip (resize the shorter side, centre crop, to
+    /// [-0.5, 0.5]) onto the device: a 3×T×res×res tensor.
+    fn preprocess(&self, video: &crate::video::Video, resolution: usize) -> Result<Tensor<Self>> {
+        self.upload_volume(&crate::video::preprocess(video, resolution, None)?)
+    }
 
     /// SamePadConv3d, then `+ residual` and/or ReLU when asked (fused where the backend can).
     fn conv3d(&self, x: &Tensor<Self>, conv: &Conv3d<Self>, residual: Option<&Tensor<Self>>, relu: bool)

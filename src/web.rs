@@ -12,7 +12,7 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Tensor};
 use crate::gpt::{Gpt, SampleOptions};
 use crate::gpu::GpuPrior;
 use crate::video::{self, Video};
@@ -143,17 +143,19 @@ fn vqvae_info<B: Backend>(m: &VqVae<B>) -> JsValue {
     ])
 }
 
-/// The first model window of a clip, preprocessed as VideoGPT does (shorter side resized to the
-/// model's resolution, centre crop); clips longer than `sequence_length` are cut to it.
-fn model_input(m: &VqVae<impl Backend>, clip: &Video) -> Result<crate::Volume> {
+/// The first model window of a clip, preprocessed on the device as VideoGPT does (shorter side
+/// resized to the model's resolution, centre crop); clips longer than `sequence_length` are cut
+/// to it. Returns the tensor and its dims checked against the model's strides.
+fn model_input<B: Backend>(b: &B, m: &VqVae<B>, clip: &Video) -> Result<(Tensor<B>, [usize; 3])> {
     let c = &m.config;
     let (windows, _) = video::windows(clip.frames, c.sequence_length, c.downsample[0]);
     let Some(first) = windows.first() else {
         bail!(Input, "the clip has {} frames; the model needs at least {}", clip.frames, c.downsample[0]);
     };
-    let x = video::preprocess(&clip.slice(first.start, first.len()), c.resolution, None)?;
-    c.check_clip(x.dims.t, x.dims.h, x.dims.w)?;
-    Ok(x)
+    let window = if first.len() == clip.frames { clip } else { &clip.slice(first.start, first.len()) };
+    let x = b.preprocess(window, c.resolution)?;
+    let latent = c.check_clip(x.dims.t, x.dims.h, x.dims.w)?;
+    Ok((x, latent))
 }
 
 fn clip(rgb: Vec<u8>, frames: usize, height: usize, width: usize) -> Result<Video> {
@@ -279,11 +281,10 @@ impl Engine {
     pub fn encode(&self, rgb: Vec<u8>, frames: usize, height: usize, width: usize, for_prior: bool) -> Promise {
         on_device!(self, |m| async move {
             let model = m.tokenizer(for_prior)?;
-            let vq = model.vqvae();
-            let x = model_input(vq, &clip(rgb, frames, height, width)?)?;
-            let latent = vq.config.check_clip(x.dims.t, x.dims.h, x.dims.w)?;
-            let codes = vq.encode_volume(&m.backend, &x).await?;
-            let input = video::to_video(&x)?;
+            let (b, vq) = (&m.backend, model.vqvae());
+            let (x, latent) = model_input(b, vq, &clip(rgb, frames, height, width)?)?;
+            let codes = b.read_codes(&vq.encode(b, &x)?).await?;
+            let input = video::to_video(&b.read_volume(&x).await?)?;
             Ok::<_, Error>(object(&[
                 ("tokens", Uint32Array::from(&codes[..]).into()),
                 ("latent", shape(&latent)),
@@ -311,15 +312,16 @@ impl Engine {
     /// time each half took.
     pub fn reconstruct(&self, rgb: Vec<u8>, frames: usize, height: usize, width: usize) -> Promise {
         on_device!(self, |m| async move {
-            let vq = m.vqvae()?;
-            let x = model_input(&vq, &clip(rgb, frames, height, width)?)?;
-            let latent = vq.config.check_clip(x.dims.t, x.dims.h, x.dims.w)?;
+            let (b, vq) = (&m.backend, m.vqvae()?);
             let t0 = now_ms();
-            let codes = vq.encode_volume(&m.backend, &x).await?;
+            let (x, latent) = model_input(b, &vq, &clip(rgb, frames, height, width)?)?;
+            let codes = vq.encode(b, &x)?;
+            let tokens = b.read_codes(&codes).await?;
             let t1 = now_ms();
-            let y = vq.decode_codes(&m.backend, &codes, latent).await?;
+            let y = b.read_volume(&vq.decode(b, &codes)?).await?;
             let t2 = now_ms();
-            let (input, output) = (video::to_video(&x)?, video::to_video(&y)?);
+            let (input, output) = (video::to_video(&b.read_volume(&x).await?)?, video::to_video(&y)?);
+            let codes = tokens;
             Ok::<_, Error>(object(&[
                 ("tokens", Uint32Array::from(&codes[..]).into()),
                 ("latent", shape(&latent)),

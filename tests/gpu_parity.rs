@@ -98,3 +98,26 @@ fn wide_random_model_agrees_with_cpu() {
     eprintln!("wide model: {distinct} distinct codes, {differing} near-tie disagreements of {n}, decode max |gpu − cpu| = {err:e} (output scale {scale})");
     assert!(err <= 1e-4 * scale.max(1.0), "GPU and CPU decodes differ by {err}");
 }
+
+#[test]
+fn preprocess_kernel_equals_the_cpu_and_torch() {
+    use videogpt::Backend as _;
+    let g = gpu();
+    let golden = Golden::open("preprocess.safetensors");
+    let clip = videogpt::video::io::read_video(&fixture("carphone_8f.npy")).unwrap();
+    let (s, small) = golden.u8("small");
+    let small = videogpt::video::Video::new(s[0], s[1], s[2], small).unwrap();
+    // downscale 144×176 → 32 and 48 (non-square source), upscale 20×30 → 36
+    for (name, clip, res, key) in [("res32", &clip, 32, "res32"), ("res48", &clip, 48, ""), ("small", &small, 36, "small_res36")] {
+        let on_gpu = pollster::block_on(g.read_volume(&g.preprocess(clip, res).unwrap())).unwrap();
+        let on_cpu = videogpt::video::preprocess(clip, res, None).unwrap();
+        assert_eq!(on_gpu.dims, on_cpu.dims, "{name}");
+        let err = max_abs_diff(&on_gpu.data, &on_cpu.data);
+        assert!(err <= 1e-7, "{name}: GPU and CPU preprocess differ by {err:e}");
+        if !key.is_empty() {
+            let (_, want) = golden.f32(key);
+            let err = max_abs_diff(&on_gpu.data, &want);
+            assert!(err <= 1e-6, "{name}: GPU preprocess is {err:e} from torch");
+        }
+    }
+}

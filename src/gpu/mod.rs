@@ -70,6 +70,7 @@ struct Kernels {
     layer_norm: Kernel,
     decode_attention: Kernel,
     sample_token: Kernel,
+    preprocess: Kernel,
 }
 
 pub struct Gpu {
@@ -173,6 +174,7 @@ impl Gpu {
             layer_norm: kernel(&device, "layer_norm", include_str!("../../shaders/layer_norm.wgsl")),
             decode_attention: kernel(&device, "decode_attention", include_str!("../../shaders/decode_attention.wgsl")),
             sample_token: kernel(&device, "sample_token", include_str!("../../shaders/sample_token.wgsl")),
+            preprocess: kernel(&device, "preprocess", include_str!("../../shaders/preprocess.wgsl")),
         };
         let gpu = Gpu {
             device,
@@ -438,6 +440,28 @@ impl Backend for Gpu {
         let params = [cb.dim as u32, cb.n_codes as u32, n as u32, gx];
         self.dispatch(&self.kernels.codebook_argmin, &params, &[&z.buf, &cb.embeddings, &cb.norms, &out], (gx, gy, 1))?;
         Ok(Codes { dims: [z.dims.t, z.dims.h, z.dims.w], buf: out })
+    }
+
+    fn preprocess(&self, video: &crate::video::Video, resolution: usize) -> Result<Tensor<Self>> {
+        let plan = crate::video::ResizePlan::new(video, resolution, None)?;
+        let taps = |t: &[(usize, usize, f32, f32)]| -> Vec<u32> {
+            t.iter().flat_map(|&(i0, i1, w0, w1)| [i0 as u32, i1 as u32, w0.to_bits(), w1.to_bits()]).collect()
+        };
+        let levels: Vec<f32> = (0..256).map(|b| b as f32 / 255.0).collect();
+        let rgb = self.upload_bytes(&video.rgb, "video frames")?;
+        let (rows, cols) = (self.upload_u32(&taps(&plan.rows), "resize taps")?, self.upload_u32(&taps(&plan.cols), "resize taps")?);
+        let levels = self.upload_bytes(bytemuck::cast_slice(&levels), "levels")?;
+        let dims = Dims::new(3, plan.frames, resolution, resolution);
+        let out = self.storage(dims.len(), "preprocessed clip")?;
+        let pixels = plan.frames * resolution * resolution;
+        let (gx, gy) = grid(pixels, 256, self.limits.max_compute_workgroups_per_dimension)?;
+        #[rustfmt::skip]
+        let params = [
+            plan.frames as u32, video.height as u32, video.width as u32, resolution as u32,
+            gx * 256, 0, 0, 0,
+        ];
+        self.dispatch(&self.kernels.preprocess, &params, &[&rgb, &rows, &cols, &levels, &out], (gx, gy, 1))?;
+        Ok(Tensor { dims, buf: out })
     }
 
     fn codebook_lookup(&self, codes: &Codes<Self>, cb: &Codebook<Self>) -> Result<Tensor<Self>> {

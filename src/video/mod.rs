@@ -66,34 +66,57 @@ fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32, f32)> {
         .collect()
 }
 
+/// Where each output pixel of `preprocess` samples its source: the bilinear taps of the rows and
+/// columns that survive the centre crop. The CPU path and the GPU kernel (shaders/preprocess.wgsl)
+/// both evaluate this plan, so they compute the same sums.
+pub struct ResizePlan {
+    pub frames: usize,
+    pub resolution: usize,
+    /// `(y0, y1, weight0, weight1)` per output row.
+    pub rows: Vec<(usize, usize, f32, f32)>,
+    /// `(x0, x1, weight0, weight1)` per output column.
+    pub cols: Vec<(usize, usize, f32, f32)>,
+}
+
+impl ResizePlan {
+    /// VideoGPT's target size: shorter side = resolution, the other ceil(side·scale) with the
+    /// scale in f64 as in Python, then a centre crop to resolution².
+    pub fn new(video: &Video, resolution: usize, sequence_length: Option<usize>) -> Result<Self> {
+        let (h, w) = (video.height, video.width);
+        if video.frames == 0 || h == 0 || w == 0 {
+            bail!(Input, "empty video ({}×{h}×{w})", video.frames);
+        }
+        if resolution == 0 {
+            bail!(Input, "resolution must be positive");
+        }
+        let frames = sequence_length.map_or(video.frames, |s| s.min(video.frames));
+        let scale = resolution as f64 / h.min(w) as f64;
+        let (rh, rw) = if h < w {
+            (resolution, (w as f64 * scale).ceil() as usize)
+        } else {
+            ((h as f64 * scale).ceil() as usize, resolution)
+        };
+        let (h0, w0) = ((rh - resolution) / 2, (rw - resolution) / 2);
+        Ok(ResizePlan {
+            frames,
+            resolution,
+            rows: bilinear_taps(h, rh)[h0..h0 + resolution].to_vec(),
+            cols: bilinear_taps(w, rw)[w0..w0 + resolution].to_vec(),
+        })
+    }
+}
+
 /// VideoGPT's `preprocess(video, resolution, sequence_length)`: first `sequence_length` frames,
 /// shorter side resized to `resolution`, centre crop, to a 3×T×res×res volume in [-0.5, 0.5].
 pub fn preprocess(video: &Video, resolution: usize, sequence_length: Option<usize>) -> Result<Volume> {
-    let (h, w) = (video.height, video.width);
-    if video.frames == 0 || h == 0 || w == 0 {
-        bail!(Input, "empty video ({}×{h}×{w})", video.frames);
-    }
-    if resolution == 0 {
-        bail!(Input, "resolution must be positive");
-    }
-    let t = sequence_length.map_or(video.frames, |s| s.min(video.frames));
-    // target size: shorter side = resolution, the other ceil(side·scale), scale in f64 as in Python
-    let scale = resolution as f64 / h.min(w) as f64;
-    let (rh, rw) = if h < w {
-        (resolution, (w as f64 * scale).ceil() as usize)
-    } else {
-        ((h as f64 * scale).ceil() as usize, resolution)
-    };
-    let (h0, w0) = ((rh - resolution) / 2, (rw - resolution) / 2);
-    let rows = &bilinear_taps(h, rh)[h0..h0 + resolution];
-    let cols = &bilinear_taps(w, rw)[w0..w0 + resolution];
-
+    let plan = ResizePlan::new(video, resolution, sequence_length)?;
+    let (t, (h, w)) = (plan.frames, (video.height, video.width));
     let n = resolution * resolution;
     let mut data = vec![0.0f32; 3 * t * n];
     let px = |f: usize, y: usize, x: usize, c: usize| video.rgb[((f * h + y) * w + x) * 3 + c] as f32 / 255.0;
     for f in 0..t {
-        for (oy, &(y0, y1, ly0, ly1)) in rows.iter().enumerate() {
-            for (ox, &(x0, x1, lx0, lx1)) in cols.iter().enumerate() {
+        for (oy, &(y0, y1, ly0, ly1)) in plan.rows.iter().enumerate() {
+            for (ox, &(x0, x1, lx0, lx1)) in plan.cols.iter().enumerate() {
                 for c in 0..3 {
                     let top = lx0 * px(f, y0, x0, c) + lx1 * px(f, y0, x1, c);
                     let bottom = lx0 * px(f, y1, x0, c) + lx1 * px(f, y1, x1, c);
