@@ -1,22 +1,23 @@
 // decode_attention.wgsl — one decoding step of VideoGPT's causal self-attention: the query of
 // position i against the cached keys and values of positions 0..=i, with the full causal mask or
 // the sparse block pattern (spec §3.4: within the 4 previous blocks of 32 tokens, or the same
-// block column of an earlier frame).
+// block column of an earlier frame). With position = n_positions − 1 and no sparsity it is also
+// the cross-attention to the frame features, whose values are v_dim (240) wide, not dim.
 //
 // Bind group 0:
 //   @binding(0) uniform      p       : Params
 //   @binding(1) storage read q       : array<f32>   [dim] (head-major: head·d_head + j)
 //   @binding(2) storage read k_cache : array<f32>   [positions][dim]
-//   @binding(3) storage read v_cache : array<f32>   [positions][dim]
+//   @binding(3) storage read v_cache : array<f32>   [positions][v_dim]
 //   @binding(4) storage rw   scores  : array<f32>   [heads][positions] scratch
-//   @binding(5) storage rw   out     : array<f32>   [dim]
+//   @binding(5) storage rw   out     : array<f32>   [v_dim]
 //
 // One workgroup per head: scores to the scratch buffer, max and sum reduced in workgroup memory,
 // then each thread produces some of the head's outputs.
 
 struct Params {
     dim: u32, heads: u32, position: u32, n_positions: u32,
-    sparse: u32, blocks_per_frame: u32, _pad0: u32, _pad1: u32,
+    sparse: u32, blocks_per_frame: u32, v_dim: u32, _pad0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -97,11 +98,13 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     storageBarrier();
     workgroupBarrier();
 
-    for (var d = tid; d < dk; d += THREADS) {
+    let dv = p.v_dim / p.heads;
+    let base_v = head * dv;
+    for (var d = tid; d < dv; d += THREADS) {
         var acc = 0.0;
         for (var j = 0u; j <= i; j++) {
-            acc = fma(scores[row + j] / row_sum, v_cache[j * p.dim + base + d], acc);
+            acc = fma(scores[row + j] / row_sum, v_cache[j * p.v_dim + base_v + d], acc);
         }
-        out[base + d] = acc;
+        out[base_v + d] = acc;
     }
 }

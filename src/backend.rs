@@ -3,7 +3,7 @@
 //! [`crate::gpu::Gpu`] (WGSL compute kernels on wgpu). The model in [`crate::vqvae`] is written
 //! once against this trait.
 
-use crate::nn::{AxialAttention, Codebook, Conv3d, ConvTranspose3d, ChannelAffine};
+use crate::nn::{AxialAttention, ChannelAffine, ChannelNorm, Codebook, Conv3d, ConvTranspose3d};
 use crate::Result;
 
 /// Sizes of a channel-first C×T×H×W volume (one clip; the batch is a loop outside).
@@ -75,6 +75,10 @@ pub trait Backend {
     fn conv_transpose3d(&self, x: &Tensor<Self>, convt: &ConvTranspose3d<Self>, relu: bool) -> Result<Tensor<Self>>;
     /// Eval-mode BatchNorm3d followed by ReLU: `max(x·scale[c] + shift[c], 0)`.
     fn affine_relu(&self, x: &Tensor<Self>, bn: &ChannelAffine<Self>) -> Result<Tensor<Self>>;
+    /// LayerNorm over the channels at each position, optional ReLU, then optionally
+    /// `relu(· + residual)`: the frame-conditioning ResNet's NormReLU and its block output.
+    fn channel_norm(&self, x: &Tensor<Self>, norm: &ChannelNorm<Self>, relu: bool, residual: Option<&Tensor<Self>>)
+        -> Result<Tensor<Self>>;
     /// Softmax attention along W, H and T of `qkv` (9C channels: for axis W,H,T the q,k,v
     /// projections), giving the 3C channels of the three per-axis outputs before their `fc`.
     fn axial_attention(&self, qkv: &Tensor<Self>, attn: &AxialAttention<Self>) -> Result<Tensor<Self>>;

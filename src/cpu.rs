@@ -3,7 +3,7 @@
 //! output frames so the column buffer stays small.
 
 use crate::backend::{Backend, Codes, Dims, Tensor, Volume};
-use crate::nn::{AxialAttention, ChannelAffine, Codebook, Conv3d, ConvTranspose3d};
+use crate::nn::{AxialAttention, ChannelAffine, ChannelNorm, Codebook, Conv3d, ConvTranspose3d};
 use crate::Result;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -156,6 +156,28 @@ impl Backend for Cpu {
         for (c, row) in out.chunks_exact_mut(n).enumerate() {
             let (a, b) = (bn.scale[c], bn.shift[c]);
             row.iter_mut().for_each(|v| *v = (*v * a + b).max(0.0));
+        }
+        Ok(Tensor { dims: x.dims, buf: out })
+    }
+
+    fn channel_norm(&self, x: &Tensor<Self>, norm: &ChannelNorm<Self>, relu: bool, residual: Option<&Tensor<Self>>)
+        -> Result<Tensor<Self>> {
+        let (c, n) = (x.dims.c, x.dims.positions());
+        let mut out = vec![0.0f32; x.buf.len()];
+        for p in 0..n {
+            let mean = (0..c).map(|ch| x.buf[ch * n + p]).sum::<f32>() / c as f32;
+            let var = (0..c).map(|ch| (x.buf[ch * n + p] - mean).powi(2)).sum::<f32>() / c as f32;
+            let rstd = 1.0 / (var + 1e-5).sqrt();
+            for ch in 0..c {
+                let mut y = (x.buf[ch * n + p] - mean) * rstd * norm.weight[ch] + norm.bias[ch];
+                if relu {
+                    y = y.max(0.0);
+                }
+                if let Some(r) = residual {
+                    y = (y + r.buf[ch * n + p]).max(0.0);
+                }
+                out[ch * n + p] = y;
+            }
         }
         Ok(Tensor { dims: x.dims, buf: out })
     }

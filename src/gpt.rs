@@ -4,12 +4,16 @@
 //! VideoGPT's LayerNorm (eps on the reciprocal square root), GeLU2 MLPs, and full or sparse causal
 //! attention. Logits at position n predict token n.
 //!
-//! This is the CPU implementation (the reference for tests). Frame conditioning is not
-//! implemented yet; class conditioning is.
+//! Conditioning: on a class (conditional LayerNorm gains and biases), and on frames (a ResNet-34
+//! over the first frames, `src/resnet.rs`, read by cross-attention in every block).
+//!
+//! This is the CPU implementation (the reference for tests).
 
 use std::collections::HashMap;
 
+use crate::backend::{Backend, Volume};
 use crate::cpu::sgemm;
+use crate::resnet::{ResNet, RESNET_DIM};
 use crate::vqvae::VqVaeConfig;
 use crate::weights::WeightFile;
 use crate::{bail, Error, Result};
@@ -36,6 +40,10 @@ pub struct GptConfig {
     pub latent: [usize; 3],
     pub n_codes: usize,
     pub embedding_dim: usize,
+    /// Frames the prior is conditioned on (0: none; VideoGPT's BAIR model uses 1).
+    pub n_cond_frames: usize,
+    /// The VQ-VAE's frame size: conditioning frames are this size, their features a quarter.
+    pub resolution: usize,
 }
 
 impl GptConfig {
@@ -50,9 +58,6 @@ impl GptConfig {
             "sparse" => AttnType::Sparse,
             other => bail!(Weights, "GPT attn_type {other:?} is neither \"full\" nor \"sparse\""),
         };
-        if meta.get("n_cond_frames").is_some_and(|v| v.trim() != "0") {
-            bail!(Weights, "frame-conditioned GPTs (n_cond_frames > 0) are not supported yet");
-        }
         let c = GptConfig {
             hidden_dim: int("hidden_dim")?,
             heads: int("heads")?,
@@ -62,6 +67,8 @@ impl GptConfig {
             latent: vqvae.latent_shape(),
             n_codes: vqvae.n_codes,
             embedding_dim: vqvae.embedding_dim,
+            n_cond_frames: meta.get("n_cond_frames").map_or(Ok(0), |_| int("n_cond_frames"))?,
+            resolution: vqvae.resolution,
         };
         let d = c.hidden_dim;
         if d == 0 || !d.is_multiple_of(3) || c.heads == 0 || !d.is_multiple_of(c.heads) || d > 1 << 14 {
@@ -72,6 +79,14 @@ impl GptConfig {
         }
         if c.attn_type == AttnType::Sparse {
             c.sparse_blocks_per_frame()?;
+        }
+        if c.n_cond_frames > 0 {
+            if c.n_cond_frames > 64 || !c.resolution.is_multiple_of(4) {
+                bail!(Weights, "{} conditioning frames of {}² are not supported (at most 64, a size divisible by 4)", c.n_cond_frames, c.resolution);
+            }
+            if !RESNET_DIM.is_multiple_of(c.heads) {
+                bail!(Weights, "cross-attention splits the {RESNET_DIM} frame features into {} heads: it must divide {RESNET_DIM}", c.heads);
+            }
         }
         Ok(c)
     }
@@ -84,7 +99,7 @@ impl GptConfig {
             ("layers", self.layers.to_string()),
             ("attn_type", if self.attn_type == AttnType::Full { "full" } else { "sparse" }.to_string()),
             ("class_cond_dim", self.class_cond_dim.to_string()),
-            ("n_cond_frames", "0".to_string()),
+            ("n_cond_frames", self.n_cond_frames.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -120,6 +135,14 @@ impl GptConfig {
                 keys.push((format!("{p}.attn.{w}.weight"), vec![d, d]));
             }
             keys.push((format!("{p}.attn.fc.bias"), vec![d]));
+            if self.n_cond_frames > 0 {
+                norm(&mut keys, &format!("{p}.pre_enc_norm"));
+                keys.push((format!("{p}.enc_attn.w_qs.weight"), vec![d, d]));
+                keys.push((format!("{p}.enc_attn.w_ks.weight"), vec![d, RESNET_DIM]));
+                keys.push((format!("{p}.enc_attn.w_vs.weight"), vec![RESNET_DIM, RESNET_DIM]));
+                keys.push((format!("{p}.enc_attn.fc.weight"), vec![d, RESNET_DIM]));
+                keys.push((format!("{p}.enc_attn.fc.bias"), vec![d]));
+            }
             norm(&mut keys, &format!("{p}.pre_fc_norm"));
             keys.push((format!("{p}.fc_block.0.weight"), vec![4 * d, d]));
             keys.push((format!("{p}.fc_block.0.bias"), vec![4 * d]));
@@ -128,7 +151,18 @@ impl GptConfig {
         }
         norm(&mut keys, "norm");
         keys.push(("fc_out.weight".into(), vec![k, d]));
+        if self.n_cond_frames > 0 {
+            keys.extend(crate::resnet::state_dict_shapes());
+            for (i, n) in self.cond_shape().into_iter().enumerate() {
+                keys.push((format!("cond_pos_embd.emb.d_{i}"), vec![n, RESNET_DIM / 3]));
+            }
+        }
         keys
+    }
+
+    /// n_cond × res/4 × res/4: the grid of frame features the cross-attention reads.
+    pub fn cond_shape(&self) -> [usize; 3] {
+        [self.n_cond_frames, self.resolution / 4, self.resolution / 4]
     }
 
     /// Tokens per clip, T'·H'·W'.
@@ -260,9 +294,34 @@ pub(crate) struct Block {
     pub(crate) w_ks: Linear,
     pub(crate) w_vs: Linear,
     pub(crate) fc: Linear,
+    /// Cross-attention to the frame features (frame-conditioned models only).
+    pub(crate) cross: Option<CrossAttention>,
     pub(crate) pre_fc_norm: Norm,
     pub(crate) fc1: Linear,
     pub(crate) fc2: Linear,
+}
+
+/// `enc_attn`: full attention from the tokens to the frame features. Keys are projected to D and
+/// values to 240 (the features' width); the scale uses d_k = D / heads (spec §3.4).
+pub(crate) struct CrossAttention {
+    /// `pre_enc_norm`.
+    pub(crate) norm: Norm,
+    pub(crate) w_qs: Linear,
+    pub(crate) w_ks: Linear,
+    pub(crate) w_vs: Linear,
+    pub(crate) fc: Linear,
+}
+
+/// The conditioning frames through the ResNet, with `cond_pos_embd` added: `[n_cond·r·r][240]`,
+/// channel-last. Computed once per clip; every block projects it to its own keys and values.
+#[derive(Clone, Debug)]
+pub struct FrameFeatures(pub Vec<f32>);
+
+/// The frame encoder and the position embedding of its output grid.
+pub(crate) struct FrameEncoder {
+    resnet: ResNet<crate::Cpu>,
+    /// `[n_cond·r·r][240]`: concat(d_0[t], d_1[h], d_2[w]).
+    pos: Vec<f32>,
 }
 
 /// Dot product with 8 independent partial sums, which the compiler vectorises.
@@ -294,6 +353,7 @@ pub struct Gpt {
     pub(crate) norm: Norm,
     pub(crate) fc_out: Linear,
     pub(crate) blocks_per_frame: usize,
+    pub(crate) frame_encoder: Option<FrameEncoder>,
 }
 
 /// How tokens are drawn from the logits.
@@ -305,11 +365,13 @@ pub struct SampleOptions {
     pub top_k: Option<usize>,
     pub seed: u64,
     pub class: Option<usize>,
+    /// The conditioning frames' features, for frame-conditioned models ([`Gpt::frame_features`]).
+    pub frames: Option<FrameFeatures>,
 }
 
 impl Default for SampleOptions {
     fn default() -> Self {
-        SampleOptions { temperature: 1.0, top_k: None, seed: 0, class: None }
+        SampleOptions { temperature: 1.0, top_k: None, seed: 0, class: None, frames: None }
     }
 }
 
@@ -343,6 +405,8 @@ pub struct KvCache {
     /// Positions filled.
     pub len: usize,
     class: Option<usize>,
+    /// Per layer, the cross-attention's keys `[M][D]` and values `[M][240]` of the frame features.
+    cross: Vec<(Vec<f32>, Vec<f32>)>,
 }
 
 impl Gpt {
@@ -382,20 +446,7 @@ impl Gpt {
         let config = GptConfig::from_metadata(&gpt_meta, &vq_config)?;
         let (d, e, k, n, classes) =
             (config.hidden_dim, config.embedding_dim, config.n_codes, config.positions(), config.class_cond_dim);
-        let [lt, lh, lw] = config.latent;
-        let d0 = w.take("attn_stack.pos_embd.emb.d_0", &[lt, d / 3])?;
-        let d1 = w.take("attn_stack.pos_embd.emb.d_1", &[lh, d / 3])?;
-        let d2 = w.take("attn_stack.pos_embd.emb.d_2", &[lw, d / 3])?;
-        let mut pos = Vec::with_capacity(n * d);
-        for t in 0..lt {
-            for h in 0..lh {
-                for x in 0..lw {
-                    pos.extend_from_slice(&d0[t * d / 3..(t + 1) * d / 3]);
-                    pos.extend_from_slice(&d1[h * d / 3..(h + 1) * d / 3]);
-                    pos.extend_from_slice(&d2[x * d / 3..(x + 1) * d / 3]);
-                }
-            }
-        }
+        let pos = broadcast_position_table(&mut w, "attn_stack.pos_embd", config.latent, d)?;
         let blocks = (0..config.layers)
             .map(|l| {
                 let key = |s: &str| format!("attn_stack.attn_nets.{l}.{s}");
@@ -407,6 +458,17 @@ impl Gpt {
                     w_ks: Linear::load(&mut w, &key("attn.w_ks"), d, d, false)?,
                     w_vs: Linear::load(&mut w, &key("attn.w_vs"), d, d, false)?,
                     fc: Linear::load(&mut w, &key("attn.fc"), d, d, true)?,
+                    cross: if config.n_cond_frames > 0 {
+                        Some(CrossAttention {
+                            norm: Norm::load(&mut w, &key("pre_enc_norm"), d, classes)?,
+                            w_qs: Linear::load(&mut w, &key("enc_attn.w_qs"), d, d, false)?,
+                            w_ks: Linear::load(&mut w, &key("enc_attn.w_ks"), RESNET_DIM, d, false)?,
+                            w_vs: Linear::load(&mut w, &key("enc_attn.w_vs"), RESNET_DIM, RESNET_DIM, false)?,
+                            fc: Linear::load(&mut w, &key("enc_attn.fc"), RESNET_DIM, d, true)?,
+                        })
+                    } else {
+                        None
+                    },
                     pre_fc_norm: Norm::load(&mut w, &key("pre_fc_norm"), d, classes)?,
                     fc1: Linear::load(&mut w, &key("fc_block.0"), d, 4 * d, true)?,
                     fc2: Linear::load(&mut w, &key("fc_block.2"), 4 * d, d, true)?,
@@ -422,6 +484,14 @@ impl Gpt {
             norm: Norm::load(&mut w, "norm", d, classes)?,
             fc_out: Linear::load(&mut w, "fc_out", d, k, false)?,
             blocks_per_frame: if config.attn_type == AttnType::Sparse { config.sparse_blocks_per_frame()? } else { 1 },
+            frame_encoder: if config.n_cond_frames > 0 {
+                Some(FrameEncoder {
+                    resnet: ResNet::load(&crate::Cpu, &mut w)?,
+                    pos: broadcast_position_table(&mut w, "cond_pos_embd", config.cond_shape(), RESNET_DIM)?,
+                })
+            } else {
+                None
+            },
             config,
         };
         // every GPT key must have been used; the VQ-VAE copy is the VQ-VAE loader's business
@@ -439,6 +509,82 @@ impl Gpt {
         }
     }
 
+    pub(crate) fn check_frames(&self, frames: Option<&FrameFeatures>) -> Result<()> {
+        let m: usize = self.config.cond_shape().iter().product();
+        match (self.config.n_cond_frames, frames) {
+            (0, None) => Ok(()),
+            (0, Some(_)) => bail!(Input, "this GPT is not frame-conditioned; it takes no conditioning frames"),
+            (n, None) => bail!(Input, "this GPT is conditioned on {n} frame(s): give them (--cond-frame)"),
+            (_, Some(f)) if f.0.len() != m * RESNET_DIM => bail!(Input, "frame features of {} values do not fit this GPT's {m}×{RESNET_DIM}", f.0.len()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Conditioning frames (3×n_cond×res×res, preprocessed) through the ResNet, plus the
+    /// features' position embedding.
+    pub fn frame_features(&self, frames: &Volume) -> Result<FrameFeatures> {
+        let Some(enc) = &self.frame_encoder else {
+            bail!(Input, "this GPT is not frame-conditioned; it takes no conditioning frames");
+        };
+        let c = &self.config;
+        let want = crate::Dims::new(3, c.n_cond_frames, c.resolution, c.resolution);
+        if frames.dims != want {
+            bail!(Input, "conditioning frames must be 3×{}×{}×{} (preprocessed), got {:?}", c.n_cond_frames, c.resolution, c.resolution, frames.dims);
+        }
+        let cpu = crate::Cpu;
+        let f = enc.resnet.forward(&cpu, &cpu.upload_volume(frames)?)?;
+        let m = f.dims.positions();
+        // channel-first → channel-last, plus the position of each feature
+        let mut out = enc.pos.clone();
+        for ch in 0..RESNET_DIM {
+            for p in 0..m {
+                out[p * RESNET_DIM + ch] += f.buf[ch * m + p];
+            }
+        }
+        Ok(FrameFeatures(out))
+    }
+
+    /// Per layer, the cross-attention keys and values of the frame features.
+    pub(crate) fn cross_kv(&self, frames: Option<&FrameFeatures>) -> Vec<(Vec<f32>, Vec<f32>)> {
+        match frames {
+            Some(f) => self.blocks.iter().filter_map(|b| b.cross.as_ref().map(|c| (c.w_ks.forward(&f.0), c.w_vs.forward(&f.0)))).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// `x += fc(attention(norm(x)·W_q, K, V))` over all frame features (no mask).
+    fn cross_attend(&self, b: &Block, x: &mut [f32], kv: Option<&(Vec<f32>, Vec<f32>)>, class: Option<usize>) {
+        let (Some(c), Some((k, v))) = (&b.cross, kv) else { return };
+        let (d, heads) = (self.config.hidden_dim, self.config.heads);
+        let (dk, dv) = (d / heads, RESNET_DIM / heads);
+        let scale = (dk as f32).sqrt();
+        let q = c.w_qs.forward(&c.norm.forward(x, d, class));
+        let (rows, m) = (q.len() / d, k.len() / d);
+        let mut out = vec![0.0f32; rows * RESNET_DIM];
+        let mut scores = vec![0.0f32; m];
+        for r in 0..rows {
+            for h in 0..heads {
+                let qi = &q[r * d + h * dk..][..dk];
+                let mut max = f32::NEG_INFINITY;
+                for (j, s) in scores.iter_mut().enumerate() {
+                    *s = dot(qi, &k[j * d + h * dk..][..dk]) / scale;
+                    max = max.max(*s);
+                }
+                let mut sum = 0.0f32;
+                scores.iter_mut().for_each(|s| {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                });
+                let o = &mut out[r * RESNET_DIM + h * dv..][..dv];
+                for (j, s) in scores.iter().enumerate() {
+                    let p = s / sum;
+                    o.iter_mut().zip(&v[j * RESNET_DIM + h * dv..][..dv]).for_each(|(o, v)| *o += p * v);
+                }
+            }
+        }
+        x.iter_mut().zip(c.fc.forward(&out)).for_each(|(x, a)| *x += a);
+    }
+
     /// Sampling options and prefix that fit this model (shared by the CPU and GPU samplers).
     pub(crate) fn check_sample(&self, opts: &SampleOptions, prefix: &[u32]) -> Result<()> {
         let n = self.config.positions();
@@ -452,6 +598,7 @@ impl Gpt {
             bail!(Input, "top-k must be at least 1");
         }
         self.check_class(opts.class)?;
+        self.check_frames(opts.frames.as_ref())?;
         self.check_codes(prefix)
     }
 
@@ -517,23 +664,31 @@ impl Gpt {
 
     /// Teacher-forced logits of one token grid: `[N][K]`, row n predicting token n.
     pub fn logits(&self, codes: &[u32], class: Option<usize>) -> Result<Vec<f32>> {
+        self.logits_with(codes, class, None)
+    }
+
+    /// [`Gpt::logits`] of a frame-conditioned model, given its conditioning frames' features.
+    pub fn logits_with(&self, codes: &[u32], class: Option<usize>, frames: Option<&FrameFeatures>) -> Result<Vec<f32>> {
         let (d, n) = (self.config.hidden_dim, self.config.positions());
         if codes.len() != n {
             bail!(Input, "{} tokens given; this GPT models grids of {:?} = {n}", codes.len(), self.config.latent);
         }
         self.check_codes(codes)?;
         self.check_class(class)?;
+        self.check_frames(frames)?;
+        let cross = self.cross_kv(frames);
         let emb = self.embed(codes);
         // right shift: SOS first, every input moves one position later
         let mut x = Vec::with_capacity(n * d);
         x.extend_from_slice(&self.sos);
         x.extend_from_slice(&emb[..(n - 1) * d]);
         x.iter_mut().zip(&self.pos).for_each(|(x, p)| *x += p);
-        for b in &self.blocks {
+        for (l, b) in self.blocks.iter().enumerate() {
             let h = b.pre_attn_norm.forward(&x, d, class);
             let (q, k, v) = (b.w_qs.forward(&h), b.w_ks.forward(&h), b.w_vs.forward(&h));
             let a = b.fc.forward(&self.attend_rows(&q, &k, &v, 0));
             x.iter_mut().zip(a).for_each(|(x, a)| *x += a);
+            self.cross_attend(b, &mut x, cross.get(l), class);
             self.mlp(b, &mut x, class);
         }
         Ok(self.fc_out.forward(&self.norm.forward(&x, d, class)))
@@ -541,7 +696,12 @@ impl Gpt {
 
     /// Negative log-likelihood of a grid under teacher forcing, in bits per token.
     pub fn bits_per_token(&self, codes: &[u32], class: Option<usize>) -> Result<f64> {
-        let logits = self.logits(codes, class)?;
+        self.bits_per_token_with(codes, class, None)
+    }
+
+    /// [`Gpt::bits_per_token`] of a frame-conditioned model.
+    pub fn bits_per_token_with(&self, codes: &[u32], class: Option<usize>, frames: Option<&FrameFeatures>) -> Result<f64> {
+        let logits = self.logits_with(codes, class, frames)?;
         let k = self.config.n_codes;
         let nll: f64 = logits
             .chunks_exact(k)
@@ -556,9 +716,15 @@ impl Gpt {
     }
 
     pub fn new_cache(&self, class: Option<usize>) -> Result<KvCache> {
+        self.new_cache_with(class, None)
+    }
+
+    /// A cache for decoding with conditioning frames: their keys and values are computed once.
+    pub fn new_cache_with(&self, class: Option<usize>, frames: Option<&FrameFeatures>) -> Result<KvCache> {
         self.check_class(class)?;
+        self.check_frames(frames)?;
         let n = self.config.layers;
-        Ok(KvCache { k: vec![Vec::new(); n], v: vec![Vec::new(); n], len: 0, class })
+        Ok(KvCache { k: vec![Vec::new(); n], v: vec![Vec::new(); n], len: 0, class, cross: self.cross_kv(frames) })
     }
 
     /// Sample a token grid in raster order with the KV cache. The first `prefix.len()` tokens
@@ -569,7 +735,7 @@ impl Gpt {
         let n = self.config.positions();
         self.check_sample(opts, prefix)?;
         let mut rng = crate::rng::SplitMix64::new(opts.seed);
-        let mut cache = self.new_cache(opts.class)?;
+        let mut cache = self.new_cache_with(opts.class, opts.frames.as_ref())?;
         let mut grid: Vec<u32> = Vec::with_capacity(n);
         for i in 0..n {
             let logits = self.step(&mut cache, grid.last().copied())?;
@@ -606,11 +772,32 @@ impl Gpt {
             cache.v[l].extend(b.w_vs.forward(&h));
             let a = b.fc.forward(&self.attend_rows(&b.w_qs.forward(&h), &cache.k[l], &cache.v[l], i));
             x.iter_mut().zip(a).for_each(|(x, a)| *x += a);
+            self.cross_attend(b, &mut x, cache.cross.get(l), class);
             self.mlp(b, &mut x, class);
         }
         cache.len += 1;
         Ok(self.fc_out.forward(&self.norm.forward(&x, d, class)))
     }
+}
+
+/// `AddBroadcastPosEmbed`'s table for a T×H×W grid of `dim` channels: concat(d_0[t], d_1[h],
+/// d_2[w]) for every position in raster order.
+fn broadcast_position_table(w: &mut WeightFile, key: &str, [lt, lh, lw]: [usize; 3], dim: usize) -> Result<Vec<f32>> {
+    let third = dim / 3;
+    let d0 = w.take(&format!("{key}.emb.d_0"), &[lt, third])?;
+    let d1 = w.take(&format!("{key}.emb.d_1"), &[lh, third])?;
+    let d2 = w.take(&format!("{key}.emb.d_2"), &[lw, third])?;
+    let mut pos = Vec::with_capacity(lt * lh * lw * dim);
+    for t in 0..lt {
+        for h in 0..lh {
+            for x in 0..lw {
+                pos.extend_from_slice(&d0[t * third..(t + 1) * third]);
+                pos.extend_from_slice(&d1[h * third..(h + 1) * third]);
+                pos.extend_from_slice(&d2[x * third..(x + 1) * third]);
+            }
+        }
+    }
+    Ok(pos)
 }
 
 /// A `.safetensors` GPT with random weights (N(0, 1/fan_in)-scaled, norms near identity) for
@@ -622,8 +809,9 @@ pub fn random_weights(config: &GptConfig, vqvae: &VqVaeConfig, seed: u64) -> Vec
         .into_iter()
         .map(|(key, shape)| {
             let n: usize = shape.iter().product();
-            let fan_in = *shape.last().unwrap_or(&1) as f32;
-            let values = if key.ends_with(".g") {
+            // inputs per output: the row of a linear layer, in·k³ of a convolution
+            let fan_in = if shape.len() > 1 { shape[1..].iter().product::<usize>() } else { shape[0] } as f32;
+            let values = if key.ends_with(".g") || key.ends_with("norm.norm.weight") {
                 vec![1.0; n]
             } else if key.ends_with(".b") || key.ends_with(".bias") {
                 vec![0.0; n]

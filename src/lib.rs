@@ -9,6 +9,7 @@ pub mod gpt;
 pub mod gpu;
 pub mod metrics;
 pub mod nn;
+pub mod resnet;
 pub mod rng;
 pub mod tokens;
 pub mod video;

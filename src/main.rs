@@ -94,7 +94,8 @@ enum Command {
         /// Latent frames (of T') taken from --prefix.
         #[arg(long, default_value_t = 1)]
         prefix_frames: usize,
-        /// A conditioning frame for frame-conditioned GPTs (not supported yet).
+        /// Conditioning frames of a frame-conditioned GPT: the first n_cond_frames frames of this
+        /// image or clip, preprocessed as the VQ-VAE's input.
         #[arg(long)]
         cond_frame: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "cpu")]
@@ -111,6 +112,9 @@ enum Command {
         tokens: PathBuf,
         #[arg(long)]
         class: Option<usize>,
+        /// Conditioning frames of a frame-conditioned GPT (the same for every clip).
+        #[arg(long)]
+        cond_frame: Option<PathBuf>,
     },
     /// Time encode+decode of a 16×64×64 clip for a VideoGPT-width and a small model, on the
     /// CPU and on the GPU, and the PyTorch reference on the CPU when python3 has torch.
@@ -174,6 +178,9 @@ enum Command {
         /// full or sparse.
         #[arg(long, default_value = "sparse")]
         attn_type: String,
+        /// Condition on this many frames (adds VideoGPT's ResNet-34 frame encoder, 33.9 M parameters).
+        #[arg(long, default_value_t = 0)]
+        n_cond_frames: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
@@ -189,12 +196,10 @@ fn main() -> ExitCode {
             with_backend(j.device, |b| reconstruct(b, &j.model, &j.input, &j.output, json, j.device))
         }
         Command::Sample { model, vqvae, output, tokens, n, seed, temperature, top_k, class, prefix, prefix_frames, cond_frame, device } => {
-            if cond_frame.is_some() {
-                Err(Error::Input("frame-conditioned GPTs are not supported yet".into()))
-            } else {
-                let opts = videogpt::gpt::SampleOptions { temperature, top_k, seed, class };
+            {
+                let opts = videogpt::gpt::SampleOptions { temperature, top_k, seed, class, frames: None };
                 let prefix = prefix.map(|p| (p, prefix_frames));
-                let job = SampleJob { model: &model, vqvae: vqvae.as_deref(), output: &output, tokens: tokens.as_deref(), n, opts: &opts, prefix: prefix.as_ref() };
+                let job = SampleJob { model: &model, vqvae: vqvae.as_deref(), output: &output, tokens: tokens.as_deref(), n, opts: &opts, prefix: prefix.as_ref(), cond_frame: cond_frame.as_deref() };
                 match device {
                     Device::Cpu => sample(&Cpu, None, &job),
                     Device::Gpu => pollster::block_on(Gpu::new()).and_then(|gpu| {
@@ -204,7 +209,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Score { model, vqvae, tokens, class } => score(&model, vqvae.as_deref(), &tokens, class),
+        Command::Score { model, vqvae, tokens, class, cond_frame } => score(&model, vqvae.as_deref(), &tokens, class, cond_frame.as_deref()),
         Command::Bench(args) => bench::run(args),
         Command::Serve(args) => serve::run(args),
         Command::RandomModel { output, n_hiddens, n_res_layers, embedding_dim, n_codes, downsample, resolution, sequence_length, seed, calibrate } => {
@@ -234,8 +239,8 @@ fn main() -> ExitCode {
                 })
         }
         Command::CompareTokens { model, input, tokens, tolerance } => compare_tokens(&model, &input, &tokens, tolerance),
-        Command::RandomPrior { vqvae, output, hidden_dim, heads, layers, attn_type, seed } => {
-            random_prior(&vqvae, &output, hidden_dim, heads, layers, &attn_type, seed)
+        Command::RandomPrior { vqvae, output, hidden_dim, heads, layers, attn_type, n_cond_frames, seed } => {
+            random_prior(&vqvae, &output, [hidden_dim, heads, layers, n_cond_frames], &attn_type, seed)
         }
     };
     match result {
@@ -275,7 +280,7 @@ fn compare_tokens(model: &Path, input: &Path, tokens: &Path, tolerance: f64) -> 
     Ok(())
 }
 
-fn random_prior(vqvae: &Path, output: &Path, hidden_dim: usize, heads: usize, layers: usize, attn_type: &str, seed: u64) -> Result<()> {
+fn random_prior(vqvae: &Path, output: &Path, [hidden_dim, heads, layers, n_cond_frames]: [usize; 4], attn_type: &str, seed: u64) -> Result<()> {
     let vq_bytes = read_model(vqvae)?;
     let vq = VqVae::load(&Cpu, &vq_bytes, "").map_err(|e| in_file(e, vqvae))?;
     let meta = [
@@ -283,6 +288,7 @@ fn random_prior(vqvae: &Path, output: &Path, hidden_dim: usize, heads: usize, la
         ("heads", heads.to_string()),
         ("layers", layers.to_string()),
         ("attn_type", attn_type.to_string()),
+        ("n_cond_frames", n_cond_frames.to_string()),
     ];
     let config = videogpt::gpt::GptConfig::from_metadata(&meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), &vq.config)
         .map_err(|e| match e {
@@ -504,6 +510,7 @@ struct SampleJob<'a> {
     n: usize,
     opts: &'a videogpt::gpt::SampleOptions,
     prefix: Option<&'a (PathBuf, usize)>,
+    cond_frame: Option<&'a Path>,
 }
 
 /// Sample with the prior on `gpu` when given (the WGSL decoding path), else on the CPU; decode
@@ -516,6 +523,8 @@ fn sample(b: &dyn AnyBackend, gpu: Option<&Gpu>, job: &SampleJob) -> Result<()> 
         bail!(Input, "--n must be at least 1");
     }
     let (gpt, vq) = load_prior(b, job.model, job.vqvae)?;
+    let frames = frame_features(&gpt, job.cond_frame)?;
+    let job_opts = videogpt::gpt::SampleOptions { frames, ..job.opts.clone() };
     let gpu_prior = gpu.map(|g| videogpt::gpu::GpuPrior::new(g, &gpt)).transpose()?;
     let [lt, lh, lw] = gpt.config.latent;
     let prefix_codes = match job.prefix {
@@ -536,7 +545,7 @@ fn sample(b: &dyn AnyBackend, gpu: Option<&Gpu>, job: &SampleJob) -> Result<()> 
     let started = Instant::now();
     let (mut all_codes, mut clips) = (Vec::new(), Vec::new());
     for s in 0..n {
-        let opts = videogpt::gpt::SampleOptions { seed: job.opts.seed.wrapping_add(s as u64), ..job.opts.clone() };
+        let opts = videogpt::gpt::SampleOptions { seed: job.opts.seed.wrapping_add(s as u64), ..job_opts.clone() };
         let mut shown = 0;
         let mut progress = |drawn: usize| {
             let done = drawn * 10 / total.max(1);
@@ -566,7 +575,25 @@ fn sample(b: &dyn AnyBackend, gpu: Option<&Gpu>, job: &SampleJob) -> Result<()> 
     Ok(())
 }
 
-fn score(model: &Path, vqvae: Option<&Path>, tokens_path: &Path, class: Option<usize>) -> Result<()> {
+/// The features of `--cond-frame` for a frame-conditioned GPT: its first n_cond_frames frames,
+/// preprocessed to the VQ-VAE's resolution, through the ResNet.
+fn frame_features(gpt: &videogpt::gpt::Gpt, cond_frame: Option<&Path>) -> Result<Option<videogpt::gpt::FrameFeatures>> {
+    Ok(match (cond_frame, gpt.config.n_cond_frames) {
+        (None, 0) => None,
+        (Some(_), 0) => bail!(Input, "this GPT is not frame-conditioned; --cond-frame does not apply"),
+        (None, n) => bail!(Input, "this GPT is conditioned on {n} frame(s): give them with --cond-frame IMAGE_OR_CLIP"),
+        (Some(path), n) => {
+            let clip = read_video(path)?;
+            if clip.frames < n {
+                bail!(Input, "{} has {} frame(s); the GPT is conditioned on {n}", path.display(), clip.frames);
+            }
+            let x = video::preprocess(&clip, gpt.config.resolution, Some(n))?;
+            Some(gpt.frame_features(&x)?)
+        }
+    })
+}
+
+fn score(model: &Path, vqvae: Option<&Path>, tokens_path: &Path, class: Option<usize>, cond_frame: Option<&Path>) -> Result<()> {
     let gpt_bytes = read_model(model)?;
     let vq_bytes = vqvae.map(read_model).transpose()?;
     let gpt = videogpt::gpt::Gpt::load(&gpt_bytes, vq_bytes.as_deref())
@@ -576,8 +603,9 @@ fn score(model: &Path, vqvae: Option<&Path>, tokens_path: &Path, class: Option<u
     if tokens.latent() != gpt.config.latent {
         bail!(Input, "tokens of shape {:?} per clip; this GPT models {:?}", tokens.latent(), gpt.config.latent);
     }
+    let frames = frame_features(&gpt, cond_frame)?;
     for (i, clip) in tokens.clips().enumerate() {
-        println!("clip {i}: {:.6} bits per token", gpt.bits_per_token(clip, class)?);
+        println!("clip {i}: {:.6} bits per token", gpt.bits_per_token_with(clip, class, frames.as_ref())?);
     }
     Ok(())
 }

@@ -22,7 +22,8 @@ pub struct Conv3d<B: Backend + ?Sized> {
 impl<B: Backend> Conv3d<B> {
     /// Front padding per dim: the extra zero of an odd `k − s` goes in front (spec §1.2).
     pub fn pad_front(&self) -> [usize; 3] {
-        std::array::from_fn(|d| (self.kernel[d] - self.stride[d]).div_ceil(2))
+        // a 1×1×1 conv with stride 2 (the ResNet's projections) has no padding at all
+        std::array::from_fn(|d| self.kernel[d].saturating_sub(self.stride[d]).div_ceil(2))
     }
 }
 
@@ -41,6 +42,14 @@ pub struct ChannelAffine<B: Backend + ?Sized> {
     pub channels: usize,
     pub scale: B::Buffer,
     pub shift: B::Buffer,
+}
+
+/// `nn.LayerNorm(C)` over the channels of every position (eps 1e-5, biased variance), as the
+/// frame-conditioning ResNet's NormReLU uses it.
+pub struct ChannelNorm<B: Backend + ?Sized> {
+    pub channels: usize,
+    pub weight: B::Buffer,
+    pub bias: B::Buffer,
 }
 
 /// AxialBlock: three MultiHeadAttentions (along W, H, T) whose outputs are summed.

@@ -365,6 +365,7 @@ impl Engine {
                 top_k: args.top_k,
                 seed: seed as u64,
                 class: args.class,
+                frames: None,
             };
             let prefix = args.prefix.unwrap_or_default();
             let total = c.positions();

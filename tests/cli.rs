@@ -233,3 +233,29 @@ fn random_prior_bundles_its_vqvae_and_samples() {
     assert!(!ok);
     assert!(err.contains("hidden_dim 25 must be a positive multiple of 3"), "{err}");
 }
+
+#[test]
+fn frame_conditioned_prior_samples_from_a_frame_on_both_devices() {
+    let prior = tmp("frame-prior.safetensors");
+    let vq = fixture("vqvae_444.safetensors");
+    let clip = fixture("carphone_8f.npy");
+    let (ok, _, err) = videogpt(&["random-prior", "--vqvae", s(&vq), "--output", s(&prior), "--hidden-dim", "24", "--heads", "2", "--layers", "1", "--attn-type", "full", "--n-cond-frames", "1"]);
+    assert!(ok, "{err}");
+    let mut grids = Vec::new();
+    for device in ["cpu", "gpu"] {
+        let (out, tokens) = (tmp(&format!("frame-sample-{device}.npy")), tmp(&format!("frame-tokens-{device}.npy")));
+        let (ok, _, err) = videogpt(&["sample", "--model", s(&prior), "--output", s(&out), "--tokens", s(&tokens), "--cond-frame", s(&clip), "--seed", "2", "--device", device]);
+        assert!(ok, "{device}: {err}");
+        grids.push(read_i32_npy(&tokens).1);
+    }
+    let same = grids[0].iter().zip(&grids[1]).take_while(|(a, b)| a == b).count();
+    assert!(same >= 64, "CPU and GPU part after {same} of 128 tokens");
+    let (ok, out, err) = videogpt(&["score", "--model", s(&prior), "--tokens", s(&tmp("frame-tokens-cpu.npy")), "--cond-frame", s(&clip)]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("clip 0: ") && out.contains("bits per token"), "{out}");
+    // the frame is required, and refused by unconditional priors
+    let (ok, _, err) = videogpt(&["sample", "--model", s(&prior), "--output", s(&tmp("x.npy"))]);
+    assert!(!ok && err.contains("conditioned on 1 frame(s): give them with --cond-frame"), "{err}");
+    let (ok, _, err) = videogpt(&["sample", "--model", s(&fixture("gpt_full.safetensors")), "--vqvae", s(&vq), "--output", s(&tmp("y.npy")), "--cond-frame", s(&clip)]);
+    assert!(!ok && err.contains("not frame-conditioned"), "{err}");
+}

@@ -119,15 +119,49 @@ fn bad_gpt_inputs_are_errors() {
     // no VQ-VAE anywhere
     let err = Gpt::load(&read("gpt_full.safetensors"), None).err().unwrap().to_string();
     assert!(err.contains("pass the VQ-VAE file separately"), "{err}");
-    // a frame-conditioned checkpoint: a clear refusal, not a misread model
+    // metadata that says frame-conditioned over tensors that are not: the missing key is named
     let bytes = read("gpt_full.safetensors");
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let mut meta = SafeTensors::read_metadata(&bytes).unwrap().1.metadata().clone().unwrap();
     meta.insert("n_cond_frames".into(), "1".into());
     let framed = serialize(st.iter().collect::<Vec<(&str, TensorView)>>(), Some(meta)).unwrap();
     let err = Gpt::load(&framed, Some(&read("vqvae_444.safetensors"))).err().unwrap().to_string();
-    assert!(err.contains("frame-conditioned GPTs (n_cond_frames > 0) are not supported yet"), "{err}");
+    assert!(err.contains("attn_stack.attn_nets.0.pre_enc_norm.g"), "{err}");
     // a VQ-VAE with another codebook size
     let err = Gpt::load(&read("gpt_full.safetensors"), Some(&read("vqvae_422.safetensors"))).err().unwrap().to_string();
     assert!(err.contains("64 codes but the VQ-VAE has 48"), "{err}");
+}
+
+#[test]
+fn frame_conditioned_prior_matches_reference() {
+    let (gpt, g, _) = frame_conditioned();
+    let (_, want_features) = g.f32("frame_features");
+    let (_, want) = g.f32("logits");
+    let (_, bits) = g.f32("bits_per_token");
+    let clips = clips(&g);
+    let (per_clip, m) = (want.len() / clips.len(), want_features.len() / clips.len());
+    for (b, ((codes, _), frames)) in clips.into_iter().zip(cond_frames()).enumerate() {
+        let features = gpt.frame_features(&frames).unwrap();
+        let err = max_abs_diff(&features.0, &want_features[b * m..(b + 1) * m]);
+        assert!(err <= 1e-4, "clip {b}: ResNet features max |err| {err:e}");
+        let logits = gpt.logits_with(&codes, None, Some(&features)).unwrap();
+        let lerr = max_abs_diff(&logits, &want[b * per_clip..(b + 1) * per_clip]);
+        assert!(lerr <= 1e-4, "clip {b}: logits max |err| {lerr:e}");
+        let bpt = gpt.bits_per_token_with(&codes, None, Some(&features)).unwrap();
+        assert!((bpt - bits[b] as f64).abs() < 1e-4, "clip {b}: {bpt} bits/token, reference {}", bits[b]);
+        // decoding one token at a time through the caches equals the parallel forward
+        let mut cache = gpt.new_cache_with(None, Some(&features)).unwrap();
+        let k = gpt.config.n_codes;
+        for (i, row) in logits.chunks_exact(k).enumerate() {
+            let step = gpt.step(&mut cache, i.checked_sub(1).map(|p| codes[p])).unwrap();
+            let e = max_abs_diff(&step, row);
+            assert!(e <= 1e-5, "clip {b} position {i}: decode step differs by {e:e}");
+        }
+        eprintln!("frame-conditioned clip {b}: features max |err| {err:e}, logits max |err| {lerr:e}, {bpt:.5} bits/token");
+    }
+    // the conditioning is required, and only for such a model
+    assert!(gpt.logits(&vec![0; gpt.config.positions()], None).unwrap_err().to_string().contains("conditioned on 1 frame"));
+    let plain = load("gpt_full.safetensors", "vqvae_444.safetensors");
+    let f = gpt.frame_features(&cond_frames()[0]).unwrap();
+    assert!(plain.logits_with(&vec![0; 128], None, Some(&f)).is_err());
 }

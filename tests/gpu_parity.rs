@@ -121,3 +121,23 @@ fn preprocess_kernel_equals_the_cpu_and_torch() {
         }
     }
 }
+
+#[test]
+fn frame_encoder_resnet_on_the_gpu_equals_the_cpu() {
+    use videogpt::Backend as _;
+    let g = gpu();
+    let (_, _, bytes) = frame_conditioned();
+    let mut w = videogpt::weights::WeightFile::parse(&bytes).unwrap();
+    let on_gpu = videogpt::resnet::ResNet::load(&g, &mut w).unwrap();
+    let mut w = videogpt::weights::WeightFile::parse(&bytes).unwrap();
+    let on_cpu = videogpt::resnet::ResNet::load(&Cpu, &mut w).unwrap();
+    for (b, frames) in cond_frames().iter().enumerate() {
+        let a = pollster::block_on(g.read_volume(&on_gpu.forward(&g, &g.upload_volume(frames).unwrap()).unwrap())).unwrap();
+        let c = on_cpu.forward(&Cpu, &Cpu.upload_volume(frames).unwrap()).unwrap();
+        assert_eq!(a.dims, c.dims);
+        assert_eq!(a.dims, videogpt::Dims::new(240, 1, 8, 8));
+        let err = max_abs_diff(&a.data, &c.buf);
+        assert!(err <= 1e-4, "clip {b}: ResNet GPU vs CPU max |err| {err:e}");
+        eprintln!("clip {b}: ResNet GPU vs CPU max |err| {err:e}");
+    }
+}

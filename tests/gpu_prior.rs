@@ -28,7 +28,7 @@ fn gpu_decoding_steps_match_the_reference_logits() {
         let n = gpt.config.positions();
         let codes: Vec<u32> = codes[..n].iter().map(|&c| c as u32).collect();
         let class = gold.has("labels").then(|| gold.i32("labels").1[0] as usize);
-        let logits = pollster::block_on(prior.logits_by_steps(&codes, class)).unwrap();
+        let logits = pollster::block_on(prior.logits_by_steps(&codes, class, None)).unwrap();
         let (_, want) = gold.f32("logits");
         let err = max_abs_diff(&logits, &want[..logits.len()]);
         eprintln!("{model}: GPU decode-step logits max |err| vs PyTorch {err:e}");
@@ -56,8 +56,8 @@ fn gpu_sampling_is_deterministic_and_keeps_the_prefix() {
     assert_eq!(d[..256], prefix[..]);
 
     // bad inputs are refused before any GPU work
-    assert!(pollster::block_on(prior.logits_by_steps(&[48; 512], None)).unwrap_err().to_string().contains("token 48 is out of range"));
-    assert!(pollster::block_on(prior.logits_by_steps(&[0; 512], Some(1))).unwrap_err().to_string().contains("unconditional"));
+    assert!(pollster::block_on(prior.logits_by_steps(&[48; 512], None, None)).unwrap_err().to_string().contains("token 48 is out of range"));
+    assert!(pollster::block_on(prior.logits_by_steps(&[0; 512], Some(1), None)).unwrap_err().to_string().contains("unconditional"));
     assert!(pollster::block_on(prior.sample(&SampleOptions { class: Some(0), ..opts.clone() }, &[], 0, |_, _| {})).is_err());
 
     // greedy decoding on the GPU follows the CPU's teacher-forced argmax
@@ -86,4 +86,29 @@ fn gpu_sampling_follows_the_softmax() {
     }
     eprintln!("{same} of 4 seeds gave the same grid on CPU and GPU");
     assert!(same >= 3, "only {same} of 4 seeds gave the same grid on CPU and GPU");
+}
+
+#[test]
+fn frame_conditioned_decoding_on_the_gpu_matches_the_reference() {
+    let g = gpu();
+    let (gpt, gold, _) = frame_conditioned();
+    let prior = GpuPrior::new(&g, &gpt).unwrap();
+    let (_, codes) = gold.i32("codes");
+    let (_, want) = gold.f32("logits");
+    let n = gpt.config.positions();
+    let features = gpt.frame_features(&cond_frames()[0]).unwrap();
+    let codes: Vec<u32> = codes[..n].iter().map(|&c| c as u32).collect();
+    let logits = pollster::block_on(prior.logits_by_steps(&codes, None, Some(&features))).unwrap();
+    let err = max_abs_diff(&logits, &want[..logits.len()]);
+    eprintln!("frame-conditioned GPU decode steps: logits max |err| {err:e}");
+    assert!(err <= 1e-4, "frame-conditioned GPU decode steps: logits max |err| {err:e}");
+    // and it samples: the frames are required, and a seed gives the CPU's grid (or one that
+    // differs only after a near-boundary draw)
+    let opts = SampleOptions { seed: 3, frames: Some(features), ..Default::default() };
+    let a = gpt.sample(&opts, &[], |_, _| {}).unwrap();
+    let b = pollster::block_on(prior.sample(&opts, &[], 0, |_, _| {})).unwrap();
+    let same = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    assert!(same >= n / 2, "CPU and GPU frame-conditioned samples part after {same} of {n} tokens");
+    let err = pollster::block_on(prior.sample(&SampleOptions::default(), &[], 0, |_, _| {})).unwrap_err().to_string();
+    assert!(err.contains("conditioned on 1 frame"), "{err}");
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use crate::backend::{Backend, Codes, Dims, Tensor, Volume};
-use crate::nn::{AxialAttention, ChannelAffine, Codebook, Conv3d, ConvTranspose3d};
+use crate::nn::{AxialAttention, ChannelAffine, ChannelNorm, Codebook, Conv3d, ConvTranspose3d};
 use crate::{bail, Error, Result};
 
 mod prior;
@@ -71,6 +71,7 @@ struct Kernels {
     decode_attention: Kernel,
     sample_token: Kernel,
     preprocess: Kernel,
+    channel_norm: Kernel,
 }
 
 pub struct Gpu {
@@ -175,6 +176,7 @@ impl Gpu {
             decode_attention: kernel(&device, "decode_attention", include_str!("../../shaders/decode_attention.wgsl")),
             sample_token: kernel(&device, "sample_token", include_str!("../../shaders/sample_token.wgsl")),
             preprocess: kernel(&device, "preprocess", include_str!("../../shaders/preprocess.wgsl")),
+            channel_norm: kernel(&device, "channel_norm", include_str!("../../shaders/channel_norm.wgsl")),
         };
         let gpu = Gpu {
             device,
@@ -409,6 +411,23 @@ impl Backend for Gpu {
         let (gx, gy) = grid(x.dims.len(), 256, self.limits.max_compute_workgroups_per_dimension)?;
         let params = [x.dims.positions() as u32, x.dims.len() as u32, gx * 256, 0];
         self.dispatch(&self.kernels.affine_relu, &params, &[&x.buf, &bn.scale, &bn.shift, &out], (gx, gy, 1))?;
+        Ok(Tensor { dims: x.dims, buf: out })
+    }
+
+    fn channel_norm(&self, x: &Tensor<Self>, norm: &ChannelNorm<Self>, relu: bool, residual: Option<&Tensor<Self>>)
+        -> Result<Tensor<Self>> {
+        let out = self.storage(x.dims.len(), "layer norm output")?;
+        let n = x.dims.positions();
+        let (gx, gy) = grid(n, 256, self.limits.max_compute_workgroups_per_dimension)?;
+        #[rustfmt::skip]
+        let params = [
+            x.dims.c as u32, n as u32, gx * 256, relu as u32,
+            residual.is_some() as u32, 0, 0, 0,
+        ];
+        // without a residual the input stands in for it (the kernel does not read it; binding the
+        // output twice would alias a writable buffer)
+        let res = residual.map_or(&x.buf, |r| &r.buf);
+        self.dispatch(&self.kernels.channel_norm, &params, &[&x.buf, &norm.weight, &norm.bias, res, &out], (gx, gy, 1))?;
         Ok(Tensor { dims: x.dims, buf: out })
     }
 

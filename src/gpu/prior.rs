@@ -7,7 +7,8 @@ use wgpu::Buffer;
 
 use super::Gpu;
 use crate::backend::Backend as _;
-use crate::gpt::{AttnType, Gpt, Linear, SampleOptions};
+use crate::gpt::{AttnType, FrameFeatures, Gpt, Linear, SampleOptions};
+use crate::resnet::RESNET_DIM;
 use crate::{bail, Result};
 
 const GEMV_BIAS: u32 = 1;
@@ -26,6 +27,9 @@ struct GpuBlock {
     w_ks: GpuLinear,
     w_vs: GpuLinear,
     fc: GpuLinear,
+    /// The cross-attention's query and output projections (its keys and values are computed
+    /// once per run from the frame features).
+    cross: Option<(GpuLinear, GpuLinear)>,
     fc1: GpuLinear,
     fc2: GpuLinear,
 }
@@ -56,10 +60,15 @@ pub struct GpuPrior<'g> {
 struct Run {
     /// `(g, b)` per norm for the run's class: per block (attention, MLP), then the final one.
     norms: Vec<(Buffer, Buffer)>,
+    /// Per block of a frame-conditioned model: the cross-attention's norm, keys `[M][D]` and
+    /// values `[M][240]`.
+    cross: Vec<((Buffer, Buffer), Buffer, Buffer)>,
     k_cache: Vec<Buffer>,
     v_cache: Vec<Buffer>,
     x: Buffer,
     x2: Buffer,
+    x3: Buffer,
+    cross_out: Buffer,
     h: Buffer,
     q: Buffer,
     attn: Buffer,
@@ -99,6 +108,7 @@ impl<'g> GpuPrior<'g> {
                         w_ks: up(&b.w_ks)?,
                         w_vs: up(&b.w_vs)?,
                         fc: up(&b.fc)?,
+                        cross: b.cross.as_ref().map(|c| Ok::<_, crate::Error>((up(&c.w_qs)?, up(&c.fc)?))).transpose()?,
                         fc1: up(&b.fc1)?,
                         fc2: up(&b.fc2)?,
                     })
@@ -129,8 +139,8 @@ impl<'g> GpuPrior<'g> {
         self.gpu.dispatch(&self.gpu.kernels.layer_norm, &[d, 0, 0, 0], &[x, gain, shift, out], (1, 1, 1))
     }
 
-    /// Buffers for one run; `class` and `prefix` are checked by the caller.
-    fn start(&self, class: Option<usize>, prefix: &[u32]) -> Result<Run> {
+    /// Buffers for one run; `class`, `frames` and `prefix` are checked by the caller.
+    fn start(&self, class: Option<usize>, frames: Option<&FrameFeatures>, prefix: &[u32]) -> Result<Run> {
         let g = self.gpu;
         let c = &self.gpt.config;
         let (d, n) = (c.hidden_dim, c.positions());
@@ -144,6 +154,15 @@ impl<'g> GpuPrior<'g> {
             norms.push(norm(&b.pre_fc_norm)?);
         }
         norms.push(norm(&self.gpt.norm)?);
+        let cross = self
+            .gpt
+            .blocks
+            .iter()
+            .zip(self.gpt.cross_kv(frames))
+            .filter_map(|(b, (k, v))| b.cross.as_ref().map(|c| (c, k, v)))
+            .map(|(c, k, v)| Ok((norm(&c.norm)?, g.upload(&k)?, g.upload(&v)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let m: usize = c.cond_shape().iter().product();
         let mut grid = vec![0u32; n];
         grid[..prefix.len()].copy_from_slice(prefix);
         Ok(Run {
@@ -152,13 +171,16 @@ impl<'g> GpuPrior<'g> {
             v_cache: (0..c.layers).map(|_| g.storage(n * d, "value cache")).collect::<Result<_>>()?,
             x: g.storage(d, "x")?,
             x2: g.storage(d, "x")?,
+            x3: g.storage(d, "x")?,
+            cross_out: g.storage(RESNET_DIM, "cross-attention")?,
+            cross,
             h: g.storage(d, "h")?,
             q: g.storage(d, "q")?,
             attn: g.storage(d, "attention")?,
             mlp: g.storage(4 * d, "mlp")?,
             emb: g.storage(c.embedding_dim, "embedding")?,
             logits: g.storage(c.n_codes, "logits")?,
-            scores: g.storage(c.heads * n, "scores")?,
+            scores: g.storage(c.heads * n.max(m), "scores")?,
             grid: g.upload_u32(&grid, "grid")?,
             token: g.storage(1, "token")?,
         })
@@ -190,13 +212,30 @@ impl<'g> GpuPrior<'g> {
             #[rustfmt::skip]
             let params = [
                 d as u32, c.heads as u32, i as u32, c.positions() as u32,
-                sparse as u32, self.gpt.blocks_per_frame as u32, 0, 0,
+                sparse as u32, self.gpt.blocks_per_frame as u32, d as u32, 0,
             ];
             g.dispatch(&g.kernels.decode_attention, &params, &[&run.q, &run.k_cache[l], &run.v_cache[l], &run.scores, &run.attn], (c.heads as u32, 1, 1))?;
             self.gemv(&b.fc, Gemv { x: &run.attn, x_offset: 0, out: &run.x2, out_offset: 0, residual: Some((&run.x, 0)), gelu2: false })?;
-            self.layer_norm(&run.x2, &run.norms[2 * l + 1], &run.h)?;
+            // cross-attention to every frame feature: the same kernel, unmasked, 240-wide values
+            let mid = match (&b.cross, run.cross.get(l)) {
+                (Some((w_qs, fc)), Some((norm, k, v))) => {
+                    let m: usize = c.cond_shape().iter().product();
+                    self.layer_norm(&run.x2, norm, &run.h)?;
+                    self.gemv(w_qs, from_h(&run.q, 0))?;
+                    #[rustfmt::skip]
+                    let params = [
+                        d as u32, c.heads as u32, (m - 1) as u32, m as u32,
+                        0, 1, RESNET_DIM as u32, 0,
+                    ];
+                    g.dispatch(&g.kernels.decode_attention, &params, &[&run.q, k, v, &run.scores, &run.cross_out], (c.heads as u32, 1, 1))?;
+                    self.gemv(fc, Gemv { x: &run.cross_out, x_offset: 0, out: &run.x3, out_offset: 0, residual: Some((&run.x2, 0)), gelu2: false })?;
+                    &run.x3
+                }
+                _ => &run.x2,
+            };
+            self.layer_norm(mid, &run.norms[2 * l + 1], &run.h)?;
             self.gemv(&b.fc1, Gemv { x: &run.h, x_offset: 0, out: &run.mlp, out_offset: 0, residual: None, gelu2: true })?;
-            self.gemv(&b.fc2, Gemv { x: &run.mlp, x_offset: 0, out: &run.x, out_offset: 0, residual: Some((&run.x2, 0)), gelu2: false })?;
+            self.gemv(&b.fc2, Gemv { x: &run.mlp, x_offset: 0, out: &run.x, out_offset: 0, residual: Some((mid, 0)), gelu2: false })?;
         }
         self.layer_norm(&run.x, run.norms.last().expect("final norm"), &run.h)?;
         self.gemv(&self.fc_out, Gemv { x: &run.h, x_offset: 0, out: &run.logits, out_offset: 0, residual: None, gelu2: false })
@@ -210,7 +249,7 @@ impl<'g> GpuPrior<'g> {
         let c = &self.gpt.config;
         let n = c.positions();
         self.gpt.check_sample(opts, prefix)?;
-        let run = self.start(opts.class, prefix)?;
+        let run = self.start(opts.class, opts.frames.as_ref(), prefix)?;
         let mut rng = crate::rng::SplitMix64::new(opts.seed);
         let top_k = opts.top_k.unwrap_or(c.n_codes).min(c.n_codes) as u32;
         let mut since_report = 0;
@@ -241,14 +280,15 @@ impl<'g> GpuPrior<'g> {
 
     /// Teacher-forced logits `[N][K]` computed one decoding step at a time (for tests: the GPU
     /// decode path against the CPU's parallel forward).
-    pub async fn logits_by_steps(&self, codes: &[u32], class: Option<usize>) -> Result<Vec<f32>> {
+    pub async fn logits_by_steps(&self, codes: &[u32], class: Option<usize>, frames: Option<&FrameFeatures>) -> Result<Vec<f32>> {
         let c = &self.gpt.config;
         if codes.len() != c.positions() {
             bail!(Input, "{} tokens given; this GPT models {}", codes.len(), c.positions());
         }
         self.gpt.check_class(class)?;
+        self.gpt.check_frames(frames)?;
         self.gpt.check_codes(codes)?;
-        let run = self.start(class, codes)?;
+        let run = self.start(class, frames, codes)?;
         let mut out = Vec::with_capacity(codes.len() * c.n_codes);
         for i in 0..codes.len() {
             self.step(&run, i)?;

@@ -29,6 +29,10 @@ impl Golden {
         let t = st.tensor(key).unwrap_or_else(|_| panic!("golden tensor {key}"));
         (t.shape().to_vec(), t.dtype(), t.data().to_vec())
     }
+    pub fn metadata(&self) -> std::collections::HashMap<String, String> {
+        let (_, meta) = SafeTensors::read_metadata(&self.bytes).unwrap();
+        meta.metadata().clone().unwrap_or_default()
+    }
     pub fn has(&self, key: &str) -> bool {
         SafeTensors::deserialize(&self.bytes).unwrap().names().contains(&key)
     }
@@ -85,3 +89,50 @@ pub fn check_against_golden<B: Backend>(b: &B, model_file: &str, golden_file: &s
     assert!(worst <= 1, "{model_file} {prefix}: uint8 output off by {worst}");
     eprintln!("{model_file} {prefix}: codes identical, decode max |err| {err:e}, uint8 max diff {worst}");
 }
+
+/// The frame-conditioned prior of `gpt_frame_golden`: its weights come from the seeded generator
+/// (VideoGPT's ResNet-34 is 33.9 M parameters at any model size, too big to commit), checked
+/// against the digest of the weights the goldens were made from.
+pub fn frame_conditioned() -> (videogpt::gpt::Gpt, Golden, Vec<u8>) {
+    use sha2::Digest;
+    let g = Golden::open("gpt_frame_golden.safetensors");
+    let meta = g.metadata();
+    let vq_bytes = read(&format!("{}.safetensors", meta["vqvae"]));
+    let vq = videogpt::VqVae::load(&videogpt::Cpu, &vq_bytes, "").unwrap().config;
+    let config = videogpt::gpt::GptConfig::from_metadata(&meta, &vq).unwrap();
+    assert_eq!(config.n_cond_frames, 1);
+    let bytes = videogpt::gpt::random_weights(&config, &vq, meta["seed"].parse().unwrap());
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names = st.names();
+    names.sort();
+    let mut h = sha2::Sha256::new();
+    for name in names {
+        h.update(name.as_bytes());
+        h.update(st.tensor(name).unwrap().data());
+    }
+    let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(digest, meta["weights_sha256"], "random_weights changed: rerun train/make_gpt_fixtures.py --only-frame");
+    (videogpt::gpt::Gpt::load(&bytes, Some(&vq_bytes)).unwrap(), g, bytes)
+}
+
+/// The conditioning frame of each golden clip: the first frame of carphone and of its mirror.
+pub fn cond_frames() -> Vec<videogpt::Volume> {
+    let (shape, x) = Golden::open("vqvae_444_golden.safetensors").f32("input"); // 1×3×T×H×W
+    let (t, hw) = (shape[2], shape[3] * shape[4]);
+    let frame = |mirror: bool| {
+        let mut data = Vec::with_capacity(3 * hw);
+        for c in 0..3 {
+            let plane = &x[(c * t) * hw..(c * t + 1) * hw];
+            for row in plane.chunks_exact(shape[4]) {
+                if mirror {
+                    data.extend(row.iter().rev());
+                } else {
+                    data.extend_from_slice(row);
+                }
+            }
+        }
+        videogpt::Volume { dims: videogpt::Dims::new(3, 1, shape[3], shape[4]), data }
+    };
+    vec![frame(false), frame(true)]
+}
+

@@ -1,7 +1,7 @@
 """VideoGPT's prior (spec §3): a GPT over VQ-VAE codes, with VideoGPT's key names.
 
-Unconditional and class-conditional, full or sparse causal attention. (Frame conditioning, the
-ResNet-34 encoder with cross-attention, is not implemented here yet.)
+Unconditional, class-conditional and frame-conditional (a ResNet-34 over the first frames, read by
+cross-attention in every block), full or sparse causal attention.
 Activations are channel-last B×T'×H'×W'×D; the flattened order is raster (w fastest).
 """
 import math
@@ -119,18 +119,118 @@ class SelfAttention(nn.Module):
         return self.fc(out.transpose(1, 2).reshape(b, n, -1))
 
 
+class CrossAttention(nn.Module):
+    """Full, non-causal attention from the tokens to the frame features: keys are projected to D,
+    values to dim_kv (240), and the scale uses d_k = D / heads (spec §3.4)."""
+
+    def __init__(self, dim, dim_kv, n_head):
+        super().__init__()
+        self.n_head, self.d_k, self.d_v = n_head, dim // n_head, dim_kv // n_head
+        self.w_qs = nn.Linear(dim, dim, bias=False)
+        self.w_ks = nn.Linear(dim_kv, dim, bias=False)
+        self.w_vs = nn.Linear(dim_kv, dim_kv, bias=False)
+        self.fc = nn.Linear(dim_kv, dim, bias=True)
+
+    def forward(self, x, kv):  # B×N×D, B×M×dim_kv
+        b, n, _ = x.shape
+        m = kv.shape[1]
+        q = self.w_qs(x).view(b, n, self.n_head, self.d_k).transpose(1, 2)
+        k = self.w_ks(kv).view(b, m, self.n_head, self.d_k).transpose(1, 2)
+        v = self.w_vs(kv).view(b, m, self.n_head, self.d_v).transpose(1, 2)
+        att = torch.softmax((q @ k.transpose(-1, -2)) / math.sqrt(self.d_k), dim=-1)
+        return self.fc((att @ v).transpose(1, 2).reshape(b, n, -1))
+
+
 class AttentionBlock(nn.Module):
-    def __init__(self, shape, dim, n_head, attn_type, class_cond_dim):
+    def __init__(self, shape, dim, n_head, attn_type, class_cond_dim, frame_cond_dim=0):
         super().__init__()
         self.pre_attn_norm = LayerNorm(dim, class_cond_dim)
         self.attn = SelfAttention(shape, dim, n_head, attn_type)
+        if frame_cond_dim:
+            self.pre_enc_norm = LayerNorm(dim, class_cond_dim)
+            self.enc_attn = CrossAttention(dim, frame_cond_dim, n_head)
         self.pre_fc_norm = LayerNorm(dim, class_cond_dim)
         self.fc_block = nn.Sequential(nn.Linear(dim, 4 * dim), nn.Identity(), nn.Linear(4 * dim, dim))
 
     def forward(self, x, cond):
         x = x + self.attn(self.pre_attn_norm(x, cond))
+        if hasattr(self, "enc_attn"):
+            x = x + self.enc_attn(self.pre_enc_norm(x, cond), cond["frame_features"])
         h = self.pre_fc_norm(x, cond)
         return x + self.fc_block[2](gelu2(self.fc_block[0](h)))
+
+
+RESNET_DIM = 240  # the frame features' width, fixed in VideoGPT
+
+
+class ChannelLayerNorm(nn.Module):
+    """resnet.py's LayerNorm: nn.LayerNorm over the channels of B×C×T×H×W, in fp32."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x):
+        return self.norm(x.float().movedim(1, -1)).movedim(-1, 1).type_as(x)
+
+
+class NormReLU(nn.Module):
+    def __init__(self, channels, relu=True):
+        super().__init__()
+        self.relu = relu
+        self.norm = ChannelLayerNorm(channels)
+
+    def forward(self, x):
+        x = self.norm(x)
+        return F.relu(x) if self.relu else x
+
+
+class ResidualBlock(nn.Module):
+    """relu(NormReLU(conv2(NormReLU(conv1(x)))) + shortcut); convs k3, symmetric padding 1."""
+
+    def __init__(self, c_in, c_out, stride, use_projection=False):
+        super().__init__()
+        if use_projection:
+            self.proj_conv = nn.Conv3d(c_in, c_out, kernel_size=1, stride=stride, bias=False)
+            self.proj_bnr = NormReLU(c_out, relu=False)
+        self.conv1 = nn.Conv3d(c_in, c_out, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bnr1 = NormReLU(c_out)
+        self.conv2 = nn.Conv3d(c_out, c_out, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bnr2 = NormReLU(c_out)
+
+    def forward(self, x):
+        shortcut = self.proj_bnr(self.proj_conv(x)) if hasattr(self, "proj_conv") else x
+        x = self.bnr2(self.conv2(self.bnr1(self.conv1(x))))
+        return F.relu(x + shortcut)
+
+
+class BlockGroup(nn.Module):
+    def __init__(self, c_in, c_out, n_blocks, stride):
+        super().__init__()
+        self.start_block = ResidualBlock(c_in, c_out, stride, use_projection=True)
+        self.blocks = nn.Sequential(*[ResidualBlock(c_out, c_out, 1) for _ in range(1, n_blocks)])
+
+    def forward(self, x):
+        return self.blocks(self.start_block(x))
+
+
+class ResNet34(nn.Module):
+    """resnet34(width_mult=1, stride=(1,4,4), resnet_dim=240) with the cifar stem (spec §3.5):
+    B×3×T×H×W → B×T×H/4×W/4×240, channel-last."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv3d(3, 64, kernel_size=3, stride=1, padding=1, bias=False), NormReLU(64))
+        self.group1 = BlockGroup(64, 64, 3, 1)
+        self.group2 = BlockGroup(64, 128, 4, (1, 2, 2))
+        self.group3 = BlockGroup(128, 256, 6, (1, 2, 2))
+        self.group4 = BlockGroup(256, RESNET_DIM, 3, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for g in (self.group1, self.group2, self.group3, self.group4):
+            x = g(x)
+        return x.movedim(1, -1)
 
 
 class AddBroadcastPosEmbed(nn.Module):
@@ -160,11 +260,11 @@ class RightShift(nn.Module):
 
 
 class AttentionStack(nn.Module):
-    def __init__(self, shape, dim, n_head, n_layer, attn_type, class_cond_dim):
+    def __init__(self, shape, dim, n_head, n_layer, attn_type, class_cond_dim, frame_cond_dim=0):
         super().__init__()
         self.right_shift = RightShift(dim)
         self.pos_embd = AddBroadcastPosEmbed(shape, dim)
-        self.attn_nets = nn.ModuleList(AttentionBlock(shape, dim, n_head, attn_type, class_cond_dim)
+        self.attn_nets = nn.ModuleList(AttentionBlock(shape, dim, n_head, attn_type, class_cond_dim, frame_cond_dim)
                                        for _ in range(n_layer))
 
     def forward(self, x, cond):
@@ -177,7 +277,6 @@ class AttentionStack(nn.Module):
 class VideoGPT(nn.Module):
     def __init__(self, args: GPTArgs, vqvae: VQVAE):
         super().__init__()
-        assert args.n_cond_frames == 0, "frame conditioning is not implemented in this reference yet"
         self.args = args
         self.vqvae = vqvae.eval()
         for p in self.vqvae.parameters():
@@ -186,14 +285,29 @@ class VideoGPT(nn.Module):
         e, d = vqvae.args.embedding_dim, args.hidden_dim
         self.fc_in = nn.Linear(e, d, bias=False)
         self.fc_in.weight.data.normal_(std=0.02)
-        self.attn_stack = AttentionStack(self.shape, d, args.heads, args.layers, args.attn_type, args.class_cond_dim)
+        frame_cond_dim = RESNET_DIM if args.n_cond_frames else 0
+        if args.n_cond_frames:
+            res = vqvae.args.resolution
+            self.resnet = ResNet34()
+            self.cond_pos_embd = AddBroadcastPosEmbed((args.n_cond_frames, res // 4, res // 4), RESNET_DIM)
+        self.attn_stack = AttentionStack(self.shape, d, args.heads, args.layers, args.attn_type, args.class_cond_dim,
+                                         frame_cond_dim)
         self.norm = LayerNorm(d, args.class_cond_dim)
         self.fc_out = nn.Linear(d, vqvae.args.n_codes, bias=False)
         self.fc_out.weight.data.zero_()
 
+    def frame_features(self, frames):
+        """B×3×n_cond×res×res preprocessed frames → B×(n_cond·res/4·res/4)×240, with position."""
+        f = self.resnet(frames)  # B×n×r×r×240
+        b = f.shape[0]
+        return f.reshape(b, -1, RESNET_DIM) + self.cond_pos_embd.table()
+
     def logits(self, codes, cond=None):
-        """Teacher-forced logits for B×T'×H'×W' codes: B×N×K, position n predicting token n."""
+        """Teacher-forced logits for B×T'×H'×W' codes: B×N×K, position n predicting token n.
+        `cond`: {"class_cond": B×classes one-hot} and/or {"frame_cond": B×3×n×res×res}."""
         b = codes.shape[0]
+        if self.args.n_cond_frames:
+            cond = dict(cond or {}, frame_features=self.frame_features(cond["frame_cond"]))
         emb = F.embedding(codes.view(b, -1), self.vqvae.codebook.embeddings)
         h = self.attn_stack(self.fc_in(emb), cond)
         return self.fc_out(self.norm(h, cond))
