@@ -30,6 +30,8 @@ def batches(clips, batch, rng):
     while True:
         idx = rng.integers(0, len(clips), batch)
         x = clips[idx]
+        if x.shape[-1] == 1:  # greyscale data (Moving MNIST): the VQ-VAE takes RGB
+            x = np.repeat(x, 3, axis=-1)
         flip = rng.random(batch) < 0.5
         x[flip] = x[flip][:, :, :, ::-1]
         yield torch.from_numpy(np.ascontiguousarray(x)).permute(0, 4, 1, 2, 3).float() / 255.0 - 0.5

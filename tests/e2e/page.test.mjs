@@ -16,7 +16,8 @@ before(async () => {
   browser = await launch();
   page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   seen = watch(page);
-  await page.goto(server.url);
+  // the tiny model: SwiftShader runs WebGPU on the CPU, slowly
+  await page.goto(`${server.url}?model=tiny-untrained`);
   await page.waitForFunction(() => window.app?.session || document.body.dataset.state === 'failed', null, { timeout: 180_000 });
 });
 

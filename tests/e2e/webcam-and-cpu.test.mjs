@@ -9,7 +9,7 @@ const MODEL = 'models/tiny-untrained.safetensors';
 const server = await serve();
 after(() => server.stop());
 
-async function open(browser, query = '') {
+async function open(browser, query = '?model=tiny-untrained') {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   const seen = watch(page);
   await page.goto(server.url + query);

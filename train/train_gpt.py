@@ -1,0 +1,139 @@
+"""Train a VideoGPT prior over a trained VQ-VAE's codes (spec §3.1: Adam 3e-4 with cosine decay,
+cross-entropy over every position), on a CUDA GPU when there is one and on the CPU otherwise.
+
+    python3 train/train_gpt.py --data train/out/mmnist.npz --vqvae train/out/mmnist-vqvae/model.safetensors \\
+        --out train/out/mmnist-gpt --hidden-dim 192 --heads 4 --layers 4 --attn-type sparse --minutes 30
+
+The clips are encoded once by the frozen VQ-VAE; `--out` gets `checkpoint.pt` (resumable) and
+`model.safetensors`: the GPT with its VQ-VAE under `vqvae.`, VideoGPT's own layout, which
+`videogpt sample` and the web page load. Test bits per token are logged on the data's `test` clips.
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).parent))
+from videogpt_ref import load_vqvae  # noqa: E402
+from videogpt_ref.gpt import GPTArgs, VideoGPT, save_gpt  # noqa: E402
+
+
+@torch.no_grad()
+def encode_all(vq, clips, device, batch=32):
+    out = []
+    for i in range(0, len(clips), batch):
+        x = clips[i:i + batch]
+        if x.shape[-1] == 1:
+            x = np.repeat(x, 3, axis=-1)
+        x = torch.from_numpy(x).permute(0, 4, 1, 2, 3).float().to(device) / 255.0 - 0.5
+        out.append(vq.encode(x).cpu())
+    return torch.cat(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--vqvae", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--hidden-dim", type=int, default=576)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--layers", type=int, default=8)
+    ap.add_argument("--attn-type", default="sparse")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--steps", type=int, default=100_000, help="length of the cosine schedule, and the most steps")
+    ap.add_argument("--minutes", type=float, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--save-every", type=int, default=500)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    hardware = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    torch.manual_seed(args.seed)
+
+    vq = load_vqvae(args.vqvae).to(device)
+    data = np.load(args.data)
+    args.out.mkdir(parents=True, exist_ok=True)
+    codes_path = args.out / "codes.pt"
+    if codes_path.exists():
+        codes, test_codes = torch.load(codes_path)
+    else:
+        t0 = time.time()
+        codes, test_codes = encode_all(vq, data["clips"], device), encode_all(vq, data["test"], device)
+        torch.save((codes, test_codes), codes_path)
+        print(f"encoded {len(codes)} + {len(test_codes)} clips in {time.time() - t0:.0f}s", flush=True)
+
+    gargs = GPTArgs(hidden_dim=args.hidden_dim, heads=args.heads, layers=args.layers, attn_type=args.attn_type)
+    model = VideoGPT(gargs, vq).to(device)
+    params = [p for n, p in model.named_parameters() if not n.startswith("vqvae.")]
+    opt = torch.optim.Adam(params, lr=args.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.steps)
+    ckpt_path = args.out / "checkpoint.pt"
+    step, trained_s = 0, 0.0
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        step, trained_s = ck["step"], ck["trained_s"]
+        print(f"resumed from step {step}", flush=True)
+    n_params = sum(p.numel() for p in params)
+    print(f"{n_params / 1e6:.2f} M parameters, {len(codes)} clips of {tuple(codes.shape[1:])} tokens, on {hardware}", flush=True)
+
+    @torch.no_grad()
+    def test_bits():
+        model.eval()
+        bits = torch.cat([model.bits_per_token(test_codes[i:i + 16].to(device)) for i in range(0, len(test_codes), 16)])
+        model.train()
+        return bits.mean().item()
+
+    def save(test):
+        torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), step=step, trained_s=trained_s), ckpt_path)
+        save_gpt(model, args.out / "model.safetensors")
+        (args.out / "train.json").write_text(json.dumps(dict(step=step, minutes=trained_s / 60, hardware=hardware, parameters=n_params,
+                                                             test_bits_per_token=test, args=vars(args) | {k: str(getattr(args, k)) for k in ("data", "vqvae", "out")}), indent=2))
+
+    rng = np.random.default_rng(args.seed + step)
+    model.train()
+    started, acc, n_acc = time.time(), 0.0, 0
+    while step < args.steps and (args.minutes is None or time.time() - started < args.minutes * 60):
+        x = codes[torch.from_numpy(rng.integers(0, len(codes), args.batch))].to(device)
+        logits = model.logits(x)
+        loss = F.cross_entropy(logits.transpose(1, 2), x.view(x.shape[0], -1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        acc, n_acc = acc + loss.item() / math.log(2), n_acc + 1
+        if step % args.log_every == 0:
+            elapsed = trained_s + time.time() - started
+            print(f"step {step}  train {acc / n_acc:.3f} bits/token  lr {sched.get_last_lr()[0]:.2e}  {elapsed / 60:.1f} min", flush=True)
+            with open(args.out / "log.jsonl", "a") as f:
+                f.write(json.dumps(dict(step=step, minutes=round(elapsed / 60, 2), train_bits=round(acc / n_acc, 4))) + "\n")
+            acc, n_acc = 0.0, 0
+        if step % args.save_every == 0:
+            trained_s += time.time() - started
+            started = time.time()
+            t = test_bits()
+            print(f"step {step}: test {t:.3f} bits/token", flush=True)
+            save(t)
+    trained_s += time.time() - started
+    t = test_bits()
+    save(t)
+    print(f"stopped at step {step}: test {t:.3f} bits/token; wrote {args.out / 'model.safetensors'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
