@@ -12,6 +12,7 @@ pub mod nn;
 pub mod resnet;
 pub mod rng;
 pub mod tokens;
+pub mod vgt;
 pub mod video;
 pub mod vqvae;
 #[cfg(target_arch = "wasm32")]

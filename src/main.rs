@@ -45,15 +45,17 @@ struct Job {
 enum Command {
     /// Print a model's hparams, parameter count and latent shape.
     Info { model: PathBuf },
-    /// Video (.npy uint8 T×H×W×3, .y4m, or anything ffmpeg reads) → tokens (.npy int32).
+    /// Video (.npy uint8 T×H×W×3, .y4m, or anything ffmpeg reads) → tokens: .npy (int32) or
+    /// .vgt (bit-packed, names the model; docs/vgt-format.md).
     Encode(Job),
-    /// Tokens (.npy, T'×H'×W' or B×T'×H'×W') → video (.npy, .y4m, or anything ffmpeg writes).
+    /// Tokens (.npy, T'×H'×W' or B×T'×H'×W', or .vgt) → video (.npy, .y4m, or anything ffmpeg
+    /// writes).
     Decode {
         #[command(flatten)]
         job: Job,
-        /// Frame rate written into the output container.
-        #[arg(long, default_value_t = 30.0)]
-        fps: f64,
+        /// Frame rate written into the output container (default: the .vgt file's, else 30).
+        #[arg(long)]
+        fps: Option<f64>,
     },
     /// Encode then decode a video; prints PSNR and SSIM against the model-sized input.
     Reconstruct {
@@ -357,6 +359,14 @@ fn read_model(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Io(format!("cannot read model {}: {e}", path.display())))
 }
 
+/// Name the file an input error is about.
+fn in_input(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Input(m) => Error::Input(format!("{}: {m}", path.display())),
+        other => other,
+    }
+}
+
 /// Name the file a weights error is about.
 fn in_file(e: Error, path: &Path) -> Error {
     match e {
@@ -405,9 +415,16 @@ fn progress(label: &str, i: usize, n: usize, started: Instant) {
     eprintln!("{label} window {}/{n} ({:.1}s)", i + 1, started.elapsed().as_secs_f64());
 }
 
+fn is_vgt(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("vgt"))
+}
+
 fn encode(b: &dyn AnyBackend, model: &Path, input: &Path, output: &Path) -> Result<()> {
-    require_extension(output, "npy", "tokens")?;
-    let m = load_model(b, model)?;
+    if !is_vgt(output) {
+        require_extension(output, "npy", "tokens")?;
+    }
+    let model_bytes = read_model(model)?;
+    let m = b.load(&model_bytes).map_err(|e| in_file(e, model))?;
     let clip = read_video(input)?;
     let windows = model_windows(m.config(), &clip)?;
     let started = Instant::now();
@@ -419,16 +436,38 @@ fn encode(b: &dyn AnyBackend, model: &Path, input: &Path, output: &Path) -> Resu
         progress("encoded", i, windows.len(), started);
     }
     let tokens = Tokens { shape: [windows.len(), latent[0], latent[1], latent[2]], codes };
+    if is_vgt(output) {
+        let file = videogpt::vgt::TokenFile {
+            model_id: model.file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+            model_hash: videogpt::vgt::model_hash(&model_bytes),
+            n_codes: m.config().n_codes,
+            tokens,
+            fps: clip.fps.map(|f| f as f32),
+        };
+        let bytes = videogpt::vgt::write(&file)?;
+        std::fs::write(output, &bytes)?;
+        eprintln!("wrote {} tokens {:?} in {} bytes to {}", file.tokens.codes.len(), file.tokens.shape, bytes.len(), output.display());
+        return Ok(());
+    }
     let mut f = std::io::BufWriter::new(std::fs::File::create(output)?);
     tokens::npy::write(&mut f, &tokens)?;
     eprintln!("wrote {} tokens {:?} to {}", tokens.codes.len(), tokens.shape, output.display());
     Ok(())
 }
 
-fn decode(b: &dyn AnyBackend, model: &Path, input: &Path, output: &Path, fps: f64) -> Result<()> {
-    let m = load_model(b, model)?;
-    let file = std::fs::File::open(input).map_err(|e| Error::Io(format!("cannot open {}: {e}", input.display())))?;
-    let tokens = tokens::npy::read(std::io::BufReader::new(file))?;
+fn decode(b: &dyn AnyBackend, model: &Path, input: &Path, output: &Path, fps: Option<f64>) -> Result<()> {
+    let model_bytes = read_model(model)?;
+    let m = b.load(&model_bytes).map_err(|e| in_file(e, model))?;
+    let (tokens, file_fps) = if is_vgt(input) {
+        let bytes = std::fs::read(input).map_err(|e| Error::Io(format!("cannot open {}: {e}", input.display())))?;
+        let f = videogpt::vgt::read(&bytes).map_err(|e| in_input(e, input))?;
+        f.check_model(&model_bytes, m.config().n_codes)?;
+        (f.tokens, f.fps.map(f64::from))
+    } else {
+        let file = std::fs::File::open(input).map_err(|e| Error::Io(format!("cannot open {}: {e}", input.display())))?;
+        (tokens::npy::read(std::io::BufReader::new(file))?, None)
+    };
+    let fps = fps.or(file_fps).unwrap_or(30.0);
     tokens::check_codes(&tokens, m.config().n_codes)?;
     let started = Instant::now();
     let n = tokens.shape[0];

@@ -259,3 +259,34 @@ fn frame_conditioned_prior_samples_from_a_frame_on_both_devices() {
     let (ok, _, err) = videogpt(&["sample", "--model", s(&fixture("gpt_full.safetensors")), "--vqvae", s(&vq), "--output", s(&tmp("y.npy")), "--cond-frame", s(&clip)]);
     assert!(!ok && err.contains("not frame-conditioned"), "{err}");
 }
+
+#[test]
+fn vgt_token_files_round_trip_and_name_their_model() {
+    let model = fixture("vqvae_444.safetensors");
+    let clip = fixture("carphone_8f.npy");
+    let (vgt, npy) = (tmp("clip.vgt"), tmp("clip-tokens.npy"));
+    for out in [&vgt, &npy] {
+        let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&clip), "--output", s(out)]);
+        assert!(ok, "{err}");
+    }
+    // 128 tokens of 6 bits: 96 bytes of indices plus the header
+    let bytes = std::fs::read(&vgt).unwrap();
+    assert_eq!(bytes.len(), 36 + "vqvae_444".len() + 96 + 4);
+    let file = videogpt::vgt::read(&bytes).unwrap();
+    assert_eq!(file.tokens.codes.iter().map(|&c| c as i32).collect::<Vec<_>>(), read_i32_npy(&npy).1);
+    let (a, b) = (tmp("from-vgt.npy"), tmp("from-npy.npy"));
+    for (input, out) in [(&vgt, &a), (&npy, &b)] {
+        let (ok, _, err) = videogpt(&["decode", "--model", s(&model), "--input", s(input), "--output", s(out)]);
+        assert!(ok, "{err}");
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    // another model, or a damaged file: clear errors
+    let (ok, _, err) = videogpt(&["decode", "--model", s(&fixture("vqvae_422.safetensors")), "--input", s(&vgt), "--output", s(&a)]);
+    assert!(!ok && err.contains("these tokens index 64 codes (model vqvae_444)"), "{err}");
+    let (ok, _, err) = videogpt(&["decode", "--model", s(&fixture("vqvae_444_f16.safetensors")), "--input", s(&vgt), "--output", s(&a)]);
+    assert!(!ok && err.contains("were made with model vqvae_444"), "{err}");
+    let damaged = tmp("damaged.vgt");
+    std::fs::write(&damaged, &bytes[..bytes.len() - 10]).unwrap();
+    let (ok, _, err) = videogpt(&["decode", "--model", s(&model), "--input", s(&damaged), "--output", s(&a)]);
+    assert!(!ok && err.contains("damaged.vgt: corrupt .vgt file"), "{err}");
+}

@@ -1,0 +1,59 @@
+"""Copy a trained model into models/ for the page and the CLI: training-only buffers dropped,
+optionally stored as f16, listed in models/index.json (with its SHA-256 and size) and described
+by a model card in models/NAME.md.
+
+    python3 train/ship.py train/out/natural-64/model.safetensors --name natural-64 --kind vqvae \\
+        --f16 --description "..." --card-extra docs-snippet.md [--default]
+"""
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+from safetensors import safe_open
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAINING_ONLY = ("codebook.N", "codebook.z_avg", "num_batches_tracked")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("source", type=Path)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--kind", choices=["vqvae", "prior"], required=True)
+    ap.add_argument("--f16", action="store_true", help="store floats as f16 (the engine computes in f32)")
+    ap.add_argument("--description", required=True)
+    ap.add_argument("--card", type=Path, help="markdown for the model card (data, steps, hardware, metrics)")
+    ap.add_argument("--default", action="store_true", help="make it the page's default model")
+    args = ap.parse_args()
+
+    with safe_open(str(args.source), "np") as f:
+        meta = f.metadata()
+    tensors = {k: v for k, v in load_file(str(args.source)).items() if not any(k.endswith(t) for t in TRAINING_ONLY)}
+    if args.f16:
+        tensors = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in tensors.items()}
+    out = ROOT / "models" / f"{args.name}.safetensors"
+    save_file(tensors, str(out), metadata=meta)
+    data = out.read_bytes()
+
+    index_path = ROOT / "models" / "index.json"
+    index = json.loads(index_path.read_text())
+    entry = {"id": args.name, "file": f"models/{out.name}", "sha256": hashlib.sha256(data).hexdigest(),
+             "bytes": len(data), "description": args.description}
+    if args.card:
+        entry["card"] = f"models/{args.name}.md"
+        (ROOT / "models" / f"{args.name}.md").write_text(args.card.read_text())
+    index[args.kind] = [e for e in index[args.kind] if e["id"] != args.name] + [entry]
+    if args.default and args.kind == "vqvae":
+        index["default"] = args.name
+    if args.kind == "prior":  # the trained prior first in the page's list
+        index["prior"].sort(key=lambda e: e["id"] != args.name)
+    index_path.write_text(json.dumps(index, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {out} ({len(data) / 1e6:.2f} MB) and updated {index_path}")
+
+
+if __name__ == "__main__":
+    main()
