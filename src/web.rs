@@ -65,12 +65,14 @@ struct Prior<B: Backend> {
 struct Models<B: Backend> {
     backend: B,
     vqvae: RefCell<Option<Rc<VqVae<B>>>>,
+    /// `vgt::model_hash` of the VQ-VAE file: `.vgt` files name their model by it.
+    vqvae_hash: std::cell::Cell<[u8; 16]>,
     prior: RefCell<Option<Rc<Prior<B>>>>,
 }
 
 impl<B: Backend + 'static> Models<B> {
     fn new(backend: B) -> Rc<Self> {
-        Rc::new(Models { backend, vqvae: RefCell::new(None), prior: RefCell::new(None) })
+        Rc::new(Models { backend, vqvae: RefCell::new(None), vqvae_hash: Default::default(), prior: RefCell::new(None) })
     }
 
     fn vqvae(&self) -> Result<Rc<VqVae<B>>> {
@@ -236,7 +238,10 @@ impl Engine {
         fn load<B: Backend>(m: &Models<B>, bytes: &[u8]) -> Result<JsValue> {
             let model = VqVae::load(&m.backend, bytes, "")?;
             let info = vqvae_info(&model);
+            let hash = crate::vgt::model_hash(bytes);
+            Reflect::set(&info, &"hash".into(), &crate::vgt::hex(&hash).into()).expect("a plain object");
             *m.vqvae.borrow_mut() = Some(Rc::new(model));
+            m.vqvae_hash.set(hash);
             Ok(info)
         }
         match &self.device {
@@ -308,9 +313,58 @@ impl Engine {
         })
     }
 
-    /// Encode then decode; also PSNR and SSIM per frame against the model-sized input, and the
-    /// time each half took.
-    pub fn reconstruct(&self, rgb: Vec<u8>, frames: usize, height: usize, width: usize) -> Promise {
+    /// Encode RGB frames into a `.vgt` token file (docs/vgt-format.md) naming the loaded model as
+    /// `model_id`; `fps` (0: none) is stored with it.
+    #[wasm_bindgen(js_name = encodeVgt)]
+    pub fn encode_vgt(&self, rgb: Vec<u8>, frames: usize, height: usize, width: usize, model_id: String, fps: f32) -> Promise {
+        on_device!(self, |m| async move {
+            let (b, vq) = (&m.backend, m.vqvae()?);
+            let (x, latent) = model_input(b, &vq, &clip(rgb, frames, height, width)?)?;
+            let codes = b.read_codes(&vq.encode(b, &x)?).await?;
+            let file = crate::vgt::TokenFile {
+                model_id,
+                model_hash: m.vqvae_hash.get(),
+                n_codes: vq.config.n_codes,
+                tokens: crate::tokens::Tokens { shape: [1, latent[0], latent[1], latent[2]], codes },
+                fps: (fps > 0.0).then_some(fps),
+            };
+            Ok::<_, Error>(JsValue::from(Uint8Array::from(&crate::vgt::write(&file)?[..])))
+        })
+    }
+
+    /// Decode a `.vgt` token file with the loaded VQ-VAE (refused when the file names another
+    /// model): `{video, size, fps, modelId, tokens, latent}`, the clips one after another.
+    #[wasm_bindgen(js_name = decodeVgt)]
+    pub fn decode_vgt(&self, bytes: Vec<u8>) -> Promise {
+        on_device!(self, |m| async move {
+            let file = crate::vgt::read(&bytes)?;
+            let vq = m.vqvae()?;
+            if file.n_codes != vq.config.n_codes || file.model_hash != m.vqvae_hash.get() {
+                bail!(Input, "these tokens were made with model {} ({}), not the loaded one ({})",
+                    file.model_id, crate::vgt::hex(&file.model_hash), crate::vgt::hex(&m.vqvae_hash.get()));
+            }
+            let latent = file.tokens.latent();
+            let mut rgb = Vec::new();
+            let mut size = [0, 0, 0];
+            for codes in file.tokens.clips() {
+                let v = video::to_video(&vq.decode_codes(&m.backend, codes, latent).await?)?;
+                size = [size[0] + v.frames, v.height, v.width];
+                rgb.extend_from_slice(&v.rgb);
+            }
+            Ok::<_, Error>(object(&[
+                ("video", Uint8Array::from(&rgb[..]).into()),
+                ("size", shape(&size)),
+                ("fps", file.fps.map_or(JsValue::UNDEFINED, |f| f.into())),
+                ("modelId", file.model_id.into()),
+                ("tokens", Uint32Array::from(&file.tokens.codes[..]).into()),
+                ("latent", shape(&latent)),
+            ]))
+        })
+    }
+
+    /// Encode then decode; also PSNR and SSIM per frame against the model-sized input, the time
+    /// each half took, and the tokens as a `.vgt` file naming the model `model_id`.
+    pub fn reconstruct(&self, rgb: Vec<u8>, frames: usize, height: usize, width: usize, model_id: String, fps: f32) -> Promise {
         on_device!(self, |m| async move {
             let (b, vq) = (&m.backend, m.vqvae()?);
             let t0 = now_ms();
@@ -321,6 +375,13 @@ impl Engine {
             let y = b.read_volume(&vq.decode(b, &codes)?).await?;
             let t2 = now_ms();
             let (input, output) = (video::to_video(&b.read_volume(&x).await?)?, video::to_video(&y)?);
+            let vgt = crate::vgt::write(&crate::vgt::TokenFile {
+                model_id,
+                model_hash: m.vqvae_hash.get(),
+                n_codes: vq.config.n_codes,
+                tokens: crate::tokens::Tokens { shape: [1, latent[0], latent[1], latent[2]], codes: tokens.clone() },
+                fps: (fps > 0.0).then_some(fps),
+            })?;
             let codes = tokens;
             Ok::<_, Error>(object(&[
                 ("tokens", Uint32Array::from(&codes[..]).into()),
@@ -330,6 +391,7 @@ impl Engine {
                 ("size", shape(&[input.frames, input.height, input.width])),
                 ("psnr", Float64Array::from(&metrics::psnr_per_frame(&input, &output)?[..]).into()),
                 ("ssim", Float64Array::from(&metrics::ssim_per_frame(&input, &output)?[..]).into()),
+                ("vgt", Uint8Array::from(&vgt[..]).into()),
                 ("encodeMs", (t1 - t0).into()),
                 ("decodeMs", (t2 - t1).into()),
             ]))

@@ -4,6 +4,7 @@
 
 import { load, fetchModel } from './videogpt.js';
 import { decodeVideoFile, recordWebcam } from './media.js';
+import { fromBase64Url, toBase64Url } from './video-gpt.js';
 
 const $ = (id) => document.getElementById(id);
 const SAMPLE_CLIP = 'www/media/calais-1906.mp4';
@@ -167,6 +168,7 @@ const mean = (xs) => Array.from(xs).reduce((a, b) => a + (Number.isFinite(b) ? b
 function showReconstruction(r, source) {
   app.result = r;
   $('result').hidden = false;
+  $('original').closest('figure').hidden = false;
   player.fps = Math.min(Math.max(source.fps || 8, 1), 30);
   player.set($('original'), r.input);
   player.set($('reconstruction'), r.output);
@@ -245,6 +247,57 @@ export function tokensToNpy(tokens, latent) {
 app.tokensToNpy = tokensToNpy;
 
 $('export-tokens').onclick = () => download(new Blob([tokensToNpy(app.result.tokens, app.result.latent)]), 'tokens.npy');
+$('export-vgt').onclick = () => download(new Blob([app.result.vgt]), 'clip.vgt');
+
+// ---------- sharing: the tokens travel in the link's fragment (never sent to a server) ----------
+
+function modelEntry() {
+  return app.models.vqvae.find((m) => m.id === app.session.modelId);
+}
+
+/** A link that opens this page and decodes the clip from the fragment. */
+export function shareLink(vgt) {
+  const url = new URL(location.href);
+  url.search = `?model=${encodeURIComponent(app.session.modelId)}`;
+  url.hash = `vgt=${toBase64Url(vgt)}`;
+  return url.href;
+}
+
+function embedCode(vgt) {
+  const base = new URL('.', location.href).href;
+  const entry = modelEntry();
+  const model = entry ? new URL(entry.file, base).href : 'MODEL.safetensors';
+  return `<script type="module" src="${base}www/video-gpt.js"></script>\n`
+    + `<video-gpt model="${model}" tokens="${toBase64Url(vgt)}" autoplay loop controls></video-gpt>`;
+}
+
+async function copy(text, what) {
+  try {
+    await navigator.clipboard.writeText(text);
+    status(`${what} copied (${text.length} characters).`);
+  } catch {
+    status(`${what}: copy it from the box below.`);
+  }
+  $('share-text').hidden = false;
+  $('share-text').value = text;
+}
+$('copy-link').onclick = () => copy(shareLink(app.result.vgt), 'Link');
+$('copy-embed').onclick = () => copy(embedCode(app.result.vgt), 'Embed code');
+
+/** Opened from a shared link: decode the fragment's tokens with the named model. */
+async function openSharedClip() {
+  const m = location.hash.match(/vgt=([A-Za-z0-9_-]+)/);
+  if (!m) return;
+  status('Decoding the shared clip…');
+  const { video, latent, tokens } = await app.session.decodeVgt(fromBase64Url(m[1]));
+  app.shared = video;
+  $('result').hidden = false;
+  $('original').closest('figure').hidden = true;
+  player.fps = video.fps || 8;
+  player.set($('reconstruction'), video);
+  drawTokens($('tokens-canvas'), tokens, latent);
+  status(`Decoded a shared clip: ${video.frames} frames from ${tokens.length} tokens in the link.`);
+}
 
 // ---------- generation ----------
 
@@ -328,7 +381,7 @@ $('record-webcam').onclick = () => job('Opening the camera…', async () => {
 // ---------- models and start-up ----------
 
 async function useModel(source, label, sha256) {
-  await app.session.loadModel(source, { sha256, onProgress: (d, t) => progress($('load-progress'), d, t) });
+  await app.session.loadModel(source, { sha256, modelId: label, onProgress: (d, t) => progress($('load-progress'), d, t) });
   showModel(label);
   app.result = null;
 }
@@ -378,6 +431,7 @@ async function start() {
   status('Starting the engine…');
   app.session = await load({
     model: bytes,
+    modelId: first.id,
     device: app.noWebGpu ? 'cpu' : device,
     onDeviceLost: () => status('The GPU device was lost; restarting the engine…'),
   });
@@ -393,6 +447,7 @@ async function start() {
     fb.textContent = `No WebGPU here, so the engine runs on the CPU (WebAssembly): same results, but slower for large models. Why: ${why.replace(/^GPU error: /, '')}`;
   }
   status('Ready: pick an input.');
+  await openSharedClip();
 }
 
 app.ready = job('Loading the model…', start);

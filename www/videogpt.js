@@ -139,6 +139,7 @@ export class Session {
     this.adapter = '';
     this.fallbackReason = ''; // why 'auto' ended on the CPU
     this.recoveries = 0; // times the GPU device was lost and the session restarted
+    this.modelId = options.modelId ?? 'model'; // the name .vgt files give the model
   }
 
   async start() {
@@ -185,10 +186,25 @@ export class Session {
     return asFrames(r.video, r.size);
   }
 
-  /** Encode and decode: `{ tokens, latent, input, output, psnr[], ssim[], encodeMs, decodeMs }`. */
-  async reconstruct(frames) {
+  /** Frames → a `.vgt` token file (Uint8Array; docs/vgt-format.md) naming the model `modelId`. */
+  async encodeVgt(frames, { modelId = 'model', fps } = {}) {
     const f = checkFrames(frames);
-    const r = await this.call('reconstruct', { data: f.data, frames: f.frames, height: f.height, width: f.width });
+    const r = await this.call('encodeVgt', { data: f.data, frames: f.frames, height: f.height, width: f.width, modelId, fps: fps ?? f.fps });
+    return r.bytes;
+  }
+
+  /** A `.vgt` token file (bytes) → `{ video, modelId, tokens, latent }`; refused when the file was
+   *  made with another model. */
+  async decodeVgt(bytes) {
+    const r = await this.call('decodeVgt', { bytes: new Uint8Array(bytes) });
+    return { video: asFrames(r.video, r.size, r.fps), modelId: r.modelId, tokens: r.tokens, latent: r.latent };
+  }
+
+  /** Encode and decode: `{ tokens, latent, input, output, psnr[], ssim[], encodeMs, decodeMs, vgt }`
+   *  (`vgt`: the tokens as a .vgt file naming the model `modelId`). */
+  async reconstruct(frames, { modelId } = {}) {
+    const f = checkFrames(frames);
+    const r = await this.call('reconstruct', { data: f.data, frames: f.frames, height: f.height, width: f.width, modelId: modelId ?? this.modelId, fps: f.fps });
     return { ...r, input: asFrames(r.input, r.size, f.fps), output: asFrames(r.output, r.size, f.fps) };
   }
 
@@ -202,9 +218,10 @@ export class Session {
   }
 
   /** Replace the VQ-VAE (URL, File or bytes, as for load()); returns its hparams. */
-  async loadModel(source, { sha256: expected, onProgress } = {}) {
+  async loadModel(source, { sha256: expected, onProgress, modelId } = {}) {
     const bytes = await fetchModel(source, { sha256: expected, onProgress });
     this.model = await this.call('loadVqvae', { bytes: bytes.slice() });
+    this.modelId = modelId ?? (typeof source === 'string' ? source.split('/').pop().replace(/\.safetensors$/, '') : source.name?.replace(/\.safetensors$/, '') ?? 'model');
     this.modelBytes = bytes;
     return this.model;
   }
@@ -230,9 +247,9 @@ export class Session {
  * `session.fallbackReason` saying why), 'webgpu' or 'cpu'. `onProgress(stage, done, total)` reports
  * downloads ('model', 'prior') and startup ('engine').
  */
-export async function load({ model, prior, device = 'auto', sha256: modelSha, priorSha256, onProgress = () => {}, onDeviceLost, workerUrl } = {}) {
+export async function load({ model, prior, device = 'auto', sha256: modelSha, priorSha256, onProgress = () => {}, onDeviceLost, workerUrl, modelId } = {}) {
   if (!model && !prior) throw Object.assign(new Error('load() needs a model or a prior'), { name: 'InputError' });
-  const s = new Session({ device, onDeviceLost, workerUrl });
+  const s = new Session({ device, onDeviceLost, workerUrl, modelId: modelId ?? (typeof model === 'string' ? model.split('/').pop().replace(/\.safetensors$/, '') : undefined) });
   if (model) s.modelBytes = await fetchModel(model, { sha256: modelSha, onProgress: (d, t) => onProgress('model', d, t) });
   if (prior) s.priorBytes = await fetchModel(prior, { sha256: priorSha256, onProgress: (d, t) => onProgress('prior', d, t) });
   onProgress('engine', 0, 1);

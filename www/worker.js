@@ -29,7 +29,9 @@ async function handle(id, op, args) {
     case 'loadPrior': return engine.loadPrior(new Uint8Array(args.bytes), args.vqvae ? new Uint8Array(args.vqvae) : undefined);
     case 'encode': return engine.encode(args.data, args.frames, args.height, args.width, !!args.forPrior);
     case 'decode': return engine.decode(args.tokens, ...args.latent, !!args.forPrior);
-    case 'reconstruct': return engine.reconstruct(args.data, args.frames, args.height, args.width);
+    case 'reconstruct': return engine.reconstruct(args.data, args.frames, args.height, args.width, args.modelId ?? 'model', args.fps ?? 0);
+    case 'encodeVgt': return { bytes: await engine.encodeVgt(args.data, args.frames, args.height, args.width, args.modelId, args.fps ?? 0) };
+    case 'decodeVgt': return engine.decodeVgt(args.bytes);
     case 'sample':
       return engine.sample(args.options, (done, total, grid) => self.postMessage({ id, progress: { done, total, grid } }, [grid.buffer]));
     case 'loseDevice': return engine.loseDevice();

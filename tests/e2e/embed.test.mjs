@@ -1,0 +1,104 @@
+// <video-gpt>: two elements decode from tokens with one model download, frames equal to
+// `videogpt decode`; bad tokens show an error in the element; a shared link round-trips.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { launch } from './browser.mjs';
+import { ROOT, cli, idle, pageBytes, readNpy, serve, tmp, watch } from './helpers.mjs';
+
+const MODEL = 'models/tiny-untrained.safetensors';
+let browser, server, vgt;
+
+before(async () => {
+  server = await serve();
+  browser = await launch();
+  vgt = path.join(tmp, 'carphone.vgt');
+  cli('encode', '--model', MODEL, '--input', path.join(ROOT, 'tests/fixtures/carphone_8f.npy'), '--output', vgt);
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+const inline = () => fs.readFileSync(vgt).toString('base64url');
+
+/** A page served at /e2e/embed.html holding `body`, with /e2e/clip.vgt routed to the CLI's file. */
+async function embedPage(body) {
+  const page = await browser.newPage();
+  const seen = watch(page);
+  await page.route('**/e2e/*', (route) => {
+    const url = new URL(route.request().url());
+    if (url.pathname.endsWith('.vgt')) return route.fulfill({ body: fs.readFileSync(vgt), contentType: 'application/octet-stream' });
+    return route.fulfill({ contentType: 'text/html', body: `<!doctype html><script type="module" src="/www/video-gpt.js"></script>${body}` });
+  });
+  await page.goto(`${server.url}e2e/embed.html`);
+  return { page, seen };
+}
+
+const settled = (page, n) => page.waitForFunction((n) => {
+  const els = [...document.querySelectorAll('video-gpt')];
+  return els.length === n && els.every((e) => e.state === 'ready' || e.state === 'error');
+}, n, { timeout: 300_000 });
+
+test('two elements decode from tokens with one model download, frames equal videogpt decode', async () => {
+  const { page, seen } = await embedPage(`
+    <video-gpt id="a" model="/${MODEL}" tokens="/e2e/clip.vgt" autoplay loop controls></video-gpt>
+    <video-gpt id="b" model="/${MODEL}" tokens="${inline()}"></video-gpt>`);
+  await settled(page, 2);
+  const states = await page.$$eval('video-gpt', (els) => els.map((e) => [e.state, e.shadowRoot.querySelector('[part=status]').textContent]));
+  assert.deepEqual(states.map((s) => s[0]), ['ready', 'ready'], JSON.stringify(states));
+  assert.equal(seen.requests.filter((u) => u.endsWith(MODEL)).length, 1, 'the model was downloaded more than once');
+  const decoded = path.join(tmp, 'carphone-decoded.npy');
+  cli('decode', '--model', MODEL, '--input', vgt, '--output', decoded);
+  const want = readNpy(decoded);
+  for (const id of ['a', 'b']) {
+    const got = await pageBytes(page, `document.getElementById('${id}').frames.data`);
+    assert.equal(got.length, want.data.length);
+    const worst = want.data.reduce((m, v, i) => Math.max(m, Math.abs(v - got[i])), 0);
+    assert.ok(worst <= 1, `element ${id}: frames differ from videogpt decode by ${worst}`);
+  }
+  // what the reader sees is the decoded clip
+  const pixel = await page.$eval('#a', (e) => Array.from(e.shadowRoot.querySelector('canvas[part=video]').getContext('2d').getImageData(0, 0, 1, 1).data));
+  assert.equal(pixel[3], 255);
+  assert.deepEqual(seen.errors, []);
+  await page.close();
+});
+
+test('bad tokens show an error in the element, and the page goes on', async () => {
+  const { page } = await embedPage(`
+    <video-gpt id="bad" model="/${MODEL}" tokens="AAAAAAAA"></video-gpt>
+    <video-gpt id="wrong" model="/tests/fixtures/vqvae_444.safetensors" tokens="${inline()}"></video-gpt>
+    <video-gpt id="good" model="/${MODEL}" tokens="${inline()}"></video-gpt>`);
+  await settled(page, 3);
+  const r = await page.$$eval('video-gpt', (els) => Object.fromEntries(els.map((e) => [e.id, [e.state, e.shadowRoot.querySelector('[part=status]').textContent]])));
+  assert.equal(r.bad[0], 'error');
+  assert.match(r.bad[1], /could not show this clip: invalid input: not a \.vgt token file/);
+  assert.equal(r.wrong[0], 'error');
+  assert.match(r.wrong[1], /made with model tiny-untrained/);
+  assert.equal(r.good[0], 'ready');
+  await page.close();
+});
+
+test('a link with the tokens in its fragment reopens the clip', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${server.url}?model=tiny-untrained`);
+  await page.waitForFunction(() => window.app?.session, null, { timeout: 180_000 });
+  await page.click('#use-sample');
+  assert.equal(await idle(page, 'result'), '');
+  const { link, bytes } = await page.evaluate(async () => {
+    const { shareLink } = await import('/www/app.js');
+    return { link: shareLink(app.result.vgt), bytes: app.result.vgt.length };
+  });
+  assert.match(link, /\?model=tiny-untrained#vgt=[A-Za-z0-9_-]+$/);
+  assert.ok(link.length < 2000, `a 16-frame clip made a ${link.length}-character link (${bytes}-byte .vgt)`);
+  const original = await pageBytes(page, 'app.result.output.data');
+  const opened = await browser.newPage();
+  await opened.goto(link);
+  await opened.waitForFunction(() => window.app?.shared, null, { timeout: 180_000 });
+  const shared = await pageBytes(opened, 'app.shared.data');
+  assert.deepEqual(shared, original);
+  await page.close();
+  await opened.close();
+});

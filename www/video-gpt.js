@@ -1,0 +1,184 @@
+// <video-gpt>: a VideoGPT clip in any page, decoded on the reader's machine.
+//
+//   <script type="module" src="www/video-gpt.js"></script>
+//   <video-gpt model="models/natural-64.safetensors" tokens="clip.vgt" autoplay loop controls></video-gpt>
+//
+// Attributes: `model` (URL of the VQ-VAE), `tokens` (URL of a .vgt file, or the file inline as
+// base64url), `src` (a video to reconstruct here instead), `compare` (with `src`: the original
+// beside the reconstruction), `autoplay`, `loop`, `controls`, `fps`. Nothing loads until the
+// element is on screen; elements with the same model share one download and one engine.
+
+import { load } from './videogpt.js';
+
+/** base64url (RFC 4648 §5, no padding) ↔ bytes: how a .vgt file travels in a link or attribute. */
+export function toBase64Url(bytes) {
+  let s = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+export function fromBase64Url(text) {
+  if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new Error('inline tokens are not base64url');
+  const b64 = text.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (text.length % 4)) % 4);
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+// one session per model URL, shared by every element on the page
+const sessions = new Map();
+export function sharedSession(model) {
+  const url = new URL(model, location.href).href;
+  if (!sessions.has(url)) {
+    const s = load({ model: url });
+    s.catch(() => sessions.delete(url)); // a failed load may be retried by a later element
+    sessions.set(url, s);
+  }
+  return sessions.get(url);
+}
+
+const STYLE = `
+  :host { display: inline-block; position: relative; font: 13px/1.4 system-ui, sans-serif; color: #222; }
+  .frames { display: flex; gap: 4px; }
+  canvas { width: var(--video-gpt-size, 256px); height: var(--video-gpt-size, 256px); image-rendering: pixelated; background: #111; display: block; }
+  .bar { display: flex; gap: 6px; align-items: center; margin-top: 4px; }
+  button { font: inherit; padding: 1px 8px; }
+  .status { color: #555; }
+  .error { color: #b00020; }
+  [hidden] { display: none !important; }
+`;
+
+function draw(canvas, clip, index) {
+  const { width: w, height: h } = clip;
+  canvas.width = w; canvas.height = h;
+  const img = new ImageData(w, h);
+  const src = clip.data.subarray(index * w * h * 3, (index + 1) * w * h * 3);
+  for (let i = 0, j = 0; i < src.length; i += 3, j += 4) {
+    img.data[j] = src[i]; img.data[j + 1] = src[i + 1]; img.data[j + 2] = src[i + 2]; img.data[j + 3] = 255;
+  }
+  canvas.getContext('2d').putImageData(img, 0, 0);
+}
+
+export class VideoGptElement extends HTMLElement {
+  static observedAttributes = ['model', 'tokens', 'src'];
+
+  constructor() {
+    super();
+    const root = this.attachShadow({ mode: 'open' });
+    root.innerHTML = `<style>${STYLE}</style>
+      <div class="frames"><canvas part="original" hidden></canvas><canvas part="video"></canvas></div>
+      <div class="bar"><button part="play" hidden>Pause</button><span class="status" part="status">waiting to be visible…</span></div>`;
+    this.canvas = root.querySelectorAll('canvas')[1];
+    this.originalCanvas = root.querySelectorAll('canvas')[0];
+    this.statusLine = root.querySelector('.status');
+    this.button = root.querySelector('button');
+    this.button.onclick = () => (this.playing ? this.pause() : this.play());
+    /** The decoded clip (RGB frames), once there is one; `original` with `src`. */
+    this.frames = null;
+    this.original = null;
+    this.state = 'idle'; // idle | loading | ready | error
+  }
+
+  connectedCallback() {
+    // lazy: nothing is fetched until the element is (nearly) on screen
+    this.observer = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) {
+        this.observer.disconnect();
+        this.render();
+      }
+    }, { rootMargin: '200px' });
+    this.observer.observe(this);
+  }
+
+  disconnectedCallback() {
+    this.observer?.disconnect();
+    this.pause();
+  }
+
+  attributeChangedCallback() {
+    if (this.state !== 'idle') this.render();
+  }
+
+  status(text, error = false) {
+    this.statusLine.textContent = text;
+    this.statusLine.className = error ? 'error' : 'status';
+  }
+
+  async render() {
+    const run = (this.run = (this.run ?? 0) + 1);
+    this.state = 'loading';
+    this.pause();
+    this.dispatchEvent(new Event('loadstart'));
+    try {
+      const model = this.getAttribute('model');
+      if (!model) throw new Error('no model attribute');
+      if (typeof WebAssembly === 'undefined') throw new Error('this browser runs no WebAssembly');
+      this.status('loading the model…');
+      const session = await sharedSession(model);
+      let clip;
+      const tokens = this.getAttribute('tokens');
+      const src = this.getAttribute('src');
+      if (tokens) {
+        this.status('decoding…');
+        const bytes = /[./:]/.test(tokens) ? await fetchBytes(tokens) : fromBase64Url(tokens.trim());
+        ({ video: clip } = await session.decodeVgt(bytes));
+      } else if (src) {
+        this.status('reconstructing…');
+        const { decodeVideoFile } = await import('./media.js');
+        const frames = await decodeVideoFile(await fetchBytes(src, true), { maxFrames: session.model.sequenceLength });
+        const r = await session.reconstruct(frames);
+        clip = r.output;
+        this.original = r.input;
+      } else {
+        throw new Error('give tokens or src');
+      }
+      if (run !== this.run) return; // attributes changed meanwhile
+      this.frames = clip;
+      this.fps = Number(this.getAttribute('fps')) || clip.fps || 8;
+      this.originalCanvas.hidden = !(this.original && this.hasAttribute('compare'));
+      this.index = 0;
+      this.show();
+      this.state = 'ready';
+      this.status(`${clip.frames} frames, ${clip.width}×${clip.height}, decoded here on ${session.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}`);
+      this.button.hidden = !this.hasAttribute('controls');
+      if (this.hasAttribute('autoplay')) this.play();
+      this.dispatchEvent(new Event('load'));
+    } catch (e) {
+      if (run !== this.run) return;
+      this.state = 'error';
+      this.button.hidden = true;
+      this.status(`could not show this clip: ${e.message}`, true);
+      this.dispatchEvent(new CustomEvent('error', { detail: e }));
+    }
+  }
+
+  show() {
+    draw(this.canvas, this.frames, this.index);
+    if (!this.originalCanvas.hidden) draw(this.originalCanvas, this.original, this.index % this.original.frames);
+  }
+
+  play() {
+    if (!this.frames) return;
+    this.playing = true;
+    this.button.textContent = 'Pause';
+    clearInterval(this.timer);
+    this.timer = setInterval(() => {
+      if (this.index + 1 >= this.frames.frames && !this.hasAttribute('loop')) { this.pause(); return; }
+      this.index = (this.index + 1) % this.frames.frames;
+      this.show();
+    }, 1000 / this.fps);
+  }
+
+  pause() {
+    this.playing = false;
+    clearInterval(this.timer);
+    this.button.textContent = 'Play';
+  }
+}
+
+async function fetchBytes(url, asBuffer = false) {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  const b = await r.arrayBuffer();
+  return asBuffer ? b : new Uint8Array(b);
+}
+
+if (!customElements.get('video-gpt')) customElements.define('video-gpt', VideoGptElement);
