@@ -26,8 +26,9 @@ cargo test --release --locked "$@"
 # a filter or other cargo test arguments run just those Rust tests
 [ $# -gt 0 ] && exit 0
 
-# The web page in a real browser: the engine built to wasm, Debian's Chromium with WebGPU on
-# SwiftShader and a fake webcam, driven by playwright-core (tests/e2e/).
+# The web page, the <video-gpt> element and the dist/ package in a real browser: the engine built
+# to wasm, Debian's Chromium with WebGPU on SwiftShader and a fake webcam, driven by
+# playwright-core (tests/e2e/).
 command -v chromium >/dev/null 2>&1 || {
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
@@ -35,5 +36,5 @@ command -v chromium >/dev/null 2>&1 || {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 }
-bash scripts/build-web.sh
+bash scripts/build-dist.sh
 VIDEOGPT_BIN="$CARGO_TARGET_DIR/release/videogpt" node --test --test-concurrency=1 tests/e2e/

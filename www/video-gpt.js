@@ -5,7 +5,8 @@
 //
 // Attributes: `model` (URL of the VQ-VAE), `tokens` (URL of a .vgt file, or the file inline as
 // base64url), `src` (a video to reconstruct here instead), `compare` (with `src`: the original
-// beside the reconstruction), `autoplay`, `loop`, `controls`, `fps`. Nothing loads until the
+// beside the reconstruction), `autoplay`, `loop`, `controls`, `fps`, `poster` (an image shown until
+// the clip is decoded, and instead of it where it cannot be). Nothing loads until the
 // element is on screen; elements with the same model share one download and one engine.
 
 import { load } from './videogpt.js';
@@ -38,6 +39,7 @@ export function sharedSession(model) {
 const STYLE = `
   :host { display: inline-block; position: relative; font: 13px/1.4 system-ui, sans-serif; color: #222; }
   .frames { display: flex; gap: 4px; }
+  img { width: var(--video-gpt-size, 256px); height: var(--video-gpt-size, 256px); object-fit: cover; display: block; }
   canvas { width: var(--video-gpt-size, 256px); height: var(--video-gpt-size, 256px); image-rendering: pixelated; background: #111; display: block; }
   .bar { display: flex; gap: 6px; align-items: center; margin-top: 4px; }
   button { font: inherit; padding: 1px 8px; }
@@ -64,9 +66,10 @@ export class VideoGptElement extends HTMLElement {
     super();
     const root = this.attachShadow({ mode: 'open' });
     root.innerHTML = `<style>${STYLE}</style>
-      <div class="frames"><canvas part="original" hidden></canvas><canvas part="video"></canvas></div>
+      <div class="frames"><img part="poster" alt="" hidden><canvas part="original" hidden></canvas><canvas part="video"></canvas></div>
       <div class="bar"><button part="play" hidden>Pause</button><span class="status" part="status">waiting to be visible…</span></div>`;
     this.canvas = root.querySelectorAll('canvas')[1];
+    this.poster = root.querySelector('img');
     this.originalCanvas = root.querySelectorAll('canvas')[0];
     this.statusLine = root.querySelector('.status');
     this.button = root.querySelector('button');
@@ -78,6 +81,7 @@ export class VideoGptElement extends HTMLElement {
   }
 
   connectedCallback() {
+    this.showPoster(true);
     // lazy: nothing is fetched until the element is (nearly) on screen
     this.observer = new IntersectionObserver((entries) => {
       if (entries.some((e) => e.isIntersecting)) {
@@ -95,6 +99,14 @@ export class VideoGptElement extends HTMLElement {
 
   attributeChangedCallback() {
     if (this.state !== 'idle') this.render();
+  }
+
+  /** The poster in place of the player (before decoding, and where decoding fails). */
+  showPoster(on) {
+    const url = this.getAttribute('poster');
+    this.poster.hidden = !(on && url);
+    this.canvas.hidden = !!(on && url);
+    if (on && url) this.poster.src = url;
   }
 
   status(text, error = false) {
@@ -135,6 +147,7 @@ export class VideoGptElement extends HTMLElement {
       this.fps = Number(this.getAttribute('fps')) || clip.fps || 8;
       this.originalCanvas.hidden = !(this.original && this.hasAttribute('compare'));
       this.index = 0;
+      this.showPoster(false);
       this.show();
       this.state = 'ready';
       this.status(`${clip.frames} frames, ${clip.width}×${clip.height}, decoded here on ${session.backend === 'webgpu' ? 'WebGPU' : 'the CPU'}`);
@@ -145,6 +158,7 @@ export class VideoGptElement extends HTMLElement {
       if (run !== this.run) return;
       this.state = 'error';
       this.button.hidden = true;
+      this.showPoster(true);
       this.status(`could not show this clip: ${e.message}`, true);
       this.dispatchEvent(new CustomEvent('error', { detail: e }));
     }

@@ -18,9 +18,9 @@ export function cli(...args) {
 }
 
 /** `videogpt serve --port 0` on the repository; resolves to `{ url, stop }`. */
-export function serve() {
+export function serve(root = '.') {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ['serve', '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(BIN, ['serve', '--port', '0', '--root', root], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;
