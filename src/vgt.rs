@@ -118,7 +118,7 @@ pub fn read(bytes: &[u8]) -> Result<TokenFile> {
         bail!(Input, "corrupt .vgt file (unknown flags {flags:#04x})");
     }
     let n_codes = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
-    if n_codes < 2 || n_codes > 1 << 16 || bits != bits_per_index(n_codes) {
+    if !(2..=1 << 16).contains(&n_codes) || bits != bits_per_index(n_codes) {
         bail!(Input, "corrupt .vgt file ({n_codes} codes at {bits} bits per index)");
     }
     let dim = |i: usize| u16::from_le_bytes(bytes[12 + 2 * i..14 + 2 * i].try_into().expect("2 bytes")) as usize;
