@@ -337,6 +337,21 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// Softmax of one head's `scores` (masked ones −∞) in place, then `out += Σ_j p_j · v_j`, the
+/// value rows `v[j·stride + offset ..][..out.len()]`.
+fn softmax_mix(scores: &mut [f32], max: f32, v: &[f32], stride: usize, offset: usize, out: &mut [f32]) {
+    let mut sum = 0.0f32;
+    scores.iter_mut().for_each(|s| {
+        *s = (*s - max).exp();
+        sum += *s;
+    });
+    let n = out.len();
+    for (j, s) in scores.iter().enumerate() {
+        let p = s / sum;
+        out.iter_mut().zip(&v[j * stride + offset..][..n]).for_each(|(o, v)| *o += p * v);
+    }
+}
+
 fn gelu2(x: f32) -> f32 {
     x * (1.0 / (1.0 + (-1.702 * x).exp()))
 }
@@ -570,16 +585,7 @@ impl Gpt {
                     *s = dot(qi, &k[j * d + h * dk..][..dk]) / scale;
                     max = max.max(*s);
                 }
-                let mut sum = 0.0f32;
-                scores.iter_mut().for_each(|s| {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                });
-                let o = &mut out[r * RESNET_DIM + h * dv..][..dv];
-                for (j, s) in scores.iter().enumerate() {
-                    let p = s / sum;
-                    o.iter_mut().zip(&v[j * RESNET_DIM + h * dv..][..dv]).for_each(|(o, v)| *o += p * v);
-                }
+                softmax_mix(&mut scores, max, v, RESNET_DIM, h * dv, &mut out[r * RESNET_DIM + h * dv..][..dv]);
             }
         }
         x.iter_mut().zip(c.fc.forward(&out)).for_each(|(x, a)| *x += a);
@@ -647,16 +653,7 @@ impl Gpt {
                     max = max.max(s);
                     scores.push(s);
                 }
-                let mut sum = 0.0f32;
-                scores.iter_mut().for_each(|s| {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                });
-                let o = &mut out[r * d + h * dk..][..dk];
-                for (j, s) in scores.iter().enumerate() {
-                    let p = s / sum;
-                    o.iter_mut().zip(&v[j * d + h * dk..][..dk]).for_each(|(o, v)| *o += p * v);
-                }
+                softmax_mix(&mut scores, max, v, d, h * dk, &mut out[r * d + h * dk..][..dk]);
             }
         }
         out

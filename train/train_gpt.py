@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
+from runs import add_run_arguments, device_for  # noqa: E402
 from videogpt_ref import load_vqvae  # noqa: E402
 from videogpt_ref.gpt import GPTArgs, VideoGPT, save_gpt  # noqa: E402
 
@@ -47,18 +48,9 @@ def main():
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--attn-type", default="sparse")
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--steps", type=int, default=100_000, help="length of the cosine schedule, and the most steps")
-    ap.add_argument("--minutes", type=float, default=None)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--log-every", type=int, default=50)
-    ap.add_argument("--save-every", type=int, default=500)
-    ap.add_argument("--seed", type=int, default=0)
+    add_run_arguments(ap, 100_000, "length of the cosine schedule, and the most steps")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    hardware = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    device, hardware = device_for(args)
     torch.manual_seed(args.seed)
 
     vq = load_vqvae(args.vqvae).to(device)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from runs import add_run_arguments, device_for  # noqa: E402
 from videogpt_ref.vqvae import VQVAE, VQVAEArgs, save_vqvae  # noqa: E402
 
 
@@ -52,18 +53,9 @@ def main():
     ap.add_argument("--n-codes", type=int, default=2048)
     ap.add_argument("--downsample", default="4,4,4")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--steps", type=int, default=200_000, help="stop after this many steps in all")
-    ap.add_argument("--minutes", type=float, default=None, help="stop after this much time in this run")
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
-    ap.add_argument("--log-every", type=int, default=50)
-    ap.add_argument("--save-every", type=int, default=500)
-    ap.add_argument("--seed", type=int, default=0)
+    add_run_arguments(ap, 200_000, "stop after this many steps in all")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    hardware = torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    device, hardware = device_for(args)
 
     data = np.load(args.data)
     clips = data["clips"]
