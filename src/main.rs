@@ -394,6 +394,9 @@ fn info(path: &Path) -> Result<()> {
     println!("resolution       {}", c.resolution);
     println!("sequence_length  {}", c.sequence_length);
     println!("parameters       {}", c.parameter_count());
+    let (enc, dec) = c.flops();
+    let frames = c.sequence_length as f64;
+    println!("GFLOPs per frame {:.3} to encode, {:.3} to decode", enc / frames / 1e9, dec / frames / 1e9);
     println!("input clip       {}×{}×{} (T×H×W)", c.sequence_length, c.resolution, c.resolution);
     println!("latent shape     {t}×{h}×{w} = {} tokens of {:.0} bits", t * h * w, (c.n_codes as f64).log2().ceil());
     Ok(())

@@ -149,6 +149,40 @@ impl VqVaeConfig {
         Ok([t / dt, h / dh, w / dw])
     }
 
+    /// Multiply-adds ×2 of encoding and of decoding one `sequence_length`×`resolution`² clip:
+    /// the convolutions, the axial attention's projections and its score and mix products.
+    pub fn flops(&self) -> (f64, f64) {
+        let (c, e) = (self.n_hiddens as f64, self.embedding_dim as f64);
+        let strides = self.strides();
+        let full = [self.sequence_length, self.resolution, self.resolution].map(|v| v as f64);
+        let latent = self.latent_shape().map(|v| v as f64);
+        let n_lat: f64 = latent.iter().product();
+        let conv = |cin: f64, cout: f64, k: f64, positions: f64| 2.0 * cin * cout * k * positions;
+        // residual stack at the latent grid: conv3 C→C/2, conv1 C/2→C, 3 axes of q,k,v,fc, attention
+        let attention: f64 = latent.iter().map(|&len| 2.0 * 2.0 * n_lat * len * c).sum();
+        let block = conv(c, c / 2.0, 27.0, n_lat) + conv(c / 2.0, c, 1.0, n_lat) + 3.0 * conv(c, 4.0 * c, 1.0, n_lat) + attention;
+        let stack = self.n_res_layers as f64 * block;
+        // strided convs, k=4: positions at each layer's output
+        let mut size = full;
+        let (mut enc, mut dec) = (0.0, 0.0);
+        for (i, s) in strides.iter().enumerate() {
+            size = [size[0] / s[0] as f64, size[1] / s[1] as f64, size[2] / s[2] as f64];
+            let cin = if i == 0 { 3.0 } else { c };
+            enc += conv(cin, c, 64.0, size.iter().product());
+        }
+        // transposed convs, k=4: every input position meets every tap
+        let mut size = latent;
+        for (i, s) in strides.iter().enumerate() {
+            let cout = if i + 1 == strides.len() { 3.0 } else { c };
+            dec += conv(c, cout, 64.0, size.iter().product());
+            size = [size[0] * s[0] as f64, size[1] * s[1] as f64, size[2] * s[2] as f64];
+        }
+        // and the codebook distances
+        enc += conv(c, c, 27.0, n_lat) + stack + conv(c, e, 1.0, n_lat) + 2.0 * e * self.n_codes as f64 * n_lat;
+        dec += conv(e, c, 1.0, n_lat) + stack;
+        (enc, dec)
+    }
+
     pub fn parameter_count(&self) -> usize {
         let (c, e) = (self.n_hiddens, self.embedding_dim);
         let n_strided = self.strides().len();
