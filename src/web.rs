@@ -7,10 +7,11 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Float64Array, Function, Object, Promise, Reflect, Uint32Array, Uint8Array};
+use js_sys::{Array, Float64Array, Function, Object, Promise, Reflect, Uint32Array, Uint8Array};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
+use web_sys::ImageBitmap;
 
 use crate::backend::{Backend, Tensor};
 use crate::gpt::{Gpt, SampleOptions};
@@ -145,27 +146,63 @@ fn vqvae_info<B: Backend>(m: &VqVae<B>) -> JsValue {
     ])
 }
 
+/// Frames from the page: RGB bytes (T×H×W×3), or `ImageBitmap`s that reach the GPU without
+/// passing through wasm memory (WebGPU only; see `src/gpu/frames.rs`).
+enum Frames {
+    Rgb(Video),
+    Images(Vec<ImageBitmap>),
+}
+
+impl Frames {
+    fn from_js(data: JsValue, frames: usize, height: usize, width: usize) -> Result<Frames> {
+        if let Some(bytes) = data.dyn_ref::<Uint8Array>() {
+            // the page sends at most a few hundred MB; refuse sizes that could not be a real clip
+            if frames.checked_mul(height).and_then(|n| n.checked_mul(width)).and_then(|n| n.checked_mul(3)).is_none() {
+                bail!(Input, "clip size {frames}×{height}×{width} overflows");
+            }
+            return Ok(Frames::Rgb(Video::new(frames, height, width, bytes.to_vec())?));
+        }
+        if Array::is_array(&data) {
+            let images = Array::from(&data)
+                .iter()
+                .map(|v| v.dyn_into::<ImageBitmap>().map_err(|_| Error::Input("frames given as an array must all be ImageBitmaps".into())))
+                .collect::<Result<Vec<_>>>()?;
+            if images.len() != frames {
+                bail!(Input, "{} images given for a {frames}-frame clip", images.len());
+            }
+            if let Some((i, image)) = images.iter().enumerate().find(|(_, b)| (b.height() as usize, b.width() as usize) != (height, width)) {
+                bail!(Input, "frame {i} is {}×{} (closed, or not the clip's {width}×{height})", image.width(), image.height());
+            }
+            return Ok(Frames::Images(images));
+        }
+        bail!(Input, "frames must be a Uint8Array of RGB bytes or an array of ImageBitmaps")
+    }
+
+    fn count(&self) -> usize {
+        match self {
+            Frames::Rgb(v) => v.frames,
+            Frames::Images(images) => images.len(),
+        }
+    }
+}
+
 /// The first model window of a clip, preprocessed on the device as VideoGPT does (shorter side
 /// resized to the model's resolution, centre crop); clips longer than `sequence_length` are cut
 /// to it. Returns the tensor and its dims checked against the model's strides.
-fn model_input<B: Backend>(b: &B, m: &VqVae<B>, clip: &Video) -> Result<(Tensor<B>, [usize; 3])> {
+fn model_input<B: Backend + MaybeGpu>(b: &B, m: &VqVae<B>, frames: &Frames) -> Result<(Tensor<B>, [usize; 3])> {
     let c = &m.config;
-    let (windows, _) = video::windows(clip.frames, c.sequence_length, c.downsample[0]);
+    let n = frames.count();
+    let (windows, _) = video::windows(n, c.sequence_length, c.downsample[0]);
     let Some(first) = windows.first() else {
-        bail!(Input, "the clip has {} frames; the model needs at least {}", clip.frames, c.downsample[0]);
+        bail!(Input, "the clip has {n} frames; the model needs at least {}", c.downsample[0]);
     };
-    let window = if first.len() == clip.frames { clip } else { &clip.slice(first.start, first.len()) };
-    let x = b.preprocess(window, c.resolution)?;
+    let x = match frames {
+        Frames::Rgb(clip) if first.len() == clip.frames => b.preprocess(clip, c.resolution)?,
+        Frames::Rgb(clip) => b.preprocess(&clip.slice(first.start, first.len()), c.resolution)?,
+        Frames::Images(images) => b.preprocess_images(&images[first.clone()], c.resolution)?,
+    };
     let latent = c.check_clip(x.dims.t, x.dims.h, x.dims.w)?;
     Ok((x, latent))
-}
-
-fn clip(rgb: Vec<u8>, frames: usize, height: usize, width: usize) -> Result<Video> {
-    // the page sends at most a few hundred MB; refuse sizes that could not be a real clip
-    if frames.checked_mul(height).and_then(|n| n.checked_mul(width)).and_then(|n| n.checked_mul(3)).is_none() {
-        bail!(Input, "clip size {frames}×{height}×{width} overflows");
-    }
-    Video::new(frames, height, width, rgb)
 }
 
 fn check_latent<B: Backend>(m: &VqVae<B>, tokens: &[u32], latent: [usize; 3]) -> Result<()> {
@@ -281,13 +318,13 @@ impl Engine {
         .map_err(js_error)
     }
 
-    /// RGB frames (T×H×W×3 uint8) → `{tokens, latent, input}`: the first model window's codes
-    /// and the model-sized frames they came from. `forPrior` uses the prior's VQ-VAE.
-    pub fn encode(&self, rgb: Vec<u8>, frames: usize, height: usize, width: usize, for_prior: bool) -> Promise {
+    /// Frames (T×H×W×3 uint8 RGB, or on WebGPU an array of T `ImageBitmap`s) → `{tokens, latent,
+    /// input}`: the first model window's codes and the model-sized frames they came from. `forPrior` uses the prior's VQ-VAE.
+    pub fn encode(&self, data: JsValue, frames: usize, height: usize, width: usize, for_prior: bool) -> Promise {
         on_device!(self, |m| async move {
             let model = m.tokenizer(for_prior)?;
             let (b, vq) = (&m.backend, model.vqvae());
-            let (x, latent) = model_input(b, vq, &clip(rgb, frames, height, width)?)?;
+            let (x, latent) = model_input(b, vq, &Frames::from_js(data, frames, height, width)?)?;
             let codes = b.read_codes(&vq.encode(b, &x)?).await?;
             let input = video::to_video(&b.read_volume(&x).await?)?;
             Ok::<_, Error>(object(&[
@@ -316,10 +353,10 @@ impl Engine {
     /// Encode RGB frames into a `.vgt` token file (docs/vgt-format.md) naming the loaded model as
     /// `model_id`; `fps` (0: none) is stored with it.
     #[wasm_bindgen(js_name = encodeVgt)]
-    pub fn encode_vgt(&self, rgb: Vec<u8>, frames: usize, height: usize, width: usize, model_id: String, fps: f32) -> Promise {
+    pub fn encode_vgt(&self, data: JsValue, frames: usize, height: usize, width: usize, model_id: String, fps: f32) -> Promise {
         on_device!(self, |m| async move {
             let (b, vq) = (&m.backend, m.vqvae()?);
-            let (x, latent) = model_input(b, &vq, &clip(rgb, frames, height, width)?)?;
+            let (x, latent) = model_input(b, &vq, &Frames::from_js(data, frames, height, width)?)?;
             let codes = b.read_codes(&vq.encode(b, &x)?).await?;
             let file = crate::vgt::TokenFile {
                 model_id,
@@ -364,11 +401,11 @@ impl Engine {
 
     /// Encode then decode; also PSNR and SSIM per frame against the model-sized input, the time
     /// each half took, and the tokens as a `.vgt` file naming the model `model_id`.
-    pub fn reconstruct(&self, rgb: Vec<u8>, frames: usize, height: usize, width: usize, model_id: String, fps: f32) -> Promise {
+    pub fn reconstruct(&self, data: JsValue, frames: usize, height: usize, width: usize, model_id: String, fps: f32) -> Promise {
         on_device!(self, |m| async move {
             let (b, vq) = (&m.backend, m.vqvae()?);
             let t0 = now_ms();
-            let (x, latent) = model_input(b, &vq, &clip(rgb, frames, height, width)?)?;
+            let (x, latent) = model_input(b, &vq, &Frames::from_js(data, frames, height, width)?)?;
             let codes = vq.encode(b, &x)?;
             let tokens = b.read_codes(&codes).await?;
             let t1 = now_ms();
@@ -395,6 +432,22 @@ impl Engine {
                 ("encodeMs", (t1 - t0).into()),
                 ("decodeMs", (t2 - t1).into()),
             ]))
+        })
+    }
+
+    /// The RGB bytes (T×H×W×3) of frames given as bytes or as images: what the engine sees of
+    /// them, for pages that export or measure the frames they sent.
+    #[wasm_bindgen(js_name = readFrames)]
+    pub fn read_frames(&self, data: JsValue, frames: usize, height: usize, width: usize) -> Promise {
+        on_device!(self, |m| async move {
+            let rgb = match Frames::from_js(data, frames, height, width)? {
+                Frames::Rgb(clip) => clip.rgb,
+                Frames::Images(images) => {
+                    let gpu = m.backend.as_gpu().ok_or_else(|| Error::Input("frames given as images need the WebGPU backend".into()))?;
+                    gpu.read_frames(&gpu.upload_images(&images)?).await?.rgb
+                }
+            };
+            Ok::<_, Error>(JsValue::from(Uint8Array::from(&rgb[..])))
         })
     }
 
@@ -459,18 +512,26 @@ impl Engine {
     }
 }
 
-/// The GPU sampler needs the `Gpu` itself; on the CPU backend this is never reached.
-trait MaybeGpu {
+/// What only the GPU backend can do: the GPU sampler, and frames given as images.
+trait MaybeGpu: Backend {
     fn as_gpu(&self) -> Option<&Gpu>;
+    /// `preprocess` of frames given as `ImageBitmap`s.
+    fn preprocess_images(&self, images: &[ImageBitmap], resolution: usize) -> Result<Tensor<Self>>;
 }
 impl MaybeGpu for Gpu {
     fn as_gpu(&self) -> Option<&Gpu> {
         Some(self)
     }
+    fn preprocess_images(&self, images: &[ImageBitmap], resolution: usize) -> Result<Tensor<Self>> {
+        self.preprocess_frames(&self.upload_images(images)?, resolution)
+    }
 }
 impl MaybeGpu for Cpu {
     fn as_gpu(&self) -> Option<&Gpu> {
         None
+    }
+    fn preprocess_images(&self, _: &[ImageBitmap], _: usize) -> Result<Tensor<Self>> {
+        bail!(Input, "frames given as images need the WebGPU backend; on the CPU send RGB bytes")
     }
 }
 

@@ -122,6 +122,43 @@ fn preprocess_kernel_equals_the_cpu_and_torch() {
     }
 }
 
+/// Frames that reach the GPU as a texture (the page's ImageBitmap path goes through the same
+/// texture → `rgba_to_rgb` → preprocess kernels) give back the exact bytes and the same model input.
+#[test]
+fn frames_through_a_texture_are_exact() {
+    use videogpt::Backend as _;
+    let g = gpu();
+    let clip = videogpt::video::io::read_video(&fixture("carphone_8f.npy")).unwrap();
+    // 176 px rows are 704 bytes, padded to 768 in the copy; a 37 px wide crop gives odd byte counts
+    let narrow = {
+        let (h, w) = (19, 37);
+        let mut rgb = Vec::new();
+        for f in 0..3 {
+            for y in 0..h {
+                let row = ((f * clip.height + y + 5) * clip.width + 11) * 3;
+                rgb.extend_from_slice(&clip.rgb[row..row + w * 3]);
+            }
+        }
+        videogpt::video::Video::new(3, h, w, rgb).unwrap()
+    };
+    for (name, clip, res) in [("carphone", &clip, 32), ("narrow", &narrow, 16)] {
+        let rgba: Vec<u8> = clip.rgb.chunks(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+        let on_gpu = g.upload_rgba_frames(&rgba, [clip.frames, clip.height, clip.width]).unwrap();
+        let back = pollster::block_on(g.read_frames(&on_gpu)).unwrap();
+        assert_eq!((back.frames, back.height, back.width), (clip.frames, clip.height, clip.width), "{name}");
+        assert!(back.rgb == clip.rgb, "{name}: the texture path changed the frames' bytes");
+        let x = pollster::block_on(g.read_volume(&g.preprocess_frames(&on_gpu, res).unwrap())).unwrap();
+        // the same kernel over the same bytes as the host-upload path: equal floats
+        let uploaded = pollster::block_on(g.read_volume(&g.preprocess(clip, res).unwrap())).unwrap();
+        assert_eq!(x.dims, uploaded.dims, "{name}");
+        assert!(x.data == uploaded.data, "{name}: texture and upload paths preprocess differently");
+        let on_cpu = videogpt::video::preprocess(clip, res, None).unwrap();
+        assert!(max_abs_diff(&x.data, &on_cpu.data) <= 1e-7, "{name}");
+    }
+    let err = g.upload_rgba_frames(&[0; 12], [1, 2, 2]).err().expect("12 bytes are not 1×2×2 RGBA").to_string();
+    assert!(err.contains("RGBA"), "{err}");
+}
+
 #[test]
 fn frame_encoder_resnet_on_the_gpu_equals_the_cpu() {
     use videogpt::Backend as _;

@@ -180,6 +180,7 @@ function showReconstruction(r, source) {
   const rows = [
     ['backend', app.session.backend === 'webgpu' ? `WebGPU (${app.session.adapter})` : 'CPU (WebAssembly)'],
     ['input', `${source.frames} frames at ${source.width}×${source.height}${source.fps ? `, ${source.fps.toFixed(1)} fps` : ''} → ${r.input.frames}×${r.input.height}×${r.input.width}`],
+    ['frames to the engine', source.images ? 'as images, copied GPU to GPU (copyExternalImageToTexture)' : 'as RGB bytes'],
     ['tokens', `${r.latent.join('×')} = ${r.tokens.length} tokens of ${m.tokenBits} bits = ${(bits / 8192).toFixed(2)} KiB`],
     ['token bit rate', `${(bits / seconds / 1000).toFixed(1)} kbit/s${source.fps ? '' : ' (at 30 fps)'}`],
     ['source file bit rate', source.sourceBitsPerSecond ? `${(source.sourceBitsPerSecond / 1000).toFixed(1)} kbit/s` : '—'],
@@ -195,6 +196,7 @@ function showReconstruction(r, source) {
 }
 
 async function reconstruct(frames, label) {
+  if (app.frames !== frames) app.frames?.images?.forEach((b) => b.close());
   app.frames = frames;
   status(`${label}: encoding and decoding on ${app.session.backend === 'webgpu' ? 'the GPU' : 'the CPU'}…`);
   progress($('work-progress'), 0, 0);
@@ -203,10 +205,14 @@ async function reconstruct(frames, label) {
   status(`${label}: reconstructed ${r.output.frames} frames, PSNR ${mean(r.psnr).toFixed(2)} dB.`);
 }
 
+/** On WebGPU, decoded frames go to the engine as ImageBitmaps, which it copies GPU to GPU; the
+ *  CPU engine takes RGB bytes. `?frames=bytes` forces the bytes path. */
+const asImages = () => app.session.backend === 'webgpu' && new URLSearchParams(location.search).get('frames') !== 'bytes';
+
 async function fromFile(file) {
   await job(`Decoding ${file.name}…`, async () => {
     const n = app.session.model.sequenceLength;
-    const frames = await decodeVideoFile(file, { maxFrames: n, onProgress: (d, t) => progress($('work-progress'), d, t) });
+    const frames = await decodeVideoFile(file, { maxFrames: n, images: asImages(), onProgress: (d, t) => progress($('work-progress'), d, t) });
     await reconstruct(frames, file.name);
   });
 }
@@ -353,7 +359,7 @@ $('use-sample').onclick = () => job('Decoding the sample clip…', async () => {
   const response = await fetch(SAMPLE_CLIP);
   if (!response.ok) throw new Error(`could not load ${SAMPLE_CLIP}: HTTP ${response.status}`);
   const n = app.session.model.sequenceLength;
-  const frames = await decodeVideoFile(await response.arrayBuffer(), { maxFrames: n, onProgress: (d, t) => progress($('work-progress'), d, t) });
+  const frames = await decodeVideoFile(await response.arrayBuffer(), { maxFrames: n, images: asImages(), onProgress: (d, t) => progress($('work-progress'), d, t) });
   await reconstruct(frames, 'Calais, 1906');
 });
 
@@ -373,6 +379,7 @@ $('record-webcam').onclick = () => job('Opening the camera…', async () => {
   const n = app.session.model.sequenceLength;
   const frames = await recordWebcam({
     frames: n,
+    images: asImages(),
     onFrame: (i, total) => { progress($('work-progress'), i, total); status(`Recording: frame ${i}/${total}`); },
   });
   await reconstruct(frames, 'Webcam');

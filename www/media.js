@@ -1,6 +1,9 @@
 // Video in: files decoded with WebCodecs (MP4 through mp4box, WebM through webm.js) and webcam
 // recordings, as RGB frames `{ data: Uint8Array T×H×W×3, frames, height, width, fps }` — the
-// layout the engine (and `videogpt encode` on a .npy) takes.
+// layout the engine (and `videogpt encode` on a .npy) takes — or, with `{ images: true }` (for a
+// WebGPU session), as `{ images: ImageBitmap[], frames, height, width, fps }`: the browser scales
+// each decoded frame on its GPU and the engine copies it into a texture, so the pixels never pass
+// through JavaScript or wasm memory (`session.pixels(clip)` reads them back when needed).
 
 import { createFile, DataStream, Endianness, MP4BoxBuffer } from '../node_modules/mp4box/dist/mp4box.all.mjs';
 import { demuxWebm } from './webm.js';
@@ -31,6 +34,17 @@ function outputSize(w, h) {
   if (s <= MAX_SHORT_SIDE) return [w, h];
   const k = MAX_SHORT_SIDE / s;
   return [Math.round(w * k), Math.round(h * k)];
+}
+
+/** A frame (VideoFrame, video element) as an ImageBitmap of `width`×`height`, scaled by the browser. */
+function frameToImage(source, width, height) {
+  const w = source.displayWidth ?? source.videoWidth, h = source.displayHeight ?? source.videoHeight;
+  return createImageBitmap(source, w === width && h === height ? {} : { resizeWidth: width, resizeHeight: height, resizeQuality: 'medium' });
+}
+
+/** Per-frame ImageBitmaps (all `width`×`height`) as one clip. */
+function imageClip(images, width, height, fps) {
+  return { images, frames: images.length, height, width, fps };
 }
 
 /** Join per-frame RGB arrays into one clip. */
@@ -117,10 +131,11 @@ function sniff(bytes) {
 
 /**
  * Decode the first `maxFrames` frames of a video file (File, Blob or ArrayBuffer) with WebCodecs.
- * `onProgress(done, total)` reports decoded frames. Rejects with a MediaError naming the problem
- * (unknown container, codec this browser cannot decode, corrupt data).
+ * `onProgress(done, total)` reports decoded frames; `images` returns ImageBitmaps instead of RGB
+ * bytes (see the top of this file). Rejects with a MediaError naming the problem (unknown
+ * container, codec this browser cannot decode, corrupt data).
  */
-export async function decodeVideoFile(input, { maxFrames = 16, onProgress = () => {} } = {}) {
+export async function decodeVideoFile(input, { maxFrames = 16, images = false, onProgress = () => {} } = {}) {
   if (typeof VideoDecoder === 'undefined') {
     throw new MediaError('this browser has no WebCodecs VideoDecoder (use a recent Chrome, Edge or Firefox)');
   }
@@ -158,12 +173,21 @@ export async function decodeVideoFile(input, { maxFrames = 16, onProgress = () =
       try {
         if (decoded.length < maxFrames + 16) {
           const w = frame.displayWidth, h = frame.displayHeight;
-          const [ow, oh] = outputSize(w, h);
-          decoded.push({ t: frame.timestamp, rgb: frameToRgb(frame, ow, oh, canvas), w: ow, h: oh });
+          // every frame at the first one's size (a stream may change size midway)
+          const [ow, oh] = decoded.length ? [decoded[0].w, decoded[0].h] : outputSize(w, h);
+          if (images) {
+            const owned = frame;
+            frame = null; // closed once the browser has made the bitmap
+            const image = frameToImage(owned, ow, oh).finally(() => owned.close());
+            image.catch(() => {}); // awaited below
+            decoded.push({ t: owned.timestamp, image, w: ow, h: oh });
+          } else {
+            decoded.push({ t: frame.timestamp, rgb: frameToRgb(frame, ow, oh, canvas), w: ow, h: oh });
+          }
           onProgress(Math.min(decoded.length, maxFrames), maxFrames);
         }
       } finally {
-        frame.close();
+        frame?.close();
       }
     },
     error: (e) => { failure = e; },
@@ -187,7 +211,17 @@ export async function decodeVideoFile(input, { maxFrames = 16, onProgress = () =
   const frames = decoded.slice(0, maxFrames);
   if (!frames.length) throw new MediaError('no frame could be decoded');
   const { w, h } = frames[0];
-  const clip = joinFrames(frames.map((f) => f.rgb), w, h, fps && Number.isFinite(fps) ? fps : undefined);
+  const rate = fps && Number.isFinite(fps) ? fps : undefined;
+  let clip;
+  if (images) {
+    const bitmaps = await Promise.allSettled(decoded.map((f) => f.image));
+    for (const extra of bitmaps.slice(maxFrames)) if (extra.status === 'fulfilled') extra.value.close();
+    const failed = bitmaps.slice(0, maxFrames).find((b) => b.status === 'rejected');
+    if (failed) throw new MediaError(`a decoded frame could not be turned into an image: ${failed.reason?.message ?? failed.reason}`);
+    clip = imageClip(bitmaps.slice(0, maxFrames).map((b) => b.value), w, h, rate);
+  } else {
+    clip = joinFrames(frames.map((f) => f.rgb), w, h, rate);
+  }
   // the whole file's bit rate, to compare with the tokens'
   if (duration > 0) clip.sourceBitsPerSecond = (bytes.length * 8) / duration;
   return clip;
@@ -196,9 +230,10 @@ export async function decodeVideoFile(input, { maxFrames = 16, onProgress = () =
 /**
  * Record `frames` consecutive webcam frames. Uses MediaStreamTrackProcessor where the browser has
  * it (every frame, no drops), else draws a <video> element on each new frame. The camera is
- * released when done or on error. `onFrame(i, n)` reports progress.
+ * released when done or on error. `onFrame(i, n)` reports progress; `images` returns ImageBitmaps
+ * instead of RGB bytes.
  */
-export async function recordWebcam({ frames = 16, width = 320, height = 240, onFrame = () => {} } = {}) {
+export async function recordWebcam({ frames = 16, width = 320, height = 240, images = false, onFrame = () => {} } = {}) {
   if (!navigator.mediaDevices?.getUserMedia) throw new MediaError('this browser gives pages no camera access (getUserMedia is missing; is the page on http://127.0.0.1 or https?)');
   let stream;
   try {
@@ -210,9 +245,9 @@ export async function recordWebcam({ frames = 16, width = 320, height = 240, onF
   const canvas = new OffscreenCanvas(1, 1);
   const list = [];
   let size = null;
-  const grab = (source, w, h) => {
+  const grab = async (source, w, h) => {
     size = size || outputSize(w, h);
-    list.push(frameToRgb(source, size[0], size[1], canvas));
+    list.push(images ? await frameToImage(source, size[0], size[1]) : frameToRgb(source, size[0], size[1], canvas));
     onFrame(list.length, frames);
   };
   try {
@@ -221,7 +256,7 @@ export async function recordWebcam({ frames = 16, width = 320, height = 240, onF
       while (list.length < frames) {
         const { value: frame, done } = await reader.read();
         if (done) throw new MediaError('the camera stopped');
-        try { grab(frame, frame.displayWidth, frame.displayHeight); } finally { frame.close(); }
+        try { await grab(frame, frame.displayWidth, frame.displayHeight); } finally { frame.close(); }
       }
       reader.cancel().catch(() => {});
     } else {
@@ -230,12 +265,16 @@ export async function recordWebcam({ frames = 16, width = 320, height = 240, onF
       await video.play();
       while (list.length < frames) {
         await new Promise((r) => (video.requestVideoFrameCallback ? video.requestVideoFrameCallback(r) : setTimeout(r, 33)));
-        grab(video, video.videoWidth, video.videoHeight);
+        await grab(video, video.videoWidth, video.videoHeight);
       }
       video.srcObject = null;
     }
+  } catch (e) {
+    if (images) list.forEach((b) => b.close());
+    throw e;
   } finally {
     stream.getTracks().forEach((t) => t.stop());
   }
-  return joinFrames(list, size[0], size[1], track.getSettings().frameRate);
+  const fps = track.getSettings().frameRate;
+  return images ? imageClip(list, size[0], size[1], fps) : joinFrames(list, size[0], size[1], fps);
 }

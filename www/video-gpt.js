@@ -135,8 +135,8 @@ export class VideoGptElement extends HTMLElement {
       } else if (src) {
         this.status('reconstructing…');
         const { decodeVideoFile } = await import('./media.js');
-        const frames = await decodeVideoFile(await fetchBytes(src, true), { maxFrames: session.model.sequenceLength });
-        const r = await session.reconstruct(frames);
+        const frames = await decodeVideoFile(await fetchBytes(src, true), { maxFrames: session.model.sequenceLength, images: session.backend === 'webgpu' });
+        const r = await session.reconstruct(frames).finally(() => frames.images?.forEach((b) => b.close()));
         clip = r.output;
         this.original = r.input;
       } else {

@@ -7,7 +7,9 @@
 //   const { tokens, latent } = await session.encode(frames);
 //   const video = await session.decode({ tokens, latent });
 //
-// Frames are uint8 RGB, T×H×W×3 (what media.js's decodeVideoFile and recordWebcam return). Errors
+// Frames are uint8 RGB, T×H×W×3 (what media.js's decodeVideoFile and recordWebcam return), or on
+// WebGPU `{ images: ImageBitmap[], frames, height, width }`, which go to the GPU without a CPU
+// copy (decodeVideoFile(file, { images: true })); `session.pixels(frames)` gives their bytes. Errors
 // are Errors whose `name` says what went wrong: WeightsError, InputError, GpuError,
 // DeviceLostError, IoError, MediaError, FetchError.
 
@@ -120,11 +122,14 @@ class EngineWorker {
   }
 }
 
+/** The frames' payload for the engine: RGB bytes, or (WebGPU only) ImageBitmaps. */
 const checkFrames = (f) => {
-  if (!f || !(f.data instanceof Uint8Array) || !(f.frames > 0 && f.height > 0 && f.width > 0) || f.data.length !== f.frames * f.height * f.width * 3) {
-    throw Object.assign(new Error('frames must be { data: Uint8Array of T×H×W×3 RGB bytes, frames, height, width }'), { name: 'InputError' });
+  const sized = f && f.frames > 0 && f.height > 0 && f.width > 0;
+  if (sized && Array.isArray(f.images) && f.images.length === f.frames && f.images.every((b) => typeof ImageBitmap !== 'undefined' && b instanceof ImageBitmap)) {
+    return f.images;
   }
-  return f;
+  if (sized && f.data instanceof Uint8Array && f.data.length === f.frames * f.height * f.width * 3) return f.data;
+  throw Object.assign(new Error('frames must be { data: Uint8Array of T×H×W×3 RGB bytes, frames, height, width } or { images: T ImageBitmaps, frames, height, width }'), { name: 'InputError' });
 };
 
 const asFrames = (data, [frames, height, width], fps) => ({ data, frames, height, width, fps });
@@ -175,8 +180,8 @@ export class Session {
   /** Frames → `{ tokens: Uint32Array, latent: [T', H', W'], input }`, `input` being the
    *  model-sized frames (resized, centre-cropped, first window) the tokens describe. */
   async encode(frames, { forPrior = false } = {}) {
-    const f = checkFrames(frames);
-    const r = await this.call('encode', { data: f.data, frames: f.frames, height: f.height, width: f.width, forPrior });
+    const data = checkFrames(frames), f = frames;
+    const r = await this.call('encode', { data, frames: f.frames, height: f.height, width: f.width, forPrior });
     return { tokens: r.tokens, latent: r.latent, input: asFrames(r.input, r.size, f.fps) };
   }
 
@@ -188,8 +193,8 @@ export class Session {
 
   /** Frames → a `.vgt` token file (Uint8Array; docs/vgt-format.md) naming the model `modelId`. */
   async encodeVgt(frames, { modelId = 'model', fps } = {}) {
-    const f = checkFrames(frames);
-    const r = await this.call('encodeVgt', { data: f.data, frames: f.frames, height: f.height, width: f.width, modelId, fps: fps ?? f.fps });
+    const data = checkFrames(frames), f = frames;
+    const r = await this.call('encodeVgt', { data, frames: f.frames, height: f.height, width: f.width, modelId, fps: fps ?? f.fps });
     return r.bytes;
   }
 
@@ -203,9 +208,17 @@ export class Session {
   /** Encode and decode: `{ tokens, latent, input, output, psnr[], ssim[], encodeMs, decodeMs, vgt }`
    *  (`vgt`: the tokens as a .vgt file naming the model `modelId`). */
   async reconstruct(frames, { modelId } = {}) {
-    const f = checkFrames(frames);
-    const r = await this.call('reconstruct', { data: f.data, frames: f.frames, height: f.height, width: f.width, modelId: modelId ?? this.modelId, fps: f.fps });
+    const data = checkFrames(frames), f = frames;
+    const r = await this.call('reconstruct', { data, frames: f.frames, height: f.height, width: f.width, modelId: modelId ?? this.modelId, fps: f.fps });
     return { ...r, input: asFrames(r.input, r.size, f.fps), output: asFrames(r.output, r.size, f.fps) };
+  }
+
+  /** The RGB bytes (T×H×W×3) of frames: `frames.data`, or for ImageBitmap frames what the engine
+   *  reads from them on the GPU (for exporting or measuring them). */
+  async pixels(frames) {
+    const data = checkFrames(frames);
+    if (data instanceof Uint8Array) return data;
+    return this.call('readFrames', { data, frames: frames.frames, height: frames.height, width: frames.width });
   }
 
   /** Sample from the prior: `{ seed, temperature, topK, class, prefix (tokens of the first latent

@@ -14,6 +14,7 @@ const typed = (x) => ArrayBuffer.isView(x) ? [x.buffer] : [];
 
 function transferables(result) {
   if (!result || typeof result !== 'object') return [];
+  if (ArrayBuffer.isView(result)) return [result.buffer];
   return Object.values(result).flatMap(typed);
 }
 
@@ -32,6 +33,7 @@ async function handle(id, op, args) {
     case 'reconstruct': return engine.reconstruct(args.data, args.frames, args.height, args.width, args.modelId ?? 'model', args.fps ?? 0);
     case 'encodeVgt': return { bytes: await engine.encodeVgt(args.data, args.frames, args.height, args.width, args.modelId, args.fps ?? 0) };
     case 'decodeVgt': return engine.decodeVgt(args.bytes);
+    case 'readFrames': return engine.readFrames(args.data, args.frames, args.height, args.width);
     case 'sample':
       return engine.sample(args.options, (done, total, grid) => self.postMessage({ id, progress: { done, total, grid } }, [grid.buffer]));
     case 'loseDevice': return engine.loseDevice();

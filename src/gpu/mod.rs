@@ -14,7 +14,9 @@ use crate::backend::{Backend, Codes, Dims, Tensor, Volume};
 use crate::nn::{AxialAttention, ChannelAffine, ChannelNorm, Codebook, Conv3d, ConvTranspose3d};
 use crate::{bail, Error, Result};
 
+mod frames;
 mod prior;
+pub use frames::GpuFrames;
 pub use prior::GpuPrior;
 
 /// Dispatches recorded before the encoder is submitted; keeps queue memory bounded.
@@ -71,6 +73,7 @@ struct Kernels {
     decode_attention: Kernel,
     sample_token: Kernel,
     preprocess: Kernel,
+    rgba_to_rgb: Kernel,
     channel_norm: Kernel,
 }
 
@@ -176,6 +179,7 @@ impl Gpu {
             decode_attention: kernel(&device, "decode_attention", include_str!("../../shaders/decode_attention.wgsl")),
             sample_token: kernel(&device, "sample_token", include_str!("../../shaders/sample_token.wgsl")),
             preprocess: kernel(&device, "preprocess", include_str!("../../shaders/preprocess.wgsl")),
+            rgba_to_rgb: kernel(&device, "rgba_to_rgb", include_str!("../../shaders/rgba_to_rgb.wgsl")),
             channel_norm: kernel(&device, "channel_norm", include_str!("../../shaders/channel_norm.wgsl")),
         };
         let gpu = Gpu {
@@ -352,6 +356,28 @@ impl Gpu {
         staging.unmap();
         Ok(data)
     }
+
+    /// `preprocess` of a T×H×W×3 uint8 clip already in a GPU buffer (bytes packed four to a word).
+    fn preprocess_rgb(&self, rgb: &wgpu::Buffer, [frames, height, width]: [usize; 3], resolution: usize) -> Result<Tensor<Gpu>> {
+        let plan = crate::video::ResizePlan::for_size([frames, height, width], resolution, None)?;
+        let taps = |t: &[(usize, usize, f32, f32)]| -> Vec<u32> {
+            t.iter().flat_map(|&(i0, i1, w0, w1)| [i0 as u32, i1 as u32, w0.to_bits(), w1.to_bits()]).collect()
+        };
+        let levels: Vec<f32> = (0..256).map(|b| b as f32 / 255.0).collect();
+        let (rows, cols) = (self.upload_u32(&taps(&plan.rows), "resize taps")?, self.upload_u32(&taps(&plan.cols), "resize taps")?);
+        let levels = self.upload_bytes(bytemuck::cast_slice(&levels), "levels")?;
+        let dims = Dims::new(3, plan.frames, resolution, resolution);
+        let out = self.storage(dims.len(), "preprocessed clip")?;
+        let pixels = plan.frames * resolution * resolution;
+        let (gx, gy) = grid(pixels, 256, self.limits.max_compute_workgroups_per_dimension)?;
+        #[rustfmt::skip]
+        let params = [
+            plan.frames as u32, height as u32, width as u32, resolution as u32,
+            gx * 256, 0, 0, 0,
+        ];
+        self.dispatch(&self.kernels.preprocess, &params, &[rgb, &rows, &cols, &levels, &out], (gx, gy, 1))?;
+        Ok(Tensor { dims, buf: out })
+    }
 }
 
 impl Backend for Gpu {
@@ -462,25 +488,8 @@ impl Backend for Gpu {
     }
 
     fn preprocess(&self, video: &crate::video::Video, resolution: usize) -> Result<Tensor<Self>> {
-        let plan = crate::video::ResizePlan::new(video, resolution, None)?;
-        let taps = |t: &[(usize, usize, f32, f32)]| -> Vec<u32> {
-            t.iter().flat_map(|&(i0, i1, w0, w1)| [i0 as u32, i1 as u32, w0.to_bits(), w1.to_bits()]).collect()
-        };
-        let levels: Vec<f32> = (0..256).map(|b| b as f32 / 255.0).collect();
         let rgb = self.upload_bytes(&video.rgb, "video frames")?;
-        let (rows, cols) = (self.upload_u32(&taps(&plan.rows), "resize taps")?, self.upload_u32(&taps(&plan.cols), "resize taps")?);
-        let levels = self.upload_bytes(bytemuck::cast_slice(&levels), "levels")?;
-        let dims = Dims::new(3, plan.frames, resolution, resolution);
-        let out = self.storage(dims.len(), "preprocessed clip")?;
-        let pixels = plan.frames * resolution * resolution;
-        let (gx, gy) = grid(pixels, 256, self.limits.max_compute_workgroups_per_dimension)?;
-        #[rustfmt::skip]
-        let params = [
-            plan.frames as u32, video.height as u32, video.width as u32, resolution as u32,
-            gx * 256, 0, 0, 0,
-        ];
-        self.dispatch(&self.kernels.preprocess, &params, &[&rgb, &rows, &cols, &levels, &out], (gx, gy, 1))?;
-        Ok(Tensor { dims, buf: out })
+        self.preprocess_rgb(&rgb, [video.frames, video.height, video.width], resolution)
     }
 
     fn codebook_lookup(&self, codes: &Codes<Self>, cb: &Codebook<Self>) -> Result<Tensor<Self>> {

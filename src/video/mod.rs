@@ -82,14 +82,18 @@ impl ResizePlan {
     /// VideoGPT's target size: shorter side = resolution, the other ceil(side·scale) with the
     /// scale in f64 as in Python, then a centre crop to resolution².
     pub fn new(video: &Video, resolution: usize, sequence_length: Option<usize>) -> Result<Self> {
-        let (h, w) = (video.height, video.width);
-        if video.frames == 0 || h == 0 || w == 0 {
-            bail!(Input, "empty video ({}×{h}×{w})", video.frames);
+        Self::for_size([video.frames, video.height, video.width], resolution, sequence_length)
+    }
+
+    /// The plan for a clip of `[frames, height, width]` (frames that are not in host memory).
+    pub fn for_size([frames, h, w]: [usize; 3], resolution: usize, sequence_length: Option<usize>) -> Result<Self> {
+        if frames == 0 || h == 0 || w == 0 {
+            bail!(Input, "empty video ({frames}×{h}×{w})");
         }
         if resolution == 0 {
             bail!(Input, "resolution must be positive");
         }
-        let frames = sequence_length.map_or(video.frames, |s| s.min(video.frames));
+        let frames = sequence_length.map_or(frames, |s| s.min(frames));
         let scale = resolution as f64 / h.min(w) as f64;
         let (rh, rw) = if h < w {
             (resolution, (w as f64 * scale).ceil() as usize)

@@ -84,10 +84,10 @@ export async function idle(page, what, timeout = 600_000) {
   return page.evaluate(() => (document.getElementById('error').hidden ? '' : document.getElementById('error').textContent));
 }
 
-/** A typed array in the page (by expression) as a Node Uint8Array, through base64. */
+/** A typed array in the page (by expression, awaited) as a Node Uint8Array, through base64. */
 export async function pageBytes(page, expr) {
-  const b64 = await page.evaluate((e) => {
-    const a = eval(e); // eslint-disable-line no-eval
+  const b64 = await page.evaluate(async (e) => {
+    const a = await eval(e); // eslint-disable-line no-eval
     const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
     let s = '';
     for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
@@ -96,10 +96,11 @@ export async function pageBytes(page, expr) {
   return new Uint8Array(Buffer.from(b64, 'base64'));
 }
 
-/** Tokens `videogpt encode` gives for the frames the page holds in `expr` (a frames object). */
+/** Tokens `videogpt encode` gives for the frames the page holds in `expr` (a frames object, RGB
+ *  bytes or ImageBitmaps). */
 export async function cliTokensFor(page, expr, model, device = 'cpu') {
   const meta = await page.evaluate((e) => { const f = eval(e); return [f.frames, f.height, f.width]; }, expr); // eslint-disable-line no-eval
-  const rgb = await pageBytes(page, `(${expr}).data`);
+  const rgb = await pageBytes(page, `app.session.pixels(${expr})`); // the bytes the engine saw
   const stem = path.join(tmp, `frames-${Date.now()}`);
   writeNpyU8(`${stem}.npy`, rgb, [...meta, 3]);
   cli('encode', '--model', model, '--input', `${stem}.npy`, '--output', `${stem}-tokens.npy`, '--device', device);
@@ -110,7 +111,7 @@ export async function cliTokensFor(page, expr, model, device = 'cpu') {
  *  the CLI's CPU encoding, or different only at float32 near-ties. Returns the CLI's verdict. */
 export async function checkTokens(page, expr, tokens, latent, model) {
   const meta = await page.evaluate((e) => { const f = eval(e); return [f.frames, f.height, f.width]; }, expr); // eslint-disable-line no-eval
-  const rgb = await pageBytes(page, `(${expr}).data`);
+  const rgb = await pageBytes(page, `app.session.pixels(${expr})`); // the bytes the engine saw
   const stem = path.join(tmp, `check-${Date.now()}`);
   writeNpyU8(`${stem}.npy`, rgb, [...meta, 3]);
   writeNpyI32(`${stem}-tokens.npy`, Int32Array.from(tokens), latent);

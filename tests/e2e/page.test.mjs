@@ -65,6 +65,9 @@ test('the bundled clip reconstructs; its tokens equal videogpt encode of the sam
   const stats = await page.$$eval('#stats dd', (dds) => Object.fromEntries(dds.map((d) => [d.dataset.stat, d.textContent])));
   assert.match(stats['tokens'], /4×16×16 = 1024 tokens of 8 bits/);
   assert.match(stats['source file bit rate'], /kbit\/s/);
+  // on WebGPU the decoded frames reach the engine as ImageBitmaps, copied GPU to GPU
+  assert.match(stats['frames to the engine'], /as images, copied GPU to GPU/);
+  assert.equal(await page.evaluate(() => app.frames.images.length), 16);
   await page.screenshot({ path: path.join(ARTIFACTS, 'reconstruction.png'), fullPage: true });
 
   // the exported tokens decode with the CLI to the page's reconstruction (±1 per channel)
@@ -99,7 +102,7 @@ for (const [name, args] of [
     assert.match(verdict, /^identical|^[0-9] of 512 tokens differ, all float32 near-ties/);
     // what WebCodecs decoded is the clip we encoded (lossy codec, so close, not equal)
     const original = readNpy(source).data;
-    const decoded = await pageBytes(page, 'app.frames.data');
+    const decoded = await pageBytes(page, 'app.session.pixels(app.frames)');
     assert.ok(psnr(original, decoded) > 30, `decoded frames are far from the source: ${psnr(original, decoded).toFixed(1)} dB`);
   });
 }

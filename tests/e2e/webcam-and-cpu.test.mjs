@@ -30,6 +30,7 @@ test('the webcam records a clip and it reconstructs', async () => {
     assert.equal(r.out, 16);
     assert.ok(r.size[0] >= 64 && r.size[1] >= 64, `camera frames ${r.size}`);
     assert.match(await page.textContent('#status'), /Webcam: reconstructed 16 frames/);
+    assert.match(await page.textContent('#stats [data-stat="frames to the engine"]'), /as images/);
     await page.screenshot({ path: path.join(ARTIFACTS, 'webcam.png'), fullPage: true });
     assert.deepEqual(seen.errors, []);
   } finally {
@@ -49,6 +50,7 @@ test('without WebGPU the page says so and runs on the CPU, with the same tokens 
     const r = await page.evaluate(() => ({ tokens: Array.from(app.result.tokens), latent: app.result.latent }));
     const verdict = await checkTokens(page, 'app.frames', r.tokens, r.latent, MODEL);
     t.diagnostic(`bundled clip, wasm CPU vs CLI: ${verdict}`);
+    assert.match(await page.textContent('#stats [data-stat="frames to the engine"]'), /as RGB bytes/);
     assert.match(verdict, /^identical|near-ties/);
     await page.screenshot({ path: path.join(ARTIFACTS, 'cpu-fallback.png'), fullPage: true });
     assert.deepEqual(seen.errors, []);
