@@ -97,8 +97,9 @@ def main():
 
     rng = np.random.default_rng(args.seed + step)
     model.train()
-    started, acc, n_acc = time.time(), 0.0, 0
-    while step < args.steps and (args.minutes is None or time.time() - started < args.minutes * 60):
+    started = run_started = time.time()  # `started` restarts at each save; the budget does not
+    acc, n_acc = 0.0, 0
+    while step < args.steps and (args.minutes is None or time.time() - run_started < args.minutes * 60):
         x = codes[torch.from_numpy(rng.integers(0, len(codes), args.batch))].to(device)
         logits = model.logits(x)
         loss = F.cross_entropy(logits.transpose(1, 2), x.view(x.shape[0], -1))

@@ -92,9 +92,9 @@ def main():
 
     model.train()
     stream = batches(clips, args.batch, rng)
-    started = time.time()
+    started = run_started = time.time()  # `started` restarts at each save; the budget does not
     acc = dict(loss=0.0, psnr=0.0, perplexity=0.0, n=0)
-    while step < args.steps and (args.minutes is None or time.time() - started < args.minutes * 60):
+    while step < args.steps and (args.minutes is None or time.time() - run_started < args.minutes * 60):
         x = next(stream).to(device)
         recon_loss, x_recon, vq = model(x)
         loss = recon_loss + vq["commitment_loss"]
