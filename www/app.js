@@ -3,7 +3,7 @@
 // JS API (videogpt.js), which runs the engine in a Worker.
 
 import { load, fetchModel } from './videogpt.js';
-import { decodeVideoFile, recordWebcam } from './media.js';
+import { decodeVideoFile, encodeWebm, recordWebcam } from './media.js';
 import { fromBase64Url, toBase64Url } from './video-gpt.js';
 
 const $ = (id) => document.getElementById(id);
@@ -238,6 +238,12 @@ $('export-png').onclick = () => {
   }
   strip.toBlob((b) => download(b, 'reconstruction.png'), 'image/png');
 };
+
+$('export-webm').onclick = () => job('Encoding the reconstruction as WebM…', async () => {
+  const bytes = await encodeWebm(app.result.output, { fps: player.fps });
+  download(new Blob([bytes], { type: 'video/webm' }), 'reconstruction.webm');
+  status(`Saved reconstruction.webm (${(bytes.length / 1024).toFixed(1)} KiB, ${app.result.output.frames} frames at ${player.fps} fps).`);
+});
 
 /** Tokens as int32 .npy of T'×H'×W', the layout `videogpt encode` writes and `decode` reads. */
 export function tokensToNpy(tokens, latent) {

@@ -6,7 +6,7 @@
 // through JavaScript or wasm memory (`session.pixels(clip)` reads them back when needed).
 
 import { createFile, DataStream, Endianness, MP4BoxBuffer } from '../node_modules/mp4box/dist/mp4box.all.mjs';
-import { demuxWebm } from './webm.js';
+import { demuxWebm, muxWebm } from './webm.js';
 
 /** Larger frames are scaled down by the browser to this shorter side before they are handed to
  *  the engine, so a 4K clip does not need gigabytes; the model then resizes them as VideoGPT does. */
@@ -277,4 +277,53 @@ export async function recordWebcam({ frames = 16, width = 320, height = 240, ima
   }
   const fps = track.getSettings().frameRate;
   return images ? imageClip(list, size[0], size[1], fps) : joinFrames(list, size[0], size[1], fps);
+}
+
+/**
+ * RGB frames (`{ data, frames, height, width }`) → a WebM file (Uint8Array), encoded with WebCodecs
+ * VideoEncoder as VP8 (VP9 where VP8 is not offered) at `fps`. Small frames get a high bit rate:
+ * the file should show the frames, not the encoder.
+ */
+export async function encodeWebm(clip, { fps = 15 } = {}) {
+  if (typeof VideoEncoder === 'undefined') throw new MediaError('this browser has no WebCodecs VideoEncoder; save the PNG strip instead');
+  const { width, height, frames } = clip;
+  const bitrate = Math.max(500_000, Math.round(width * height * fps * 2));
+  let chosen = null;
+  for (const [codec, codecId] of [['vp8', 'V_VP8'], ['vp09.00.10.08', 'V_VP9']]) {
+    const config = { codec, width, height, bitrate, framerate: fps };
+    const support = await VideoEncoder.isConfigSupported(config).catch(() => ({ supported: false }));
+    if (support.supported) { chosen = { config, codecId }; break; }
+  }
+  if (!chosen) throw new MediaError(`this browser cannot encode ${width}×${height} VP8 or VP9 video; save the PNG strip instead`);
+  const chunks = [];
+  let failure = null;
+  const encoder = new VideoEncoder({
+    output: (chunk) => {
+      const data = new Uint8Array(chunk.byteLength);
+      chunk.copyTo(data);
+      chunks.push({ data, timestamp: chunk.timestamp, key: chunk.type === 'key' });
+    },
+    error: (e) => { failure = e; },
+  });
+  const frameUs = 1e6 / fps;
+  try {
+    encoder.configure(chosen.config);
+    const rgba = new Uint8Array(width * height * 4);
+    for (let f = 0; f < frames; f++) {
+      const rgb = clip.data.subarray(f * width * height * 3, (f + 1) * width * height * 3);
+      for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
+        rgba[j] = rgb[i]; rgba[j + 1] = rgb[i + 1]; rgba[j + 2] = rgb[i + 2]; rgba[j + 3] = 255;
+      }
+      const frame = new VideoFrame(rgba, { format: 'RGBA', codedWidth: width, codedHeight: height, timestamp: Math.round(f * frameUs), duration: Math.round(frameUs) });
+      encoder.encode(frame, { keyFrame: f === 0 });
+      frame.close();
+    }
+    await encoder.flush();
+  } catch (e) {
+    throw new MediaError(`encoding the WebM failed: ${failure?.message ?? e.message}`);
+  } finally {
+    if (encoder.state !== 'closed') encoder.close();
+  }
+  if (failure) throw new MediaError(`encoding the WebM failed: ${failure.message}`);
+  return muxWebm({ codecId: chosen.codecId, width, height, chunks, durationUs: Math.round(frames * frameUs) });
 }

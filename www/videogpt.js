@@ -123,13 +123,17 @@ class EngineWorker {
 }
 
 /** The frames' payload for the engine: RGB bytes, or (WebGPU only) ImageBitmaps. */
+const inputError = (message) => Object.assign(new Error(message), { name: 'InputError' });
+
 const checkFrames = (f) => {
   const sized = f && f.frames > 0 && f.height > 0 && f.width > 0;
   if (sized && Array.isArray(f.images) && f.images.length === f.frames && f.images.every((b) => typeof ImageBitmap !== 'undefined' && b instanceof ImageBitmap)) {
+    const bad = f.images.findIndex((b) => b.width !== f.width || b.height !== f.height);
+    if (bad >= 0) throw inputError(`frame ${bad} is a closed image or not ${f.width}×${f.height}`);
     return f.images;
   }
   if (sized && f.data instanceof Uint8Array && f.data.length === f.frames * f.height * f.width * 3) return f.data;
-  throw Object.assign(new Error('frames must be { data: Uint8Array of T×H×W×3 RGB bytes, frames, height, width } or { images: T ImageBitmaps, frames, height, width }'), { name: 'InputError' });
+  throw inputError('frames must be { data: Uint8Array of T×H×W×3 RGB bytes, frames, height, width } or { images: T ImageBitmaps, frames, height, width }');
 };
 
 const asFrames = (data, [frames, height, width], fps) => ({ data, frames, height, width, fps });

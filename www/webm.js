@@ -1,12 +1,16 @@
 // A minimal WebM/Matroska demuxer for WebCodecs: the first video track's codec and its frames
 // (SimpleBlocks and Blocks) as encoded chunks with timestamps. Enough for files from ffmpeg,
-// MediaRecorder and browsers; lacing (used for audio, never for video here) is refused.
+// MediaRecorder and browsers; lacing (used for audio, never for video here) is refused. And the
+// matching muxer: one video track of VideoEncoder chunks → a WebM file.
 
 const ID = {
   EBML: 0x1a45dfa3, Segment: 0x18538067, Info: 0x1549a966, TimecodeScale: 0x2ad7b1, Duration: 0x4489,
   Tracks: 0x1654ae6b, TrackEntry: 0xae, TrackNumber: 0xd7, TrackType: 0x83, CodecID: 0x86,
   CodecPrivate: 0x63a2, Video: 0xe0, PixelWidth: 0xb0, PixelHeight: 0xba,
   Cluster: 0x1f43b675, Timecode: 0xe7, SimpleBlock: 0xa3, BlockGroup: 0xa0, Block: 0xa1,
+  EBMLVersion: 0x4286, EBMLReadVersion: 0x42f7, EBMLMaxIDLength: 0x42f2, EBMLMaxSizeLength: 0x42f3,
+  DocType: 0x4282, DocTypeVersion: 0x4287, DocTypeReadVersion: 0x4285, MuxingApp: 0x4d80, WritingApp: 0x5741,
+  TrackUID: 0x73c5,
 };
 // master elements we descend into; everything else is skipped or read as a value
 const MASTER = new Set([ID.Segment, ID.Info, ID.Tracks, ID.TrackEntry, ID.Video, ID.Cluster, ID.BlockGroup]);
@@ -97,4 +101,55 @@ export function demuxWebm(buffer, { maxFrames = Infinity } = {}) {
   if (!video) throw new Error('the WebM file has no video track');
   const duration = durationUnits ? (durationUnits * scale) / 1e9 : undefined; // seconds
   return { codecId: video.codecId, codecPrivate: video.codecPrivate, width: video.width, height: video.height, duration, chunks };
+}
+
+// ---------- writing ----------
+
+const concat = (parts) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let pos = 0;
+  for (const p of parts) { out.set(p, pos); pos += p.length; }
+  return out;
+};
+const idBytes = (id) => { const b = []; for (let v = id; v > 0; v = Math.floor(v / 256)) b.unshift(v & 0xff); return b; };
+/** Element sizes as 8-byte vints: always valid, and simple. */
+const sizeBytes = (n) => { const b = [0x01]; for (let i = 6; i >= 0; i--) b.push(Math.floor(n / 2 ** (8 * i)) & 0xff); return b; };
+const element = (id, ...children) => {
+  const body = concat(children);
+  return concat([Uint8Array.from([...idBytes(id), ...sizeBytes(body.length)]), body]);
+};
+const uintEl = (id, v) => { const b = []; do { b.unshift(v & 0xff); v = Math.floor(v / 256); } while (v > 0); return element(id, Uint8Array.from(b)); };
+const stringEl = (id, s) => element(id, new TextEncoder().encode(s));
+const floatEl = (id, v) => { const b = new Uint8Array(8); new DataView(b.buffer).setFloat64(0, v); return element(id, b); };
+
+/**
+ * Mux one video track into a WebM file: `codecId` 'V_VP8' | 'V_VP9' | 'V_AV1', the frame size, and
+ * `chunks` of `{ data: Uint8Array, timestamp (µs), key }` in decode order (VideoEncoder's output).
+ * Timecodes are in milliseconds; a new cluster starts before a block's offset would overflow.
+ */
+export function muxWebm({ codecId, width, height, chunks, durationUs }) {
+  if (!chunks.length) throw new Error('no frames to write');
+  const ms = (us) => Math.round(us / 1000);
+  const header = element(ID.EBML,
+    uintEl(ID.EBMLVersion, 1), uintEl(ID.EBMLReadVersion, 1), uintEl(ID.EBMLMaxIDLength, 4), uintEl(ID.EBMLMaxSizeLength, 8),
+    stringEl(ID.DocType, 'webm'), uintEl(ID.DocTypeVersion, 4), uintEl(ID.DocTypeReadVersion, 2));
+  const last = chunks[chunks.length - 1].timestamp;
+  const info = element(ID.Info, uintEl(ID.TimecodeScale, 1e6), stringEl(ID.MuxingApp, 'videogpt-web'), stringEl(ID.WritingApp, 'videogpt-web'),
+    floatEl(ID.Duration, ms(durationUs ?? last)));
+  const tracks = element(ID.Tracks, element(ID.TrackEntry,
+    uintEl(ID.TrackNumber, 1), uintEl(ID.TrackUID, 1), uintEl(ID.TrackType, 1), stringEl(ID.CodecID, codecId),
+    element(ID.Video, uintEl(ID.PixelWidth, width), uintEl(ID.PixelHeight, height))));
+  const clusters = [];
+  let cluster = null;
+  for (const c of chunks) {
+    const t = ms(c.timestamp);
+    if (!cluster || t - cluster.time > 32767 || (c.key && t - cluster.time > 5000)) {
+      cluster = { time: t, blocks: [] };
+      clusters.push(cluster);
+    }
+    const rel = t - cluster.time;
+    cluster.blocks.push(element(ID.SimpleBlock, Uint8Array.from([0x81, (rel >> 8) & 0xff, rel & 0xff, c.key ? 0x80 : 0]), c.data));
+  }
+  const body = clusters.map((k) => element(ID.Cluster, uintEl(ID.Timecode, k.time), ...k.blocks));
+  return concat([header, element(ID.Segment, info, tracks, ...body)]);
 }

@@ -2,6 +2,7 @@
 // generation, bad inputs, device loss, and no request leaving 127.0.0.1.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch } from './browser.mjs';
@@ -83,6 +84,22 @@ test('the bundled clip reconstructs; its tokens equal videogpt encode of the sam
   const worst = cpu.reduce((m, v, i) => Math.max(m, Math.abs(v - gpu[i])), 0);
   assert.ok(worst <= 1, `decoded frames differ by ${worst}`);
   assert.ok(fs.statSync(frames).size === 16 * 160 * 218 * 3 + 128);
+
+  // the WebM export (WebCodecs VideoEncoder + our muxer) is a file ffmpeg plays: 16 frames of 64×64
+  const [webm] = await Promise.all([page.waitForEvent('download'), page.click('#export-webm')]);
+  const webmPath = path.join(tmp, 'reconstruction.webm');
+  await webm.saveAs(webmPath);
+  assert.equal(await idle(page, 'result'), '');
+  const toRgb = (file) => execFileSync('ffmpeg', ['-v', 'error', '-i', file, '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { maxBuffer: 1 << 26 });
+  assert.equal(toRgb(webmPath).length, 16 * 64 * 64 * 3, 'ffmpeg decodes 16 frames of 64×64');
+  // this untrained model's reconstructions are per-pixel colour noise, which 4:2:0 video cannot
+  // hold; the encoder's fidelity is measured on the real (model-sized) input frames instead
+  const bytes = await pageBytes(page, `import('./www/media.js').then((m) => m.encodeWebm(app.result.input, { fps: 15 }))`);
+  const inputWebm = path.join(tmp, 'input.webm');
+  fs.writeFileSync(inputWebm, bytes);
+  const db = psnr(await pageBytes(page, 'app.result.input.data'), toRgb(inputWebm));
+  t.diagnostic(`WebM of the input frames: ${bytes.length} bytes, ${db.toFixed(1)} dB`);
+  assert.ok(db > 30, `the WebM is ${db.toFixed(1)} dB from its frames`);
 });
 
 for (const [name, args] of [
@@ -119,6 +136,21 @@ test('an unsupported file and a corrupt model get clear errors, and the page kee
   await page.waitForFunction(() => !document.getElementById('error').hidden && document.body.dataset.state !== 'busy');
   error = await page.textContent('#error');
   assert.match(error, /WeightsError: invalid model weights: not a readable safetensors file/);
+
+  // frames given as images: a closed one is refused by the JS API, a wrong size by the engine
+  // itself (the browser's texture copy would throw inside wgpu, which cannot report it)
+  error = await page.evaluate(async () => {
+    const b = await createImageBitmap(new ImageData(64, 64));
+    const clip = { images: [b, b, b, b], frames: 4, height: 64, width: 64 };
+    b.close();
+    return app.session.encode(clip).then(() => 'no error', (e) => `${e.name}: ${e.message}`);
+  });
+  assert.match(error, /InputError: frame 0 is a closed image or not 64×64/);
+  error = await page.evaluate(async () => {
+    const [a, b] = await Promise.all([createImageBitmap(new ImageData(64, 64)), createImageBitmap(new ImageData(32, 32))]);
+    return app.session.call('encode', { data: [a, a, b, a], frames: 4, height: 64, width: 64 }).then(() => 'no error', (e) => `${e.name}: ${e.message}`);
+  });
+  assert.match(error, /InputError: invalid input: frame 2 is 32×32 \(closed, or not the clip's 64×64\)/);
 
   error = await run(() => page.click('#use-sample'));
   assert.equal(error, '', 'the previous model still works');
