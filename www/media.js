@@ -68,43 +68,100 @@ function mp4Description(file, track) {
   return undefined;
 }
 
-function demuxMp4(buffer, maxSamples) {
-  return new Promise((resolve, reject) => {
-    const file = createFile();
-    let config = null;
-    const chunks = [];
-    file.onError = (_, message) => reject(new MediaError(`cannot read this MP4 file: ${message}`));
-    file.onReady = (info) => {
-      const track = info.videoTracks[0];
-      if (!track) { reject(new MediaError('the MP4 file has no video track')); return; }
-      config = {
-        codec: track.codec.startsWith('vp08') ? 'vp8' : track.codec,
-        codedWidth: track.video.width,
-        codedHeight: track.video.height,
-        description: mp4Description(file, track),
-        fps: track.nb_samples / (track.samples_duration / track.timescale || 1),
-        duration: info.duration / info.timescale || undefined,
-      };
-      file.setExtractionOptions(track.id, null, { nbSamples: maxSamples });
-      file.start();
-    };
-    file.onSamples = (_, __, samples) => {
-      for (const s of samples) {
-        if (chunks.length >= maxSamples) break;
-        chunks.push({ key: s.is_sync, timestamp: Math.round((1e6 * s.cts) / s.timescale), data: s.data });
-      }
-    };
-    try {
-      file.appendBuffer(MP4BoxBuffer.fromArrayBuffer(buffer, 0));
-      file.flush();
-    } catch (e) {
-      reject(new MediaError(`cannot read this MP4 file: ${e.message}`));
-      return;
-    }
-    if (!config) reject(new MediaError('cannot read this MP4 file (no movie header found; is it complete?)'));
-    else resolve({ config, chunks });
-  });
+/** Random access to a video file's bytes without loading it whole: a File or Blob is read in
+ *  slices, so a multi-gigabyte recording costs only the bytes its first frames need. */
+function byteSource(input) {
+  const source = { size: 0, bytesRead: 0 };
+  let slice;
+  if (input instanceof ArrayBuffer) {
+    source.size = input.byteLength;
+    slice = async (pos, len) => input.slice(pos, pos + len);
+  } else if (input instanceof Blob) {
+    source.size = input.size;
+    slice = (pos, len) => input.slice(pos, pos + len).arrayBuffer().catch((e) => {
+      throw new MediaError(`the file could not be read (${e.message}); was it moved or deleted?`);
+    });
+  } else {
+    throw new MediaError('expected a File, Blob or ArrayBuffer');
+  }
+  source.read = async (pos, len) => {
+    const bytes = await slice(pos, len);
+    source.bytesRead += bytes.byteLength;
+    return bytes;
+  };
+  return source;
 }
+
+/** The first `maxSamples` samples of an MP4's first video track. mp4box says which file position
+ *  it needs next (it skips mdat until it has the moov, wherever that is), and after the moov we
+ *  seek to the first sample, so only the boxes and the samples used are read. */
+async function demuxMp4(source, maxSamples, chunkBytes) {
+  const file = createFile();
+  let config = null;
+  let failure = null;
+  let wanted = maxSamples;
+  const chunks = [];
+  file.onError = (_, message) => { failure = failure ?? message; };
+  file.onReady = (info) => {
+    const track = info.videoTracks[0];
+    if (!track) { failure = 'the MP4 file has no video track'; return; }
+    config = {
+      codec: track.codec.startsWith('vp08') ? 'vp8' : track.codec,
+      codedWidth: track.video.width,
+      codedHeight: track.video.height,
+      description: mp4Description(file, track),
+      fps: track.nb_samples / (track.samples_duration / track.timescale || 1),
+      duration: info.duration / info.timescale || undefined,
+    };
+    // all the samples wanted come in one onSamples call, so the reading can stop right there
+    wanted = Math.min(maxSamples, track.nb_samples);
+    file.setExtractionOptions(track.id, null, { nbSamples: wanted });
+    file.start();
+  };
+  file.onSamples = (_, __, samples) => {
+    for (const s of samples) {
+      if (chunks.length >= wanted) break;
+      chunks.push({ key: s.is_sync, timestamp: Math.round((1e6 * s.cts) / s.timescale), data: s.data });
+    }
+  };
+  try {
+    let pos = 0, read = 0, sought = false;
+    while (pos < source.size && chunks.length < wanted && !failure) {
+      const ab = await source.read(pos, chunkBytes);
+      read += ab.byteLength;
+      // every byte is needed at most once or twice; more means boxes that point in circles
+      if (read > 2 * source.size + 2 * chunkBytes) throw new Error('its boxes do not add up');
+      if (read > MAX_READ) throw new MediaError(`the first frames of this MP4 are not within its first ${MAX_READ >> 20} MiB of boxes; remux it with: ffmpeg -i INPUT -c copy -movflags +faststart clip.mp4`);
+      let next = file.appendBuffer(MP4BoxBuffer.fromArrayBuffer(ab, pos), pos + ab.byteLength >= source.size);
+      if (config && !sought) {
+        sought = true;
+        next = file.seek(0, true).offset;
+      }
+      pos = Number.isFinite(next) ? next : pos + ab.byteLength;
+    }
+    file.flush();
+  } catch (e) {
+    throw e instanceof MediaError ? e : new MediaError(`cannot read this MP4 file: ${e.message}`);
+  }
+  if (failure) throw new MediaError(failure.startsWith('the MP4') ? failure : `cannot read this MP4 file: ${failure}`);
+  if (!config) throw new MediaError('cannot read this MP4 file (no movie header found; is it complete?)');
+  return { config, chunks };
+}
+
+/** A WebM's first frames: demux a prefix of the file, growing it until it holds enough frames. */
+async function demuxWebmPrefix(source, maxFrames, prefixBytes) {
+  for (let prefix = Math.min(source.size, prefixBytes); ; prefix = Math.min(source.size, prefix * 4)) {
+    const partial = prefix < source.size;
+    let track;
+    try { track = demuxWebm(await source.read(0, prefix), { maxFrames, partial }); } catch (e) { throw e instanceof MediaError ? e : new MediaError(e.message); }
+    if (track.chunks.length >= maxFrames || !partial || prefix >= MAX_WEBM_PREFIX) return track;
+  }
+}
+
+/** How far into a WebM the first frames are looked for (its clusters follow a short header). */
+const MAX_WEBM_PREFIX = 256 << 20;
+/** How many bytes of an MP4's boxes may be read to find the first frames (mp4box keeps them). */
+const MAX_READ = 512 << 20;
 
 const WEBM_CODECS = { V_VP8: 'vp8', V_VP9: 'vp09.00.10.08', V_AV1: 'av01.0.04M.08' };
 
@@ -132,23 +189,23 @@ function sniff(bytes) {
 /**
  * Decode the first `maxFrames` frames of a video file (File, Blob or ArrayBuffer) with WebCodecs.
  * `onProgress(done, total)` reports decoded frames; `images` returns ImageBitmaps instead of RGB
- * bytes (see the top of this file). Rejects with a MediaError naming the problem (unknown
+ * bytes (see the top of this file). Only the bytes those frames need are read (`chunkBytes` at a
+ * time), so files of any size open. Rejects with a MediaError naming the problem (unknown
  * container, codec this browser cannot decode, corrupt data).
  */
-export async function decodeVideoFile(input, { maxFrames = 16, images = false, onProgress = () => {} } = {}) {
+export async function decodeVideoFile(input, { maxFrames = 16, images = false, onProgress = () => {}, chunkBytes = 4 << 20 } = {}) {
   if (typeof VideoDecoder === 'undefined') {
     throw new MediaError('this browser has no WebCodecs VideoDecoder (use a recent Chrome, Edge or Firefox)');
   }
-  const buffer = input instanceof ArrayBuffer ? input : await input.arrayBuffer();
-  const bytes = new Uint8Array(buffer);
-  const kind = sniff(bytes);
+  const source = byteSource(input);
+  if (!source.size) throw new MediaError('the file is empty');
+  const kind = sniff(new Uint8Array(await source.read(0, 16)));
   let config, chunks;
   if (kind === 'mp4') {
     // B-frames: a few more samples than frames, so that the first maxFrames in display order come out
-    ({ config, chunks } = await demuxMp4(buffer, maxFrames + 16));
+    ({ config, chunks } = await demuxMp4(source, maxFrames + 16, chunkBytes));
   } else if (kind === 'webm') {
-    let track;
-    try { track = demuxWebm(buffer, { maxFrames: maxFrames + 16 }); } catch (e) { throw new MediaError(e.message); }
+    const track = await demuxWebmPrefix(source, maxFrames + 16, chunkBytes);
     config = webmConfig(track);
     chunks = track.chunks;
     config.duration = track.duration;
@@ -223,7 +280,9 @@ export async function decodeVideoFile(input, { maxFrames = 16, images = false, o
     clip = joinFrames(frames.map((f) => f.rgb), w, h, rate);
   }
   // the whole file's bit rate, to compare with the tokens'
-  if (duration > 0) clip.sourceBitsPerSecond = (bytes.length * 8) / duration;
+  if (duration > 0) clip.sourceBitsPerSecond = (source.size * 8) / duration;
+  clip.fileBytes = source.size;
+  clip.bytesRead = source.bytesRead;
   return clip;
 }
 

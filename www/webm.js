@@ -35,8 +35,9 @@ function vint(bytes, pos, keepMarker) {
 const uint = (b) => b.reduce((v, x) => v * 256 + x, 0);
 
 /** Parse a WebM file (ArrayBuffer) → `{ codecId, codecPrivate, width, height, duration, chunks }` where each
- *  chunk is `{ key, timestamp (µs), data }` in file (decode) order. */
-export function demuxWebm(buffer, { maxFrames = Infinity } = {}) {
+ *  chunk is `{ key, timestamp (µs), data }` in file (decode) order. `partial`: the buffer is the
+ *  start of a longer file, so an element cut off at its end ends the parse instead of failing it. */
+export function demuxWebm(buffer, { maxFrames = Infinity, partial = false } = {}) {
   const bytes = new Uint8Array(buffer);
   if (uint(bytes.subarray(0, 4)) !== ID.EBML) throw new Error('not a WebM/Matroska file');
   let scale = 1e6; // ns per timecode unit
@@ -96,7 +97,11 @@ export function demuxWebm(buffer, { maxFrames = Infinity } = {}) {
       pos = stop;
     }
   };
-  walk(0, bytes.length);
+  try {
+    walk(0, bytes.length);
+  } catch (e) {
+    if (!(partial && e.message === 'truncated WebM file')) throw e;
+  }
   video = video || [...tracks.values()].find((x) => x.type === 1);
   if (!video) throw new Error('the WebM file has no video track');
   const duration = durationUnits ? (durationUnits * scale) / 1e9 : undefined; // seconds
