@@ -1,5 +1,6 @@
 // <video-gpt>: two elements decode from tokens with one model download, frames equal to
-// `videogpt decode`; bad tokens show an error in the element; a shared link round-trips.
+// `videogpt decode`; src reconstructs with compare; bad tokens show an error in the element; a
+// shared link round-trips.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -62,6 +63,30 @@ test('two elements decode from tokens with one model download, frames equal vide
   // what the reader sees is the decoded clip
   const pixel = await page.$eval('#a', (e) => Array.from(e.shadowRoot.querySelector('canvas[part=video]').getContext('2d').getImageData(0, 0, 1, 1).data));
   assert.equal(pixel[3], 255);
+  assert.deepEqual(seen.errors, []);
+  await page.close();
+});
+
+test('src reconstructs a video on the reader\'s machine, side by side with compare', async () => {
+  const { page, seen } = await embedPage(`<video-gpt id="v" model="/${MODEL}" src="/www/media/calais-1906.mp4" compare></video-gpt>`);
+  await settled(page, 1);
+  const r = await page.$eval('#v', (e) => ({
+    state: e.state,
+    status: e.shadowRoot.querySelector('[part=status]').textContent,
+    output: [e.frames.frames, e.frames.height, e.frames.width],
+    input: [e.original.frames, e.original.height, e.original.width],
+    originalShown: !e.shadowRoot.querySelector('canvas[part=original]').hidden,
+  }));
+  assert.equal(r.state, 'ready', r.status);
+  assert.deepEqual(r.output, [16, 64, 64]);
+  assert.deepEqual(r.input, [16, 64, 64]);
+  assert.ok(r.originalShown, 'compare shows the original beside the reconstruction');
+  assert.match(r.status, /16 frames, 64×64, decoded here on WebGPU/);
+  // the original is the film, not a blank: its pixels vary
+  const original = await pageBytes(page, `document.getElementById('v').original.data`);
+  const mean = original.reduce((a, b) => a + b, 0) / original.length;
+  const sd = Math.sqrt(original.reduce((a, b) => a + (b - mean) ** 2, 0) / original.length);
+  assert.ok(sd > 20, `original frames look blank (sd ${sd.toFixed(1)})`);
   assert.deepEqual(seen.errors, []);
   await page.close();
 });
