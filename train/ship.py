@@ -49,6 +49,7 @@ def main():
     index[args.kind] = [e for e in index[args.kind] if e["id"] != args.name] + [entry]
     if args.default and args.kind == "vqvae":
         index["default"] = args.name
+    index["vqvae"].sort(key=lambda e: e["id"] != index["default"])  # the default first in the picker
     if args.kind == "prior":  # the trained prior first in the page's list
         index["prior"].sort(key=lambda e: e["id"] != args.name)
     index_path.write_text(json.dumps(index, indent=2, ensure_ascii=False) + "\n")
