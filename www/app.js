@@ -4,7 +4,7 @@
 
 import { load, fetchModel } from './videogpt.js';
 import { decodeVideoFile, encodeWebm, recordWebcam } from './media.js';
-import { fromBase64Url, toBase64Url } from './video-gpt.js';
+import { drawFrame, fromBase64Url, toBase64Url } from './video-gpt.js';
 
 const $ = (id) => document.getElementById(id);
 const SAMPLE_CLIP = 'www/media/calais-1906.mp4';
@@ -73,17 +73,6 @@ function setButtons() {
 }
 
 // ---------- drawing ----------
-
-function drawFrame(canvas, clip, index) {
-  const { width: w, height: h } = clip;
-  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
-  const img = new ImageData(w, h);
-  const src = clip.data.subarray(index * w * h * 3, (index + 1) * w * h * 3);
-  for (let i = 0, j = 0; i < src.length; i += 3, j += 4) {
-    img.data[j] = src[i]; img.data[j + 1] = src[i + 1]; img.data[j + 2] = src[i + 2]; img.data[j + 3] = 255;
-  }
-  canvas.getContext('2d').putImageData(img, 0, 0);
-}
 
 /** Players on one clock: every registered canvas shows the same frame index. */
 const player = {

@@ -48,9 +48,10 @@ const STYLE = `
   [hidden] { display: none !important; }
 `;
 
-function draw(canvas, clip, index) {
+/** Frame `index` of an RGB clip onto a canvas (sized to the clip). */
+export function drawFrame(canvas, clip, index) {
   const { width: w, height: h } = clip;
-  canvas.width = w; canvas.height = h;
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
   const img = new ImageData(w, h);
   const src = clip.data.subarray(index * w * h * 3, (index + 1) * w * h * 3);
   for (let i = 0, j = 0; i < src.length; i += 3, j += 4) {
@@ -165,8 +166,8 @@ export class VideoGptElement extends HTMLElement {
   }
 
   show() {
-    draw(this.canvas, this.frames, this.index);
-    if (!this.originalCanvas.hidden) draw(this.originalCanvas, this.original, this.index % this.original.frames);
+    drawFrame(this.canvas, this.frames, this.index);
+    if (!this.originalCanvas.hidden) drawFrame(this.originalCanvas, this.original, this.index % this.original.frames);
   }
 
   play() {

@@ -122,17 +122,18 @@ class EngineWorker {
   }
 }
 
-/** The frames' payload for the engine: RGB bytes, or (WebGPU only) ImageBitmaps. */
 const inputError = (message) => Object.assign(new Error(message), { name: 'InputError' });
 
-const checkFrames = (f) => {
+/** The engine's arguments for a clip: its payload (RGB bytes, or on WebGPU ImageBitmaps) and size. */
+const frameArgs = (f) => {
   const sized = f && f.frames > 0 && f.height > 0 && f.width > 0;
+  const size = sized && { frames: f.frames, height: f.height, width: f.width };
   if (sized && Array.isArray(f.images) && f.images.length === f.frames && f.images.every((b) => typeof ImageBitmap !== 'undefined' && b instanceof ImageBitmap)) {
     const bad = f.images.findIndex((b) => b.width !== f.width || b.height !== f.height);
     if (bad >= 0) throw inputError(`frame ${bad} is a closed image or not ${f.width}×${f.height}`);
-    return f.images;
+    return { data: f.images, ...size };
   }
-  if (sized && f.data instanceof Uint8Array && f.data.length === f.frames * f.height * f.width * 3) return f.data;
+  if (sized && f.data instanceof Uint8Array && f.data.length === f.frames * f.height * f.width * 3) return { data: f.data, ...size };
   throw inputError('frames must be { data: Uint8Array of T×H×W×3 RGB bytes, frames, height, width } or { images: T ImageBitmaps, frames, height, width }');
 };
 
@@ -184,9 +185,8 @@ export class Session {
   /** Frames → `{ tokens: Uint32Array, latent: [T', H', W'], input }`, `input` being the
    *  model-sized frames (resized, centre-cropped, first window) the tokens describe. */
   async encode(frames, { forPrior = false } = {}) {
-    const data = checkFrames(frames), f = frames;
-    const r = await this.call('encode', { data, frames: f.frames, height: f.height, width: f.width, forPrior });
-    return { tokens: r.tokens, latent: r.latent, input: asFrames(r.input, r.size, f.fps) };
+    const r = await this.call('encode', { ...frameArgs(frames), forPrior });
+    return { tokens: r.tokens, latent: r.latent, input: asFrames(r.input, r.size, frames.fps) };
   }
 
   /** `{ tokens, latent }` → frames. */
@@ -197,8 +197,7 @@ export class Session {
 
   /** Frames → a `.vgt` token file (Uint8Array; docs/vgt-format.md) naming the model `modelId`. */
   async encodeVgt(frames, { modelId = 'model', fps } = {}) {
-    const data = checkFrames(frames), f = frames;
-    const r = await this.call('encodeVgt', { data, frames: f.frames, height: f.height, width: f.width, modelId, fps: fps ?? f.fps });
+    const r = await this.call('encodeVgt', { ...frameArgs(frames), modelId, fps: fps ?? frames.fps });
     return r.bytes;
   }
 
@@ -212,23 +211,21 @@ export class Session {
   /** Encode and decode: `{ tokens, latent, input, output, psnr[], ssim[], encodeMs, decodeMs, vgt }`
    *  (`vgt`: the tokens as a .vgt file naming the model `modelId`). */
   async reconstruct(frames, { modelId } = {}) {
-    const data = checkFrames(frames), f = frames;
-    const r = await this.call('reconstruct', { data, frames: f.frames, height: f.height, width: f.width, modelId: modelId ?? this.modelId, fps: f.fps });
-    return { ...r, input: asFrames(r.input, r.size, f.fps), output: asFrames(r.output, r.size, f.fps) };
+    const r = await this.call('reconstruct', { ...frameArgs(frames), modelId: modelId ?? this.modelId, fps: frames.fps });
+    return { ...r, input: asFrames(r.input, r.size, frames.fps), output: asFrames(r.output, r.size, frames.fps) };
   }
 
   /** The RGB bytes (T×H×W×3) of frames: `frames.data`, or for ImageBitmap frames what the engine
    *  reads from them on the GPU (for exporting or measuring them). */
   async pixels(frames) {
-    const data = checkFrames(frames);
-    if (data instanceof Uint8Array) return data;
-    return this.call('readFrames', { data, frames: frames.frames, height: frames.height, width: frames.width });
+    const args = frameArgs(frames);
+    return args.data instanceof Uint8Array ? args.data : this.call('readFrames', args);
   }
 
   /** Sample from the prior: `{ seed, temperature, topK, class, prefix (tokens of the first latent
    *  frames to keep), onProgress(done, total, gridSoFar) }` → `{ tokens, latent, video }`. */
   async sample({ onProgress, ...options } = {}) {
-    if (!this.prior) throw Object.assign(new Error('no prior loaded: pass prior to load()'), { name: 'InputError' });
+    if (!this.prior) throw inputError('no prior loaded: pass prior to load()');
     if (options.prefix) options.prefix = Array.from(options.prefix);
     const r = await this.call('sample', { options }, { onProgress: onProgress && ((p) => onProgress(p.done, p.total, p.grid)) });
     return { tokens: r.tokens, latent: r.latent, video: asFrames(r.video, r.size) };
@@ -265,7 +262,7 @@ export class Session {
  * downloads ('model', 'prior') and startup ('engine').
  */
 export async function load({ model, prior, device = 'auto', sha256: modelSha, priorSha256, onProgress = () => {}, onDeviceLost, workerUrl, modelId } = {}) {
-  if (!model && !prior) throw Object.assign(new Error('load() needs a model or a prior'), { name: 'InputError' });
+  if (!model && !prior) throw inputError('load() needs a model or a prior');
   const s = new Session({ device, onDeviceLost, workerUrl, modelId: modelId ?? (typeof model === 'string' ? model.split('/').pop().replace(/\.safetensors$/, '') : undefined) });
   if (model) s.modelBytes = await fetchModel(model, { sha256: modelSha, onProgress: (d, t) => onProgress('model', d, t) });
   if (prior) s.priorBytes = await fetchModel(prior, { sha256: priorSha256, onProgress: (d, t) => onProgress('prior', d, t) });

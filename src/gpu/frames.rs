@@ -18,8 +18,10 @@ pub struct GpuFrames {
     pub width: usize,
 }
 
-/// wgpu's required row alignment for texture → buffer copies.
-const ROW_ALIGN: usize = wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as usize;
+/// Bytes per texture row in a texture → buffer copy: RGBA, padded to wgpu's row alignment.
+fn padded_row_bytes(width: usize) -> usize {
+    (width * 4).next_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as usize)
+}
 
 impl Gpu {
     /// An rgba8 texture of `frames` layers that images or bytes can be copied into.
@@ -35,7 +37,8 @@ impl Gpu {
         if frames > l.max_texture_array_layers as usize {
             bail!(Input, "{frames} frames exceed this GPU's limit of {} texture layers; send fewer frames", l.max_texture_array_layers);
         }
-        self.check_size((frames * height * width.next_multiple_of(ROW_ALIGN / 4) * 4) as u64, "the frames")?;
+        // the copy's buffer (texture_to_rgb), checked before any image is copied
+        self.check_size((frames * height * padded_row_bytes(width)) as u64, "the frames")?;
         Ok(self.device.create_texture(&wgpu::TextureDescriptor {
             label: Some("frames"),
             size: wgpu::Extent3d { width: width as u32, height: height as u32, depth_or_array_layers: frames as u32 },
@@ -52,7 +55,7 @@ impl Gpu {
     /// The filled texture → the packed RGB clip: one copy to a buffer (rows padded to 256 bytes)
     /// and one `rgba_to_rgb` dispatch, recorded in order with the work around them.
     fn texture_to_rgb(&self, texture: &wgpu::Texture, [frames, height, width]: [usize; 3]) -> Result<GpuFrames> {
-        let row_bytes = (width * 4).next_multiple_of(ROW_ALIGN);
+        let row_bytes = padded_row_bytes(width);
         let rgba = self.storage(frames * height * row_bytes / 4, "the frames")?;
         {
             let mut slot = self.encoder.borrow_mut();
