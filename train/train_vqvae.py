@@ -75,9 +75,13 @@ def main():
         model.load_state_dict(ck["model"])
         model.codebook._need_init = False
         opt.load_state_dict(ck["opt"])
+        for group in opt.param_groups:  # the optimiser's state carries the old lr; --lr decides
+            group["lr"] = args.lr
         step, trained_s, history = ck["step"], ck["trained_s"], ck.get("history", [])
         rng = np.random.default_rng(args.seed + step)
         torch.manual_seed(args.seed + step)
+        # the log may run past the checkpoint (rows logged after its save): keep the checkpoint's
+        log_path.write_text("".join(json.dumps(row) + "\n" for row in history))
         print(f"resumed from step {step} ({trained_s / 60:.1f} min trained)", flush=True)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{n_params / 1e6:.2f} M parameters, {len(clips)} clips of {t}×{res}×{res}, on {hardware}", flush=True)
@@ -110,7 +114,8 @@ def main():
             n = acc.pop("n")
             used = int((model.codebook.N >= 1).sum().item())
             elapsed = trained_s + time.time() - started
-            row = dict(step=step, minutes=round(elapsed / 60, 2), **{k: round(v / n, 4) for k, v in acc.items()}, codes_used=used)
+            row = dict(step=step, minutes=round(elapsed / 60, 2), **{k: round(v / n, 4) for k, v in acc.items()}, codes_used=used,
+                       lr=args.lr)
             history.append(row)
             with open(log_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
