@@ -424,7 +424,9 @@ async function start() {
   app.models = await response.json();
   const first = app.models.vqvae.find((m) => m.id === (params.get('model') ?? app.models.default)) ?? app.models.vqvae[0];
   fill($('model-select'), app.models.vqvae, first.id);
-  fill($('prior-select'), app.models.prior, app.models.prior[0]?.id);
+  // ?prior=ID picks the generation panel's prior (the tests pin the tiny one), like ?model=ID
+  const prior = app.models.prior.find((m) => m.id === params.get('prior')) ?? app.models.prior[0];
+  fill($('prior-select'), app.models.prior, prior?.id);
 
   // ?device=cpu forces the CPU path (and is how the no-WebGPU path is tested)
   const device = params.get('device') ?? 'auto';

@@ -18,7 +18,7 @@ before(async () => {
   page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   seen = watch(page);
   // the tiny model: SwiftShader runs WebGPU on the CPU, slowly
-  await page.goto(`${server.url}?model=tiny-untrained`);
+  await page.goto(`${server.url}?model=tiny-untrained&prior=tiny-untrained-prior`);
   await page.waitForFunction(() => window.app?.session || document.body.dataset.state === 'failed', null, { timeout: 180_000 });
 });
 
