@@ -43,7 +43,7 @@ struct Job {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print a model's hparams, parameter count and latent shape.
+    /// Print a VQ-VAE's or a GPT prior's hparams, parameter count and latent shape.
     Info { model: PathBuf },
     /// Video (.npy uint8 T×H×W×3, .y4m, or anything ffmpeg reads) → tokens: .npy (int32) or
     /// .vgt (bit-packed, names the model; docs/vgt-format.md).
@@ -382,10 +382,36 @@ fn load_model<'b>(b: &'b dyn AnyBackend, path: &Path) -> Result<Box<dyn Model + 
 
 fn info(path: &Path) -> Result<()> {
     let bytes = read_model(path)?;
-    let model = VqVae::load(&Cpu, &bytes, "").map_err(|e| in_file(e, path))?;
-    let c = &model.config;
-    let [t, h, w] = c.latent_shape();
+    let meta = videogpt::weights::WeightFile::parse(&bytes).map_err(|e| in_file(e, path))?.metadata().clone();
     println!("model            {}", path.display());
+    if meta.get("format").is_some_and(|f| f == "videogpt-gpt") || meta.contains_key("hidden_dim") {
+        // a GPT prior: its own hparams, then the VQ-VAE it holds under `vqvae.`
+        let gpt = videogpt::gpt::Gpt::load(&bytes, None).map_err(|e| in_file(e, path))?;
+        let c = &gpt.config;
+        let tensors = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| in_file(Error::Weights(e.to_string()), path))?;
+        let gpt_params: usize =
+            tensors.tensors().iter().filter(|(k, _)| !k.starts_with("vqvae.")).map(|(_, t)| t.shape().iter().product::<usize>()).sum();
+        println!("kind             GPT prior over VQ-VAE tokens");
+        println!("hidden_dim       {}", c.hidden_dim);
+        println!("heads            {}", c.heads);
+        println!("layers           {}", c.layers);
+        println!("attn_type        {}", if c.attn_type == videogpt::gpt::AttnType::Sparse { "sparse" } else { "full" });
+        println!("class_cond_dim   {}", c.class_cond_dim);
+        println!("n_cond_frames    {}", c.n_cond_frames);
+        println!("parameters       {gpt_params} (without its VQ-VAE)");
+        println!("its VQ-VAE (`vqvae.` keys):");
+        let vq = VqVae::load(&Cpu, &bytes, "vqvae.").map_err(|e| in_file(e, path))?;
+        print_vqvae(&vq.config);
+    } else {
+        let model = VqVae::load(&Cpu, &bytes, "").map_err(|e| in_file(e, path))?;
+        println!("kind             VQ-VAE");
+        print_vqvae(&model.config);
+    }
+    Ok(())
+}
+
+fn print_vqvae(c: &VqVaeConfig) {
+    let [t, h, w] = c.latent_shape();
     println!("embedding_dim    {}", c.embedding_dim);
     println!("n_codes          {}", c.n_codes);
     println!("n_hiddens        {}", c.n_hiddens);
@@ -399,7 +425,6 @@ fn info(path: &Path) -> Result<()> {
     println!("GFLOPs per frame {:.3} to encode, {:.3} to decode", enc / frames / 1e9, dec / frames / 1e9);
     println!("input clip       {}×{}×{} (T×H×W)", c.sequence_length, c.resolution, c.resolution);
     println!("latent shape     {t}×{h}×{w} = {} tokens of {:.0} bits", t * h * w, (c.n_codes as f64).log2().ceil());
-    Ok(())
 }
 
 /// Cut a clip into model windows and preprocess each (resize shorter side, centre crop).

@@ -33,6 +33,23 @@ fn info_reports_hparams() {
     assert!(ok);
     assert!(out.contains("downsample       4,2,2"), "{out}");
     assert!(out.contains("latent shape     2×16×16 = 512 tokens"), "{out}");
+    assert!(out.contains("kind             VQ-VAE"), "{out}");
+}
+
+#[test]
+fn info_reports_a_priors_hparams_and_its_vqvae() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (ok, out, err) = videogpt(&["info", s(&root.join("models/tiny-untrained-prior.safetensors"))]);
+    assert!(ok, "{err}");
+    assert!(out.contains("kind             GPT prior"), "{out}");
+    assert!(out.contains("layers           2"), "{out}");
+    assert!(out.contains("attn_type        sparse"), "{out}");
+    // the GPT's own parameters, then the VQ-VAE stored under `vqvae.` in the same file
+    assert!(out.contains("parameters       70800 (without its VQ-VAE)"), "{out}");
+    assert!(out.contains("latent shape     4×16×16 = 1024 tokens"), "{out}");
+    // a prior saved without its VQ-VAE says what is missing
+    let (ok, _, err) = videogpt(&["info", s(&fixture("gpt_sparse.safetensors"))]);
+    assert!(!ok && err.contains("holds no VQ-VAE"), "{err}");
 }
 
 #[test]
