@@ -77,7 +77,13 @@ def main():
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
+        sched.T_max = args.steps  # the schedule's state carries the old length; --steps decides
         step, trained_s = ck["step"], ck["trained_s"]
+        # the log may run past the checkpoint (rows logged after its save): keep the checkpoint's
+        log_path = args.out / "log.jsonl"
+        if log_path.exists():
+            rows = [r for r in log_path.read_text().splitlines() if r and json.loads(r)["step"] <= step]
+            log_path.write_text("".join(r + "\n" for r in rows))
         print(f"resumed from step {step}", flush=True)
     n_params = sum(p.numel() for p in params)
     print(f"{n_params / 1e6:.2f} M parameters, {len(codes)} clips of {tuple(codes.shape[1:])} tokens, on {hardware}", flush=True)
@@ -114,7 +120,8 @@ def main():
             elapsed = trained_s + time.time() - started
             print(f"step {step}  train {acc / n_acc:.3f} bits/token  lr {sched.get_last_lr()[0]:.2e}  {elapsed / 60:.1f} min", flush=True)
             with open(args.out / "log.jsonl", "a") as f:
-                f.write(json.dumps(dict(step=step, minutes=round(elapsed / 60, 2), train_bits=round(acc / n_acc, 4))) + "\n")
+                f.write(json.dumps(dict(step=step, minutes=round(elapsed / 60, 2), train_bits=round(acc / n_acc, 4),
+                                    lr=sched.get_last_lr()[0])) + "\n")
             acc, n_acc = 0.0, 0
         if step % args.save_every == 0:
             trained_s += time.time() - started
