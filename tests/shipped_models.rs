@@ -1,0 +1,120 @@
+//! The models we ship (`models/index.json`), through the `videogpt` binary as a user runs it:
+//! every file is the one the index names and loads, and each trained model does its job on real
+//! input. Retraining or reshipping a model that broke (wrong file, stale hash, a model that lost
+//! its training) fails here.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn videogpt(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_videogpt")).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "videogpt {args:?} failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).into()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("videogpt-shipped-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn index() -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(root().join("models/index.json")).unwrap()).unwrap()
+}
+
+/// The file of the shipped model `id`.
+fn model(id: &str) -> PathBuf {
+    let index = index();
+    let entry = ["vqvae", "prior"]
+        .iter()
+        .flat_map(|kind| index[kind].as_array().unwrap())
+        .find(|e| e["id"] == id)
+        .unwrap_or_else(|| panic!("models/index.json lists no model {id}"));
+    root().join(entry["file"].as_str().unwrap())
+}
+
+/// `videogpt reconstruct --json` of `input` with `model`: (PSNR, SSIM, frames).
+fn reconstruct(model: &Path, input: &Path) -> (f64, f64, u64) {
+    let stem = |p: &Path| p.file_stem().unwrap().to_str().unwrap().to_owned();
+    let out = tmp(&format!("recon-{}-{}.npy", stem(model), stem(input)));
+    let json = videogpt(&["reconstruct", "--model", s(model), "--input", s(input), "--output", s(&out), "--json"]);
+    let r: serde_json::Value = serde_json::from_str(&json).unwrap();
+    (r["psnr"].as_f64().unwrap(), r["ssim"].as_f64().unwrap(), r["frames"].as_u64().unwrap())
+}
+
+#[test]
+fn the_index_names_each_file_by_its_hash_and_every_model_loads() {
+    let index = index();
+    let default = index["default"].as_str().unwrap();
+    assert_eq!(index["vqvae"][0]["id"], default, "the page's default model comes first in the picker");
+    for kind in ["vqvae", "prior"] {
+        for entry in index[kind].as_array().unwrap() {
+            let path = root().join(entry["file"].as_str().unwrap());
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(bytes.len() as u64, entry["bytes"].as_u64().unwrap(), "{}: size", path.display());
+            let sha = format!("{:x}", Sha256::digest(&bytes));
+            assert_eq!(sha, entry["sha256"].as_str().unwrap(), "{}: SHA-256", path.display());
+            let info = videogpt(&["info", s(&path)]);
+            assert!(info.contains("latent shape"), "{}: {info}", path.display());
+            if let Some(card) = entry["card"].as_str() {
+                assert!(root().join(card).exists(), "{card} is missing");
+            }
+        }
+    }
+}
+
+#[test]
+fn natural_64_reconstructs_the_bundled_film() {
+    // the page's sample clip (Calais 1906): natural-64 measured 26.6 dB / 0.79 on it; the
+    // untrained tiny model gets 7.9 dB
+    let (psnr, ssim, frames) = reconstruct(&model("natural-64"), &root().join("www/media/calais-1906.mp4"));
+    assert_eq!(frames, 64);
+    assert!(psnr >= 25.5 && ssim >= 0.75, "natural-64 on the Calais clip: {psnr:.2} dB, SSIM {ssim:.3}");
+}
+
+#[test]
+fn mmnist_reconstructs_a_held_out_moving_mnist_clip() {
+    // test clip 0 of train/mmnist.py (t10k digits, never trained on): mmnist measured 21.30 dB /
+    // 0.906; natural-64, not trained on digits, gets 19.1 dB / 0.49 and the untrained tiny model 3.9 dB
+    let clip = root().join("tests/fixtures/mmnist_test0.npy");
+    let (psnr, ssim, frames) = reconstruct(&model("mmnist"), &clip);
+    assert_eq!(frames, 16);
+    assert!(psnr >= 20.5 && ssim >= 0.85, "mmnist on a Moving MNIST test clip: {psnr:.2} dB, SSIM {ssim:.3}");
+}
+
+#[test]
+fn the_moving_mnist_prior_samples_digits_its_vqvae_can_read() {
+    // measured: the sample scores 2.60 bits per token, its frames are 87% dark and 8% bright, and
+    // mmnist reads it back at 29.6 dB; the untrained tiny prior's sample scores 6.1 bits and is 48%
+    // bright
+    let prior = model("mmnist-prior");
+    let (video, tokens) = (tmp("mmnist-sample.npy"), tmp("mmnist-tokens.npy"));
+    videogpt(&["sample", "--model", s(&prior), "--output", s(&video), "--tokens", s(&tokens), "--seed", "0", "--top-k", "32"]);
+
+    // the prior finds its own sample likely: far below the 8 bits of a uniform guess over 256 codes
+    let score = videogpt(&["score", "--model", s(&prior), "--tokens", s(&tokens)]);
+    let bits: f64 = score.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(bits < 2.9, "the prior's own sample scores {bits:.3} bits per token");
+
+    // Moving MNIST frames: a black background with bright strokes on a small part of it
+    let clip = videogpt::video::io::read_video(&video).unwrap();
+    assert_eq!((clip.frames, clip.height, clip.width), (16, 64, 64));
+    let bright = clip.rgb.iter().filter(|&&v| v > 128).count() as f64 / clip.rgb.len() as f64;
+    let dark = clip.rgb.iter().filter(|&&v| v < 32).count() as f64 / clip.rgb.len() as f64;
+    assert!(dark > 0.6 && (0.01..0.3).contains(&bright), "sampled frames are {:.0}% dark, {:.1}% bright", dark * 100.0, bright * 100.0);
+
+    // the shipped Moving MNIST VQ-VAE reads the sample back close to what it was
+    let (psnr, _, _) = reconstruct(&model("mmnist"), &video);
+    assert!(psnr >= 25.0, "mmnist reconstructs the prior's sample at {psnr:.2} dB");
+}
