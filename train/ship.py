@@ -28,6 +28,8 @@ def main():
     ap.add_argument("--description", required=True)
     ap.add_argument("--card", type=Path, help="markdown for the model card (data, steps, hardware, metrics)")
     ap.add_argument("--default", action="store_true", help="make it the page's default model")
+    ap.add_argument("--temperature", type=float, help="a prior's suggested sampling temperature (the page starts with it)")
+    ap.add_argument("--top-k", type=int, help="a prior's suggested top-k")
     args = ap.parse_args()
 
     with safe_open(str(args.source), "np") as f:
@@ -43,6 +45,8 @@ def main():
     index = json.loads(index_path.read_text())
     entry = {"id": args.name, "file": f"models/{out.name}", "sha256": hashlib.sha256(data).hexdigest(),
              "bytes": len(data), "description": args.description}
+    if args.kind == "prior" and (args.temperature or args.top_k):
+        entry["sampling"] = {"temperature": args.temperature or 1.0, "top_k": args.top_k or 0}
     if args.card:
         entry["card"] = f"models/{args.name}.md"
         (ROOT / "models" / f"{args.name}.md").write_text(args.card.read_text())

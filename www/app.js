@@ -417,6 +417,13 @@ function fill(select, list, selected) {
   }));
 }
 
+/** A prior's suggested sampling settings (`sampling` in models/index.json) fill the panel's
+ *  inputs; priors without them sample at temperature 1 from all codes. */
+function useSampling(entry) {
+  $('temperature').value = entry?.sampling?.temperature ?? 1;
+  $('top-k').value = entry?.sampling?.top_k ?? 0;
+}
+
 async function start() {
   const params = new URLSearchParams(location.search);
   const response = await fetch('models/index.json');
@@ -427,6 +434,8 @@ async function start() {
   // ?prior=ID picks the generation panel's prior (the tests pin the tiny one), like ?model=ID
   const prior = app.models.prior.find((m) => m.id === params.get('prior')) ?? app.models.prior[0];
   fill($('prior-select'), app.models.prior, prior?.id);
+  useSampling(prior);
+  $('prior-select').addEventListener('change', () => useSampling(app.models.prior.find((m) => m.id === $('prior-select').value)));
 
   // ?device=cpu forces the CPU path (and is how the no-WebGPU path is tested)
   const device = params.get('device') ?? 'auto';

@@ -48,6 +48,17 @@ test('the page loads on WebGPU with no console errors', async () => {
   assert.deepEqual(seen.errors, []);
 });
 
+test("a prior's suggested sampling settings fill the generation panel", async () => {
+  const settings = () => page.evaluate(() => [document.getElementById('temperature').value, document.getElementById('top-k').value]);
+  assert.deepEqual(await settings(), ['1', '0'], 'the tiny prior suggests nothing: temperature 1, all codes');
+  const index = JSON.parse(fs.readFileSync(path.join(ROOT, 'models/index.json'), 'utf8'));
+  const suggesting = index.prior.find((m) => m.sampling);
+  await page.selectOption('#prior-select', suggesting.id);
+  assert.deepEqual(await settings(), [String(suggesting.sampling.temperature), String(suggesting.sampling.top_k)]);
+  await page.selectOption('#prior-select', 'tiny-untrained-prior');
+  assert.deepEqual(await settings(), ['1', '0']);
+});
+
 test('the bundled clip reconstructs; its tokens equal videogpt encode of the same frames; exports round-trip', async (t) => {
   const error = await run(() => page.click('#use-sample'));
   assert.equal(error, '');
