@@ -160,6 +160,12 @@ impl GptConfig {
         keys
     }
 
+    /// The GPT's parameters (its VQ-VAE not included; buffers such as a full-attention mask are
+    /// not parameters): the sum over its state_dict.
+    pub fn parameter_count(&self) -> usize {
+        self.state_dict_shapes().iter().map(|(_, shape)| shape.iter().product::<usize>()).sum()
+    }
+
     /// n_cond × res/4 × res/4: the grid of frame features the cross-attention reads.
     pub fn cond_shape(&self) -> [usize; 3] {
         [self.n_cond_frames, self.resolution / 4, self.resolution / 4]

@@ -388,9 +388,6 @@ fn info(path: &Path) -> Result<()> {
         // a GPT prior: its own hparams, then the VQ-VAE it holds under `vqvae.`
         let gpt = videogpt::gpt::Gpt::load(&bytes, None).map_err(|e| in_file(e, path))?;
         let c = &gpt.config;
-        let tensors = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| in_file(Error::Weights(e.to_string()), path))?;
-        let gpt_params: usize =
-            tensors.tensors().iter().filter(|(k, _)| !k.starts_with("vqvae.")).map(|(_, t)| t.shape().iter().product::<usize>()).sum();
         println!("kind             GPT prior over VQ-VAE tokens");
         println!("hidden_dim       {}", c.hidden_dim);
         println!("heads            {}", c.heads);
@@ -398,7 +395,7 @@ fn info(path: &Path) -> Result<()> {
         println!("attn_type        {}", if c.attn_type == videogpt::gpt::AttnType::Sparse { "sparse" } else { "full" });
         println!("class_cond_dim   {}", c.class_cond_dim);
         println!("n_cond_frames    {}", c.n_cond_frames);
-        println!("parameters       {gpt_params} (without its VQ-VAE)");
+        println!("parameters       {} (without its VQ-VAE)", c.parameter_count());
         println!("its VQ-VAE (`vqvae.` keys):");
         let vq = VqVae::load(&Cpu, &bytes, "vqvae.").map_err(|e| in_file(e, path))?;
         print_vqvae(&vq.config);
