@@ -12,16 +12,6 @@ fn videogpt(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("videogpt-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 fn read_i32_npy(p: &Path) -> (Vec<u64>, Vec<i32>) {
     let npy = npyz::NpyFile::new(std::fs::File::open(p).unwrap()).unwrap();
     (npy.shape().to_vec(), npy.into_vec().unwrap())

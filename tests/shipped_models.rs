@@ -3,6 +3,8 @@
 //! input. Retraining or reshipping a model that broke (wrong file, stale hash, a model that lost
 //! its training) fails here.
 
+mod common;
+use common::{s, tmp};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,16 +19,6 @@ fn videogpt(args: &[&str]) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "videogpt {args:?} failed: {stderr}");
     String::from_utf8_lossy(&out.stdout).into()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("videogpt-shipped-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn index() -> serde_json::Value {
