@@ -303,7 +303,7 @@ async function openSharedClip() {
 // ---------- generation ----------
 
 async function ensurePrior() {
-  const entry = app.models.prior.find((m) => m.id === $('prior-select').value);
+  const entry = selectedPrior();
   if (app.session.prior && app.priorId === entry.id) return;
   status(`Loading the prior ${entry.id}…`);
   await app.session.loadPrior(entry.file, { sha256: entry.sha256, onProgress: (d, t) => progress($('sample-progress'), d, t) });
@@ -417,6 +417,11 @@ function fill(select, list, selected) {
   }));
 }
 
+/** The index entry of the prior picked in the generation panel. */
+function selectedPrior() {
+  return app.models.prior.find((m) => m.id === $('prior-select').value);
+}
+
 /** A prior's suggested sampling settings (`sampling` in models/index.json) fill the panel's
  *  inputs; priors without them sample at temperature 1 from all codes. */
 function useSampling(entry) {
@@ -435,7 +440,7 @@ async function start() {
   const prior = app.models.prior.find((m) => m.id === params.get('prior')) ?? app.models.prior[0];
   fill($('prior-select'), app.models.prior, prior?.id);
   useSampling(prior);
-  $('prior-select').addEventListener('change', () => useSampling(app.models.prior.find((m) => m.id === $('prior-select').value)));
+  $('prior-select').addEventListener('change', () => useSampling(selectedPrior()));
 
   // ?device=cpu forces the CPU path (and is how the no-WebGPU path is tested)
   const device = params.get('device') ?? 'auto';
