@@ -62,18 +62,30 @@ pub fn run(args: Args) -> Result<()> {
     println!("serving {} on http://{bound}/ (Ctrl-C to stop)", args.root.display());
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    let header = |k: &str, v: &str| Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header");
+    // one thread per request: a client that stops reading a large response (a paused <video>,
+    // a cancelled fetch) blocks only its own thread, never the page's other requests
+    let root = std::sync::Arc::new(args.root);
     for request in server.incoming_requests() {
-        let file = resolve(&args.root, request.url()).filter(|p| p.is_file());
-        let response = match file.and_then(|p| std::fs::read(&p).ok().map(|b| (p, b))) {
-            Some((path, body)) => Response::from_data(body).with_status_code(200).with_header(header("Content-Type", mime(&path))),
-            None => Response::from_data(b"not found".to_vec()).with_status_code(404).with_header(header("Content-Type", "text/plain")),
-        };
-        let response = response
-            .with_header(header("Cross-Origin-Opener-Policy", "same-origin"))
-            .with_header(header("Cross-Origin-Embedder-Policy", "require-corp"))
-            .with_header(header("Cache-Control", "no-cache"));
-        let _ = request.respond(response);
+        let root = root.clone();
+        std::thread::spawn(move || respond(&root, request));
     }
     Ok(())
+}
+
+/// Answer one request: the file streamed from disk (never read whole), or a 404.
+fn respond(root: &Path, request: tiny_http::Request) {
+    let header = |k: &str, v: &str| Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header");
+    let file = resolve(root, request.url()).filter(|p| p.is_file());
+    let response = match file.and_then(|p| std::fs::File::open(&p).ok().map(|f| (p, f))) {
+        Some((path, f)) => Response::from_file(f).with_status_code(200).with_header(header("Content-Type", mime(&path))).boxed(),
+        None => Response::from_data(b"not found".to_vec()).with_status_code(404).with_header(header("Content-Type", "text/plain")).boxed(),
+    };
+    let response = response
+        .with_header(header("Cross-Origin-Opener-Policy", "same-origin"))
+        .with_header(header("Cross-Origin-Embedder-Policy", "require-corp"))
+        .with_header(header("Cache-Control", "no-cache"))
+        // Content-Length rather than chunks, whatever the size: model downloads show progress by it
+        .with_chunked_threshold(usize::MAX);
+    // the client may have gone away; nothing to tell it
+    let _ = request.respond(response);
 }

@@ -161,9 +161,9 @@ fn user_errors_are_reported_not_panicked() {
     assert!(!ok && err.contains("junk.mp4"), "{err}");
 }
 
-#[test]
-fn serve_sends_the_page_with_isolation_headers() {
-    use std::io::{BufRead, BufReader, Read, Write};
+/// `videogpt serve --port 0` on the repository; the child (kill it when done) and its address.
+fn serve() -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_videogpt"))
         .args(["serve", "--port", "0", "--root", s(&root)])
@@ -173,17 +173,28 @@ fn serve_sends_the_page_with_isolation_headers() {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line.split("http://").nth(1).unwrap().trim_end().trim_end_matches(" (Ctrl-C to stop)").trim_end_matches('/').to_string();
-    let get = |path: &str| {
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    };
-    let index = get("/");
-    let wgsl = get("/shaders/conv3d.wgsl");
-    let escape = get("/../../etc/passwd");
-    let missing = get("/nope.js");
+    (child, addr)
+}
+
+/// One GET on a fresh connection; the whole response as text (a read that waits over 20 s fails).
+fn get(addr: &str, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+#[test]
+fn serve_sends_the_page_with_isolation_headers() {
+    let (mut child, addr) = serve();
+    let index = get(&addr, "/").unwrap();
+    let wgsl = get(&addr, "/shaders/conv3d.wgsl").unwrap();
+    let escape = get(&addr, "/../../etc/passwd").unwrap();
+    let missing = get(&addr, "/nope.js").unwrap();
+    let model = get(&addr, "/models/mmnist-prior.safetensors").unwrap();
     child.kill().ok();
     child.wait().ok();
     assert!(index.starts_with("HTTP/1.1 200"), "{index}");
@@ -194,6 +205,28 @@ fn serve_sends_the_page_with_isolation_headers() {
     assert!(wgsl.contains("implicit GEMM"));
     assert!(escape.starts_with("HTTP/1.1 404"), "{escape}");
     assert!(missing.starts_with("HTTP/1.1 404"));
+    // a streamed file arrives whole, with its length up front
+    let size = std::fs::metadata("models/mmnist-prior.safetensors").unwrap().len();
+    assert!(model.contains(&format!("Content-Length: {size}")), "{}", &model[..400.min(model.len())]);
+}
+
+#[test]
+fn serve_answers_while_another_client_stops_reading() {
+    use std::io::Write;
+    let (mut child, addr) = serve();
+    // a client that asks for ~80 MB (20 pipelined model downloads) and reads none of it, like a
+    // paused <video> or a stuck tab: the server's writes to it block once the socket buffers fill
+    let mut stalled = std::net::TcpStream::connect(&addr).unwrap();
+    for _ in 0..20 {
+        write!(stalled, "GET /models/mmnist-prior.safetensors HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let index = get(&addr, "/");
+    drop(stalled);
+    child.kill().ok();
+    child.wait().ok();
+    let index = index.expect("the page was not served while another client stalled");
+    assert!(index.starts_with("HTTP/1.1 200") && index.contains("<h1>videogpt-web</h1>"), "{index}");
 }
 
 #[test]
