@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch } from './browser.mjs';
-import { ROOT, serve, watch } from './helpers.mjs';
+import { ROOT, goto, serve, watch } from './helpers.mjs';
 
 const DIST = path.join(ROOT, 'dist');
 let browser, server;
@@ -29,7 +29,7 @@ test('a static page with only the script tag and the element shows a decoded cli
     contentType: 'text/html',
     body: `<script type="module" src="www/video-gpt.js"></script><video-gpt model="models/${model}" tokens="www/media/calais-1906.vgt" autoplay loop></video-gpt>`,
   }));
-  await page.goto(`${server.url}minimal.html`);
+  await goto(page, `${server.url}minimal.html`);
   await page.waitForFunction(() => ['ready', 'error'].includes(document.querySelector('video-gpt')?.state), null, { timeout: 300_000 });
   const r = await page.$eval('video-gpt', (e) => ({ state: e.state, status: e.shadowRoot.querySelector('[part=status]').textContent, frames: e.frames?.frames }));
   assert.equal(r.state, 'ready', r.status);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch } from './browser.mjs';
-import { ROOT, cli, idle, pageBytes, readNpy, serve, tmp, watch } from './helpers.mjs';
+import { ROOT, cli, goto, idle, pageBytes, readNpy, serve, tmp, watch } from './helpers.mjs';
 
 const MODEL = 'models/tiny-untrained.safetensors';
 let browser, server, vgt;
@@ -34,7 +34,7 @@ async function embedPage(body) {
     if (url.pathname.endsWith('.vgt')) return route.fulfill({ body: fs.readFileSync(vgt), contentType: 'application/octet-stream' });
     return route.fulfill({ contentType: 'text/html', body: `<!doctype html><script type="module" src="/www/video-gpt.js"></script>${body}` });
   });
-  await page.goto(`${server.url}e2e/embed.html`);
+  await goto(page, `${server.url}e2e/embed.html`);
   return { page, seen };
 }
 
@@ -108,7 +108,7 @@ test('bad tokens show an error in the element, and the page goes on', async () =
 
 test('a link with the tokens in its fragment reopens the clip', async () => {
   const page = await browser.newPage();
-  await page.goto(`${server.url}?model=tiny-untrained`);
+  await goto(page, `${server.url}?model=tiny-untrained`);
   await page.waitForFunction(() => window.app?.session, null, { timeout: 180_000 });
   await page.click('#use-sample');
   assert.equal(await idle(page, 'result'), '');
@@ -120,7 +120,7 @@ test('a link with the tokens in its fragment reopens the clip', async () => {
   assert.ok(link.length < 2000, `a 16-frame clip made a ${link.length}-character link (${bytes}-byte .vgt)`);
   const original = await pageBytes(page, 'app.result.output.data');
   const opened = await browser.newPage();
-  await opened.goto(link);
+  await goto(opened, link);
   await opened.waitForFunction(() => window.app?.shared, null, { timeout: 180_000 });
   const shared = await pageBytes(opened, 'app.shared.data');
   assert.deepEqual(shared, original);

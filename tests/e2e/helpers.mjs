@@ -72,6 +72,28 @@ export function watch(page) {
   return w;
 }
 
+/** `page.goto(url)`, allowing 2 minutes for the load event (Chromium on SwiftShader on a busy
+ *  2-core CI machine can be slow to start) and, if even that runs out, naming the requests that
+ *  never finished, so a stalled server or resource shows in the failure. */
+export async function goto(page, url, timeout = 120_000) {
+  const pending = new Set();
+  const add = (r) => pending.add(r);
+  const done = (r) => pending.delete(r);
+  page.on('request', add);
+  page.on('requestfinished', done);
+  page.on('requestfailed', done);
+  try {
+    return await page.goto(url, { timeout });
+  } catch (e) {
+    e.message += `\nrequests not finished: ${[...pending].map((r) => r.url()).join(', ') || 'none'}`;
+    throw e;
+  } finally {
+    page.off('request', add);
+    page.off('requestfinished', done);
+    page.off('requestfailed', done);
+  }
+}
+
 /** Requests that went anywhere but the local server (data: and blob: URLs stay in the page). */
 export function offsite(requests, url) {
   return requests.filter((u) => !u.startsWith(url) && !u.startsWith('data:') && !u.startsWith('blob:'));

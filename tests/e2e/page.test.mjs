@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch } from './browser.mjs';
-import { ARTIFACTS, ROOT, checkTokens, cli, cliTokensFor, differing, ffmpegFromNpy, idle, pageBytes, readNpy, serve, tmp, watch } from './helpers.mjs';
+import { ARTIFACTS, ROOT, checkTokens, cli, cliTokensFor, differing, ffmpegFromNpy, goto, idle, pageBytes, readNpy, serve, tmp, watch } from './helpers.mjs';
 
 const MODEL = 'models/tiny-untrained.safetensors';
 const PRIOR = 'models/tiny-untrained-prior.safetensors';
@@ -18,7 +18,7 @@ before(async () => {
   page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   seen = watch(page);
   // the tiny model: SwiftShader runs WebGPU on the CPU, slowly
-  await page.goto(`${server.url}?model=tiny-untrained&prior=tiny-untrained-prior`);
+  await goto(page, `${server.url}?model=tiny-untrained&prior=tiny-untrained-prior`);
   await page.waitForFunction(() => window.app?.session || document.body.dataset.state === 'failed', null, { timeout: 180_000 });
 });
 

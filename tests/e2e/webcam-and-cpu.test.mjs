@@ -3,7 +3,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { launch } from './browser.mjs';
-import { ARTIFACTS, ROOT, checkTokens, ffmpegFromNpy, idle, serve, tmp, watch } from './helpers.mjs';
+import { ARTIFACTS, ROOT, checkTokens, ffmpegFromNpy, goto, idle, serve, tmp, watch } from './helpers.mjs';
 
 const MODEL = 'models/tiny-untrained.safetensors';
 const server = await serve();
@@ -12,7 +12,7 @@ after(() => server.stop());
 async function open(browser, query = '?model=tiny-untrained') {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   const seen = watch(page);
-  await page.goto(server.url + query);
+  await goto(page, server.url + query);
   await page.waitForFunction(() => window.app?.session || document.body.dataset.state === 'failed', null, { timeout: 180_000 });
   return { page, seen };
 }
