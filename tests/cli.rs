@@ -5,13 +5,6 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn videogpt(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_videogpt")).args(args).output().unwrap();
-    let code = out.status.code();
-    assert!(code == Some(0) || code == Some(1), "videogpt {args:?} exited with {code:?} (a panic?)");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
 fn read_i32_npy(p: &Path) -> (Vec<u64>, Vec<i32>) {
     let npy = npyz::NpyFile::new(std::fs::File::open(p).unwrap()).unwrap();
     (npy.shape().to_vec(), npy.into_vec().unwrap())

@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use std::process::Command;
 use videogpt::gpt::{draw, Gpt, SampleOptions};
 use videogpt::rng::SplitMix64;
 
@@ -75,16 +74,9 @@ fn prefix_continuation_keeps_the_prefix_and_reports_progress() {
 
 #[test]
 fn cli_sample_then_score() {
-    let dir = std::env::temp_dir().join(format!("videogpt-sample-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (tokens, video) = (dir.join("t.npy"), dir.join("v.npy"));
+    let (tokens, video) = (tmp("sample-t.npy"), tmp("sample-v.npy"));
     let f = |n: &str| fixture(n).to_str().unwrap().to_string();
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_videogpt")).args(args).output().unwrap();
-        assert!(out.status.code() == Some(0) || out.status.code() == Some(1), "panic: {out:?}");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
-    };
-    let (ok, _, err) = run(&[
+    let (ok, _, err) = videogpt(&[
         "sample", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--output",
         video.to_str().unwrap(), "--tokens", tokens.to_str().unwrap(), "--n", "2", "--seed", "5",
         "--prefix", &f("carphone_8f.npy"), "--prefix-frames", "1",
@@ -92,7 +84,7 @@ fn cli_sample_then_score() {
     assert!(ok, "{err}");
     let v = videogpt::video::io::read_video(&video).unwrap();
     assert_eq!((v.frames, v.height, v.width), (16, 32, 32));
-    let (ok, out, err) = run(&["score", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--tokens", tokens.to_str().unwrap()]);
+    let (ok, out, err) = videogpt(&["score", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--tokens", tokens.to_str().unwrap()]);
     assert!(ok, "{err}");
     // the same numbers as the library
     let npy = npyz::NpyFile::new(std::fs::File::open(&tokens).unwrap()).unwrap();
@@ -105,8 +97,8 @@ fn cli_sample_then_score() {
         assert!(out.contains(&want), "{out} lacks {want}");
     }
     // the GPU sampling path through the CLI, continuing the same prefix
-    let gpu_video = dir.join("g.npy");
-    let (ok, _, err) = run(&[
+    let gpu_video = tmp("sample-g.npy");
+    let (ok, _, err) = videogpt(&[
         "sample", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--output",
         gpu_video.to_str().unwrap(), "--seed", "5", "--prefix", &f("carphone_8f.npy"), "--prefix-frames", "1", "--device", "gpu",
     ]);
@@ -114,11 +106,13 @@ fn cli_sample_then_score() {
     let g = videogpt::video::io::read_video(&gpu_video).unwrap();
     assert_eq!((g.frames, g.height, g.width), (8, 32, 32));
     // errors, not panics
-    let (ok, _, err) = run(&["sample", "--model", &f("gpt_full.safetensors"), "--output", video.to_str().unwrap()]);
+    let (ok, _, err) = videogpt(&["sample", "--model", &f("gpt_full.safetensors"), "--output", video.to_str().unwrap()]);
     assert!(!ok && err.contains("pass the VQ-VAE file separately"), "{err}");
-    let (ok, _, err) = run(&["score", "--model", &f("gpt_sparse.safetensors"), "--vqvae", &f("vqvae_422.safetensors"), "--tokens", tokens.to_str().unwrap()]);
+    let (ok, _, err) = videogpt(&["score", "--model", &f("gpt_sparse.safetensors"), "--vqvae", &f("vqvae_422.safetensors"), "--tokens", tokens.to_str().unwrap()]);
     assert!(!ok && err.contains("this GPT models [2, 16, 16]"), "{err}");
-    let (ok, _, err) = run(&["sample", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--output", video.to_str().unwrap(), "--prefix", &f("carphone_8f.npy"), "--prefix-frames", "2"]);
+    let (ok, _, err) = videogpt(&["sample", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--output", video.to_str().unwrap(), "--prefix", &f("carphone_8f.npy"), "--prefix-frames", "2"]);
     assert!(!ok && err.contains("--prefix-frames must be between 1 and 1"), "{err}");
-    std::fs::remove_dir_all(&dir).ok();
+    for f in [&tokens, &video, &gpu_video] {
+        std::fs::remove_file(f).ok();
+    }
 }

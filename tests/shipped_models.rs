@@ -4,9 +4,8 @@
 //! its training) fails here.
 
 mod common;
-use common::{s, tmp};
+use common::{s, tmp, videogpt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
@@ -14,11 +13,11 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn videogpt(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_videogpt")).args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "videogpt {args:?} failed: {stderr}");
-    String::from_utf8_lossy(&out.stdout).into()
+/// `videogpt args`, which must succeed: its stdout.
+fn run(args: &[&str]) -> String {
+    let (ok, out, err) = videogpt(args);
+    assert!(ok, "videogpt {args:?} failed: {err}");
+    out
 }
 
 fn index() -> serde_json::Value {
@@ -40,7 +39,7 @@ fn model(id: &str) -> PathBuf {
 fn reconstruct(model: &Path, input: &Path) -> (f64, f64, u64) {
     let stem = |p: &Path| p.file_stem().unwrap().to_str().unwrap().to_owned();
     let out = tmp(&format!("recon-{}-{}.npy", stem(model), stem(input)));
-    let json = videogpt(&["reconstruct", "--model", s(model), "--input", s(input), "--output", s(&out), "--json"]);
+    let json = run(&["reconstruct", "--model", s(model), "--input", s(input), "--output", s(&out), "--json"]);
     let r: serde_json::Value = serde_json::from_str(&json).unwrap();
     (r["psnr"].as_f64().unwrap(), r["ssim"].as_f64().unwrap(), r["frames"].as_u64().unwrap())
 }
@@ -57,7 +56,7 @@ fn the_index_names_each_file_by_its_hash_and_every_model_loads() {
             assert_eq!(bytes.len() as u64, entry["bytes"].as_u64().unwrap(), "{}: size", path.display());
             let sha = format!("{:x}", Sha256::digest(&bytes));
             assert_eq!(sha, entry["sha256"].as_str().unwrap(), "{}: SHA-256", path.display());
-            let info = videogpt(&["info", s(&path)]);
+            let info = run(&["info", s(&path)]);
             assert!(info.contains("latent shape"), "{}: {info}", path.display());
             if let Some(card) = entry["card"].as_str() {
                 assert!(root().join(card).exists(), "{card} is missing");
@@ -92,10 +91,10 @@ fn the_moving_mnist_prior_samples_digits_its_vqvae_can_read() {
     // bright
     let prior = model("mmnist-prior");
     let (video, tokens) = (tmp("mmnist-sample.npy"), tmp("mmnist-tokens.npy"));
-    videogpt(&["sample", "--model", s(&prior), "--output", s(&video), "--tokens", s(&tokens), "--seed", "0", "--top-k", "32"]);
+    run(&["sample", "--model", s(&prior), "--output", s(&video), "--tokens", s(&tokens), "--seed", "0", "--top-k", "32"]);
 
     // the prior finds its own sample likely: far below the 8 bits of a uniform guess over 256 codes
-    let score = videogpt(&["score", "--model", s(&prior), "--tokens", s(&tokens)]);
+    let score = run(&["score", "--model", s(&prior), "--tokens", s(&tokens)]);
     let bits: f64 = score.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(bits < 2.9, "the prior's own sample scores {bits:.3} bits per token");
 

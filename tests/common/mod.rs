@@ -19,6 +19,15 @@ pub fn tmp(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// Run the `videogpt` binary: (succeeded, stdout, stderr). A user error exits with 1; any other
+/// exit (a panic is 101) fails the test.
+pub fn videogpt(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_videogpt")).args(args).output().unwrap();
+    let code = out.status.code();
+    assert!(code == Some(0) || code == Some(1), "videogpt {args:?} exited with {code:?} (a panic?)");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
 /// A path as a command-line argument.
 pub fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
