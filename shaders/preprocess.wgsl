@@ -1,13 +1,13 @@
-// preprocess.wgsl — VideoGPT's `preprocess` on the GPU: bilinear resize of the shorter side
-// (align_corners=False, no antialiasing), centre crop, uint8 → [-0.5, 0.5], channel-first. The
-// taps come from the host's ResizePlan (src/video/mod.rs), and the sums are written in the same
-// order as the CPU path, so both give the same floats.
+// preprocess.wgsl — `preprocess` on the GPU (spec §1.1): resize of the shorter side, centre crop,
+// uint8 → [-0.5, 0.5], channel-first. The taps (antialiased bilinear by default, or VideoGPT's
+// 2-tap bilinear) come from the host's ResizePlan (src/video/mod.rs), and the sums are formed in
+// the same order as the CPU path, Σ_y wy·(Σ_x wx·p), so both give the same floats.
 //
 // Bind group 0:
 //   @binding(0) uniform      p     : Params
 //   @binding(1) storage read rgb   : array<u32>   T×H×W×3 bytes, packed four to a word
-//   @binding(2) storage read rows  : array<u32>   [res][y0, y1, bits(w0), bits(w1)]
-//   @binding(3) storage read cols  : array<u32>   [res][x0, x1, bits(w0), bits(w1)]
+//   @binding(2) storage read rows  : array<u32>   [res][offset, count], then [index, bits(weight)] pairs
+//   @binding(3) storage read cols  : array<u32>   same layout, per output column
 //   @binding(4) storage read levels: array<f32>   [256] byte / 255
 //   @binding(5) storage rw   out   : array<f32>   [3][T][res][res]
 
@@ -40,13 +40,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let f = i / n;
     let oy = (i % n) / p.res;
     let ox = i % p.res;
-    let y0 = rows[oy * 4u]; let y1 = rows[oy * 4u + 1u];
-    let ly0 = bitcast<f32>(rows[oy * 4u + 2u]); let ly1 = bitcast<f32>(rows[oy * 4u + 3u]);
-    let x0 = cols[ox * 4u]; let x1 = cols[ox * 4u + 1u];
-    let lx0 = bitcast<f32>(cols[ox * 4u + 2u]); let lx1 = bitcast<f32>(cols[ox * 4u + 3u]);
+    let row_at = rows[oy * 2u]; let row_taps = rows[oy * 2u + 1u];
+    let col_at = cols[ox * 2u]; let col_taps = cols[ox * 2u + 1u];
     for (var c = 0u; c < 3u; c++) {
-        let top = lx0 * px(f, y0, x0, c) + lx1 * px(f, y0, x1, c);
-        let bottom = lx0 * px(f, y1, x0, c) + lx1 * px(f, y1, x1, c);
-        out[(c * p.frames + f) * n + oy * p.res + ox] = ly0 * top + ly1 * bottom - 0.5;
+        var acc = 0.0;
+        for (var r = 0u; r < row_taps; r++) {
+            let y = rows[row_at + 2u * r];
+            var line = 0.0;
+            for (var k = 0u; k < col_taps; k++) {
+                line += bitcast<f32>(cols[col_at + 2u * k + 1u]) * px(f, y, cols[col_at + 2u * k], c);
+            }
+            acc += bitcast<f32>(rows[row_at + 2u * r + 1u]) * line;
+        }
+        out[(c * p.frames + f) * n + oy * p.res + ox] = acc - 0.5;
     }
 }

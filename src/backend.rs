@@ -64,8 +64,8 @@ pub trait Backend {
     fn upload_codes(&self, codes: &[u32], dims: [usize; 3]) -> Result<Codes<Self>>;
     /// VideoGPT's `preprocess` of a whole clip (resize the shorter side, centre crop, to
     /// [-0.5, 0.5]) onto the device: a 3×T×res×res tensor.
-    fn preprocess(&self, video: &crate::video::Video, resolution: usize) -> Result<Tensor<Self>> {
-        self.upload_volume(&crate::video::preprocess(video, resolution, None)?)
+    fn preprocess(&self, video: &crate::video::Video, resolution: usize, resize: crate::video::Resize) -> Result<Tensor<Self>> {
+        self.upload_volume(&crate::video::preprocess(video, resolution, None, resize)?)
     }
 
     /// SamePadConv3d, then `+ residual` and/or ReLU when asked (fused where the backend can).

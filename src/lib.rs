@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod nn;
 pub mod resnet;
 pub mod rng;
+pub mod session;
 pub mod tokens;
 pub mod vgt;
 pub mod video;

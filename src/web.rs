@@ -14,10 +14,11 @@ use wasm_bindgen_futures::future_to_promise;
 use web_sys::ImageBitmap;
 
 use crate::backend::{Backend, Tensor};
-use crate::gpt::{Gpt, SampleOptions};
-use crate::gpu::GpuPrior;
-use crate::video::{self, Video};
-use crate::{bail, metrics, Cpu, Error, Gpu, Result, VqVae};
+use crate::gpt::SampleOptions;
+use crate::session::{seed_from_f64, Prior, Tokenizer};
+use crate::tokens::Tokens;
+use crate::video::{self, Resize, Video};
+use crate::{bail, Cpu, Error, Gpu, Result, VqVaeConfig};
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -55,53 +56,45 @@ fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-/// A prior and the VQ-VAE whose codes it models (decodes its samples, encodes prefixes).
-struct Prior<B: Backend> {
-    gpt: Gpt,
-    vqvae: VqVae<B>,
-}
-
 /// The models loaded on one backend. Models sit behind `Rc` so a running job keeps its model
 /// alive while the page loads another.
 struct Models<B: Backend> {
     backend: B,
-    vqvae: RefCell<Option<Rc<VqVae<B>>>>,
-    /// `vgt::model_hash` of the VQ-VAE file: `.vgt` files name their model by it.
-    vqvae_hash: std::cell::Cell<[u8; 16]>,
+    tokenizer: RefCell<Option<Rc<Tokenizer<B>>>>,
     prior: RefCell<Option<Rc<Prior<B>>>>,
 }
 
 impl<B: Backend + 'static> Models<B> {
     fn new(backend: B) -> Rc<Self> {
-        Rc::new(Models { backend, vqvae: RefCell::new(None), vqvae_hash: Default::default(), prior: RefCell::new(None) })
+        Rc::new(Models { backend, tokenizer: RefCell::new(None), prior: RefCell::new(None) })
     }
 
-    fn vqvae(&self) -> Result<Rc<VqVae<B>>> {
-        self.vqvae.borrow().clone().ok_or_else(|| Error::Input("no VQ-VAE loaded: call loadVqvae first".into()))
+    fn vqvae(&self) -> Result<Rc<Tokenizer<B>>> {
+        self.tokenizer.borrow().clone().ok_or_else(|| Error::Input("no VQ-VAE loaded: call loadVqvae first".into()))
     }
 
     fn prior(&self) -> Result<Rc<Prior<B>>> {
         self.prior.borrow().clone().ok_or_else(|| Error::Input("no GPT prior loaded: call loadPrior first".into()))
     }
 
-    /// The reconstruction VQ-VAE, or the prior's when `for_prior`.
-    fn tokenizer(&self, for_prior: bool) -> Result<Rc<dyn AsVqVae<B>>> {
-        Ok(if for_prior { self.prior()? as Rc<dyn AsVqVae<B>> } else { self.vqvae()? as Rc<dyn AsVqVae<B>> })
+    /// The reconstruction tokenizer, or the prior's when `for_prior`.
+    fn tokenizer(&self, for_prior: bool) -> Result<Rc<dyn AsTokenizer<B>>> {
+        Ok(if for_prior { self.prior()? as Rc<dyn AsTokenizer<B>> } else { self.vqvae()? as Rc<dyn AsTokenizer<B>> })
     }
 }
 
-/// Either a VQ-VAE or a prior's VQ-VAE, behind one `Rc`.
-trait AsVqVae<B: Backend> {
-    fn vqvae(&self) -> &VqVae<B>;
+/// Either the reconstruction tokenizer or a prior's, behind one `Rc`.
+trait AsTokenizer<B: Backend> {
+    fn tokenizer(&self) -> &Tokenizer<B>;
 }
-impl<B: Backend> AsVqVae<B> for VqVae<B> {
-    fn vqvae(&self) -> &VqVae<B> {
+impl<B: Backend> AsTokenizer<B> for Tokenizer<B> {
+    fn tokenizer(&self) -> &Tokenizer<B> {
         self
     }
 }
-impl<B: Backend> AsVqVae<B> for Prior<B> {
-    fn vqvae(&self) -> &VqVae<B> {
-        &self.vqvae
+impl<B: Backend> AsTokenizer<B> for Prior<B> {
+    fn tokenizer(&self) -> &Tokenizer<B> {
+        &self.tokenizer
     }
 }
 
@@ -128,8 +121,7 @@ macro_rules! on_device {
 }
 
 /// What the page knows about a loaded model.
-fn vqvae_info<B: Backend>(m: &VqVae<B>) -> JsValue {
-    let c = &m.config;
+fn vqvae_info(c: &VqVaeConfig) -> JsValue {
     let latent = c.latent_shape();
     object(&[
         ("kind", "vqvae".into()),
@@ -186,33 +178,37 @@ impl Frames {
     }
 }
 
-/// The first model window of a clip, preprocessed on the device as VideoGPT does (shorter side
-/// resized to the model's resolution, centre crop); clips longer than `sequence_length` are cut
-/// to it. Returns the tensor and its dims checked against the model's strides.
-fn model_input<B: Backend + MaybeGpu>(b: &B, m: &VqVae<B>, frames: &Frames) -> Result<(Tensor<B>, [usize; 3])> {
-    let c = &m.config;
-    let n = frames.count();
-    let (windows, _) = video::windows(n, c.sequence_length, c.downsample[0]);
-    let Some(first) = windows.first() else {
-        bail!(Input, "the clip has {n} frames; the model needs at least {}", c.downsample[0]);
-    };
-    let x = match frames {
-        Frames::Rgb(clip) if first.len() == clip.frames => b.preprocess(clip, c.resolution)?,
-        Frames::Rgb(clip) => b.preprocess(&clip.slice(first.start, first.len()), c.resolution)?,
-        Frames::Images(images) => b.preprocess_images(&images[first.clone()], c.resolution)?,
-    };
-    let latent = c.check_clip(x.dims.t, x.dims.h, x.dims.w)?;
-    Ok((x, latent))
+/// The first model window of a clip, preprocessed on the device (shorter side resized to the
+/// model's resolution, centre crop); clips longer than `sequence_length` are cut to it.
+fn model_input<B: Backend + MaybeGpu>(b: &B, t: &Tokenizer<B>, frames: &Frames) -> Result<Tensor<B>> {
+    let (windows, _) = t.windows(frames.count())?;
+    let first = windows[0].clone();
+    match frames {
+        Frames::Rgb(clip) => t.preprocess(b, clip, first),
+        Frames::Images(images) => b.preprocess_images(&images[first], t.resolution, t.resize),
+    }
 }
 
-fn check_latent<B: Backend>(m: &VqVae<B>, tokens: &[u32], latent: [usize; 3]) -> Result<()> {
-    if tokens.len() != latent.iter().product::<usize>() || latent.contains(&0) {
-        bail!(Input, "{} tokens do not fill a {}×{}×{} grid", tokens.len(), latent[0], latent[1], latent[2]);
+/// How `loadVqvae` brings clips to the model: `{ resolution, resize }`.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct InputOptions {
+    resolution: Option<usize>,
+    resize: Option<String>,
+}
+
+impl InputOptions {
+    fn from_js(options: JsValue) -> Result<Self> {
+        if options.is_undefined() || options.is_null() {
+            return Ok(Self::default());
+        }
+        serde_wasm_bindgen::from_value(options).map_err(|e| Error::Input(format!("bad model options: {e}")))
     }
-    if let Some(&bad) = tokens.iter().find(|&&c| c as usize >= m.config.n_codes) {
-        bail!(Input, "token {bad} is out of range for a codebook of {} codes", m.config.n_codes);
+
+    fn apply<B: Backend>(&self, t: Tokenizer<B>) -> Result<Tokenizer<B>> {
+        let resize = self.resize.as_deref().map_or(Ok(Resize::default()), str::parse)?;
+        Ok(t.with_resolution(self.resolution)?.with_resize(resize))
     }
-    Ok(())
 }
 
 #[derive(Deserialize, Default)]
@@ -270,20 +266,22 @@ impl Engine {
     }
 
     /// Load the reconstruction VQ-VAE from safetensors bytes; returns its hparams.
+    /// `options`: `{ resolution, resize }` — run at another resolution than the file's (a
+    /// multiple of its spatial stride), and `'antialias'` (default) or `'videogpt'` resizing.
     #[wasm_bindgen(js_name = loadVqvae)]
-    pub fn load_vqvae(&self, bytes: &[u8]) -> std::result::Result<JsValue, JsValue> {
-        fn load<B: Backend>(m: &Models<B>, bytes: &[u8]) -> Result<JsValue> {
-            let model = VqVae::load(&m.backend, bytes, "")?;
-            let info = vqvae_info(&model);
-            let hash = crate::vgt::model_hash(bytes);
-            Reflect::set(&info, &"hash".into(), &crate::vgt::hex(&hash).into()).expect("a plain object");
-            *m.vqvae.borrow_mut() = Some(Rc::new(model));
-            m.vqvae_hash.set(hash);
+    pub fn load_vqvae(&self, bytes: &[u8], options: JsValue) -> std::result::Result<JsValue, JsValue> {
+        fn load<B: Backend>(m: &Models<B>, bytes: &[u8], o: &InputOptions) -> Result<JsValue> {
+            let t = o.apply(Tokenizer::load(&m.backend, bytes, "")?)?;
+            let info = vqvae_info(t.config());
+            Reflect::set(&info, &"hash".into(), &crate::vgt::hex(&t.hash).into()).expect("a plain object");
+            Reflect::set(&info, &"inputResolution".into(), &(t.resolution as u32).into()).expect("a plain object");
+            *m.tokenizer.borrow_mut() = Some(Rc::new(t));
             Ok(info)
         }
+        let o = InputOptions::from_js(options).map_err(js_error)?;
         match &self.device {
-            Device::Gpu(m) => load(m, bytes),
-            Device::Cpu(m) => load(m, bytes),
+            Device::Gpu(m) => load(m, bytes, &o),
+            Device::Cpu(m) => load(m, bytes, &o),
         }
         .map_err(js_error)
     }
@@ -292,12 +290,8 @@ impl Engine {
     #[wasm_bindgen(js_name = loadPrior)]
     pub fn load_prior(&self, bytes: &[u8], vqvae: Option<Vec<u8>>) -> std::result::Result<JsValue, JsValue> {
         fn load<B: Backend>(m: &Models<B>, bytes: &[u8], vq: Option<&[u8]>) -> Result<JsValue> {
-            let gpt = Gpt::load(bytes, vq)?;
-            let vqvae = match vq {
-                Some(v) => VqVae::load(&m.backend, v, "")?,
-                None => VqVae::load(&m.backend, bytes, "vqvae.")?,
-            };
-            let c = &gpt.config;
+            let prior = Prior::load(&m.backend, bytes, vq)?;
+            let c = &prior.gpt.config;
             let info = object(&[
                 ("kind", "gpt".into()),
                 ("hiddenDim", (c.hidden_dim as u32).into()),
@@ -306,9 +300,9 @@ impl Engine {
                 ("attnType", format!("{:?}", c.attn_type).to_lowercase().into()),
                 ("classes", (c.class_cond_dim as u32).into()),
                 ("latent", shape(&c.latent)),
-                ("vqvae", vqvae_info(&vqvae)),
+                ("vqvae", vqvae_info(prior.tokenizer.config())),
             ]);
-            *m.prior.borrow_mut() = Some(Rc::new(Prior { gpt, vqvae }));
+            *m.prior.borrow_mut() = Some(Rc::new(prior));
             Ok(info)
         }
         match &self.device {
@@ -323,9 +317,9 @@ impl Engine {
     pub fn encode(&self, data: JsValue, frames: usize, height: usize, width: usize, for_prior: bool) -> Promise {
         on_device!(self, |m| async move {
             let model = m.tokenizer(for_prior)?;
-            let (b, vq) = (&m.backend, model.vqvae());
-            let (x, latent) = model_input(b, vq, &Frames::from_js(data, frames, height, width)?)?;
-            let codes = b.read_codes(&vq.encode(b, &x)?).await?;
+            let (b, t) = (&m.backend, model.tokenizer());
+            let x = model_input(b, t, &Frames::from_js(data, frames, height, width)?)?;
+            let (codes, latent) = t.encode(b, &x).await?;
             let input = video::to_video(&b.read_volume(&x).await?)?;
             Ok::<_, Error>(object(&[
                 ("tokens", Uint32Array::from(&codes[..]).into()),
@@ -340,9 +334,8 @@ impl Engine {
     pub fn decode(&self, tokens: Vec<u32>, t: usize, h: usize, w: usize, for_prior: bool) -> Promise {
         on_device!(self, |m| async move {
             let model = m.tokenizer(for_prior)?;
-            let vq = model.vqvae();
-            check_latent(vq, &tokens, [t, h, w])?;
-            let out = video::to_video(&vq.decode_codes(&m.backend, &tokens, [t, h, w]).await?)?;
+            check_latent(&tokens, [t, h, w])?;
+            let out = model.tokenizer().decode(&m.backend, &Tokens { shape: [1, t, h, w], codes: tokens }, |_, _| {}).await?;
             Ok::<_, Error>(object(&[
                 ("video", Uint8Array::from(&out.rgb[..]).into()),
                 ("size", shape(&[out.frames, out.height, out.width])),
@@ -355,16 +348,10 @@ impl Engine {
     #[wasm_bindgen(js_name = encodeVgt)]
     pub fn encode_vgt(&self, data: JsValue, frames: usize, height: usize, width: usize, model_id: String, fps: f32) -> Promise {
         on_device!(self, |m| async move {
-            let (b, vq) = (&m.backend, m.vqvae()?);
-            let (x, latent) = model_input(b, &vq, &Frames::from_js(data, frames, height, width)?)?;
-            let codes = b.read_codes(&vq.encode(b, &x)?).await?;
-            let file = crate::vgt::TokenFile {
-                model_id,
-                model_hash: m.vqvae_hash.get(),
-                n_codes: vq.config.n_codes,
-                tokens: crate::tokens::Tokens { shape: [1, latent[0], latent[1], latent[2]], codes },
-                fps: (fps > 0.0).then_some(fps),
-            };
+            let (b, t) = (&m.backend, m.vqvae()?);
+            let x = model_input(b, &t, &Frames::from_js(data, frames, height, width)?)?;
+            let (codes, [lt, lh, lw]) = t.encode(b, &x).await?;
+            let file = t.token_file(model_id, Tokens { shape: [1, lt, lh, lw], codes }, (fps > 0.0).then_some(fps));
             Ok::<_, Error>(JsValue::from(Uint8Array::from(&crate::vgt::write(&file)?[..])))
         })
     }
@@ -375,22 +362,13 @@ impl Engine {
     pub fn decode_vgt(&self, bytes: Vec<u8>) -> Promise {
         on_device!(self, |m| async move {
             let file = crate::vgt::read(&bytes)?;
-            let vq = m.vqvae()?;
-            if file.n_codes != vq.config.n_codes || file.model_hash != m.vqvae_hash.get() {
-                bail!(Input, "these tokens were made with model {} ({}), not the loaded one ({})",
-                    file.model_id, crate::vgt::hex(&file.model_hash), crate::vgt::hex(&m.vqvae_hash.get()));
-            }
+            let t = m.vqvae()?;
+            t.check_token_file(&file)?;
             let latent = file.tokens.latent();
-            let mut rgb = Vec::new();
-            let mut size = [0, 0, 0];
-            for codes in file.tokens.clips() {
-                let v = video::to_video(&vq.decode_codes(&m.backend, codes, latent).await?)?;
-                size = [size[0] + v.frames, v.height, v.width];
-                rgb.extend_from_slice(&v.rgb);
-            }
+            let v = t.decode(&m.backend, &file.tokens, |_, _| {}).await?;
             Ok::<_, Error>(object(&[
-                ("video", Uint8Array::from(&rgb[..]).into()),
-                ("size", shape(&size)),
+                ("video", Uint8Array::from(&v.rgb[..]).into()),
+                ("size", shape(&[v.frames, v.height, v.width])),
                 ("fps", file.fps.map_or(JsValue::UNDEFINED, |f| f.into())),
                 ("modelId", file.model_id.into()),
                 ("tokens", Uint32Array::from(&file.tokens.codes[..]).into()),
@@ -403,34 +381,25 @@ impl Engine {
     /// each half took, and the tokens as a `.vgt` file naming the model `model_id`.
     pub fn reconstruct(&self, data: JsValue, frames: usize, height: usize, width: usize, model_id: String, fps: f32) -> Promise {
         on_device!(self, |m| async move {
-            let (b, vq) = (&m.backend, m.vqvae()?);
-            let t0 = now_ms();
-            let (x, latent) = model_input(b, &vq, &Frames::from_js(data, frames, height, width)?)?;
-            let codes = vq.encode(b, &x)?;
-            let tokens = b.read_codes(&codes).await?;
-            let t1 = now_ms();
-            let y = b.read_volume(&vq.decode(b, &codes)?).await?;
-            let t2 = now_ms();
-            let (input, output) = (video::to_video(&b.read_volume(&x).await?)?, video::to_video(&y)?);
-            let vgt = crate::vgt::write(&crate::vgt::TokenFile {
-                model_id,
-                model_hash: m.vqvae_hash.get(),
-                n_codes: vq.config.n_codes,
-                tokens: crate::tokens::Tokens { shape: [1, latent[0], latent[1], latent[2]], codes: tokens.clone() },
-                fps: (fps > 0.0).then_some(fps),
-            })?;
-            let codes = tokens;
+            let (b, t) = (&m.backend, m.vqvae()?);
+            let started = now_ms();
+            let x = model_input(b, &t, &Frames::from_js(data, frames, height, width)?)?;
+            let preprocess_ms = now_ms() - started;
+            let r = t.reconstruct(b, &x, &now_ms).await?;
+            let [lt, lh, lw] = r.latent;
+            let vgt = crate::vgt::write(&t.token_file(model_id, Tokens { shape: [1, lt, lh, lw], codes: r.tokens.clone() }, (fps > 0.0).then_some(fps)))?;
+            let (codes, latent, input, output) = (&r.tokens, r.latent, &r.input, &r.output);
             Ok::<_, Error>(object(&[
                 ("tokens", Uint32Array::from(&codes[..]).into()),
                 ("latent", shape(&latent)),
                 ("input", Uint8Array::from(&input.rgb[..]).into()),
                 ("output", Uint8Array::from(&output.rgb[..]).into()),
                 ("size", shape(&[input.frames, input.height, input.width])),
-                ("psnr", Float64Array::from(&metrics::psnr_per_frame(&input, &output)?[..]).into()),
-                ("ssim", Float64Array::from(&metrics::ssim_per_frame(&input, &output)?[..]).into()),
+                ("psnr", Float64Array::from(&r.psnr_per_frame()?[..]).into()),
+                ("ssim", Float64Array::from(&r.ssim_per_frame()?[..]).into()),
                 ("vgt", Uint8Array::from(&vgt[..]).into()),
-                ("encodeMs", (t1 - t0).into()),
-                ("decodeMs", (t2 - t1).into()),
+                ("encodeMs", (preprocess_ms + r.encode_ms).into()),
+                ("decodeMs", r.decode_ms.into()),
             ]))
         })
     }
@@ -467,18 +436,13 @@ impl Engine {
             Ok(a) => a,
             Err(e) => return Promise::reject(&js_error(Error::Input(format!("bad sample options: {e}")))),
         };
-        let is_gpu = matches!(self.device, Device::Gpu(_));
         on_device!(self, |m| async move {
             let prior = m.prior()?;
             let c = &prior.gpt.config;
-            let seed = args.seed.unwrap_or(0.0);
-            if !(seed >= 0.0 && seed.fract() == 0.0 && seed <= 9.007_199_254_740_991e15) {
-                bail!(Input, "seed must be a whole number from 0 to 2^53-1, got {seed}");
-            }
             let opts = SampleOptions {
                 temperature: args.temperature.unwrap_or(1.0),
                 top_k: args.top_k,
-                seed: seed as u64,
+                seed: seed_from_f64(args.seed.unwrap_or(0.0))?,
                 class: args.class,
                 frames: None,
             };
@@ -488,20 +452,9 @@ impl Engine {
             let report = |done: usize, grid: &[u32]| {
                 let _ = on_progress.call3(&JsValue::NULL, &(done as u32).into(), &(total as u32).into(), &Uint32Array::from(grid));
             };
-            let grid = if is_gpu {
-                sample_gpu(&m.backend, &prior, &opts, &prefix, every, report).await?
-            } else {
-                let mut since = 0;
-                prior.gpt.sample(&opts, &prefix, |i, grid| {
-                    since += 1;
-                    if since >= every {
-                        since = 0;
-                        report(i + 1, grid);
-                    }
-                })?
-            };
+            let grid = prior.sample(m.backend.as_gpu(), &opts, &prefix, every, report).await?;
             let latent = c.latent;
-            let out = video::to_video(&prior.vqvae.decode_codes(&m.backend, &grid, latent).await?)?;
+            let out = prior.tokenizer.decode(&m.backend, &Tokens { shape: [1, latent[0], latent[1], latent[2]], codes: grid.clone() }, |_, _| {}).await?;
             Ok::<_, Error>(object(&[
                 ("tokens", Uint32Array::from(&grid[..]).into()),
                 ("latent", shape(&latent)),
@@ -516,27 +469,21 @@ impl Engine {
 trait MaybeGpu: Backend {
     fn as_gpu(&self) -> Option<&Gpu>;
     /// `preprocess` of frames given as `ImageBitmap`s.
-    fn preprocess_images(&self, images: &[ImageBitmap], resolution: usize) -> Result<Tensor<Self>>;
+    fn preprocess_images(&self, images: &[ImageBitmap], resolution: usize, resize: Resize) -> Result<Tensor<Self>>;
 }
 impl MaybeGpu for Gpu {
     fn as_gpu(&self) -> Option<&Gpu> {
         Some(self)
     }
-    fn preprocess_images(&self, images: &[ImageBitmap], resolution: usize) -> Result<Tensor<Self>> {
-        self.preprocess_frames(&self.upload_images(images)?, resolution)
+    fn preprocess_images(&self, images: &[ImageBitmap], resolution: usize, resize: Resize) -> Result<Tensor<Self>> {
+        self.preprocess_frames(&self.upload_images(images)?, resolution, resize)
     }
 }
 impl MaybeGpu for Cpu {
     fn as_gpu(&self) -> Option<&Gpu> {
         None
     }
-    fn preprocess_images(&self, _: &[ImageBitmap], _: usize) -> Result<Tensor<Self>> {
+    fn preprocess_images(&self, _: &[ImageBitmap], _: usize, _: Resize) -> Result<Tensor<Self>> {
         bail!(Input, "frames given as images need the WebGPU backend; on the CPU send RGB bytes")
     }
-}
-
-async fn sample_gpu<B: Backend + MaybeGpu>(b: &B, prior: &Prior<B>, opts: &SampleOptions, prefix: &[u32], every: usize,
-                                          report: impl FnMut(usize, &[u32])) -> Result<Vec<u32>> {
-    let gpu = b.as_gpu().ok_or_else(|| Error::Gpu("the GPU sampler needs the WebGPU backend".into()))?;
-    GpuPrior::new(gpu, &prior.gpt)?.sample(opts, prefix, every, report).await
 }

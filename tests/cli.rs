@@ -44,7 +44,7 @@ fn encode_decode_on_both_devices_match_the_reference() {
     let mut per_device = Vec::new();
     for device in ["cpu", "gpu"] {
         let tokens = tmp(&format!("tokens-{device}.npy"));
-        let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&clip), "--output", s(&tokens), "--device", device]);
+        let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&clip), "--output", s(&tokens), "--device", device, "--resize", "videogpt"]);
         assert!(ok, "{err}");
         let (shape, codes) = read_i32_npy(&tokens);
         assert_eq!(shape, [2, 8, 8]);

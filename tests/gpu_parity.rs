@@ -2,6 +2,7 @@
 //! against the CPU backend on a wider random model whose tiles are all partly filled.
 
 mod common;
+use videogpt::video::Resize;
 use common::*;
 use videogpt::{Cpu, Gpu, VqVae, VqVaeConfig};
 
@@ -50,7 +51,7 @@ fn wide_random_model_agrees_with_cpu() {
         sequence_length: 8,
     };
     let clip = videogpt::video::io::read_video(&fixture("carphone_8f.npy")).unwrap();
-    let mut x = videogpt::video::preprocess(&clip, 48, Some(8)).unwrap();
+    let mut x = videogpt::video::preprocess(&clip, 48, Some(8), videogpt::video::Resize::VideoGpt).unwrap();
     // crop W to 40 to make it non-square
     let d = x.dims;
     x.data = (0..3 * 8 * 48).flat_map(|row| x.data[row * 48..row * 48 + 40].to_vec()).collect();
@@ -107,17 +108,20 @@ fn preprocess_kernel_equals_the_cpu_and_torch() {
     let clip = videogpt::video::io::read_video(&fixture("carphone_8f.npy")).unwrap();
     let (s, small) = golden.u8("small");
     let small = videogpt::video::Video::new(s[0], s[1], s[2], small).unwrap();
-    // downscale 144×176 → 32 and 48 (non-square source), upscale 20×30 → 36
-    for (name, clip, res, key) in [("res32", &clip, 32, "res32"), ("res48", &clip, 48, ""), ("small", &small, 36, "small_res36")] {
-        let on_gpu = pollster::block_on(g.read_volume(&g.preprocess(clip, res).unwrap())).unwrap();
-        let on_cpu = videogpt::video::preprocess(clip, res, None).unwrap();
-        assert_eq!(on_gpu.dims, on_cpu.dims, "{name}");
-        let err = max_abs_diff(&on_gpu.data, &on_cpu.data);
-        assert!(err <= 1e-7, "{name}: GPU and CPU preprocess differ by {err:e}");
-        if !key.is_empty() {
-            let (_, want) = golden.f32(key);
-            let err = max_abs_diff(&on_gpu.data, &want);
-            assert!(err <= 1e-6, "{name}: GPU preprocess is {err:e} from torch");
+    let aa_golden = Golden::open("preprocess_antialias.safetensors");
+    // downscale 144×176 → 32 and 48 (non-square source), upscale 20×30 → 36; both resize modes
+    for (resize, golden) in [(Resize::VideoGpt, &golden), (Resize::Antialias, &aa_golden)] {
+        for (name, clip, res, key) in [("res32", &clip, 32, "res32"), ("res48", &clip, 48, ""), ("small", &small, 36, "small_res36")] {
+            let on_gpu = pollster::block_on(g.read_volume(&g.preprocess(clip, res, resize).unwrap())).unwrap();
+            let on_cpu = videogpt::video::preprocess(clip, res, None, resize).unwrap();
+            assert_eq!(on_gpu.dims, on_cpu.dims, "{resize:?} {name}");
+            let err = max_abs_diff(&on_gpu.data, &on_cpu.data);
+            assert!(err <= 1e-7, "{resize:?} {name}: GPU and CPU preprocess differ by {err:e}");
+            if !key.is_empty() {
+                let (_, want) = golden.f32(key);
+                let err = max_abs_diff(&on_gpu.data, &want);
+                assert!(err <= 1e-6, "{resize:?} {name}: GPU preprocess is {err:e} from torch");
+            }
         }
     }
 }
@@ -147,12 +151,12 @@ fn frames_through_a_texture_are_exact() {
         let back = pollster::block_on(g.read_frames(&on_gpu)).unwrap();
         assert_eq!((back.frames, back.height, back.width), (clip.frames, clip.height, clip.width), "{name}");
         assert!(back.rgb == clip.rgb, "{name}: the texture path changed the frames' bytes");
-        let x = pollster::block_on(g.read_volume(&g.preprocess_frames(&on_gpu, res).unwrap())).unwrap();
+        let x = pollster::block_on(g.read_volume(&g.preprocess_frames(&on_gpu, res, Resize::default()).unwrap())).unwrap();
         // the same kernel over the same bytes as the host-upload path: equal floats
-        let uploaded = pollster::block_on(g.read_volume(&g.preprocess(clip, res).unwrap())).unwrap();
+        let uploaded = pollster::block_on(g.read_volume(&g.preprocess(clip, res, Resize::default()).unwrap())).unwrap();
         assert_eq!(x.dims, uploaded.dims, "{name}");
         assert!(x.data == uploaded.data, "{name}: texture and upload paths preprocess differently");
-        let on_cpu = videogpt::video::preprocess(clip, res, None).unwrap();
+        let on_cpu = videogpt::video::preprocess(clip, res, None, Resize::default()).unwrap();
         assert!(max_abs_diff(&x.data, &on_cpu.data) <= 1e-7, "{name}");
     }
     let err = g.upload_rgba_frames(&[0; 12], [1, 2, 2]).err().expect("12 bytes are not 1×2×2 RGBA").to_string();

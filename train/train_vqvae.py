@@ -9,6 +9,18 @@ with data initialisation and dead-code restarts, reconstruction MSE / 0.06, comm
 Resumable: `--out` holds `checkpoint.pt` (model, optimiser, step, RNG); running the same command
 again continues from it, on either device. Every `--save-every` steps the model is also written as
 `model.safetensors` (VideoGPT keys, hparams in the metadata), loadable by `videogpt`.
+
+The recipe the pilots chose (docs/training.md) adds to that:
+    python3 train/natural.py --out train/out/sources
+    python3 train/train_vqvae.py --sources train/out/sources --init models/natural-64.safetensors \
+        --out train/out/natural-64 --n-hiddens 64 --n-res-layers 2 --embedding-dim 64 --n-codes 1024 \
+        --optim adamw --lr 1e-3 --warmup 200 --cooldown 0.15 --minutes 100 --eval-every 250
+`--sources` samples clips on the fly from natural.py's decoded sources (antialiased resize, balanced
+sources); `--init` warm-starts from shipped weights (f16 is widened; the codebook's EMA state is
+rebuilt); `--cooldown F` decays the learning rate linearly to 0 over the run's last fraction F and
+first saves the weights before it as `stable.safetensors`, the next run's starting point.
+`--eval-every` logs validation PSNR (held-out sources) and the test clips' PSNR, both per frame on
+uint8 output, as the engine measures.
 """
 
 import argparse
@@ -38,6 +50,29 @@ def batches(clips, batch, rng):
         yield torch.from_numpy(np.ascontiguousarray(x)).permute(0, 4, 1, 2, 3).float() / 255.0 - 0.5
 
 
+def warm_start(model, path, vectors_per_step):
+    """Shipped weights (maybe f16, without the codebook's training buffers) into `model`."""
+    from safetensors.torch import load_file
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    assert not unexpected and all(k in ("codebook.N", "codebook.z_avg") or k.endswith("num_batches_tracked")
+                                  for k in missing), (missing, unexpected)
+    cb = model.codebook
+    if "codebook.N" in missing:  # every code as used as the average: none restarted at once
+        cb.N.data.fill_(vectors_per_step / cb.n_codes)
+        cb.z_avg.data.copy_(cb.embeddings * cb.N[:, None])
+    cb._need_init = False
+
+
+def lr_at(args, step, start_step, frac):
+    """Linear warmup over the run's first `--warmup` steps, constant, then linear to 0 over the last
+    `--cooldown` fraction of the run (by steps or by minutes, whichever bounds it)."""
+    lr = args.lr * min(1.0, (step - start_step + 1) / args.warmup) if args.warmup else args.lr
+    if args.cooldown and frac > 1 - args.cooldown:
+        lr *= max(0.0, (1 - frac) / args.cooldown)
+    return lr
+
+
 def psnr(x, y):
     mse = ((x - y) ** 2).mean().item()
     return 10 * math.log10(1.0 / max(mse, 1e-10))
@@ -45,7 +80,17 @@ def psnr(x, y):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--data", type=Path, help="v1: an .npz of pre-cut clips from train/data.py")
+    ap.add_argument("--sources", type=Path, help="v2: natural.py's decoded sources, sampled on the fly")
+    ap.add_argument("--exclude", nargs="*", default=[], help="v1: leave out the clips of these sources (pilots)")
+    ap.add_argument("--init", type=Path, help="warm start from these weights (a fresh optimiser)")
+    ap.add_argument("--optim", choices=["adam", "adamw"], default="adam")
+    ap.add_argument("--warmup", type=int, default=0, help="linear warmup steps at the start of this run")
+    ap.add_argument("--cooldown", type=float, default=0.0, help="fraction of this run that decays the lr to 0")
+    ap.add_argument("--clip-grad", type=float, default=None)
+    ap.add_argument("--aa-share", type=float, default=1.0, help="v2: share of clips resized with antialiasing")
+    ap.add_argument("--photo-share", type=float, default=0.35, help="v2: share of clips made from photos")
+    ap.add_argument("--eval-every", type=int, default=0, help="log validation and test PSNR every N steps")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--n-hiddens", type=int, default=240)
     ap.add_argument("--n-res-layers", type=int, default=4)
@@ -57,15 +102,43 @@ def main():
     args = ap.parse_args()
     device, hardware = device_for(args)
 
-    data = np.load(args.data)
-    clips = data["clips"]
-    t, res = clips.shape[1], clips.shape[2]
+    import natural
+    sources = natural.Sources(args.sources) if args.sources else None
+    if sources:
+        clips, t, res = None, 16, 64
+        n_data = f"{len(sources.videos)} videos and {len(sources.photos)} photos"
+    else:
+        data = np.load(args.data)
+        clips = data["clips"]
+        t, res = clips.shape[1], clips.shape[2]
+        if args.exclude:  # v1 files list their sources in order, each with its count of clips
+            keep, at = np.ones(len(clips), bool), 0
+            for row in data["sources"]:
+                name, count = str(row).split(": ")
+                count = int(count.split()[0])
+                if name in args.exclude:
+                    keep[at:at + count] = False
+                at += count
+            clips = clips[keep]
+        n_data = f"{len(clips)} clips"
+    val = test = None
+    if args.eval_every:
+        val = natural.validation_clips(natural.Sources(args.sources or Path("train/out/sources")))
+        test = natural.test_windows()
     margs = VQVAEArgs(embedding_dim=args.embedding_dim, n_codes=args.n_codes, n_hiddens=args.n_hiddens,
                       n_res_layers=args.n_res_layers, downsample=tuple(int(d) for d in args.downsample.split(",")),
                       resolution=res, sequence_length=t)
     torch.manual_seed(args.seed)
     model = VQVAE(margs).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999))
+    if args.init:
+        warm_start(model, args.init, args.batch * (t // margs.downsample[0]) * (res // margs.downsample[1]) ** 2)
+    if args.optim == "adamw":  # decay on matrices and kernels only
+        decay = [p for p in model.parameters() if p.dim() >= 2]
+        rest = [p for p in model.parameters() if p.dim() < 2]
+        opt = torch.optim.AdamW([dict(params=decay, weight_decay=0.01), dict(params=rest, weight_decay=0.0)],
+                                lr=args.lr, betas=(0.9, 0.99))
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999))
     rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = args.out / "checkpoint.pt", args.out / "log.jsonl"
@@ -84,26 +157,53 @@ def main():
         log_path.write_text("".join(json.dumps(row) + "\n" for row in history))
         print(f"resumed from step {step} ({trained_s / 60:.1f} min trained)", flush=True)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{n_params / 1e6:.2f} M parameters, {len(clips)} clips of {t}×{res}×{res}, on {hardware}", flush=True)
+    print(f"{n_params / 1e6:.2f} M parameters, {n_data} for {t}×{res}×{res} clips, on {hardware}", flush=True)
+    start_step, stable_saved = step, False
+
+    plain_args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
 
     def save():
         torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, trained_s=trained_s, history=history,
-                        hardware=hardware, args=vars(args) | dict(data=str(args.data), out=str(args.out))), ckpt_path)
+                        hardware=hardware, args=plain_args), ckpt_path)
         save_vqvae(model, args.out / "model.safetensors")
         (args.out / "train.json").write_text(json.dumps(dict(step=step, minutes=trained_s / 60, hardware=hardware,
-                                                             parameters=n_params, clips=len(clips), args=vars(args) | dict(data=str(args.data), out=str(args.out)),
+                                                             parameters=n_params, data=n_data, args=plain_args,
                                                              last=history[-1] if history else None), indent=2))
 
     model.train()
-    stream = batches(clips, args.batch, rng)
+    stream = (natural.batches(sources, args.batch, rng, res, args.photo_share, args.aa_share) if sources
+              else batches(clips, args.batch, rng))
+
+    def progress():  # how far through this run, by steps or minutes, whichever ends it first
+        by_steps = (step - start_step) / max(1, args.steps - start_step)
+        by_time = (time.time() - run_started) / (args.minutes * 60) if args.minutes else 0.0
+        return max(by_steps, by_time)
+
+    def evaluate():
+        return dict(val_psnr=round(natural.frame_psnr(model, val), 3), test_psnr=round(natural.frame_psnr(model, test), 3))
+
+    if args.eval_every and step == start_step:
+        row = dict(step=step, minutes=round(trained_s / 60, 2), **evaluate())
+        print(f"start: validation {row['val_psnr']:.2f} dB  test {row['test_psnr']:.2f} dB", flush=True)
+        history.append(row)
     started = run_started = time.time()  # `started` restarts at each save; the budget does not
     acc = dict(loss=0.0, psnr=0.0, perplexity=0.0, n=0)
+    window_started = time.time()
     while step < args.steps and (args.minutes is None or time.time() - run_started < args.minutes * 60):
+        frac = progress()
+        if args.cooldown and frac > 1 - args.cooldown and not stable_saved:
+            save_vqvae(model, args.out / "stable.safetensors")  # before the decay: the next run starts here
+            stable_saved = True
+        lr = lr_at(args, step, start_step, frac)
+        for group in opt.param_groups:
+            group["lr"] = lr
         x = next(stream).to(device)
         recon_loss, x_recon, vq = model(x)
         loss = recon_loss + vq["commitment_loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if args.clip_grad:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip_grad)
         opt.step()
         step += 1
         acc["loss"] += loss.item()
@@ -115,19 +215,27 @@ def main():
             used = int((model.codebook.N >= 1).sum().item())
             elapsed = trained_s + time.time() - started
             row = dict(step=step, minutes=round(elapsed / 60, 2), **{k: round(v / n, 4) for k, v in acc.items()}, codes_used=used,
-                       lr=args.lr)
+                       lr=lr, clips_per_s=round(n * args.batch / max(1e-9, time.time() - window_started), 2),
+                       threads=torch.get_num_threads(), loadavg=round(__import__("os").getloadavg()[0], 2))
+            if args.eval_every and step % args.eval_every == 0:
+                row |= evaluate()
             history.append(row)
             with open(log_path, "a") as f:
                 f.write(json.dumps(row) + "\n")
+            window_started = time.time()
             bar = "#" * int(30 * step / args.steps)
             print(f"[{bar:<30}] step {step}  loss {row['loss']:.4f}  PSNR {row['psnr']:.2f} dB  perplexity {row['perplexity']:.0f}  "
-                  f"codes used {used}/{args.n_codes}  {elapsed / 60:.1f} min", flush=True)
+                  f"codes used {used}/{args.n_codes}  {elapsed / 60:.1f} min"
+                  + (f"  val {row['val_psnr']:.2f} test {row['test_psnr']:.2f}" if "val_psnr" in row else ""), flush=True)
             acc = dict(loss=0.0, psnr=0.0, perplexity=0.0, n=0)
         if step % args.save_every == 0:
             trained_s += time.time() - started
             started = time.time()
             save()
     trained_s += time.time() - started
+    if args.eval_every:
+        history.append(dict(step=step, minutes=round(trained_s / 60, 2), final=True, **evaluate()))
+        print(f"end: validation {history[-1]['val_psnr']:.2f} dB  test {history[-1]['test_psnr']:.2f} dB", flush=True)
     save()
     print(f"stopped at step {step}; wrote {args.out / 'model.safetensors'}", flush=True)
 

@@ -139,8 +139,8 @@ impl Gpu {
     }
 
     /// VideoGPT's `preprocess` of a clip already on the GPU (see [`crate::backend::Backend::preprocess`]).
-    pub fn preprocess_frames(&self, clip: &GpuFrames, resolution: usize) -> Result<Tensor<Gpu>> {
-        self.preprocess_rgb(&clip.rgb, [clip.frames, clip.height, clip.width], resolution)
+    pub fn preprocess_frames(&self, clip: &GpuFrames, resolution: usize, resize: crate::video::Resize) -> Result<Tensor<Gpu>> {
+        self.preprocess_rgb(&clip.rgb, [clip.frames, clip.height, clip.width], resolution, resize)
     }
 
     /// The clip's bytes, read back (for pages that export or measure the frames they sent).

@@ -12,6 +12,7 @@ use wgpu::util::DeviceExt;
 
 use crate::backend::{Backend, Codes, Dims, Tensor, Volume};
 use crate::nn::{AxialAttention, ChannelAffine, ChannelNorm, Codebook, Conv3d, ConvTranspose3d};
+use crate::video::Resize;
 use crate::{bail, Error, Result};
 
 mod frames;
@@ -358,10 +359,19 @@ impl Gpu {
     }
 
     /// `preprocess` of a T×H×W×3 uint8 clip already in a GPU buffer (bytes packed four to a word).
-    fn preprocess_rgb(&self, rgb: &wgpu::Buffer, [frames, height, width]: [usize; 3], resolution: usize) -> Result<Tensor<Gpu>> {
-        let plan = crate::video::ResizePlan::for_size([frames, height, width], resolution, None)?;
-        let taps = |t: &[(usize, usize, f32, f32)]| -> Vec<u32> {
-            t.iter().flat_map(|&(i0, i1, w0, w1)| [i0 as u32, i1 as u32, w0.to_bits(), w1.to_bits()]).collect()
+    fn preprocess_rgb(&self, rgb: &wgpu::Buffer, [frames, height, width]: [usize; 3], resolution: usize, resize: Resize)
+        -> Result<Tensor<Gpu>> {
+        let plan = crate::video::ResizePlan::for_size([frames, height, width], resolution, None, resize)?;
+        // [offset, count] per output row or column, then the (index, weight) pairs they point at
+        let taps = |per_output: &[crate::video::Taps]| -> Vec<u32> {
+            let mut table = Vec::with_capacity(per_output.len() * 2);
+            let mut pairs = Vec::new();
+            for t in per_output {
+                table.extend([(per_output.len() * 2 + pairs.len()) as u32, t.len() as u32]);
+                pairs.extend(t.iter().flat_map(|&(i, w)| [i as u32, w.to_bits()]));
+            }
+            table.extend(pairs);
+            table
         };
         let levels: Vec<f32> = (0..256).map(|b| b as f32 / 255.0).collect();
         let (rows, cols) = (self.upload_u32(&taps(&plan.rows), "resize taps")?, self.upload_u32(&taps(&plan.cols), "resize taps")?);
@@ -487,9 +497,9 @@ impl Backend for Gpu {
         Ok(Codes { dims: [z.dims.t, z.dims.h, z.dims.w], buf: out })
     }
 
-    fn preprocess(&self, video: &crate::video::Video, resolution: usize) -> Result<Tensor<Self>> {
+    fn preprocess(&self, video: &crate::video::Video, resolution: usize, resize: Resize) -> Result<Tensor<Self>> {
         let rgb = self.upload_bytes(&video.rgb, "video frames")?;
-        self.preprocess_rgb(&rgb, [video.frames, video.height, video.width], resolution)
+        self.preprocess_rgb(&rgb, [video.frames, video.height, video.width], resolution, resize)
     }
 
     fn codebook_lookup(&self, codes: &Codes<Self>, cb: &Codebook<Self>) -> Result<Tensor<Self>> {

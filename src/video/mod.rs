@@ -1,5 +1,6 @@
-//! Video clips as uint8 RGB frames, and VideoGPT's `preprocess` (spec §1.1): bilinear resize of
-//! the shorter side, centre crop, [-0.5, 0.5] range; and the output side's clamp + truncation.
+//! Video clips as uint8 RGB frames, and `preprocess` (spec §1.1): resize of the shorter side
+//! (antialiased by default, or VideoGPT's bilinear exactly), centre crop, [-0.5, 0.5] range; and
+//! the output side's clamp + truncation.
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod io;
@@ -50,10 +51,36 @@ impl Video {
     }
 }
 
-/// Bilinear sample plan along one axis, PyTorch's `align_corners=False` without antialiasing,
-/// every coordinate in f32 (spec §1.1). torch's CPU kernel computes `(dst + 0.5)·scale − 0.5` as
-/// one fused multiply-add; rounding the product first moves some weights by up to 4e-6.
-fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32, f32)> {
+/// How frames are resized to the model's resolution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Resize {
+    /// Bilinear with antialiasing (torch `antialias=True`, PIL's bilinear reduce): when shrinking,
+    /// the triangle filter widens to cover every source pixel, so nothing aliases. Our models are
+    /// trained on frames resized this way (spec §1.1), and it is the engine's default.
+    #[default]
+    Antialias,
+    /// VideoGPT's own `preprocess`: bilinear without antialiasing, exactly (spec §1.1).
+    VideoGpt,
+}
+
+impl std::str::FromStr for Resize {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "antialias" => Ok(Resize::Antialias),
+            "videogpt" => Ok(Resize::VideoGpt),
+            other => bail!(Input, "resize must be 'antialias' or 'videogpt', not {other:?}"),
+        }
+    }
+}
+
+/// The source pixels one output pixel reads along one axis, and their weights, in summation order.
+pub type Taps = Vec<(usize, f32)>;
+
+/// Bilinear taps along one axis, PyTorch's `align_corners=False` without antialiasing, every
+/// coordinate in f32 (spec §1.1). torch's CPU kernel computes `(dst + 0.5)·scale − 0.5` as one
+/// fused multiply-add; rounding the product first moves some weights by up to 4e-6.
+fn bilinear_taps(input: usize, output: usize) -> Vec<Taps> {
     let scale = input as f32 / output as f32;
     (0..output)
         .map(|dst| {
@@ -61,32 +88,56 @@ fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32, f32)> {
             let i0 = (src.floor() as usize).min(input - 1);
             let i1 = (i0 + 1).min(input - 1);
             let l1 = (src - i0 as f32).clamp(0.0, 1.0);
-            (i0, i1, 1.0 - l1, l1)
+            vec![(i0, 1.0 - l1), (i1, l1)]
         })
         .collect()
 }
 
-/// Where each output pixel of `preprocess` samples its source: the bilinear taps of the rows and
-/// columns that survive the centre crop. The CPU path and the GPU kernel (shaders/preprocess.wgsl)
-/// both evaluate this plan, so they compute the same sums.
+/// Antialiased bilinear taps along one axis, as torch's `_upsample_bilinear2d_aa` (and PIL)
+/// compute them: a triangle filter stretched by the downscale factor, normalised to sum 1.
+fn antialias_taps(input: usize, output: usize) -> Vec<Taps> {
+    let scale = input as f32 / output as f32;
+    let support = scale.max(1.0);
+    let inv = 1.0 / support;
+    (0..output)
+        .map(|dst| {
+            let center = scale * (dst as f32 + 0.5);
+            let lo = ((center - support + 0.5).floor().max(0.0) as usize).min(input - 1);
+            let hi = ((center + support + 0.5).floor() as usize).clamp(lo + 1, input);
+            let mut taps: Taps = (lo..hi)
+                .map(|j| (j, (1.0 - ((j as f32 - center + 0.5) * inv).abs()).max(0.0)))
+                .collect();
+            let total: f32 = taps.iter().map(|t| t.1).sum();
+            if total > 0.0 {
+                taps.iter_mut().for_each(|t| t.1 /= total);
+            }
+            taps.retain(|t| t.1 != 0.0);
+            taps
+        })
+        .collect()
+}
+
+/// Where each output pixel of `preprocess` samples its source: the taps of the rows and columns
+/// that survive the centre crop. The CPU path and the GPU kernel (shaders/preprocess.wgsl) both
+/// evaluate this plan in the same order, so they compute the same sums.
 pub struct ResizePlan {
     pub frames: usize,
     pub resolution: usize,
-    /// `(y0, y1, weight0, weight1)` per output row.
-    pub rows: Vec<(usize, usize, f32, f32)>,
-    /// `(x0, x1, weight0, weight1)` per output column.
-    pub cols: Vec<(usize, usize, f32, f32)>,
+    /// Taps per output row.
+    pub rows: Vec<Taps>,
+    /// Taps per output column.
+    pub cols: Vec<Taps>,
 }
 
 impl ResizePlan {
     /// VideoGPT's target size: shorter side = resolution, the other ceil(side·scale) with the
     /// scale in f64 as in Python, then a centre crop to resolution².
-    pub fn new(video: &Video, resolution: usize, sequence_length: Option<usize>) -> Result<Self> {
-        Self::for_size([video.frames, video.height, video.width], resolution, sequence_length)
+    pub fn new(video: &Video, resolution: usize, sequence_length: Option<usize>, resize: Resize) -> Result<Self> {
+        Self::for_size([video.frames, video.height, video.width], resolution, sequence_length, resize)
     }
 
     /// The plan for a clip of `[frames, height, width]` (frames that are not in host memory).
-    pub fn for_size([frames, h, w]: [usize; 3], resolution: usize, sequence_length: Option<usize>) -> Result<Self> {
+    pub fn for_size([frames, h, w]: [usize; 3], resolution: usize, sequence_length: Option<usize>, resize: Resize) -> Result<Self> {
         if frames == 0 || h == 0 || w == 0 {
             bail!(Input, "empty video ({frames}×{h}×{w})");
         }
@@ -101,30 +152,49 @@ impl ResizePlan {
             ((h as f64 * scale).ceil() as usize, resolution)
         };
         let (h0, w0) = ((rh - resolution) / 2, (rw - resolution) / 2);
+        let taps = match resize {
+            Resize::Antialias => antialias_taps,
+            Resize::VideoGpt => bilinear_taps,
+        };
         Ok(ResizePlan {
             frames,
             resolution,
-            rows: bilinear_taps(h, rh)[h0..h0 + resolution].to_vec(),
-            cols: bilinear_taps(w, rw)[w0..w0 + resolution].to_vec(),
+            rows: taps(h, rh)[h0..h0 + resolution].to_vec(),
+            cols: taps(w, rw)[w0..w0 + resolution].to_vec(),
         })
+    }
+
+    /// The most taps any output row or column reads.
+    pub fn max_taps(&self) -> usize {
+        self.rows.iter().chain(&self.cols).map(Vec::len).max().unwrap_or(0)
     }
 }
 
-/// VideoGPT's `preprocess(video, resolution, sequence_length)`: first `sequence_length` frames,
-/// shorter side resized to `resolution`, centre crop, to a 3×T×res×res volume in [-0.5, 0.5].
-pub fn preprocess(video: &Video, resolution: usize, sequence_length: Option<usize>) -> Result<Volume> {
-    let plan = ResizePlan::new(video, resolution, sequence_length)?;
-    let (t, (h, w)) = (plan.frames, (video.height, video.width));
+/// `preprocess(video, resolution, sequence_length)`: first `sequence_length` frames, shorter
+/// side resized to `resolution` (with `resize`; `Resize::VideoGpt` is VideoGPT's exactly),
+/// centre crop, to a 3×T×res×res volume in [-0.5, 0.5].
+pub fn preprocess(video: &Video, resolution: usize, sequence_length: Option<usize>, resize: Resize) -> Result<Volume> {
+    let plan = ResizePlan::new(video, resolution, sequence_length, resize)?;
+    let (t, w) = (plan.frames, video.width);
     let n = resolution * resolution;
     let mut data = vec![0.0f32; 3 * t * n];
-    let px = |f: usize, y: usize, x: usize, c: usize| video.rgb[((f * h + y) * w + x) * 3 + c] as f32 / 255.0;
+    // Σ_y wy·(Σ_x wx·p): each source row's horizontal sums are computed once and reused by every
+    // output row that reads it; the sums are the same the GPU kernel forms pixel by pixel.
+    let mut row_sums: Vec<Option<Vec<[f32; 3]>>> = vec![None; video.height];
     for f in 0..t {
-        for (oy, &(y0, y1, ly0, ly1)) in plan.rows.iter().enumerate() {
-            for (ox, &(x0, x1, lx0, lx1)) in plan.cols.iter().enumerate() {
+        row_sums.iter_mut().for_each(|r| *r = None);
+        let frame = &video.rgb[f * video.frame_len()..(f + 1) * video.frame_len()];
+        for (oy, ytaps) in plan.rows.iter().enumerate() {
+            for &(y, _) in ytaps {
+                row_sums[y].get_or_insert_with(|| {
+                    let px = |x: usize, c: usize| frame[(y * w + x) * 3 + c] as f32 / 255.0;
+                    plan.cols.iter().map(|xt| std::array::from_fn(|c| xt.iter().fold(0.0, |acc, &(x, wx)| acc + wx * px(x, c)))).collect()
+                });
+            }
+            for ox in 0..resolution {
                 for c in 0..3 {
-                    let top = lx0 * px(f, y0, x0, c) + lx1 * px(f, y0, x1, c);
-                    let bottom = lx0 * px(f, y1, x0, c) + lx1 * px(f, y1, x1, c);
-                    data[(c * t + f) * n + oy * resolution + ox] = ly0 * top + ly1 * bottom - 0.5;
+                    let v = ytaps.iter().fold(0.0, |acc, &(y, wy)| acc + wy * row_sums[y].as_ref().expect("filled above")[ox][c]);
+                    data[(c * t + f) * n + oy * resolution + ox] = v - 0.5;
                 }
             }
         }

@@ -277,15 +277,16 @@ class VQVAE(nn.Module):
 
 # --- data -----------------------------------------------------------------------------------------
 
-def preprocess(video, resolution, sequence_length=None):
-    """THWC uint8 -> C×T×res×res float in [-0.5, 0.5] (spec §1.1)."""
+def preprocess(video, resolution, sequence_length=None, antialias=False):
+    """THWC uint8 -> C×T×res×res float in [-0.5, 0.5] (spec §1.1). `antialias=True` is the
+    engine's default resize (our models are trained on it); False is VideoGPT's own."""
     video = video.permute(0, 3, 1, 2).float() / 255.0
     t, c, h, w = video.shape
     if sequence_length is not None:
         video = video[:sequence_length]
     scale = resolution / min(h, w)
     target = (resolution, math.ceil(w * scale)) if h < w else (math.ceil(h * scale), resolution)
-    video = F.interpolate(video, size=target, mode="bilinear", align_corners=False)
+    video = F.interpolate(video, size=target, mode="bilinear", align_corners=False, antialias=antialias)
     t, c, h, w = video.shape
     h0, w0 = (h - resolution) // 2, (w - resolution) // 2
     video = video[:, :, h0:h0 + resolution, w0:w0 + resolution]

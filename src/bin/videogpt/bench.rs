@@ -165,7 +165,7 @@ pub fn run(args: Args) -> Result<()> {
             Video::concat(&[clip.clone(), clip])?
         }
     };
-    let clip = preprocess(&source, 64, Some(16))?;
+    let clip = preprocess(&source, 64, Some(16), videogpt::video::Resize::VideoGpt)?;
     let gpu = if args.no_gpu { None } else { Some(pollster::block_on(Gpu::new())?) };
     println!("clip: {}×{}×{} (T×H×W), random weights, median of {} runs after a warm-up", clip.dims.t, clip.dims.h, clip.dims.w, args.repeat);
     println!("cpu threads: {}", std::thread::available_parallelism().map_or(1, |n| n.get()));

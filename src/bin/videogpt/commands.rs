@@ -1,0 +1,453 @@
+//! The commands that run models: files in and out around `videogpt::session`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use videogpt::backend::Backend;
+use videogpt::gpt::{FrameFeatures, Gpt, SampleOptions};
+use videogpt::session::{ModelInfo, Prior, Reconstruction, Tokenizer};
+use videogpt::tokens::{self, Tokens};
+use videogpt::video::{self, io::read_video, io::write_video, Resize, Video};
+use videogpt::{bail, metrics, Cpu, Error, Gpu, Result, VqVae, VqVaeConfig};
+
+use crate::{Device, InputOptions, Job};
+
+pub enum Action {
+    Encode,
+    Decode { fps: Option<f64> },
+    Reconstruct { json: bool },
+}
+
+/// Run `$body` with `$b` bound to the chosen backend. Generic code cannot be handed around as a
+/// value, so the body is instantiated once per backend.
+macro_rules! on_backend {
+    ($device:expr, |$b:ident| $body:expr) => {
+        match $device {
+            Device::Cpu => {
+                let $b = &Cpu;
+                $body
+            }
+            Device::Gpu => {
+                let gpu = open_gpu()?;
+                let $b = &gpu;
+                $body
+            }
+        }
+    };
+}
+
+fn open_gpu() -> Result<Gpu> {
+    let gpu = pollster::block_on(Gpu::new())?;
+    eprintln!("GPU: {}", gpu.describe());
+    Ok(gpu)
+}
+
+pub fn run_job(j: Job, action: Action) -> Result<()> {
+    on_backend!(j.device, |b| {
+        match action {
+            Action::Encode => encode(b, &j),
+            Action::Decode { fps } => decode(b, &j, fps),
+            Action::Reconstruct { json } => reconstruct(b, &j, json),
+        }
+    })
+}
+
+pub fn read_model(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Io(format!("cannot read model {}: {e}", path.display())))
+}
+
+fn read_input(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Io(format!("cannot open {}: {e}", path.display())))
+}
+
+/// Name the file an input error is about.
+fn in_input(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Input(m) => Error::Input(format!("{}: {m}", path.display())),
+        other => other,
+    }
+}
+
+/// Name the file a weights error is about.
+pub fn in_file(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Weights(m) => Error::Weights(format!("{}: {m}", path.display())),
+        other => other,
+    }
+}
+
+/// Refuse to write over one of the command's inputs (by path, or the same file through a link).
+fn refuse_overwrite(output: &Path, inputs: &[&Path]) -> Result<()> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    if let Some(input) = inputs.iter().find(|i| same(output, i)) {
+        bail!(Input, "{} is also an input ({}): refusing to write over it", output.display(), input.display());
+    }
+    Ok(())
+}
+
+/// A sibling of `output` to write first (same folder, same extension: ffmpeg picks the format by it).
+fn temporary_beside(output: &Path) -> PathBuf {
+    let name = output.file_name().map_or("output".into(), |n| n.to_string_lossy().into_owned());
+    output.with_file_name(format!(".{name}.{}.partial", std::process::id())).with_extension(output.extension().unwrap_or_default())
+}
+
+/// Write `output` whole or not at all: into a temporary file beside it, renamed over it on
+/// success, so a failure leaves any old file as it was; never over one of `inputs`.
+fn write_atomically(output: &Path, inputs: &[&Path], write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    refuse_overwrite(output, inputs)?;
+    let tmp = temporary_beside(output);
+    let result = write(&tmp).and_then(|()| {
+        std::fs::rename(&tmp, output).map_err(|e| Error::Io(format!("cannot write {}: {e}", output.display())))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+pub fn write_file(output: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<()> {
+    write_atomically(output, inputs, |tmp| {
+        std::fs::write(tmp, bytes).map_err(|e| Error::Io(format!("cannot write {}: {e}", output.display())))
+    })
+}
+
+fn write_clip(output: &Path, clip: &Video, inputs: &[&Path]) -> Result<()> {
+    write_atomically(output, inputs, |tmp| write_video(tmp, clip))
+}
+
+fn write_tokens(output: &Path, tokens: &Tokens, inputs: &[&Path]) -> Result<()> {
+    let mut bytes = Vec::new();
+    tokens::npy::write(&mut bytes, tokens)?;
+    write_file(output, &bytes, inputs)
+}
+
+fn tokenizer<B: Backend>(b: &B, path: &Path, bytes: &[u8], o: InputOptions) -> Result<Tokenizer<B>> {
+    Ok(Tokenizer::load(b, bytes, "").map_err(|e| in_file(e, path))?.with_resolution(o.resolution)?.with_resize(o.resize.into()))
+}
+
+/// Every model window of a clip, preprocessed; trailing frames that fill no window are reported.
+fn model_windows<B: Backend>(b: &B, t: &Tokenizer<B>, clip: &Video) -> Result<Vec<videogpt::backend::Tensor<B>>> {
+    let (ranges, dropped) = t.windows(clip.frames)?;
+    if dropped > 0 {
+        eprintln!("note: {dropped} trailing frames do not fill a {}-frame window and are left out", t.config().sequence_length);
+    }
+    ranges.into_iter().map(|r| t.preprocess(b, clip, r)).collect()
+}
+
+fn progress(label: &str, i: usize, n: usize, started: Instant) {
+    eprintln!("{label} window {}/{n} ({:.1}s)", i + 1, started.elapsed().as_secs_f64());
+}
+
+fn is_vgt(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("vgt"))
+}
+
+fn require_extension(path: &Path, ext: &str, what: &str) -> Result<()> {
+    if path.extension().and_then(|e| e.to_str()).map(|e| e.eq_ignore_ascii_case(ext)) != Some(true) {
+        bail!(Input, "{what} are written as .{ext}; got {}", path.display());
+    }
+    Ok(())
+}
+
+fn encode<B: Backend>(b: &B, j: &Job) -> Result<()> {
+    if !is_vgt(&j.output) {
+        require_extension(&j.output, "npy", "tokens")?;
+    }
+    refuse_overwrite(&j.output, &[&j.input, &j.model])?;
+    let model_bytes = read_model(&j.model)?;
+    let t = tokenizer(b, &j.model, &model_bytes, j.input_options)?;
+    let clip = read_video(&j.input)?;
+    let windows = model_windows(b, &t, &clip)?;
+    let started = Instant::now();
+    let (mut codes, mut latent) = (Vec::new(), [0; 3]);
+    for (i, x) in windows.iter().enumerate() {
+        let (c, l) = pollster::block_on(t.encode(b, x))?;
+        codes.extend(c);
+        latent = l;
+        progress("encoded", i, windows.len(), started);
+    }
+    let tokens = Tokens { shape: [windows.len(), latent[0], latent[1], latent[2]], codes };
+    if is_vgt(&j.output) {
+        let id = j.model.file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned());
+        let file = t.token_file(id, tokens, clip.fps.map(|f| f as f32));
+        let bytes = videogpt::vgt::write(&file)?;
+        write_file(&j.output, &bytes, &[&j.input, &j.model])?;
+        eprintln!("wrote {} tokens {:?} in {} bytes to {}", file.tokens.codes.len(), file.tokens.shape, bytes.len(), j.output.display());
+        return Ok(());
+    }
+    write_tokens(&j.output, &tokens, &[&j.input, &j.model])?;
+    eprintln!("wrote {} tokens {:?} to {}", tokens.codes.len(), tokens.shape, j.output.display());
+    Ok(())
+}
+
+fn decode<B: Backend>(b: &B, j: &Job, fps: Option<f64>) -> Result<()> {
+    refuse_overwrite(&j.output, &[&j.input, &j.model])?;
+    let model_bytes = read_model(&j.model)?;
+    let t = tokenizer(b, &j.model, &model_bytes, j.input_options)?;
+    let (tokens, file_fps) = if is_vgt(&j.input) {
+        let f = videogpt::vgt::read(&read_input(&j.input)?).map_err(|e| in_input(e, &j.input))?;
+        t.check_token_file(&f)?;
+        (f.tokens, f.fps.map(f64::from))
+    } else {
+        let file = std::fs::File::open(&j.input).map_err(|e| Error::Io(format!("cannot open {}: {e}", j.input.display())))?;
+        (tokens::npy::read(std::io::BufReader::new(file))?, None)
+    };
+    let started = Instant::now();
+    let mut out = pollster::block_on(t.decode(b, &tokens, |i, n| progress("decoded", i, n, started)))?;
+    out.fps = Some(fps.or(file_fps).unwrap_or(30.0));
+    write_clip(&j.output, &out, &[&j.input, &j.model])?;
+    eprintln!("wrote {} frames of {}×{} to {}", out.frames, out.width, out.height, j.output.display());
+    Ok(())
+}
+
+fn reconstruct<B: Backend>(b: &B, j: &Job, json: bool) -> Result<()> {
+    refuse_overwrite(&j.output, &[&j.input, &j.model])?;
+    let model_bytes = read_model(&j.model)?;
+    let t = tokenizer(b, &j.model, &model_bytes, j.input_options)?;
+    let clip = read_video(&j.input)?;
+    let windows = model_windows(b, &t, &clip)?;
+    let started = Instant::now();
+    let clock = || started.elapsed().as_secs_f64() * 1e3;
+    let mut parts: Vec<Reconstruction> = Vec::new();
+    for (i, x) in windows.iter().enumerate() {
+        parts.push(pollster::block_on(t.reconstruct(b, x, &clock))?);
+        progress("reconstructed", i, windows.len(), started);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let n_tokens: usize = parts.iter().map(|r| r.tokens.len()).sum();
+    let original = Video::concat(&parts.iter().map(|r| r.input.clone()).collect::<Vec<_>>())?;
+    let mut recon = Video::concat(&parts.iter().map(|r| r.output.clone()).collect::<Vec<_>>())?;
+    recon.fps = clip.fps;
+    write_clip(&j.output, &recon, &[&j.input, &j.model])?;
+    let psnr = metrics::psnr(&original, &recon)?;
+    let ssim = metrics::ssim(&original, &recon)?;
+    if json {
+        let report = serde_json::json!({
+            "input": j.input.display().to_string(),
+            "output": j.output.display().to_string(),
+            "device": format!("{:?}", j.device).to_lowercase(),
+            "resolution": t.resolution,
+            "resize": format!("{:?}", t.resize).to_lowercase(),
+            "frames": recon.frames,
+            "size": [recon.height, recon.width],
+            "tokens": n_tokens,
+            "psnr": psnr,
+            "ssim": ssim,
+            "psnr_per_frame": metrics::psnr_per_frame(&original, &recon)?,
+            "ssim_per_frame": metrics::ssim_per_frame(&original, &recon)?,
+            "seconds": seconds,
+        });
+        println!("{report}");
+    } else {
+        println!("frames  {} at {}×{}", recon.frames, recon.width, recon.height);
+        println!("tokens  {n_tokens}");
+        println!("PSNR    {psnr:.2} dB");
+        println!("SSIM    {ssim:.4}");
+        println!("time    {seconds:.2} s");
+    }
+    Ok(())
+}
+
+pub fn info(path: &Path) -> Result<()> {
+    let bytes = read_model(path)?;
+    println!("model            {}", path.display());
+    match ModelInfo::read(&bytes).map_err(|e| in_file(e, path))? {
+        ModelInfo::Prior { gpt: c, vqvae } => {
+            println!("kind             GPT prior over VQ-VAE tokens");
+            println!("hidden_dim       {}", c.hidden_dim);
+            println!("heads            {}", c.heads);
+            println!("layers           {}", c.layers);
+            println!("attn_type        {}", if c.attn_type == videogpt::gpt::AttnType::Sparse { "sparse" } else { "full" });
+            println!("class_cond_dim   {}", c.class_cond_dim);
+            println!("n_cond_frames    {}", c.n_cond_frames);
+            println!("parameters       {} (without its VQ-VAE)", c.parameter_count());
+            println!("its VQ-VAE (`vqvae.` keys):");
+            print_vqvae(&vqvae);
+        }
+        ModelInfo::VqVae(c) => {
+            println!("kind             VQ-VAE");
+            print_vqvae(&c);
+        }
+    }
+    Ok(())
+}
+
+fn print_vqvae(c: &VqVaeConfig) {
+    let [t, h, w] = c.latent_shape();
+    println!("embedding_dim    {}", c.embedding_dim);
+    println!("n_codes          {}", c.n_codes);
+    println!("n_hiddens        {}", c.n_hiddens);
+    println!("n_res_layers     {}", c.n_res_layers);
+    println!("downsample       {},{},{}", c.downsample[0], c.downsample[1], c.downsample[2]);
+    println!("resolution       {}", c.resolution);
+    println!("sequence_length  {}", c.sequence_length);
+    println!("parameters       {}", c.parameter_count());
+    let (enc, dec) = c.flops();
+    let frames = c.sequence_length as f64;
+    println!("GFLOPs per frame {:.3} to encode, {:.3} to decode", enc / frames / 1e9, dec / frames / 1e9);
+    println!("input clip       {}×{}×{} (T×H×W)", c.sequence_length, c.resolution, c.resolution);
+    println!("latent shape     {t}×{h}×{w} = {} tokens of {:.0} bits", t * h * w, (c.n_codes as f64).log2().ceil());
+}
+
+pub fn compare_tokens(model: &Path, input: &Path, tokens: &Path, tolerance: f64, o: InputOptions) -> Result<()> {
+    let bytes = read_model(model)?;
+    let t = tokenizer(&Cpu, model, &bytes, o)?;
+    let m = &t.vqvae;
+    let file = std::fs::File::open(tokens).map_err(|e| Error::Io(format!("cannot open {}: {e}", tokens.display())))?;
+    let theirs = tokens::npy::read(std::io::BufReader::new(file))?;
+    let clip = read_video(input)?;
+    let (ranges, _) = t.windows(clip.frames)?;
+    if theirs.shape[0] != ranges.len() {
+        bail!(Input, "{} holds {} clips of tokens; {} has {} model windows", tokens.display(), theirs.shape[0], input.display(), ranges.len());
+    }
+    let (mut total, mut worst) = (0, 0.0f64);
+    for (r, codes) in ranges.into_iter().zip(theirs.clips()) {
+        let w = video::preprocess(&clip.slice(r.start, r.len()), t.resolution, None, t.resize)?;
+        for d in m.disagreements(&w, codes)? {
+            total += 1;
+            worst = worst.max(d.relative_gap);
+            if d.relative_gap > tolerance {
+                bail!(Input, "position {}: code {} here, {} in {}, and they are not a near-tie (relative distance gap {:e} > {tolerance:e})",
+                    d.position, d.ours, d.theirs, tokens.display(), d.relative_gap);
+            }
+        }
+    }
+    if total == 0 {
+        println!("identical: all {} tokens equal", theirs.codes.len());
+    } else {
+        println!("{total} of {} tokens differ, all float32 near-ties (largest relative distance gap {worst:.2e})", theirs.codes.len());
+    }
+    Ok(())
+}
+
+pub struct SampleJob<'a> {
+    pub model: &'a Path,
+    pub vqvae: Option<&'a Path>,
+    pub output: &'a Path,
+    pub tokens: Option<&'a Path>,
+    pub n: usize,
+    pub opts: &'a SampleOptions,
+    pub prefix: Option<&'a (PathBuf, usize)>,
+    pub cond_frame: Option<&'a Path>,
+    pub input: InputOptions,
+}
+
+/// Sample with the prior on the GPU (the WGSL decoding path) or the CPU; decode on the same.
+pub fn sample(device: Device, job: &SampleJob) -> Result<()> {
+    match device {
+        Device::Cpu => sample_on(&Cpu, None, job),
+        Device::Gpu => {
+            let gpu = open_gpu()?;
+            sample_on(&gpu, Some(&gpu), job)
+        }
+    }
+}
+
+fn load_prior<B: Backend>(b: &B, model: &Path, vqvae: Option<&Path>) -> Result<Prior<B>> {
+    let gpt_bytes = read_model(model)?;
+    let vq_bytes = vqvae.map(read_model).transpose()?;
+    // as Prior::load, with each error naming the file it is about
+    let gpt = Gpt::load(&gpt_bytes, vq_bytes.as_deref()).map_err(|e| in_file(e, model))?;
+    let tokenizer = match (&vq_bytes, vqvae) {
+        (Some(bytes), Some(path)) => Tokenizer::load(b, bytes, "").map_err(|e| in_file(e, path))?,
+        _ => Tokenizer::load(b, &gpt_bytes, "vqvae.").map_err(|e| in_file(e, model))?,
+    };
+    Ok(Prior { gpt, tokenizer })
+}
+
+fn sample_on<B: Backend>(b: &B, gpu: Option<&Gpu>, job: &SampleJob) -> Result<()> {
+    if let Some(t) = job.tokens {
+        require_extension(t, "npy", "tokens")?;
+    }
+    if job.n == 0 {
+        bail!(Input, "--n must be at least 1");
+    }
+    let mut inputs = vec![job.model];
+    inputs.extend(job.vqvae);
+    inputs.extend(job.prefix.map(|(p, _)| p.as_path()));
+    refuse_overwrite(job.output, &inputs)?;
+    let Prior { gpt, tokenizer } = load_prior(b, job.model, job.vqvae)?;
+    // the prefix clip is resized as --resize says; the GPT fixes the resolution
+    let prior = Prior { gpt, tokenizer: tokenizer.with_resize(job.input.resize.into()) };
+    let frames = frame_features(&prior.gpt, job.cond_frame)?;
+    let job_opts = SampleOptions { frames, ..job.opts.clone() };
+    let [lt, lh, lw] = prior.gpt.config.latent;
+    let prefix = match job.prefix {
+        Some((clip, frames)) => {
+            if *frames == 0 || *frames >= lt {
+                bail!(Input, "--prefix-frames must be between 1 and {} (the GPT's latent frames)", lt - 1);
+            }
+            let clip = read_video(clip)?;
+            let first = prior.tokenizer.windows(clip.frames)?.0.remove(0);
+            let (codes, _) = pollster::block_on(prior.tokenizer.encode(b, &prior.tokenizer.preprocess(b, &clip, first)?))?;
+            prior.prefix(&codes, *frames)?
+        }
+        None => Vec::new(),
+    };
+    let (n, total) = (job.n, prior.gpt.config.positions() - prefix.len());
+    let started = Instant::now();
+    let mut all_codes = Vec::new();
+    for s in 0..n {
+        let opts = SampleOptions { seed: job.opts.seed.wrapping_add(s as u64), ..job_opts.clone() };
+        let mut shown = 0;
+        let progress = |drawn: usize, _: &[u32]| {
+            let done = (drawn - prefix.len()) * 10 / total.max(1);
+            if done > shown {
+                shown = done;
+                eprint!("\rsample {}/{n}: {}%  ({:.1}s)", s + 1, done * 10, started.elapsed().as_secs_f64());
+            }
+        };
+        let grid = pollster::block_on(prior.sample(gpu, &opts, &prefix, total.div_ceil(10), progress))?;
+        eprintln!();
+        all_codes.extend(grid);
+    }
+    let tokens = Tokens { shape: [n, lt, lh, lw], codes: all_codes };
+    let mut out = pollster::block_on(prior.tokenizer.decode(b, &tokens, |_, _| {}))?;
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!("{} tokens in {seconds:.1}s ({:.0} tokens/s with decoding)", n * total, (n * total) as f64 / seconds);
+    if let Some(t) = job.tokens {
+        write_tokens(t, &tokens, &inputs)?;
+    }
+    out.fps = Some(30.0);
+    write_clip(job.output, &out, &inputs)?;
+    eprintln!("wrote {n} sampled clips ({} frames) to {}", out.frames, job.output.display());
+    Ok(())
+}
+
+/// The features of `--cond-frame` for a frame-conditioned GPT: its first n_cond_frames frames,
+/// preprocessed to the VQ-VAE's resolution with VideoGPT's own resize (what its frame-conditioned
+/// priors were trained on), through the ResNet.
+fn frame_features(gpt: &Gpt, cond_frame: Option<&Path>) -> Result<Option<FrameFeatures>> {
+    Ok(match (cond_frame, gpt.config.n_cond_frames) {
+        (None, 0) => None,
+        (Some(_), 0) => bail!(Input, "this GPT is not frame-conditioned; --cond-frame does not apply"),
+        (None, n) => bail!(Input, "this GPT is conditioned on {n} frame(s): give them with --cond-frame IMAGE_OR_CLIP"),
+        (Some(path), n) => {
+            let clip = read_video(path)?;
+            if clip.frames < n {
+                bail!(Input, "{} has {} frame(s); the GPT is conditioned on {n}", path.display(), clip.frames);
+            }
+            let x = video::preprocess(&clip, gpt.config.resolution, Some(n), Resize::VideoGpt)?;
+            Some(gpt.frame_features(&x)?)
+        }
+    })
+}
+
+pub fn score(model: &Path, vqvae: Option<&Path>, tokens_path: &Path, class: Option<usize>, cond_frame: Option<&Path>) -> Result<()> {
+    let gpt_bytes = read_model(model)?;
+    let vq_bytes = vqvae.map(read_model).transpose()?;
+    let gpt = Gpt::load(&gpt_bytes, vq_bytes.as_deref()).map_err(|e| in_file(e, model))?;
+    let file = std::fs::File::open(tokens_path).map_err(|e| Error::Io(format!("cannot open {}: {e}", tokens_path.display())))?;
+    let tokens = tokens::npy::read(std::io::BufReader::new(file))?;
+    if tokens.latent() != gpt.config.latent {
+        bail!(Input, "tokens of shape {:?} per clip; this GPT models {:?}", tokens.latent(), gpt.config.latent);
+    }
+    let frames = frame_features(&gpt, cond_frame)?;
+    for (i, clip) in tokens.clips().enumerate() {
+        println!("clip {i}: {:.6} bits per token", gpt.bits_per_token_with(clip, class, frames.as_ref())?);
+    }
+    Ok(())
+}

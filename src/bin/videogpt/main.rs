@@ -1,0 +1,264 @@
+//! `videogpt`: the native command line over the same engine the web page runs. Argument parsing
+//! lives here; the commands (`commands.rs`) read and write files around the engine's shared
+//! workflows (`videogpt::session`); `bench.rs` and `serve.rs` are the benchmark and the demo
+//! server; `tools.rs` writes random models for tests.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use videogpt::video::Resize;
+
+mod bench;
+mod commands;
+mod serve;
+mod tools;
+
+#[derive(Parser)]
+#[command(
+    name = "videogpt",
+    version,
+    about = "VideoGPT (VQ-VAE video tokenizer and GPT prior) on the CPU and on wgpu/WebGPU: encode, decode, reconstruct, sample, score, serve the demo"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub enum Device {
+    Cpu,
+    Gpu,
+}
+
+/// What every model-running command takes.
+#[derive(clap::Args)]
+pub struct Job {
+    /// VQ-VAE weights: .safetensors with VideoGPT state_dict keys and hparams in its metadata.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub input: PathBuf,
+    #[arg(long)]
+    pub output: PathBuf,
+    /// cpu: the plain-Rust path; gpu: the WGSL kernels on the first wgpu adapter.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: Device,
+    #[command(flatten)]
+    pub input_options: InputOptions,
+}
+
+/// How clips are brought to the model's input.
+#[derive(clap::Args, Clone, Copy)]
+pub struct InputOptions {
+    /// Run at this resolution instead of the file's (a multiple of the spatial stride; the
+    /// VQ-VAE has no position embeddings, so its weights work at any size).
+    #[arg(long)]
+    pub resolution: Option<usize>,
+    /// antialias: bilinear with antialiasing (what our models are trained on); videogpt:
+    /// VideoGPT's own preprocess exactly (bilinear, no antialiasing).
+    #[arg(long, value_enum, default_value = "antialias")]
+    pub resize: ResizeArg,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+pub enum ResizeArg {
+    Antialias,
+    Videogpt,
+}
+
+impl From<ResizeArg> for Resize {
+    fn from(r: ResizeArg) -> Self {
+        match r {
+            ResizeArg::Antialias => Resize::Antialias,
+            ResizeArg::Videogpt => Resize::VideoGpt,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a VQ-VAE's or a GPT prior's hparams, parameter count and latent shape.
+    Info { model: PathBuf },
+    /// Video (.npy uint8 T×H×W×3, .y4m, or anything ffmpeg reads) → tokens: .npy (int32) or
+    /// .vgt (bit-packed, names the model; docs/vgt-format.md).
+    Encode(Job),
+    /// Tokens (.npy, T'×H'×W' or B×T'×H'×W', or .vgt) → video (.npy, .y4m, or anything ffmpeg
+    /// writes).
+    Decode {
+        #[command(flatten)]
+        job: Job,
+        /// Frame rate written into the output container (default: the .vgt file's, else 30).
+        #[arg(long)]
+        fps: Option<f64>,
+    },
+    /// Encode then decode a video; prints PSNR and SSIM against the model-sized input.
+    Reconstruct {
+        #[command(flatten)]
+        job: Job,
+        /// Print the metrics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sample clips from a GPT prior and decode them with its VQ-VAE, on --device.
+    Sample {
+        /// GPT weights (.safetensors with VideoGPT's keys; may hold the VQ-VAE under `vqvae.`).
+        #[arg(long)]
+        model: PathBuf,
+        /// The VQ-VAE, when the GPT file does not hold it.
+        #[arg(long)]
+        vqvae: Option<PathBuf>,
+        /// Video of the samples, one after another (.npy, .y4m, or any ffmpeg container).
+        #[arg(long)]
+        output: PathBuf,
+        /// Also write the sampled tokens (.npy, B×T'×H'×W').
+        #[arg(long)]
+        tokens: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        n: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f32,
+        #[arg(long)]
+        top_k: Option<usize>,
+        /// Class of a class-conditional GPT.
+        #[arg(long)]
+        class: Option<usize>,
+        /// Continue this clip: its first --prefix-frames latent frames are kept, the rest sampled.
+        #[arg(long)]
+        prefix: Option<PathBuf>,
+        /// Latent frames (of T') taken from --prefix.
+        #[arg(long, default_value_t = 1)]
+        prefix_frames: usize,
+        /// Conditioning frames of a frame-conditioned GPT: the first n_cond_frames frames of this
+        /// image or clip, preprocessed as the VQ-VAE's input.
+        #[arg(long)]
+        cond_frame: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: Device,
+        #[command(flatten)]
+        input_options: InputOptions,
+    },
+    /// Negative log-likelihood of token grids under a GPT prior, teacher-forced, in bits per token.
+    Score {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        vqvae: Option<PathBuf>,
+        /// Tokens (.npy, T'×H'×W' or B×T'×H'×W').
+        #[arg(long)]
+        tokens: PathBuf,
+        #[arg(long)]
+        class: Option<usize>,
+        /// Conditioning frames of a frame-conditioned GPT (the same for every clip).
+        #[arg(long)]
+        cond_frame: Option<PathBuf>,
+    },
+    /// Time encode+decode of a 16×64×64 clip for a VideoGPT-width and a small model, on the
+    /// CPU and on the GPU, and the PyTorch reference on the CPU when python3 has torch.
+    Bench(bench::Args),
+    /// Serve the web demo on 127.0.0.1.
+    Serve(serve::Args),
+    /// Write a randomly initialised VQ-VAE (for tests and benchmarks; defaults are VideoGPT's).
+    RandomModel {
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = 240)]
+        n_hiddens: usize,
+        #[arg(long, default_value_t = 4)]
+        n_res_layers: usize,
+        #[arg(long, default_value_t = 256)]
+        embedding_dim: usize,
+        #[arg(long, default_value_t = 2048)]
+        n_codes: usize,
+        /// T,H,W factors.
+        #[arg(long, default_value = "4,4,4")]
+        downsample: String,
+        #[arg(long, default_value_t = 64)]
+        resolution: usize,
+        #[arg(long, default_value_t = 16)]
+        sequence_length: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Initialise the codebook from this clip's encoder outputs, as VideoGPT's training does
+        /// on its first batch, so that the random model uses many codes.
+        #[arg(long)]
+        calibrate: Option<PathBuf>,
+    },
+    /// Check tokens made elsewhere (the web page, another GPU) against this machine's CPU encoding
+    /// of the same clip: equal, or different only where two codes are a float32 near-tie.
+    CompareTokens {
+        #[arg(long)]
+        model: PathBuf,
+        /// The clip the tokens were made from (as `encode` reads it).
+        #[arg(long)]
+        input: PathBuf,
+        /// The tokens to check (.npy).
+        #[arg(long)]
+        tokens: PathBuf,
+        /// Largest |d(z, e_a) − d(z, e_b)| / ‖z‖² that counts as a tie.
+        #[arg(long, default_value_t = 1e-5)]
+        tolerance: f64,
+        /// How the tokens' maker resized the clip.
+        #[command(flatten)]
+        input_options: InputOptions,
+    },
+    /// Write a randomly initialised GPT prior over a VQ-VAE, with the VQ-VAE inside the file
+    /// under `vqvae.` as VideoGPT's GPT checkpoints hold it (for tests and the demo page).
+    RandomPrior {
+        #[arg(long)]
+        vqvae: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long, default_value_t = 576)]
+        hidden_dim: usize,
+        #[arg(long, default_value_t = 4)]
+        heads: usize,
+        #[arg(long, default_value_t = 8)]
+        layers: usize,
+        /// full or sparse.
+        #[arg(long, default_value = "sparse")]
+        attn_type: String,
+        /// Condition on this many frames (adds VideoGPT's ResNet-34 frame encoder, 33.9 M parameters).
+        #[arg(long, default_value_t = 0)]
+        n_cond_frames: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    use commands::*;
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info { model } => info(&model),
+        Command::Encode(j) => run_job(j, Action::Encode),
+        Command::Decode { job, fps } => run_job(job, Action::Decode { fps }),
+        Command::Reconstruct { job, json } => run_job(job, Action::Reconstruct { json }),
+        Command::Sample { model, vqvae, output, tokens, n, seed, temperature, top_k, class, prefix, prefix_frames, cond_frame, device, input_options } => {
+            let opts = videogpt::gpt::SampleOptions { temperature, top_k, seed, class, frames: None };
+            let prefix = prefix.map(|p| (p, prefix_frames));
+            let job = SampleJob { model: &model, vqvae: vqvae.as_deref(), output: &output, tokens: tokens.as_deref(), n, opts: &opts,
+                                  prefix: prefix.as_ref(), cond_frame: cond_frame.as_deref(), input: input_options };
+            sample(device, &job)
+        }
+        Command::Score { model, vqvae, tokens, class, cond_frame } => score(&model, vqvae.as_deref(), &tokens, class, cond_frame.as_deref()),
+        Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::RandomModel { output, n_hiddens, n_res_layers, embedding_dim, n_codes, downsample, resolution, sequence_length, seed, calibrate } => {
+            tools::random_model(&output, [n_hiddens, n_res_layers, embedding_dim, n_codes, resolution, sequence_length], downsample, seed, calibrate.as_deref())
+        }
+        Command::CompareTokens { model, input, tokens, tolerance, input_options } => compare_tokens(&model, &input, &tokens, tolerance, input_options),
+        Command::RandomPrior { vqvae, output, hidden_dim, heads, layers, attn_type, n_cond_frames, seed } => {
+            tools::random_prior(&vqvae, &output, [hidden_dim, heads, layers, n_cond_frames], &attn_type, seed)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

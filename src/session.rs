@@ -1,0 +1,230 @@
+//! The workflows the command line and the web page share, written once: cutting a clip into model
+//! windows and preprocessing them, encoding to a token grid or a `.vgt` file, decoding token files
+//! (refusing another model's), reconstruction with its metrics, model info, loading a prior with
+//! its VQ-VAE, and sampling on the CPU or the GPU with progress. `src/bin/videogpt` reads and
+//! writes files around these; `src/web.rs` turns them into Promises and JS objects.
+
+use std::ops::Range;
+
+use crate::backend::{Backend, Tensor};
+use crate::gpt::{Gpt, GptConfig, SampleOptions};
+use crate::tokens::Tokens;
+use crate::vgt::{self, TokenFile};
+use crate::video::{self, Resize, Video};
+use crate::{bail, metrics, Error, Gpu, Result, VqVae, VqVaeConfig};
+
+/// The largest `--resolution` a model may be run at: a 16-frame clip at 1024² is already 50 M
+/// values per activation map at VideoGPT's width.
+pub const MAX_RESOLUTION: usize = 1024;
+
+/// A VQ-VAE as a tokenizer: the model, the hash `.vgt` files name it by, and how clips are
+/// brought to its input (resolution, resize filter).
+pub struct Tokenizer<B: Backend> {
+    pub vqvae: VqVae<B>,
+    /// `vgt::model_hash` of the file the VQ-VAE came from.
+    pub hash: [u8; 16],
+    /// The side clips are resized to: the file's `resolution` unless overridden. The VQ-VAE has
+    /// no position embeddings, so any multiple of its spatial stride works (spec §1.4).
+    pub resolution: usize,
+    pub resize: Resize,
+}
+
+impl<B: Backend> Tokenizer<B> {
+    /// A VQ-VAE file (`prefix` `""`), or the VQ-VAE inside a GPT file (`"vqvae."`).
+    pub fn load(b: &B, bytes: &[u8], prefix: &str) -> Result<Self> {
+        let vqvae = VqVae::load(b, bytes, prefix)?;
+        Ok(Tokenizer { resolution: vqvae.config.resolution, vqvae, hash: vgt::model_hash(bytes), resize: Resize::default() })
+    }
+
+    pub fn config(&self) -> &VqVaeConfig {
+        &self.vqvae.config
+    }
+
+    /// Run at `resolution` instead of the file's: a positive multiple of the spatial stride, at
+    /// most [`MAX_RESOLUTION`].
+    pub fn with_resolution(mut self, resolution: Option<usize>) -> Result<Self> {
+        if let Some(r) = resolution {
+            let [_, dh, dw] = self.config().downsample;
+            let step = dh.max(dw);
+            if r == 0 || r > MAX_RESOLUTION || !r.is_multiple_of(step) {
+                bail!(Input, "resolution {r} must be a multiple of the model's spatial stride {step}, from {step} to {MAX_RESOLUTION}");
+            }
+            self.resolution = r;
+        }
+        Ok(self)
+    }
+
+    pub fn with_resize(mut self, resize: Resize) -> Self {
+        self.resize = resize;
+        self
+    }
+
+    /// The model windows of a clip of `frames` frames: consecutive `sequence_length` windows, or
+    /// the whole clip trimmed to the temporal stride when it is shorter; and how many trailing
+    /// frames were left out.
+    pub fn windows(&self, frames: usize) -> Result<(Vec<Range<usize>>, usize)> {
+        let c = self.config();
+        let (ranges, dropped) = video::windows(frames, c.sequence_length, c.downsample[0]);
+        if ranges.is_empty() {
+            bail!(Input, "the clip has {frames} frames; the model needs at least {} (its temporal downsample)", c.downsample[0]);
+        }
+        Ok((ranges, dropped))
+    }
+
+    /// One window of a clip in host memory, preprocessed on the device.
+    pub fn preprocess(&self, b: &B, clip: &Video, window: Range<usize>) -> Result<Tensor<B>> {
+        if window.start == 0 && window.end == clip.frames {
+            return b.preprocess(clip, self.resolution, self.resize);
+        }
+        b.preprocess(&clip.slice(window.start, window.len()), self.resolution, self.resize)
+    }
+
+    /// The T'×H'×W' grid a preprocessed window gives.
+    pub fn latent(&self, x: &Tensor<B>) -> Result<[usize; 3]> {
+        self.config().check_clip(x.dims.t, x.dims.h, x.dims.w)
+    }
+
+    /// A preprocessed window → its codes and latent grid.
+    pub async fn encode(&self, b: &B, x: &Tensor<B>) -> Result<(Vec<u32>, [usize; 3])> {
+        let latent = self.latent(x)?;
+        Ok((b.read_codes(&self.vqvae.encode(b, x)?).await?, latent))
+    }
+
+    /// Encode and decode a preprocessed window; `now` (milliseconds) times the two halves.
+    pub async fn reconstruct(&self, b: &B, x: &Tensor<B>, now: &dyn Fn() -> f64) -> Result<Reconstruction> {
+        let latent = self.latent(x)?;
+        let t0 = now();
+        let codes = self.vqvae.encode(b, x)?;
+        let tokens = b.read_codes(&codes).await?;
+        let t1 = now();
+        let y = b.read_volume(&self.vqvae.decode(b, &codes)?).await?;
+        let t2 = now();
+        let input = video::to_video(&b.read_volume(x).await?)?;
+        let output = video::to_video(&y)?;
+        Ok(Reconstruction { tokens, latent, input, output, encode_ms: t1 - t0, decode_ms: t2 - t1 })
+    }
+
+    /// Decode every clip of a token grid, one after another, calling `on_clip(i, n)` after each.
+    pub async fn decode(&self, b: &B, tokens: &Tokens, mut on_clip: impl FnMut(usize, usize)) -> Result<Video> {
+        crate::tokens::check_codes(tokens, self.config().n_codes)?;
+        let n = tokens.shape[0];
+        let mut clips = Vec::with_capacity(n);
+        for (i, codes) in tokens.clips().enumerate() {
+            clips.push(video::to_video(&self.vqvae.decode_codes(b, codes, tokens.latent()).await?)?);
+            on_clip(i, n);
+        }
+        Video::concat(&clips)
+    }
+
+    /// A `.vgt` file of `tokens` naming this model `model_id`.
+    pub fn token_file(&self, model_id: String, tokens: Tokens, fps: Option<f32>) -> TokenFile {
+        TokenFile { model_id, model_hash: self.hash, n_codes: self.config().n_codes, tokens, fps }
+    }
+
+    /// Refuse tokens made with another model: decoding them would give garbage.
+    pub fn check_token_file(&self, file: &TokenFile) -> Result<()> {
+        if file.n_codes != self.config().n_codes {
+            bail!(Input, "these tokens index {} codes (model {}); this model has {}", file.n_codes, file.model_id, self.config().n_codes);
+        }
+        if file.model_hash != self.hash {
+            bail!(Input, "these tokens were made with model {} ({}), not this one ({}): decoding them with it would give garbage",
+                file.model_id, vgt::hex(&file.model_hash), vgt::hex(&self.hash));
+        }
+        Ok(())
+    }
+}
+
+/// One window encoded and decoded.
+pub struct Reconstruction {
+    pub tokens: Vec<u32>,
+    pub latent: [usize; 3],
+    /// The model-sized input frames (what the model saw).
+    pub input: Video,
+    pub output: Video,
+    pub encode_ms: f64,
+    pub decode_ms: f64,
+}
+
+impl Reconstruction {
+    pub fn psnr_per_frame(&self) -> Result<Vec<f64>> {
+        metrics::psnr_per_frame(&self.input, &self.output)
+    }
+    pub fn ssim_per_frame(&self) -> Result<Vec<f64>> {
+        metrics::ssim_per_frame(&self.input, &self.output)
+    }
+}
+
+/// What a model file holds, read from its metadata and checked by loading it on the CPU.
+pub enum ModelInfo {
+    VqVae(VqVaeConfig),
+    Prior { gpt: GptConfig, vqvae: VqVaeConfig },
+}
+
+impl ModelInfo {
+    pub fn read(bytes: &[u8]) -> Result<Self> {
+        let meta = crate::weights::WeightFile::parse(bytes)?.metadata().clone();
+        if meta.get("format").is_some_and(|f| f == "videogpt-gpt") || meta.contains_key("hidden_dim") {
+            let gpt = Gpt::load(bytes, None)?;
+            let vqvae = VqVae::load(&crate::Cpu, bytes, "vqvae.")?;
+            Ok(ModelInfo::Prior { gpt: gpt.config, vqvae: vqvae.config })
+        } else {
+            Ok(ModelInfo::VqVae(VqVae::load(&crate::Cpu, bytes, "")?.config))
+        }
+    }
+}
+
+/// A GPT prior and the tokenizer whose codes it models (it decodes the samples and encodes
+/// prefixes): the GPT file's own `vqvae.` keys, or a separate VQ-VAE file.
+pub struct Prior<B: Backend> {
+    pub gpt: Gpt,
+    pub tokenizer: Tokenizer<B>,
+}
+
+impl<B: Backend> Prior<B> {
+    pub fn load(b: &B, gpt_bytes: &[u8], vqvae_bytes: Option<&[u8]>) -> Result<Self> {
+        let gpt = Gpt::load(gpt_bytes, vqvae_bytes)?;
+        let tokenizer = match vqvae_bytes {
+            Some(v) => Tokenizer::load(b, v, "")?,
+            None => Tokenizer::load(b, gpt_bytes, "vqvae.")?,
+        };
+        Ok(Prior { gpt, tokenizer })
+    }
+
+    /// The first `frames` latent frames of `codes` (a whole grid), to continue by sampling.
+    pub fn prefix(&self, codes: &[u32], frames: usize) -> Result<Vec<u32>> {
+        let [lt, lh, lw] = self.gpt.config.latent;
+        if frames == 0 || frames >= lt {
+            bail!(Input, "prefix frames must be between 1 and {} (the GPT's latent frames)", lt - 1);
+        }
+        if codes.len() != self.gpt.config.positions() {
+            bail!(Input, "the prefix clip gives {} tokens, the GPT models {}", codes.len(), self.gpt.config.positions());
+        }
+        Ok(codes[..frames * lh * lw].to_vec())
+    }
+
+    /// Sample one grid: with the WGSL sampler when `gpu` is given, else on the CPU.
+    /// `report(done, grid)` is called about every `every` tokens.
+    pub async fn sample(&self, gpu: Option<&Gpu>, opts: &SampleOptions, prefix: &[u32], every: usize,
+                        mut report: impl FnMut(usize, &[u32])) -> Result<Vec<u32>> {
+        if let Some(gpu) = gpu {
+            return crate::gpu::GpuPrior::new(gpu, &self.gpt)?.sample(opts, prefix, every, report).await;
+        }
+        let every = every.max(1);
+        let mut since = 0;
+        self.gpt.sample(opts, prefix, |i, grid| {
+            since += 1;
+            if since >= every || i + 1 == grid.len() {
+                since = 0;
+                report(i + 1, grid);
+            }
+        })
+    }
+}
+
+/// The seed of a sample as JavaScript gives it (a double): a whole number up to 2^53 − 1.
+pub fn seed_from_f64(seed: f64) -> Result<u64> {
+    if !(seed >= 0.0 && seed.fract() == 0.0 && seed <= 9.007_199_254_740_991e15) {
+        return Err(Error::Input(format!("seed must be a whole number from 0 to 2^53-1, got {seed}")));
+    }
+    Ok(seed as u64)
+}
