@@ -26,6 +26,12 @@ cargo test --release --locked "$@"
 # a filter or other cargo test arguments run just those Rust tests
 [ $# -gt 0 ] && exit 0
 
+# the code stays formatted and clippy-clean, native and wasm
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+cargo fmt --check
+cargo clippy --release --locked --all-targets -- -D warnings
+
 # The web page, the <video-gpt> element and the dist/ package in a real browser: the engine built
 # to wasm, Debian's Chromium with WebGPU on SwiftShader and a fake webcam, driven by
 # playwright-core (tests/e2e/).
@@ -37,4 +43,5 @@ command -v chromium >/dev/null 2>&1 || {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
 }
 bash scripts/build-dist.sh
+cargo clippy --release --locked --lib --target wasm32-unknown-unknown -- -D warnings
 VIDEOGPT_BIN="$CARGO_TARGET_DIR/release/videogpt" node --test --test-concurrency=1 tests/e2e/

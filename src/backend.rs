@@ -69,16 +69,14 @@ pub trait Backend {
     }
 
     /// SamePadConv3d, then `+ residual` and/or ReLU when asked (fused where the backend can).
-    fn conv3d(&self, x: &Tensor<Self>, conv: &Conv3d<Self>, residual: Option<&Tensor<Self>>, relu: bool)
-        -> Result<Tensor<Self>>;
+    fn conv3d(&self, x: &Tensor<Self>, conv: &Conv3d<Self>, residual: Option<&Tensor<Self>>, relu: bool) -> Result<Tensor<Self>>;
     /// SamePadConvTranspose3d (k=4), then ReLU when asked.
     fn conv_transpose3d(&self, x: &Tensor<Self>, convt: &ConvTranspose3d<Self>, relu: bool) -> Result<Tensor<Self>>;
     /// Eval-mode BatchNorm3d followed by ReLU: `max(x·scale[c] + shift[c], 0)`.
     fn affine_relu(&self, x: &Tensor<Self>, bn: &ChannelAffine<Self>) -> Result<Tensor<Self>>;
     /// LayerNorm over the channels at each position, optional ReLU, then optionally
     /// `relu(· + residual)`: the frame-conditioning ResNet's NormReLU and its block output.
-    fn channel_norm(&self, x: &Tensor<Self>, norm: &ChannelNorm<Self>, relu: bool, residual: Option<&Tensor<Self>>)
-        -> Result<Tensor<Self>>;
+    fn channel_norm(&self, x: &Tensor<Self>, norm: &ChannelNorm<Self>, relu: bool, residual: Option<&Tensor<Self>>) -> Result<Tensor<Self>>;
     /// Softmax attention along W, H and T of `qkv` (9C channels: for axis W,H,T the q,k,v
     /// projections), giving the 3C channels of the three per-axis outputs before their `fc`.
     fn axial_attention(&self, qkv: &Tensor<Self>, attn: &AxialAttention<Self>) -> Result<Tensor<Self>>;

@@ -14,8 +14,21 @@ const MAX_COLUMN_FLOATS: usize = 16 << 20;
 
 /// `c[m×n] (+)= a[m×k] · b[k×n]` with explicit row/column strides.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn sgemm(m: usize, k: usize, n: usize, a: &[f32], rsa: isize, csa: isize, b: &[f32], rsb: isize, csb: isize,
-         beta: f32, c: &mut [f32], rsc: isize, csc: isize) {
+pub(crate) fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    rsa: isize,
+    csa: isize,
+    b: &[f32],
+    rsb: isize,
+    csb: isize,
+    beta: f32,
+    c: &mut [f32],
+    rsc: isize,
+    csc: isize,
+) {
     // SAFETY: every caller passes slices that cover the strided extents it describes.
     unsafe {
         matrixmultiply::sgemm(m, k, n, 1.0, a.as_ptr(), rsa, csa, b.as_ptr(), rsb, csb, beta, c.as_mut_ptr(), rsc, csc);
@@ -34,8 +47,7 @@ impl Backend for Cpu {
         Ok(Codes { dims, buf: codes.to_vec() })
     }
 
-    fn conv3d(&self, x: &Tensor<Self>, conv: &Conv3d<Self>, residual: Option<&Tensor<Self>>, relu: bool)
-        -> Result<Tensor<Self>> {
+    fn conv3d(&self, x: &Tensor<Self>, conv: &Conv3d<Self>, residual: Option<&Tensor<Self>>, relu: bool) -> Result<Tensor<Self>> {
         let (i, k, s, pad) = (x.dims, conv.kernel, conv.stride, conv.pad_front());
         let o = Dims::new(conv.cout, i.t / s[0], i.h / s[1], i.w / s[2]);
         let (n_out, kvol) = (o.positions(), k[0] * k[1] * k[2]);
@@ -78,8 +90,7 @@ impl Backend for Cpu {
                         }
                     }
                 }
-                sgemm(o.c, kk, n, &conv.weight, kk as isize, 1, &col, n as isize, 1, 0.0,
-                      &mut out[t0 * frame..], n_out as isize, 1);
+                sgemm(o.c, kk, n, &conv.weight, kk as isize, 1, &col, n as isize, 1, 0.0, &mut out[t0 * frame..], n_out as isize, 1);
             }
         }
         for (co, row) in out.chunks_exact_mut(n_out).enumerate() {
@@ -110,8 +121,7 @@ impl Backend for Cpu {
             let nt = frames_per_chunk.min(i.t - t0);
             let n = nt * frame;
             // A[(co, k)][ci] = W[ci][(co, k)]; B[ci][pos] = x[ci][t0·frame + pos]
-            sgemm(rows, convt.cin, n, &convt.weight, 1, rows as isize, &x.buf[t0 * frame..], n_in as isize, 1,
-                  0.0, &mut y, n as isize, 1);
+            sgemm(rows, convt.cin, n, &convt.weight, 1, rows as isize, &x.buf[t0 * frame..], n_in as isize, 1, 0.0, &mut y, n as isize, 1);
             for co in 0..convt.cout {
                 for kt in 0..4 {
                     for kh in 0..4 {
@@ -160,8 +170,7 @@ impl Backend for Cpu {
         Ok(Tensor { dims: x.dims, buf: out })
     }
 
-    fn channel_norm(&self, x: &Tensor<Self>, norm: &ChannelNorm<Self>, relu: bool, residual: Option<&Tensor<Self>>)
-        -> Result<Tensor<Self>> {
+    fn channel_norm(&self, x: &Tensor<Self>, norm: &ChannelNorm<Self>, relu: bool, residual: Option<&Tensor<Self>>) -> Result<Tensor<Self>> {
         let (c, n) = (x.dims.c, x.dims.positions());
         let mut out = vec![0.0f32; x.buf.len()];
         for p in 0..n {

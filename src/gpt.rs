@@ -284,8 +284,7 @@ impl Linear {
                 *o = dot(row, x);
             }
         } else {
-            sgemm(n, self.d_in, self.d_out, x, self.d_in as isize, 1, &self.weight, 1, self.d_in as isize, 0.0,
-                  &mut out, self.d_out as isize, 1);
+            sgemm(n, self.d_in, self.d_out, x, self.d_in as isize, 1, &self.weight, 1, self.d_in as isize, 0.0, &mut out, self.d_out as isize, 1);
         }
         if let Some(b) = &self.bias {
             out.chunks_exact_mut(self.d_out).for_each(|r| r.iter_mut().zip(b).for_each(|(v, b)| *v += b));
@@ -447,10 +446,8 @@ impl Gpt {
                 (vc, cb)
             }
             None => {
-                let vq_meta: HashMap<String, String> = gpt_meta
-                    .iter()
-                    .filter_map(|(k, v)| k.strip_prefix("vqvae.").map(|k| (k.to_string(), v.clone())))
-                    .collect();
+                let vq_meta: HashMap<String, String> =
+                    gpt_meta.iter().filter_map(|(k, v)| k.strip_prefix("vqvae.").map(|k| (k.to_string(), v.clone()))).collect();
                 if !w.contains("vqvae.codebook.embeddings") {
                     bail!(Weights, "the GPT file holds no VQ-VAE (`vqvae.*` keys); pass the VQ-VAE file separately");
                 }
@@ -465,8 +462,7 @@ impl Gpt {
             }
         }
         let config = GptConfig::from_metadata(&gpt_meta, &vq_config)?;
-        let (d, e, k, n, classes) =
-            (config.hidden_dim, config.embedding_dim, config.n_codes, config.positions(), config.class_cond_dim);
+        let (d, e, k, n, classes) = (config.hidden_dim, config.embedding_dim, config.n_codes, config.positions(), config.class_cond_dim);
         let pos = broadcast_position_table(&mut w, "attn_stack.pos_embd", config.latent, d)?;
         let blocks = (0..config.layers)
             .map(|l| {

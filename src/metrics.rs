@@ -26,10 +26,7 @@ pub fn psnr_per_frame(a: &Video, b: &Video) -> Result<Vec<f64>> {
 }
 
 fn luma(v: &Video, f: usize) -> Vec<f64> {
-    v.rgb[f * v.frame_len()..(f + 1) * v.frame_len()]
-        .chunks_exact(3)
-        .map(|p| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64)
-        .collect()
+    v.rgb[f * v.frame_len()..(f + 1) * v.frame_len()].chunks_exact(3).map(|p| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64).collect()
 }
 
 fn gaussian_window(size: usize, sigma: f64) -> Vec<f64> {

@@ -100,8 +100,7 @@ pub struct HostConv {
 }
 
 impl HostConv {
-    pub fn load(w: &mut WeightFile, key: &str, cin: usize, cout: usize, k: usize, stride: [usize; 3], bias: bool)
-        -> Result<Self> {
+    pub fn load(w: &mut WeightFile, key: &str, cin: usize, cout: usize, k: usize, stride: [usize; 3], bias: bool) -> Result<Self> {
         let weight = w.take(&format!("{key}.conv.weight"), &[cout, cin, k, k, k])?;
         let bias = if bias { w.take(&format!("{key}.conv.bias"), &[cout])? } else { vec![0.0; cout] };
         Ok(HostConv { cin, cout, kernel: [k; 3], stride, weight, bias })
@@ -118,20 +117,11 @@ impl HostConv {
     }
 
     pub fn upload<B: Backend>(&self, b: &B) -> Result<Conv3d<B>> {
-        Ok(Conv3d {
-            cin: self.cin,
-            cout: self.cout,
-            kernel: self.kernel,
-            stride: self.stride,
-            weight: b.upload(&self.weight)?,
-            bias: b.upload(&self.bias)?,
-        })
+        Ok(Conv3d { cin: self.cin, cout: self.cout, kernel: self.kernel, stride: self.stride, weight: b.upload(&self.weight)?, bias: b.upload(&self.bias)? })
     }
 }
 
-pub fn load_conv_transpose<B: Backend>(
-    b: &B, w: &mut WeightFile, key: &str, cin: usize, cout: usize, stride: [usize; 3],
-) -> Result<ConvTranspose3d<B>> {
+pub fn load_conv_transpose<B: Backend>(b: &B, w: &mut WeightFile, key: &str, cin: usize, cout: usize, stride: [usize; 3]) -> Result<ConvTranspose3d<B>> {
     let weight = w.take(&format!("{key}.convt.weight"), &[cin, cout, 4, 4, 4])?;
     let bias = w.take(&format!("{key}.convt.bias"), &[cout])?;
     Ok(ConvTranspose3d { cin, cout, stride, weight: b.upload(&weight)?, bias: b.upload(&bias)? })
@@ -157,8 +147,7 @@ pub fn load_axial_attention<B: Backend>(b: &B, w: &mut WeightFile, key: &str, c:
     Ok(AxialAttention { channels: c, n_head: 2, qkv: qkv.upload(b)?, out: out.upload(b)? })
 }
 
-pub fn load_codebook<B: Backend>(b: &B, w: &mut WeightFile, key: &str, n_codes: usize, dim: usize)
-    -> Result<Codebook<B>> {
+pub fn load_codebook<B: Backend>(b: &B, w: &mut WeightFile, key: &str, n_codes: usize, dim: usize) -> Result<Codebook<B>> {
     let emb = w.take(&format!("{key}.embeddings"), &[n_codes, dim])?;
     w.skip(&format!("{key}.N"), &[n_codes])?;
     w.skip(&format!("{key}.z_avg"), &[n_codes, dim])?;

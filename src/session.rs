@@ -127,8 +127,13 @@ impl<B: Backend> Tokenizer<B> {
             bail!(Input, "these tokens index {} codes (model {}); this model has {}", file.n_codes, file.model_id, self.config().n_codes);
         }
         if file.model_hash != self.hash {
-            bail!(Input, "these tokens were made with model {} ({}), not this one ({}): decoding them with it would give garbage",
-                file.model_id, vgt::hex(&file.model_hash), vgt::hex(&self.hash));
+            bail!(
+                Input,
+                "these tokens were made with model {} ({}), not this one ({}): decoding them with it would give garbage",
+                file.model_id,
+                vgt::hex(&file.model_hash),
+                vgt::hex(&self.hash)
+            );
         }
         Ok(())
     }
@@ -204,8 +209,14 @@ impl<B: Backend> Prior<B> {
 
     /// Sample one grid: with the WGSL sampler when `gpu` is given, else on the CPU.
     /// `report(done, grid)` is called about every `every` tokens.
-    pub async fn sample(&self, gpu: Option<&Gpu>, opts: &SampleOptions, prefix: &[u32], every: usize,
-                        mut report: impl FnMut(usize, &[u32])) -> Result<Vec<u32>> {
+    pub async fn sample(
+        &self,
+        gpu: Option<&Gpu>,
+        opts: &SampleOptions,
+        prefix: &[u32],
+        every: usize,
+        mut report: impl FnMut(usize, &[u32]),
+    ) -> Result<Vec<u32>> {
         if let Some(gpu) = gpu {
             return crate::gpu::GpuPrior::new(gpu, &self.gpt)?.sample(opts, prefix, every, report).await;
         }

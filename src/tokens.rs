@@ -68,6 +68,10 @@ pub mod npy {
 
 /// Check a token grid against a model's codebook size and latent factors.
 pub fn check_codes(t: &Tokens, n_codes: usize) -> Result<()> {
+    // checked: on wasm32 a crafted shape could wrap around in 32 bits
+    if t.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(t.codes.len()) || t.shape.contains(&0) {
+        bail!(Input, "{} tokens do not fill a {}×{}×{}×{} grid", t.codes.len(), t.shape[0], t.shape[1], t.shape[2], t.shape[3]);
+    }
     if let Some(&bad) = t.codes.iter().find(|&&c| c as usize >= n_codes) {
         bail!(Input, "token {bad} is out of range for a codebook of {n_codes} codes (wrong model for these tokens?)");
     }

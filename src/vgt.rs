@@ -134,9 +134,8 @@ pub fn read(bytes: &[u8]) -> Result<TokenFile> {
     if body.len() != at + id_len + fps_len + packed {
         bail!(Input, "corrupt .vgt file: {} bytes, expected {} for {shape:?} tokens", bytes.len(), at + id_len + fps_len + packed + 4);
     }
-    let model_id = std::str::from_utf8(&body[at..at + id_len])
-        .map_err(|_| crate::Error::Input("corrupt .vgt file (model id is not UTF-8)".into()))?
-        .to_string();
+    let model_id =
+        std::str::from_utf8(&body[at..at + id_len]).map_err(|_| crate::Error::Input("corrupt .vgt file (model id is not UTF-8)".into()))?.to_string();
     at += id_len;
     let fps = (fps_len > 0).then(|| f32::from_le_bytes(body[at..at + 4].try_into().expect("4 bytes")));
     at += fps_len;
@@ -167,8 +166,13 @@ impl TokenFile {
         }
         let hash = model_hash(model_bytes);
         if hash != self.model_hash {
-            bail!(Input, "these tokens were made with model {} ({}), not this one ({}): decoding them with it would give garbage",
-                self.model_id, hex(&self.model_hash), hex(&hash));
+            bail!(
+                Input,
+                "these tokens were made with model {} ({}), not this one ({}): decoding them with it would give garbage",
+                self.model_id,
+                hex(&self.model_hash),
+                hex(&hash)
+            );
         }
         Ok(())
     }

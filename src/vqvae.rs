@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use crate::backend::{Backend, Codes, Dims, Tensor, Volume};
 use crate::nn::{
-    batchnorm_affine, load_axial_attention, load_batchnorm, load_codebook, load_conv_transpose, AxialAttention,
-    ChannelAffine, Codebook, Conv3d, ConvTranspose3d, HostConv,
+    batchnorm_affine, load_axial_attention, load_batchnorm, load_codebook, load_conv_transpose, AxialAttention, ChannelAffine, Codebook, Conv3d,
+    ConvTranspose3d, HostConv,
 };
 use crate::weights::WeightFile;
 use crate::{bail, Error, Result};
@@ -27,25 +27,14 @@ pub struct VqVaeConfig {
 impl Default for VqVaeConfig {
     /// `train_vqvae.py`'s defaults.
     fn default() -> Self {
-        VqVaeConfig {
-            embedding_dim: 256,
-            n_codes: 2048,
-            n_hiddens: 240,
-            n_res_layers: 4,
-            downsample: [4, 4, 4],
-            resolution: 64,
-            sequence_length: 16,
-        }
+        VqVaeConfig { embedding_dim: 256, n_codes: 2048, n_hiddens: 240, n_res_layers: 4, downsample: [4, 4, 4], resolution: 64, sequence_length: 16 }
     }
 }
 
 impl VqVaeConfig {
     pub fn from_metadata(meta: &HashMap<String, String>) -> Result<Self> {
-        let get = |k: &str| {
-            meta.get(k).ok_or_else(|| {
-                Error::Weights(format!("metadata has no `{k}` (a VideoGPT VQ-VAE file stores its hparams in __metadata__)"))
-            })
-        };
+        let get =
+            |k: &str| meta.get(k).ok_or_else(|| Error::Weights(format!("metadata has no `{k}` (a VideoGPT VQ-VAE file stores its hparams in __metadata__)")));
         let int = |k: &str| -> Result<usize> {
             let v = get(k)?;
             v.trim().parse().map_err(|_| Error::Weights(format!("metadata `{k}` = {v:?} is not a whole number")))
@@ -209,12 +198,8 @@ impl<B: Backend> ResidualBlock<B> {
         let k = |i: usize| format!("{key}.block.{i}");
         Ok(ResidualBlock {
             norm: load_batchnorm(b, w, &k(0), c)?,
-            conv_reduce: HostConv::load(w, &k(2), c, c / 2, 3, [1; 3], false)?
-                .fold_batchnorm(batchnorm_affine(w, &k(3), c / 2)?)
-                .upload(b)?,
-            conv_expand: HostConv::load(w, &k(5), c / 2, c, 1, [1; 3], false)?
-                .fold_batchnorm(batchnorm_affine(w, &k(6), c)?)
-                .upload(b)?,
+            conv_reduce: HostConv::load(w, &k(2), c, c / 2, 3, [1; 3], false)?.fold_batchnorm(batchnorm_affine(w, &k(3), c / 2)?).upload(b)?,
+            conv_expand: HostConv::load(w, &k(5), c / 2, c, 1, [1; 3], false)?.fold_batchnorm(batchnorm_affine(w, &k(6), c)?).upload(b)?,
             attn: load_axial_attention(b, w, &k(8), c)?,
         })
     }
@@ -317,10 +302,7 @@ impl<B: Backend> VqVae<B> {
         let convs = strides
             .iter()
             .enumerate()
-            .map(|(i, &s)| {
-                HostConv::load(w, &key(&format!("encoder.convs.{i}")), if i == 0 { 3 } else { c }, c, 4, s, true)?
-                    .upload(b)
-            })
+            .map(|(i, &s)| HostConv::load(w, &key(&format!("encoder.convs.{i}")), if i == 0 { 3 } else { c }, c, 4, s, true)?.upload(b))
             .collect::<Result<_>>()?;
         let encoder = Encoder {
             convs,
@@ -426,9 +408,7 @@ impl VqVae<crate::Cpu> {
             bail!(Input, "{} tokens to compare with {} of this clip", theirs.len(), ours.len());
         }
         let (e, n, emb) = (self.codebook.dim, ours.len(), &self.codebook.embeddings);
-        let dist = |p: usize, code: u32| -> f64 {
-            (0..e).map(|i| (z.buf[i * n + p] as f64 - emb[code as usize * e + i] as f64).powi(2)).sum()
-        };
+        let dist = |p: usize, code: u32| -> f64 { (0..e).map(|i| (z.buf[i * n + p] as f64 - emb[code as usize * e + i] as f64).powi(2)).sum() };
         let mut out = Vec::new();
         for p in 0..n {
             if ours[p] != theirs[p] {

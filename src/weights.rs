@@ -19,10 +19,8 @@ pub struct WeightFile<'a> {
 
 impl<'a> WeightFile<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
-        let (_, meta) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
-        let tensors = SafeTensors::deserialize(bytes)
-            .map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
+        let tensors = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
         Ok(WeightFile { tensors, metadata: meta.metadata().clone().unwrap_or_default(), taken: BTreeSet::new() })
     }
 
@@ -37,9 +35,7 @@ impl<'a> WeightFile<'a> {
 
     /// The tensor `key` as f32, checked against the shape the model expects.
     pub fn take(&mut self, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let view = self.tensors.tensor(key).map_err(|_| {
-            Error::Weights(format!("missing tensor `{key}` (expected shape {shape:?})"))
-        })?;
+        let view = self.tensors.tensor(key).map_err(|_| Error::Weights(format!("missing tensor `{key}` (expected shape {shape:?})")))?;
         if view.shape() != shape {
             bail!(Weights, "tensor `{key}` has shape {:?}, expected {shape:?}", view.shape());
         }
@@ -80,8 +76,7 @@ impl<'a> WeightFile<'a> {
     }
 
     fn finish_matching(&self, considered: impl Fn(&str) -> bool) -> Result<()> {
-        let mut extra: Vec<&str> =
-            self.tensors.names().into_iter().filter(|k| considered(k) && !self.taken.contains(*k)).collect();
+        let mut extra: Vec<&str> = self.tensors.names().into_iter().filter(|k| considered(k) && !self.taken.contains(*k)).collect();
         extra.sort();
         if let Some(k) = extra.first() {
             bail!(Weights, "unexpected tensor `{k}` ({} unexpected in all): the file does not match the hparams in its metadata", extra.len());
@@ -93,10 +88,8 @@ impl<'a> WeightFile<'a> {
 /// A `.safetensors` file of `(key, dtype, shape, little-endian bytes)` tensors with `metadata`,
 /// for the weights this crate makes itself (random models for tests and benchmarks).
 pub fn to_safetensors(tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)], metadata: HashMap<String, String>) -> Vec<u8> {
-    let views: Vec<(&str, TensorView)> = tensors
-        .iter()
-        .map(|(k, d, s, b)| (k.as_str(), TensorView::new(*d, s.clone(), b).expect("bytes match dtype and shape")))
-        .collect();
+    let views: Vec<(&str, TensorView)> =
+        tensors.iter().map(|(k, d, s, b)| (k.as_str(), TensorView::new(*d, s.clone(), b).expect("bytes match dtype and shape"))).collect();
     serialize(views, Some(metadata)).expect("an in-memory safetensors file always serialises")
 }
 

@@ -23,11 +23,9 @@ fn rewrite(edit: impl FnOnce(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>, &mu
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
     let mut meta = meta.metadata().clone().unwrap();
-    let mut tensors: Vec<_> =
-        st.iter().map(|(k, v)| (k.to_string(), v.dtype(), v.shape().to_vec(), v.data().to_vec())).collect();
+    let mut tensors: Vec<_> = st.iter().map(|(k, v)| (k.to_string(), v.dtype(), v.shape().to_vec(), v.data().to_vec())).collect();
     edit(&mut tensors, &mut meta);
-    let views: Vec<(String, TensorView)> =
-        tensors.iter().map(|(k, d, s, b)| (k.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    let views: Vec<(String, TensorView)> = tensors.iter().map(|(k, d, s, b)| (k.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
     serialize(views, Some(meta)).unwrap()
 }
 

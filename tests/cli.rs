@@ -66,8 +66,14 @@ fn encode_decode_on_both_devices_match_the_reference() {
 fn reconstruct_reports_metrics_as_json() {
     let out_video = tmp("recon.y4m");
     let (ok, out, err) = videogpt(&[
-        "reconstruct", "--model", s(&fixture("vqvae_244.safetensors")), "--input", s(&fixture("carphone_8f.npy")),
-        "--output", s(&out_video), "--json",
+        "reconstruct",
+        "--model",
+        s(&fixture("vqvae_244.safetensors")),
+        "--input",
+        s(&fixture("carphone_8f.npy")),
+        "--output",
+        s(&out_video),
+        "--json",
     ]);
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -114,7 +120,16 @@ fn real_h264_clip_reconstructs_on_both_devices_with_identical_tokens() {
         assert!(ok, "{err}");
         tokens.push(read_i32_npy(&t).1);
         let (ok, out, err) = videogpt(&[
-            "reconstruct", "--model", s(&fixture("vqvae_422.safetensors")), "--input", s(&mp4), "--output", s(&tmp(&format!("mp4-{device}.mp4"))), "--device", device, "--json",
+            "reconstruct",
+            "--model",
+            s(&fixture("vqvae_422.safetensors")),
+            "--input",
+            s(&mp4),
+            "--output",
+            s(&tmp(&format!("mp4-{device}.mp4"))),
+            "--device",
+            device,
+            "--json",
         ]);
         assert!(ok, "{err}");
         assert!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["psnr"].as_f64().unwrap() > 5.0);
@@ -156,10 +171,15 @@ fn user_errors_are_reported_not_panicked() {
 
 /// `videogpt serve --port 0` on the repository; the child (kill it when done) and its address.
 fn serve() -> (std::process::Child, String) {
+    serve_with(&[])
+}
+
+fn serve_with(flags: &[&str]) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_videogpt"))
         .args(["serve", "--port", "0", "--root", s(&root)])
+        .args(flags)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -182,7 +202,13 @@ fn get(addr: &str, path: &str) -> std::io::Result<String> {
 
 #[test]
 fn serve_sends_the_page_with_isolation_headers() {
-    let (mut child, addr) = serve();
+    let (mut plain, plain_addr) = serve_with(&[]);
+    let plain_index = get(&plain_addr, "/").unwrap();
+    plain.kill().ok();
+    plain.wait().ok();
+    assert!(plain_index.starts_with("HTTP/1.1 200"), "{plain_index}");
+    assert!(!plain_index.contains("Cross-Origin-") && !plain_index.contains("Access-Control-"), "{plain_index}");
+    let (mut child, addr) = serve_with(&["--isolate", "--cors"]);
     let index = get(&addr, "/").unwrap();
     let wgsl = get(&addr, "/shaders/conv3d.wgsl").unwrap();
     let escape = get(&addr, "/../../etc/passwd").unwrap();
@@ -193,6 +219,7 @@ fn serve_sends_the_page_with_isolation_headers() {
     assert!(index.starts_with("HTTP/1.1 200"), "{index}");
     assert!(index.contains("Cross-Origin-Opener-Policy: same-origin"));
     assert!(index.contains("Cross-Origin-Embedder-Policy: require-corp"));
+    assert!(index.contains("Access-Control-Allow-Origin: *"));
     assert!(index.contains("Content-Type: text/html"));
     assert!(index.contains("<h1>videogpt-web</h1>"));
     assert!(wgsl.contains("implicit GEMM"));
@@ -249,7 +276,23 @@ fn compare_tokens_accepts_own_codes_and_refuses_a_changed_one() {
 fn random_prior_bundles_its_vqvae_and_samples() {
     let prior = tmp("random-prior.safetensors");
     let vq = fixture("vqvae_422.safetensors");
-    let (ok, _, err) = videogpt(&["random-prior", "--vqvae", s(&vq), "--output", s(&prior), "--hidden-dim", "24", "--heads", "2", "--layers", "1", "--attn-type", "full", "--seed", "3"]);
+    let (ok, _, err) = videogpt(&[
+        "random-prior",
+        "--vqvae",
+        s(&vq),
+        "--output",
+        s(&prior),
+        "--hidden-dim",
+        "24",
+        "--heads",
+        "2",
+        "--layers",
+        "1",
+        "--attn-type",
+        "full",
+        "--seed",
+        "3",
+    ]);
     assert!(ok, "{err}");
     let bytes = std::fs::read(&prior).unwrap();
     let gpt = videogpt::gpt::Gpt::load(&bytes, None).unwrap();
@@ -272,12 +315,42 @@ fn frame_conditioned_prior_samples_from_a_frame_on_both_devices() {
     let prior = tmp("frame-prior.safetensors");
     let vq = fixture("vqvae_444.safetensors");
     let clip = fixture("carphone_8f.npy");
-    let (ok, _, err) = videogpt(&["random-prior", "--vqvae", s(&vq), "--output", s(&prior), "--hidden-dim", "24", "--heads", "2", "--layers", "1", "--attn-type", "full", "--n-cond-frames", "1"]);
+    let (ok, _, err) = videogpt(&[
+        "random-prior",
+        "--vqvae",
+        s(&vq),
+        "--output",
+        s(&prior),
+        "--hidden-dim",
+        "24",
+        "--heads",
+        "2",
+        "--layers",
+        "1",
+        "--attn-type",
+        "full",
+        "--n-cond-frames",
+        "1",
+    ]);
     assert!(ok, "{err}");
     let mut grids = Vec::new();
     for device in ["cpu", "gpu"] {
         let (out, tokens) = (tmp(&format!("frame-sample-{device}.npy")), tmp(&format!("frame-tokens-{device}.npy")));
-        let (ok, _, err) = videogpt(&["sample", "--model", s(&prior), "--output", s(&out), "--tokens", s(&tokens), "--cond-frame", s(&clip), "--seed", "2", "--device", device]);
+        let (ok, _, err) = videogpt(&[
+            "sample",
+            "--model",
+            s(&prior),
+            "--output",
+            s(&out),
+            "--tokens",
+            s(&tokens),
+            "--cond-frame",
+            s(&clip),
+            "--seed",
+            "2",
+            "--device",
+            device,
+        ]);
         assert!(ok, "{device}: {err}");
         grids.push(read_i32_npy(&tokens).1);
     }
@@ -289,7 +362,8 @@ fn frame_conditioned_prior_samples_from_a_frame_on_both_devices() {
     // the frame is required, and refused by unconditional priors
     let (ok, _, err) = videogpt(&["sample", "--model", s(&prior), "--output", s(&tmp("x.npy"))]);
     assert!(!ok && err.contains("conditioned on 1 frame(s): give them with --cond-frame"), "{err}");
-    let (ok, _, err) = videogpt(&["sample", "--model", s(&fixture("gpt_full.safetensors")), "--vqvae", s(&vq), "--output", s(&tmp("y.npy")), "--cond-frame", s(&clip)]);
+    let (ok, _, err) =
+        videogpt(&["sample", "--model", s(&fixture("gpt_full.safetensors")), "--vqvae", s(&vq), "--output", s(&tmp("y.npy")), "--cond-frame", s(&clip)]);
     assert!(!ok && err.contains("not frame-conditioned"), "{err}");
 }
 

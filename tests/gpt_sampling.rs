@@ -22,7 +22,10 @@ fn draws_follow_the_softmax_with_temperature_and_top_k() {
             counts[draw(&logits, &opts, &mut rng) as usize] += 1;
         }
         // expected: softmax(logits / T) over the kept tokens (top 3 = indices 1, 3, 0)
-        let kept: Vec<usize> = match top_k { Some(_) => vec![0, 1, 3], None => (0..5).collect() };
+        let kept: Vec<usize> = match top_k {
+            Some(_) => vec![0, 1, 3],
+            None => (0..5).collect(),
+        };
         let z: f64 = kept.iter().map(|&i| (logits[i] as f64 / temperature as f64).exp()).sum();
         for i in 0..5 {
             let p = if kept.contains(&i) { (logits[i] as f64 / temperature as f64).exp() / z } else { 0.0 };
@@ -77,14 +80,29 @@ fn cli_sample_then_score() {
     let (tokens, video) = (tmp("sample-t.npy"), tmp("sample-v.npy"));
     let f = |n: &str| fixture(n).to_str().unwrap().to_string();
     let (ok, _, err) = videogpt(&[
-        "sample", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--output",
-        video.to_str().unwrap(), "--tokens", tokens.to_str().unwrap(), "--n", "2", "--seed", "5",
-        "--prefix", &f("carphone_8f.npy"), "--prefix-frames", "1",
+        "sample",
+        "--model",
+        &f("gpt_full.safetensors"),
+        "--vqvae",
+        &f("vqvae_444.safetensors"),
+        "--output",
+        video.to_str().unwrap(),
+        "--tokens",
+        tokens.to_str().unwrap(),
+        "--n",
+        "2",
+        "--seed",
+        "5",
+        "--prefix",
+        &f("carphone_8f.npy"),
+        "--prefix-frames",
+        "1",
     ]);
     assert!(ok, "{err}");
     let v = videogpt::video::io::read_video(&video).unwrap();
     assert_eq!((v.frames, v.height, v.width), (16, 32, 32));
-    let (ok, out, err) = videogpt(&["score", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--tokens", tokens.to_str().unwrap()]);
+    let (ok, out, err) =
+        videogpt(&["score", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--tokens", tokens.to_str().unwrap()]);
     assert!(ok, "{err}");
     // the same numbers as the library
     let npy = npyz::NpyFile::new(std::fs::File::open(&tokens).unwrap()).unwrap();
@@ -99,8 +117,21 @@ fn cli_sample_then_score() {
     // the GPU sampling path through the CLI, continuing the same prefix
     let gpu_video = tmp("sample-g.npy");
     let (ok, _, err) = videogpt(&[
-        "sample", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--output",
-        gpu_video.to_str().unwrap(), "--seed", "5", "--prefix", &f("carphone_8f.npy"), "--prefix-frames", "1", "--device", "gpu",
+        "sample",
+        "--model",
+        &f("gpt_full.safetensors"),
+        "--vqvae",
+        &f("vqvae_444.safetensors"),
+        "--output",
+        gpu_video.to_str().unwrap(),
+        "--seed",
+        "5",
+        "--prefix",
+        &f("carphone_8f.npy"),
+        "--prefix-frames",
+        "1",
+        "--device",
+        "gpu",
     ]);
     assert!(ok, "{err}");
     let g = videogpt::video::io::read_video(&gpu_video).unwrap();
@@ -108,9 +139,22 @@ fn cli_sample_then_score() {
     // errors, not panics
     let (ok, _, err) = videogpt(&["sample", "--model", &f("gpt_full.safetensors"), "--output", video.to_str().unwrap()]);
     assert!(!ok && err.contains("pass the VQ-VAE file separately"), "{err}");
-    let (ok, _, err) = videogpt(&["score", "--model", &f("gpt_sparse.safetensors"), "--vqvae", &f("vqvae_422.safetensors"), "--tokens", tokens.to_str().unwrap()]);
+    let (ok, _, err) =
+        videogpt(&["score", "--model", &f("gpt_sparse.safetensors"), "--vqvae", &f("vqvae_422.safetensors"), "--tokens", tokens.to_str().unwrap()]);
     assert!(!ok && err.contains("this GPT models [2, 16, 16]"), "{err}");
-    let (ok, _, err) = videogpt(&["sample", "--model", &f("gpt_full.safetensors"), "--vqvae", &f("vqvae_444.safetensors"), "--output", video.to_str().unwrap(), "--prefix", &f("carphone_8f.npy"), "--prefix-frames", "2"]);
+    let (ok, _, err) = videogpt(&[
+        "sample",
+        "--model",
+        &f("gpt_full.safetensors"),
+        "--vqvae",
+        &f("vqvae_444.safetensors"),
+        "--output",
+        video.to_str().unwrap(),
+        "--prefix",
+        &f("carphone_8f.npy"),
+        "--prefix-frames",
+        "2",
+    ]);
     assert!(!ok && err.contains("--prefix-frames must be between 1 and 1"), "{err}");
     for f in [&tokens, &video, &gpu_video] {
         std::fs::remove_file(f).ok();

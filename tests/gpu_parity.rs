@@ -2,14 +2,13 @@
 //! against the CPU backend on a wider random model whose tiles are all partly filled.
 
 mod common;
-use videogpt::video::Resize;
 use common::*;
+use videogpt::video::Resize;
 use videogpt::{Cpu, Gpu, VqVae, VqVaeConfig};
 
 fn gpu() -> Gpu {
-    pollster::block_on(Gpu::new()).unwrap_or_else(|e| {
-        panic!("{e}\nThe GPU tests need a Vulkan driver; the README's test command installs mesa-vulkan-drivers (lavapipe).")
-    })
+    pollster::block_on(Gpu::new())
+        .unwrap_or_else(|e| panic!("{e}\nThe GPU tests need a Vulkan driver; the README's test command installs mesa-vulkan-drivers (lavapipe)."))
 }
 
 #[test]
@@ -41,15 +40,7 @@ fn f16_weights_match_reference() {
 fn wide_random_model_agrees_with_cpu() {
     // 80 channels (2 heads of 40, 720-channel qkv), 96 codes: output-channel tiles of 64 are
     // split unevenly, and the clip is 8×48×40 so no spatial size is a multiple of 64
-    let config = VqVaeConfig {
-        embedding_dim: 24,
-        n_codes: 96,
-        n_hiddens: 80,
-        n_res_layers: 2,
-        downsample: [2, 4, 4],
-        resolution: 48,
-        sequence_length: 8,
-    };
+    let config = VqVaeConfig { embedding_dim: 24, n_codes: 96, n_hiddens: 80, n_res_layers: 2, downsample: [2, 4, 4], resolution: 48, sequence_length: 8 };
     let clip = videogpt::video::io::read_video(&fixture("carphone_8f.npy")).unwrap();
     let mut x = videogpt::video::preprocess(&clip, 48, Some(8), videogpt::video::Resize::VideoGpt).unwrap();
     // crop W to 40 to make it non-square
@@ -77,9 +68,7 @@ fn wide_random_model_agrees_with_cpu() {
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let emb: Vec<f32> = st.tensor("codebook.embeddings").unwrap().data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     let (e, n) = (config.embedding_dim, z.dims.positions());
-    let dist = |p: usize, code: u32| -> f64 {
-        (0..e).map(|i| (z.buf[i * n + p] as f64 - emb[code as usize * e + i] as f64).powi(2)).sum()
-    };
+    let dist = |p: usize, code: u32| -> f64 { (0..e).map(|i| (z.buf[i * n + p] as f64 - emb[code as usize * e + i] as f64).powi(2)).sum() };
     let mut differing = 0;
     for p in 0..n {
         if a[p] != b[p] {

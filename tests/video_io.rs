@@ -18,10 +18,9 @@ fn preprocess_matches_torch() {
     let small = Video::new(s[0], s[1], s[2], small).unwrap();
     let clip = carphone();
     assert_eq!((clip.frames, clip.height, clip.width), (8, 144, 176));
-    for (resize, g, small_key) in [
-        (Resize::VideoGpt, plain, "small_res36"),
-        (Resize::Antialias, Golden::open("preprocess_antialias.safetensors"), "small_res36"),
-    ] {
+    for (resize, g, small_key) in
+        [(Resize::VideoGpt, plain, "small_res36"), (Resize::Antialias, Golden::open("preprocess_antialias.safetensors"), "small_res36")]
+    {
         for (key, input, res, seq) in [("res32", &clip, 32, None), ("res48_seq4", &clip, 48, Some(4)), (small_key, &small, 36, None)] {
             let (shape, want) = g.f32(key);
             let got = preprocess(input, res, seq, resize).unwrap();

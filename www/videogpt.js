@@ -56,7 +56,9 @@ export async function fetchModel(source, { sha256: expected, onProgress = () => 
   try {
     response = await fetch(url);
   } catch (e) {
-    throw new FetchError(`could not download ${url}: ${e.message}`);
+    // a host that refuses CORS shows up as a network error without a status
+    const cross = new URL(url).origin !== location.origin;
+    throw new FetchError(`could not download ${url}: ${e.message}${cross ? `; ${CORS_HINT}` : ''}`);
   }
   if (!response.ok) throw new FetchError(`could not download ${url}: HTTP ${response.status}`);
   const total = Number(response.headers.get('Content-Length')) || 0;
@@ -87,13 +89,42 @@ function remoteError({ name, message }) {
   return e;
 }
 
+/** What a host serving the engine to pages on other origins must send. */
+export const CORS_HINT = 'a host serving videogpt-web to pages on other origins must send "Access-Control-Allow-Origin: *" '
+  + '(and .wasm as application/wasm)';
+
+/**
+ * A module Worker running `url`, from any origin. Browsers start Workers only from the page's own
+ * origin, so when the engine lives elsewhere (a CDN, the blog's asset host) the Worker starts from
+ * a same-origin `blob:` module that imports the real one by its absolute URL. Messages that arrive
+ * before that import finishes are held and replayed; a failed import is reported as `bootError`.
+ */
+function startWorker(url) {
+  const abs = new URL(url, location.href);
+  if (abs.origin === location.origin) return new Worker(abs, { type: 'module' });
+  const boot = `const early = []; self.onmessage = (e) => early.push(e);
+import(${JSON.stringify(abs.href)}).then(
+  () => { for (const e of early) self.onmessage(e); },
+  (e) => self.postMessage({ bootError: String((e && e.message) || e) }));`;
+  const blob = URL.createObjectURL(new Blob([boot], { type: 'text/javascript' }));
+  const worker = new Worker(blob, { type: 'module' });
+  setTimeout(() => URL.revokeObjectURL(blob), 60_000); // the Worker has fetched it long before
+  return worker;
+}
+
 /** A Worker running the engine, with request/answer bookkeeping. */
 class EngineWorker {
   constructor(url) {
-    this.worker = new Worker(url, { type: 'module' });
+    this.url = new URL(url, location.href);
+    this.worker = startWorker(this.url);
     this.pending = new Map();
     this.next = 1;
+    this.failed = null;
     this.worker.onmessage = ({ data }) => {
+      if (data.bootError) {
+        this.fail(new FetchError(`could not load the engine from ${this.url.origin}: ${data.bootError}; ${CORS_HINT}`));
+        return;
+      }
       const p = this.pending.get(data.id);
       if (!p) return;
       if (data.progress) { p.onProgress?.(data.progress); return; }
@@ -101,13 +132,21 @@ class EngineWorker {
       if (data.error) p.reject(remoteError(data.error)); else p.resolve(data.result);
     };
     this.worker.onerror = (e) => {
-      const err = new Error(`the engine worker failed: ${e.message || 'it could not start (is www/pkg built? run scripts/build-web.sh)'}`);
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
+      const why = e.message || (this.url.origin === location.origin
+        ? 'it could not start (is www/pkg built? run scripts/build-web.sh)'
+        : `it could not be loaded from ${this.url.origin}; ${CORS_HINT}`);
+      this.fail(new Error(`the engine worker failed: ${why}`));
     };
   }
 
+  fail(err) {
+    this.failed = err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
   call(op, args = {}, { transfer = [], onProgress } = {}) {
+    if (this.failed) return Promise.reject(this.failed);
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, onProgress });
@@ -150,6 +189,8 @@ export class Session {
     this.fallbackReason = ''; // why 'auto' ended on the CPU
     this.recoveries = 0; // times the GPU device was lost and the session restarted
     this.modelId = options.modelId ?? 'model'; // the name .vgt files give the model
+    // how clips reach the model: its resolution (default the file's) and resize filter
+    this.inputOptions = { resolution: options.resolution, resize: options.resize };
   }
 
   async start() {
@@ -159,7 +200,7 @@ export class Session {
     this.backend = backend;
     this.adapter = backend === 'webgpu' ? adapter : '';
     this.fallbackReason = backend === 'cpu' && o.device !== 'cpu' ? adapter : '';
-    if (this.modelBytes) this.model = await this.engine.call('loadVqvae', { bytes: this.modelBytes.slice() });
+    if (this.modelBytes) this.model = await this.engine.call('loadVqvae', { bytes: this.modelBytes.slice(), options: this.inputOptions });
     if (this.priorBytes) this.prior = await this.engine.call('loadPrior', { bytes: this.priorBytes.slice() });
   }
 
@@ -231,10 +272,13 @@ export class Session {
     return { tokens: r.tokens, latent: r.latent, video: asFrames(r.video, r.size) };
   }
 
-  /** Replace the VQ-VAE (URL, File or bytes, as for load()); returns its hparams. */
-  async loadModel(source, { sha256: expected, onProgress, modelId } = {}) {
+  /** Replace the VQ-VAE (URL, File or bytes, as for load()); returns its hparams. `resolution`
+   *  and `resize` as for load() (default: the session's). */
+  async loadModel(source, { sha256: expected, onProgress, modelId, resolution, resize } = {}) {
     const bytes = await fetchModel(source, { sha256: expected, onProgress });
-    this.model = await this.call('loadVqvae', { bytes: bytes.slice() });
+    const inputOptions = { ...this.inputOptions, ...(resolution !== undefined && { resolution }), ...(resize !== undefined && { resize }) };
+    this.model = await this.call('loadVqvae', { bytes: bytes.slice(), options: inputOptions });
+    this.inputOptions = inputOptions;
     this.modelId = modelId ?? (typeof source === 'string' ? source.split('/').pop().replace(/\.safetensors$/, '') : source.name?.replace(/\.safetensors$/, '') ?? 'model');
     this.modelBytes = bytes;
     return this.model;
@@ -259,11 +303,14 @@ export class Session {
  * `model`/`prior`: a URL, File, Blob or bytes of a .safetensors (prior: a GPT with its VQ-VAE
  * under `vqvae.`). `device`: 'auto' (WebGPU when the browser has an adapter, else the CPU, with
  * `session.fallbackReason` saying why), 'webgpu' or 'cpu'. `onProgress(stage, done, total)` reports
- * downloads ('model', 'prior') and startup ('engine').
+ * downloads ('model', 'prior') and startup ('engine'). `resolution`: run the VQ-VAE at this size
+ * instead of its file's (a multiple of its spatial stride; the weights work at any size).
+ * `resize`: 'antialias' (default, what our models are trained on) or 'videogpt' (VideoGPT's own
+ * preprocess exactly).
  */
-export async function load({ model, prior, device = 'auto', sha256: modelSha, priorSha256, onProgress = () => {}, onDeviceLost, workerUrl, modelId } = {}) {
+export async function load({ model, prior, device = 'auto', sha256: modelSha, priorSha256, onProgress = () => {}, onDeviceLost, workerUrl, modelId, resolution, resize } = {}) {
   if (!model && !prior) throw inputError('load() needs a model or a prior');
-  const s = new Session({ device, onDeviceLost, workerUrl, modelId: modelId ?? (typeof model === 'string' ? model.split('/').pop().replace(/\.safetensors$/, '') : undefined) });
+  const s = new Session({ device, onDeviceLost, workerUrl, resolution, resize, modelId: modelId ?? (typeof model === 'string' ? model.split('/').pop().replace(/\.safetensors$/, '') : undefined) });
   if (model) s.modelBytes = await fetchModel(model, { sha256: modelSha, onProgress: (d, t) => onProgress('model', d, t) });
   if (prior) s.priorBytes = await fetchModel(prior, { sha256: priorSha256, onProgress: (d, t) => onProgress('prior', d, t) });
   onProgress('engine', 0, 1);

@@ -19,14 +19,19 @@ function transferables(result) {
 }
 
 async function handle(id, op, args) {
-  if (initError) throw new Error(`the engine's WebAssembly could not be loaded: ${initError.message ?? initError}`);
+  if (initError) {
+    const cross = new URL(import.meta.url).origin !== self.location.origin;
+    throw Object.assign(new Error(`the engine's WebAssembly could not be loaded from ${new URL('./pkg/', import.meta.url).href}: ${initError.message ?? initError}`
+      + (cross ? '; a host serving videogpt-web to pages on other origins must send "Access-Control-Allow-Origin: *" (and .wasm as application/wasm)' : '')),
+    { name: 'FetchError' });
+  }
   if (op === 'create') {
     engine = await Engine.create(args.device);
     return { backend: engine.backend, adapter: engine.adapter };
   }
   if (!engine) throw Object.assign(new Error('the engine is not started'), { name: 'StateError' });
   switch (op) {
-    case 'loadVqvae': return engine.loadVqvae(new Uint8Array(args.bytes));
+    case 'loadVqvae': return engine.loadVqvae(new Uint8Array(args.bytes), args.options ?? {});
     case 'loadPrior': return engine.loadPrior(new Uint8Array(args.bytes), args.vqvae ? new Uint8Array(args.vqvae) : undefined);
     case 'encode': return engine.encode(args.data, args.frames, args.height, args.width, !!args.forPrior);
     case 'decode': return engine.decode(args.tokens, ...args.latent, !!args.forPrior);

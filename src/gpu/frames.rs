@@ -64,11 +64,7 @@ impl Gpu {
                 texture.as_image_copy(),
                 wgpu::TexelCopyBufferInfo {
                     buffer: &rgba,
-                    layout: wgpu::TexelCopyBufferLayout {
-                        offset: 0,
-                        bytes_per_row: Some(row_bytes as u32),
-                        rows_per_image: Some(height as u32),
-                    },
+                    layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(row_bytes as u32), rows_per_image: Some(height as u32) },
                 },
                 texture.size(),
             );

@@ -58,7 +58,11 @@ impl TileVariants {
     }
 
     fn for_channels(&self, cout: usize) -> &TiledKernel {
-        if cout <= self.narrow.tile_m { &self.narrow } else { &self.wide }
+        if cout <= self.narrow.tile_m {
+            &self.narrow
+        } else {
+            &self.wide
+        }
     }
 }
 
@@ -91,10 +95,7 @@ pub struct Gpu {
 }
 
 fn kernel(device: &wgpu::Device, name: &str, source: &str) -> Kernel {
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(name),
-        source: wgpu::ShaderSource::Wgsl(source.into()),
-    });
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(source.into()) });
     let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(name),
         layout: None,
@@ -145,15 +146,15 @@ impl Gpu {
         let limits = adapter.limits();
         // the kernels use 256-thread workgroups and up to 9.2 KiB of workgroup memory
         if limits.max_compute_invocations_per_workgroup < 256 || limits.max_compute_workgroup_storage_size < 16 << 10 {
-            bail!(Gpu, "the adapter allows {} threads and {} bytes of shared memory per workgroup; the kernels need 256 and 16384 (WebGPU's defaults)",
-                limits.max_compute_invocations_per_workgroup, limits.max_compute_workgroup_storage_size);
+            bail!(
+                Gpu,
+                "the adapter allows {} threads and {} bytes of shared memory per workgroup; the kernels need 256 and 16384 (WebGPU's defaults)",
+                limits.max_compute_invocations_per_workgroup,
+                limits.max_compute_workgroup_storage_size
+            );
         }
         let (device, queue) = adapter
-            .request_device(&wgpu::DeviceDescriptor {
-                label: Some("videogpt"),
-                required_limits: limits.clone(),
-                ..Default::default()
-            })
+            .request_device(&wgpu::DeviceDescriptor { label: Some("videogpt"), required_limits: limits.clone(), ..Default::default() })
             .await
             .map_err(|e| Error::Gpu(format!("could not open the GPU device: {e}")))?;
         let error = Arc::new(Mutex::new(None));
@@ -183,17 +184,7 @@ impl Gpu {
             rgba_to_rgb: kernel(&device, "rgba_to_rgb", include_str!("../../shaders/rgba_to_rgb.wgsl")),
             channel_norm: kernel(&device, "channel_norm", include_str!("../../shaders/channel_norm.wgsl")),
         };
-        let gpu = Gpu {
-            device,
-            queue,
-            limits,
-            adapter: adapter.get_info(),
-            kernels,
-            encoder: RefCell::new(None),
-            recorded: Cell::new(0),
-            error,
-            lost,
-        };
+        let gpu = Gpu { device, queue, limits, adapter: adapter.get_info(), kernels, encoder: RefCell::new(None), recorded: Cell::new(0), error, lost };
         gpu.check()?;
         Ok(gpu)
     }
@@ -208,8 +199,13 @@ impl Gpu {
     pub fn describe(&self) -> String {
         let a = &self.adapter;
         // browsers hide the adapter's name; say what they do tell
-        let name = [&a.name, &a.driver, &a.driver_info].into_iter().find(|s| !s.is_empty()).cloned()
-            .unwrap_or_else(|| if a.vendor != 0 { format!("GPU vendor {:#06x}", a.vendor) } else { "unnamed adapter".into() });
+        let name = [&a.name, &a.driver, &a.driver_info].into_iter().find(|s| !s.is_empty()).cloned().unwrap_or_else(|| {
+            if a.vendor != 0 {
+                format!("GPU vendor {:#06x}", a.vendor)
+            } else {
+                "unnamed adapter".into()
+            }
+        });
         let backend = if a.backend == wgpu::Backend::BrowserWebGpu { "browser WebGPU".to_string() } else { format!("{:?}", a.backend) };
         format!("{name} ({backend})")
     }
@@ -275,9 +271,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::UNIFORM,
         });
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
-        entries.extend(
-            buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }),
-        );
+        entries.extend(buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }));
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &k.layout, entries: &entries });
         let mut slot = self.encoder.borrow_mut();
         let encoder = slot.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
@@ -340,27 +334,21 @@ impl Gpu {
             let _ = tx.send(r);
         });
         #[cfg(not(target_arch = "wasm32"))]
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
         let mapped = rx.await;
         self.check()?;
         match mapped {
             Ok(Ok(())) => {}
             _ => bail!(Gpu, "reading the result back from the GPU failed"),
         }
-        let data = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("reading the result back from the GPU failed: {e}")))?[..bytes as usize]
+        let data = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(format!("reading the result back from the GPU failed: {e}")))?[..bytes as usize]
             .to_vec();
         staging.unmap();
         Ok(data)
     }
 
     /// `preprocess` of a T×H×W×3 uint8 clip already in a GPU buffer (bytes packed four to a word).
-    fn preprocess_rgb(&self, rgb: &wgpu::Buffer, [frames, height, width]: [usize; 3], resolution: usize, resize: Resize)
-        -> Result<Tensor<Gpu>> {
+    fn preprocess_rgb(&self, rgb: &wgpu::Buffer, [frames, height, width]: [usize; 3], resolution: usize, resize: Resize) -> Result<Tensor<Gpu>> {
         let plan = crate::video::ResizePlan::for_size([frames, height, width], resolution, None, resize)?;
         // [offset, count] per output row or column, then the (index, weight) pairs they point at
         let taps = |per_output: &[crate::video::Taps]| -> Vec<u32> {
@@ -402,8 +390,7 @@ impl Backend for Gpu {
         Ok(Codes { dims, buf: self.upload_u32(codes, "codes")? })
     }
 
-    fn conv3d(&self, x: &Tensor<Self>, conv: &Conv3d<Self>, residual: Option<&Tensor<Self>>, relu: bool)
-        -> Result<Tensor<Self>> {
+    fn conv3d(&self, x: &Tensor<Self>, conv: &Conv3d<Self>, residual: Option<&Tensor<Self>>, relu: bool) -> Result<Tensor<Self>> {
         let (i, k, s, pad) = (x.dims, conv.kernel, conv.stride, conv.pad_front());
         let o = Dims::new(conv.cout, i.t / s[0], i.h / s[1], i.w / s[2]);
         let out = self.storage(o.len(), "conv3d output")?;
@@ -450,8 +437,7 @@ impl Backend for Gpu {
         Ok(Tensor { dims: x.dims, buf: out })
     }
 
-    fn channel_norm(&self, x: &Tensor<Self>, norm: &ChannelNorm<Self>, relu: bool, residual: Option<&Tensor<Self>>)
-        -> Result<Tensor<Self>> {
+    fn channel_norm(&self, x: &Tensor<Self>, norm: &ChannelNorm<Self>, relu: bool, residual: Option<&Tensor<Self>>) -> Result<Tensor<Self>> {
         let out = self.storage(x.dims.len(), "layer norm output")?;
         let n = x.dims.positions();
         let (gx, gy) = grid(n, 256, self.limits.max_compute_workgroups_per_dimension)?;
@@ -472,7 +458,11 @@ impl Backend for Gpu {
         let (c, heads) = (attn.channels, attn.n_head);
         let longest = d.t.max(d.h).max(d.w);
         if longest > ATTENTION_MAX_LEN || c / heads > ATTENTION_MAX_D_HEAD {
-            bail!(Gpu, "axial attention over {longest} positions with {} channels per head exceeds the kernel's {ATTENTION_MAX_LEN}/{ATTENTION_MAX_D_HEAD}", c / heads);
+            bail!(
+                Gpu,
+                "axial attention over {longest} positions with {} channels per head exceeds the kernel's {ATTENTION_MAX_LEN}/{ATTENTION_MAX_D_HEAD}",
+                c / heads
+            );
         }
         let out = self.storage(3 * c * d.positions(), "attention output")?;
         let (gx, gy) = grid(d.positions(), 1, self.limits.max_compute_workgroups_per_dimension)?;

@@ -83,12 +83,7 @@ struct Run {
 impl<'g> GpuPrior<'g> {
     pub fn new(gpu: &'g Gpu, gpt: &'g Gpt) -> Result<Self> {
         let up = |l: &Linear| -> Result<GpuLinear> {
-            Ok(GpuLinear {
-                weight: gpu.upload(&l.weight)?,
-                bias: l.bias.as_ref().map(|b| gpu.upload(b)).transpose()?,
-                d_in: l.d_in,
-                d_out: l.d_out,
-            })
+            Ok(GpuLinear { weight: gpu.upload(&l.weight)?, bias: l.bias.as_ref().map(|b| gpu.upload(b)).transpose()?, d_in: l.d_in, d_out: l.d_out })
         };
         let d = gpt.config.hidden_dim;
         let first: Vec<f32> = gpt.sos.iter().zip(&gpt.pos[..d]).map(|(s, p)| s + p).collect();
@@ -121,9 +116,8 @@ impl<'g> GpuPrior<'g> {
     fn gemv(&self, l: &GpuLinear, io: Gemv) -> Result<()> {
         let g = self.gpu;
         let (gx, gy) = super::grid(l.d_out, 1, g.limits.max_compute_workgroups_per_dimension)?;
-        let flags = if l.bias.is_some() { GEMV_BIAS } else { 0 }
-            | if io.gelu2 { GEMV_GELU2 } else { 0 }
-            | if io.residual.is_some() { GEMV_RESIDUAL } else { 0 };
+        let flags =
+            if l.bias.is_some() { GEMV_BIAS } else { 0 } | if io.gelu2 { GEMV_GELU2 } else { 0 } | if io.residual.is_some() { GEMV_RESIDUAL } else { 0 };
         let (res, res_offset) = io.residual.unwrap_or((&l.weight, 0));
         let bias = l.bias.as_ref().unwrap_or(&l.weight);
         #[rustfmt::skip]
@@ -244,8 +238,7 @@ impl<'g> GpuPrior<'g> {
     /// Sample a grid on the GPU (see [`Gpt::sample`]); the uniform numbers come from the same
     /// seeded generator, so a seed reproduces a sample on this device. `on_progress(tokens, grid)`
     /// is called about every `report_every` drawn tokens with the grid so far.
-    pub async fn sample(&self, opts: &SampleOptions, prefix: &[u32], report_every: usize,
-                        mut on_progress: impl FnMut(usize, &[u32])) -> Result<Vec<u32>> {
+    pub async fn sample(&self, opts: &SampleOptions, prefix: &[u32], report_every: usize, mut on_progress: impl FnMut(usize, &[u32])) -> Result<Vec<u32>> {
         let c = &self.gpt.config;
         let n = c.positions();
         self.gpt.check_sample(opts, prefix)?;

@@ -148,8 +148,7 @@ pub fn read_y4m<R: BufRead>(mut r: R) -> Result<Video> {
         if !line.starts_with("FRAME") {
             bail!(Input, "corrupt y4m: expected FRAME after {frames} frames");
         }
-        r.read_exact(&mut buf)
-            .map_err(|_| Error::Input(format!("truncated y4m: frame {frames} is incomplete")))?;
+        r.read_exact(&mut buf).map_err(|_| Error::Input(format!("truncated y4m: frame {frames} is incomplete")))?;
         frames += 1;
         check_size(frames, h, w, "y4m")?;
         let (luma, rest) = buf.split_at(w * h);
@@ -222,7 +221,10 @@ fn fps_ratio(fps: f64) -> (u64, u64) {
 fn tool(name: &str) -> Result<Command> {
     match Command::new(name).arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status() {
         Ok(_) => Ok(Command::new(name)),
-        Err(_) => bail!(Io, "reading or writing this container needs `{name}`, which is not installed (Debian: apt-get install ffmpeg); .npy and .y4m work without it"),
+        Err(_) => bail!(
+            Io,
+            "reading or writing this container needs `{name}`, which is not installed (Debian: apt-get install ffmpeg); .npy and .y4m work without it"
+        ),
     }
 }
 

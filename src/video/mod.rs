@@ -104,9 +104,7 @@ fn antialias_taps(input: usize, output: usize) -> Vec<Taps> {
             let center = scale * (dst as f32 + 0.5);
             let lo = ((center - support + 0.5).floor().max(0.0) as usize).min(input - 1);
             let hi = ((center + support + 0.5).floor() as usize).clamp(lo + 1, input);
-            let mut taps: Taps = (lo..hi)
-                .map(|j| (j, (1.0 - ((j as f32 - center + 0.5) * inv).abs()).max(0.0)))
-                .collect();
+            let mut taps: Taps = (lo..hi).map(|j| (j, (1.0 - ((j as f32 - center + 0.5) * inv).abs()).max(0.0))).collect();
             let total: f32 = taps.iter().map(|t| t.1).sum();
             if total > 0.0 {
                 taps.iter_mut().for_each(|t| t.1 /= total);
@@ -146,22 +144,13 @@ impl ResizePlan {
         }
         let frames = sequence_length.map_or(frames, |s| s.min(frames));
         let scale = resolution as f64 / h.min(w) as f64;
-        let (rh, rw) = if h < w {
-            (resolution, (w as f64 * scale).ceil() as usize)
-        } else {
-            ((h as f64 * scale).ceil() as usize, resolution)
-        };
+        let (rh, rw) = if h < w { (resolution, (w as f64 * scale).ceil() as usize) } else { ((h as f64 * scale).ceil() as usize, resolution) };
         let (h0, w0) = ((rh - resolution) / 2, (rw - resolution) / 2);
         let taps = match resize {
             Resize::Antialias => antialias_taps,
             Resize::VideoGpt => bilinear_taps,
         };
-        Ok(ResizePlan {
-            frames,
-            resolution,
-            rows: taps(h, rh)[h0..h0 + resolution].to_vec(),
-            cols: taps(w, rw)[w0..w0 + resolution].to_vec(),
-        })
+        Ok(ResizePlan { frames, resolution, rows: taps(h, rh)[h0..h0 + resolution].to_vec(), cols: taps(w, rw)[w0..w0 + resolution].to_vec() })
     }
 
     /// The most taps any output row or column reads.

@@ -156,4 +156,3 @@ pub fn cond_frames() -> Vec<videogpt::Volume> {
     };
     vec![frame(false), frame(true)]
 }
-

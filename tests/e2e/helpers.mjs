@@ -17,10 +17,11 @@ export function cli(...args) {
   return execFileSync(BIN, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** `videogpt serve --port 0` on the repository; resolves to `{ url, stop }`. */
-export function serve(root = '.') {
+/** `videogpt serve --port 0` on the repository (or `root`, with `flags` such as `--cors`);
+ *  resolves to `{ url, stop }`. */
+export function serve(root = '.', flags = []) {
   return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ['serve', '--port', '0', '--root', root], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(BIN, ['serve', '--port', '0', '--root', root, ...flags], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;

@@ -118,10 +118,20 @@ fn run_prior(args: &Args) -> Result<()> {
     for &latent in grids {
         let vq = VqVaeConfig { n_codes: 1024, resolution: latent[1] * 4, sequence_length: latent[0] * 4, ..VqVaeConfig::default() };
         let config = videogpt::gpt::GptConfig {
-            hidden_dim: 576, heads: 4, layers: 8, attn_type: videogpt::gpt::AttnType::Sparse, class_cond_dim: 0,
-            latent, n_codes: vq.n_codes, embedding_dim: vq.embedding_dim, n_cond_frames: 0, resolution: vq.resolution,
+            hidden_dim: 576,
+            heads: 4,
+            layers: 8,
+            attn_type: videogpt::gpt::AttnType::Sparse,
+            class_cond_dim: 0,
+            latent,
+            n_codes: vq.n_codes,
+            embedding_dim: vq.embedding_dim,
+            n_cond_frames: 0,
+            resolution: vq.resolution,
         };
-        let torch = if args.no_torch { None } else {
+        let torch = if args.no_torch {
+            None
+        } else {
             match torch_prior(latent, &config) {
                 Ok(t) => Some(t),
                 Err(e) => {
@@ -177,7 +187,9 @@ pub fn run(args: Args) -> Result<()> {
     println!("|---|---|---:|---:|---:|---:|");
     for (name, cfg) in models(args.quick) {
         let bytes = videogpt::vqvae::random_weights(&cfg, 1);
-        let torch = if args.no_torch { None } else {
+        let torch = if args.no_torch {
+            None
+        } else {
             match torch_reference(&cfg, args.repeat) {
                 Ok(t) => Some(t),
                 Err(e) => {

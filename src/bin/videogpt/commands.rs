@@ -8,7 +8,7 @@ use videogpt::gpt::{FrameFeatures, Gpt, SampleOptions};
 use videogpt::session::{ModelInfo, Prior, Reconstruction, Tokenizer};
 use videogpt::tokens::{self, Tokens};
 use videogpt::video::{self, io::read_video, io::write_video, Resize, Video};
-use videogpt::{bail, metrics, Cpu, Error, Gpu, Result, VqVae, VqVaeConfig};
+use videogpt::{bail, metrics, Cpu, Error, Gpu, Result, VqVaeConfig};
 
 use crate::{Device, InputOptions, Job};
 
@@ -99,9 +99,7 @@ fn temporary_beside(output: &Path) -> PathBuf {
 fn write_atomically(output: &Path, inputs: &[&Path], write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     refuse_overwrite(output, inputs)?;
     let tmp = temporary_beside(output);
-    let result = write(&tmp).and_then(|()| {
-        std::fs::rename(&tmp, output).map_err(|e| Error::Io(format!("cannot write {}: {e}", output.display())))
-    });
+    let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, output).map_err(|e| Error::Io(format!("cannot write {}: {e}", output.display()))));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -109,9 +107,7 @@ fn write_atomically(output: &Path, inputs: &[&Path], write: impl FnOnce(&Path) -
 }
 
 pub fn write_file(output: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<()> {
-    write_atomically(output, inputs, |tmp| {
-        std::fs::write(tmp, bytes).map_err(|e| Error::Io(format!("cannot write {}: {e}", output.display())))
-    })
+    write_atomically(output, inputs, |tmp| std::fs::write(tmp, bytes).map_err(|e| Error::Io(format!("cannot write {}: {e}", output.display()))))
 }
 
 fn write_clip(output: &Path, clip: &Video, inputs: &[&Path]) -> Result<()> {
@@ -310,8 +306,15 @@ pub fn compare_tokens(model: &Path, input: &Path, tokens: &Path, tolerance: f64,
             total += 1;
             worst = worst.max(d.relative_gap);
             if d.relative_gap > tolerance {
-                bail!(Input, "position {}: code {} here, {} in {}, and they are not a near-tie (relative distance gap {:e} > {tolerance:e})",
-                    d.position, d.ours, d.theirs, tokens.display(), d.relative_gap);
+                bail!(
+                    Input,
+                    "position {}: code {} here, {} in {}, and they are not a near-tie (relative distance gap {:e} > {tolerance:e})",
+                    d.position,
+                    d.ours,
+                    d.theirs,
+                    tokens.display(),
+                    d.relative_gap
+                );
             }
         }
     }

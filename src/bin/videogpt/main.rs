@@ -239,8 +239,17 @@ fn main() -> ExitCode {
         Command::Sample { model, vqvae, output, tokens, n, seed, temperature, top_k, class, prefix, prefix_frames, cond_frame, device, input_options } => {
             let opts = videogpt::gpt::SampleOptions { temperature, top_k, seed, class, frames: None };
             let prefix = prefix.map(|p| (p, prefix_frames));
-            let job = SampleJob { model: &model, vqvae: vqvae.as_deref(), output: &output, tokens: tokens.as_deref(), n, opts: &opts,
-                                  prefix: prefix.as_ref(), cond_frame: cond_frame.as_deref(), input: input_options };
+            let job = SampleJob {
+                model: &model,
+                vqvae: vqvae.as_deref(),
+                output: &output,
+                tokens: tokens.as_deref(),
+                n,
+                opts: &opts,
+                prefix: prefix.as_ref(),
+                cond_frame: cond_frame.as_deref(),
+                input: input_options,
+            };
             sample(device, &job)
         }
         Command::Score { model, vqvae, tokens, class, cond_frame } => score(&model, vqvae.as_deref(), &tokens, class, cond_frame.as_deref()),

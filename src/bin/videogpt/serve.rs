@@ -1,6 +1,7 @@
 //! `videogpt serve`: a static file server for the web demo, on 127.0.0.1 only. It sends the
-//! `.wasm` MIME type (needed for streaming compilation) and COOP/COEP headers (cross-origin
-//! isolation, for SharedArrayBuffer and precise timers in the page).
+//! `.wasm` MIME type (needed for streaming compilation); with `--isolate` the COOP/COEP headers
+//! (cross-origin isolation, for SharedArrayBuffer and precise timers in the page); with `--cors`
+//! `Access-Control-Allow-Origin: *`, as an asset host for pages on other origins must.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -15,6 +16,18 @@ pub struct Args {
     /// Folder to serve (the repository root, which holds index.html).
     #[arg(long, default_value = ".")]
     root: PathBuf,
+    /// Send Access-Control-Allow-Origin: * (serve the engine and models to pages on other origins).
+    #[arg(long)]
+    cors: bool,
+    /// Send Cross-Origin-Opener-Policy and -Embedder-Policy (cross-origin isolation).
+    #[arg(long)]
+    isolate: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Headers {
+    cors: bool,
+    isolate: bool,
 }
 
 fn mime(path: &Path) -> &'static str {
@@ -65,25 +78,31 @@ pub fn run(args: Args) -> Result<()> {
     // one thread per request: a client that stops reading a large response (a paused <video>,
     // a cancelled fetch) blocks only its own thread, never the page's other requests
     let root = std::sync::Arc::new(args.root);
+    let headers = Headers { cors: args.cors, isolate: args.isolate };
     for request in server.incoming_requests() {
         let root = root.clone();
-        std::thread::spawn(move || respond(&root, request));
+        std::thread::spawn(move || respond(&root, request, headers));
     }
     Ok(())
 }
 
 /// Answer one request: the file streamed from disk (never read whole), or a 404.
-fn respond(root: &Path, request: tiny_http::Request) {
+fn respond(root: &Path, request: tiny_http::Request, headers: Headers) {
     let header = |k: &str, v: &str| Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header");
     let file = resolve(root, request.url()).filter(|p| p.is_file());
     let response = match file.and_then(|p| std::fs::File::open(&p).ok().map(|f| (p, f))) {
         Some((path, f)) => Response::from_file(f).with_status_code(200).with_header(header("Content-Type", mime(&path))).boxed(),
         None => Response::from_data(b"not found".to_vec()).with_status_code(404).with_header(header("Content-Type", "text/plain")).boxed(),
     };
+    let mut response = response.with_header(header("Cache-Control", "no-cache"));
+    if headers.isolate {
+        response.add_header(header("Cross-Origin-Opener-Policy", "same-origin"));
+        response.add_header(header("Cross-Origin-Embedder-Policy", "require-corp"));
+    }
+    if headers.cors {
+        response.add_header(header("Access-Control-Allow-Origin", "*"));
+    }
     let response = response
-        .with_header(header("Cross-Origin-Opener-Policy", "same-origin"))
-        .with_header(header("Cross-Origin-Embedder-Policy", "require-corp"))
-        .with_header(header("Cache-Control", "no-cache"))
         // Content-Length rather than chunks, whatever the size: model downloads show progress by it
         .with_chunked_threshold(usize::MAX);
     // the client may have gone away; nothing to tell it

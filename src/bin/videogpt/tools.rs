@@ -16,8 +16,13 @@ fn from_cli(e: Error) -> Error {
     }
 }
 
-pub fn random_model(output: &Path, [n_hiddens, n_res_layers, embedding_dim, n_codes, resolution, sequence_length]: [usize; 6],
-                    downsample: String, seed: u64, calibrate: Option<&Path>) -> Result<()> {
+pub fn random_model(
+    output: &Path,
+    [n_hiddens, n_res_layers, embedding_dim, n_codes, resolution, sequence_length]: [usize; 6],
+    downsample: String,
+    seed: u64,
+    calibrate: Option<&Path>,
+) -> Result<()> {
     let meta = [
         ("embedding_dim", embedding_dim.to_string()),
         ("n_codes", n_codes.to_string()),
@@ -54,8 +59,7 @@ pub fn random_prior(vqvae: &Path, output: &Path, [hidden_dim, heads, layers, n_c
         ("attn_type", attn_type.to_string()),
         ("n_cond_frames", n_cond_frames.to_string()),
     ];
-    let config = videogpt::gpt::GptConfig::from_metadata(&meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), &vq.config)
-        .map_err(from_cli)?;
+    let config = videogpt::gpt::GptConfig::from_metadata(&meta.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), &vq.config).map_err(from_cli)?;
     let bytes = videogpt::weights::bundle_prior(&videogpt::gpt::random_weights(&config, &vq.config, seed), &vq_bytes)?;
     videogpt::gpt::Gpt::load(&bytes, None)?; // what we write must load
     write_file(output, &bytes, &[vqvae])?;
