@@ -1,6 +1,9 @@
-//! VideoGPT (Yan, Zhang, Abbeel, Srinivas 2021) in Rust: the VQ-VAE video tokenizer, on a
-//! plain-Rust CPU backend and on WGSL compute kernels through wgpu (Vulkan/Metal/DX12 natively,
-//! WebGPU in the browser). Weights are VideoGPT state_dicts stored as safetensors.
+//! VideoGPT (Yan, Zhang, Abbeel, Srinivas 2021, <https://arxiv.org/abs/2104.10157>) in Rust: the
+//! VQ-VAE video tokenizer (`vqvae`) and the GPT prior over its codes (`gpt`, `resnet`), on a
+//! plain-Rust CPU backend (`cpu`) and on WGSL compute kernels through wgpu (`gpu`: Vulkan/Metal/DX12
+//! natively, WebGPU in the browser). Weights are VideoGPT state_dicts stored as safetensors
+//! (`weights`). `session` holds the workflows the CLI and the web page (`web`) share. Comments that
+//! cite `spec §N` mean docs/videogpt-spec.md, the architecture in our words.
 
 pub mod backend;
 pub mod cpu;

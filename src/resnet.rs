@@ -2,6 +2,9 @@
 //! with the CIFAR stem, `stride=(1,4,4)`, `resnet_dim=240`, and LayerNorm over channels in its
 //! NormReLU layers. Conditioning frames (3×n×res×res in [-0.5, 0.5]) become 240×n×res/4×res/4
 //! features that every transformer block reads by cross-attention.
+//!
+//! Follows `videogpt/resnet.py` of <https://github.com/wilson1yan/VideoGPT>; `spec §N` is
+//! docs/videogpt-spec.md.
 
 use crate::backend::{Backend, Tensor};
 use crate::nn::{ChannelNorm, Conv3d};

@@ -13,9 +13,11 @@ use crate::vgt::{self, TokenFile};
 use crate::video::{self, Resize, Video};
 use crate::{bail, metrics, Error, Gpu, Result, VqVae, VqVaeConfig};
 
-/// The largest `--resolution` a model may be run at: a 16-frame clip at 1024² is already 50 M
-/// values per activation map at VideoGPT's width.
-pub const MAX_RESOLUTION: usize = 1024;
+/// The largest side a clip may be run or decoded at: a 16-frame clip at 1024² is already 50 M
+/// values per activation map per channel.
+pub const MAX_RESOLUTION: usize = crate::vqvae::MAX_RESOLUTION;
+/// The most frames one decoded clip may have.
+pub const MAX_FRAMES: usize = crate::vqvae::MAX_SEQUENCE_LENGTH;
 
 /// A VQ-VAE as a tokenizer: the model, the hash `.vgt` files name it by, and how clips are
 /// brought to its input (resolution, resize filter).
@@ -104,9 +106,24 @@ impl<B: Backend> Tokenizer<B> {
         Ok(Reconstruction { tokens, latent, input, output, encode_ms: t1 - t0, decode_ms: t2 - t1 })
     }
 
+    /// Refuse a latent grid that would decode to a clip past the limits (before anything is
+    /// allocated for it: token files are untrusted input).
+    pub fn check_grid(&self, [t, h, w]: [usize; 3]) -> Result<()> {
+        let [dt, dh, dw] = self.config().downsample;
+        let (frames, height, width) = (t.saturating_mul(dt), h.saturating_mul(dh), w.saturating_mul(dw));
+        if frames > MAX_FRAMES || height > MAX_RESOLUTION || width > MAX_RESOLUTION {
+            bail!(
+                Input,
+                "a {t}×{h}×{w} token grid decodes to {frames}×{height}×{width} frames; the limit is {MAX_FRAMES} frames of {MAX_RESOLUTION}×{MAX_RESOLUTION}"
+            );
+        }
+        Ok(())
+    }
+
     /// Decode every clip of a token grid, one after another, calling `on_clip(i, n)` after each.
     pub async fn decode(&self, b: &B, tokens: &Tokens, mut on_clip: impl FnMut(usize, usize)) -> Result<Video> {
         crate::tokens::check_codes(tokens, self.config().n_codes)?;
+        self.check_grid(tokens.latent())?;
         let n = tokens.shape[0];
         let mut clips = Vec::with_capacity(n);
         for (i, codes) in tokens.clips().enumerate() {

@@ -397,3 +397,69 @@ fn vgt_token_files_round_trip_and_name_their_model() {
     let (ok, _, err) = videogpt(&["decode", "--model", s(&model), "--input", s(&damaged), "--output", s(&a)]);
     assert!(!ok && err.contains("damaged.vgt: corrupt .vgt file"), "{err}");
 }
+
+/// Outputs never replace an input (same path, or the same file through a link), and a write that
+/// fails leaves the old output as it was, with no half-written file beside it.
+#[test]
+fn outputs_never_overwrite_inputs_and_fail_whole() {
+    let model = fixture("vqvae_444.safetensors");
+    let clip = tmp("own-input.npy");
+    std::fs::copy(fixture("carphone_8f.npy"), &clip).unwrap();
+    let before = std::fs::read(&clip).unwrap();
+    let (ok, _, err) = videogpt(&["reconstruct", "--model", s(&model), "--input", s(&clip), "--output", s(&clip)]);
+    assert!(!ok && err.contains("refusing to write over it"), "{err}");
+    let link = tmp("own-input-link.npy");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&clip, &link).unwrap();
+    let (ok, _, err) = videogpt(&["reconstruct", "--model", s(&model), "--input", s(&clip), "--output", s(&link)]);
+    assert!(!ok && err.contains("refusing to write over it"), "{err}");
+    let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&clip), "--output", s(&model.with_extension("npy"))]);
+    assert!(ok, "{err}"); // a different file beside the model is fine
+    std::fs::remove_file(model.with_extension("npy")).ok();
+    assert_eq!(std::fs::read(&clip).unwrap(), before, "the input changed");
+
+    // ffmpeg cannot write this container: the old output stays, and nothing else is left
+    let dir = tmp("atomic-out");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("old.notacontainer");
+    std::fs::write(&out, b"precious").unwrap();
+    let (ok, _, err) = videogpt(&["reconstruct", "--model", s(&model), "--input", s(&clip), "--output", s(&out)]);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert!(!ok && errors.len() == 1 && err.trim_end().ends_with(errors[0]) && errors[0].contains("old.notacontainer"), "{err}");
+    assert!(!err.contains(".partial"), "the error names the temporary file: {err}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "a partial file was left behind");
+}
+
+/// Sizes from untrusted files are checked before anything is allocated: a token grid that would
+/// decode to tens of GB, and a model whose metadata claims a huge resolution, are one-line errors.
+#[test]
+fn huge_sizes_in_files_are_refused_before_allocating() {
+    let tokens = tmp("huge-grid.npy");
+    let mut f = std::fs::File::create(&tokens).unwrap();
+    let header = "{'descr': '<i4', 'fortran_order': False, 'shape': (1, 1024, 4096), }";
+    let pad = 64 - (10 + header.len() + 1) % 64;
+    use std::io::Write;
+    f.write_all(b"\x93NUMPY\x01\x00").unwrap();
+    f.write_all(&((header.len() + pad + 1) as u16).to_le_bytes()).unwrap();
+    f.write_all(format!("{header}{}\n", " ".repeat(pad)).as_bytes()).unwrap();
+    f.write_all(&vec![0u8; 1024 * 4096 * 4]).unwrap();
+    drop(f);
+    let (ok, _, err) = videogpt(&["decode", "--model", s(&fixture("vqvae_444.safetensors")), "--input", s(&tokens), "--output", s(&tmp("huge-out.npy"))]);
+    assert!(!ok && err.contains("the limit is 1024 frames of 1024×1024"), "{err}");
+
+    let bytes = std::fs::read(fixture("vqvae_444.safetensors")).unwrap();
+    let (n, rest) = bytes.split_at(8);
+    let len = u64::from_le_bytes(n.try_into().unwrap()) as usize;
+    let header = String::from_utf8(rest[..len].to_vec()).unwrap();
+    let patched = header.replacen("\"resolution\":\"32\"", "\"resolution\":\"1048576\"", 1);
+    assert_ne!(patched, header, "the fixture's metadata layout changed");
+    let mut file = (patched.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(patched.as_bytes());
+    file.extend_from_slice(&rest[len..]);
+    let model = tmp("huge-resolution.safetensors");
+    std::fs::write(&model, file).unwrap();
+    let (ok, _, err) = videogpt(&["reconstruct", "--model", s(&model), "--input", s(&fixture("carphone_8f.npy")), "--output", s(&tmp("hr.npy"))]);
+    assert!(!ok && err.contains("past the limits"), "{err}");
+}

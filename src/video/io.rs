@@ -117,7 +117,9 @@ pub fn read_y4m<R: BufRead>(mut r: R) -> Result<Video> {
     }
     let (mut w, mut h, mut fps, mut colorspace) = (0usize, 0usize, None, "420jpeg".to_string());
     for f in fields {
-        let (tag, val) = f.split_at(f.len().min(1));
+        // the tag is one character, which need not be ASCII in a damaged header
+        let tag_len = f.chars().next().map_or(0, char::len_utf8);
+        let (tag, val) = f.split_at(tag_len);
         match tag {
             "W" => w = val.parse().map_err(|_| Error::Input(format!("bad y4m width {val:?}")))?,
             "H" => h = val.parse().map_err(|_| Error::Input(format!("bad y4m height {val:?}")))?,

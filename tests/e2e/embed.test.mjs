@@ -101,7 +101,7 @@ test('bad tokens show an error in the element, and the page goes on', async () =
   assert.equal(r.bad[0], 'error');
   assert.match(r.bad[1], /could not show this clip: invalid input: not a \.vgt token file/);
   assert.equal(r.wrong[0], 'error');
-  assert.match(r.wrong[1], /made with model tiny-untrained/);
+  assert.match(r.wrong[1], /\(model tiny-untrained\); this model has 64/);
   assert.equal(r.good[0], 'ready');
   await page.close();
 });

@@ -1,4 +1,4 @@
-"""PyTorch reference of VideoGPT, written from ../shared/videogpt-spec.md (not copied from upstream).
+"""PyTorch reference of VideoGPT, written from docs/videogpt-spec.md (not copied from upstream).
 
 It is the oracle for the Rust engine's golden tests and the model used for training.
 """

@@ -100,10 +100,16 @@ fn write_atomically(output: &Path, inputs: &[&Path], write: impl FnOnce(&Path) -
     refuse_overwrite(output, inputs)?;
     let tmp = temporary_beside(output);
     let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, output).map_err(|e| Error::Io(format!("cannot write {}: {e}", output.display()))));
-    if result.is_err() {
+    result.map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-    }
-    result
+        // the user knows the file by the name they gave
+        let name = |p: &Path| p.display().to_string();
+        match e {
+            Error::Io(m) => Error::Io(m.replace(&name(&tmp), &name(output))),
+            Error::Input(m) => Error::Input(m.replace(&name(&tmp), &name(output))),
+            other => other,
+        }
+    })
 }
 
 pub fn write_file(output: &Path, bytes: &[u8], inputs: &[&Path]) -> Result<()> {
