@@ -20,7 +20,8 @@ cp www/pkg/videogpt.js www/pkg/videogpt_bg.wasm dist/www/pkg/
 cp www/media/calais-1906.vgt www/media/calais-1906.mp4 dist/www/media/
 cp "models/$model.safetensors" dist/models/
 [ -f "models/$model.md" ] && cp "models/$model.md" dist/models/
-cp node_modules/mp4box/LICENSE node_modules/mp4box/dist/mp4box.all.mjs dist/www/vendor/mp4box/
+# mp4box.all.mjs imports its chunk files beside it
+cp node_modules/mp4box/LICENSE node_modules/mp4box/dist/*.mjs dist/www/vendor/mp4box/
 sed "s|models/natural-64.safetensors|models/$model.safetensors|g" embed.html > dist/index.html
 cat > dist/package.json <<JSON
 {
