@@ -127,3 +127,52 @@ fn metrics_behave() {
     assert!(s > 0.9 && s < 1.0, "{s}");
     assert!(videogpt::metrics::psnr(&a, &a.slice(0, 1)).is_err());
 }
+
+/// Our metrics against independent implementations on a real distortion (carphone's first 4
+/// frames and the same frames JPEG-compressed at quality 15, `train/make_metric_fixtures.py`):
+/// PSNR against ffmpeg's `psnr` filter computed here (RGB input, so ffmpeg's per-frame `psnr_avg`
+/// is over the same 3 planes of 8-bit values: the same definition), and SSIM against
+/// scikit-image's `structural_similarity` on BT.601 luma in Wang et al.'s convention (the golden
+/// values in the fixture).
+#[test]
+fn metrics_equal_ffmpeg_psnr_and_scikit_image_ssim() {
+    let g = Golden::open("metrics_pair.safetensors");
+    let (shape, distorted) = g.u8("distorted");
+    let a = carphone().slice(0, 4);
+    assert_eq!(shape, [4, a.height, a.width, 3]);
+    let b = Video::new(4, a.height, a.width, distorted).unwrap();
+
+    let dir = std::env::temp_dir().join(format!("videogpt-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ra, rb) = (dir.join("a.rgb"), dir.join("b.rgb"));
+    std::fs::write(&ra, &a.rgb).unwrap();
+    std::fs::write(&rb, &b.rgb).unwrap();
+    let size = format!("{}x{}", a.width, a.height);
+    let raw = |p: &std::path::Path| ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", &size, "-i", p.to_str().unwrap()].map(String::from);
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin"])
+        .args(raw(&rb))
+        .args(raw(&ra))
+        .args(["-lavfi", "[0:v][1:v]psnr=stats_file=-", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs (scripts/test.sh installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats = String::from_utf8_lossy(&out.stdout);
+    let theirs: Vec<f64> = stats.lines().filter_map(|l| l.split_whitespace().find_map(|f| f.strip_prefix("psnr_avg:"))).map(|v| v.parse().unwrap()).collect();
+    std::fs::remove_dir_all(&dir).ok();
+    let ours = videogpt::metrics::psnr_per_frame(&a, &b).unwrap();
+    assert_eq!(theirs.len(), ours.len(), "ffmpeg said: {stats}");
+    for (f, (o, t)) in ours.iter().zip(&theirs).enumerate() {
+        // ffmpeg prints 2 decimals; measured |ours − ffmpeg| ≤ 0.005 (its rounding)
+        assert!((o - t).abs() <= 0.006, "frame {f}: PSNR {o:.4} here, {t} in ffmpeg");
+        assert!(*o > 20.0 && *o < 40.0, "frame {f}: {o} dB is not a JPEG-15 distortion");
+    }
+
+    let (_, want) = g.f64("ssim_skimage");
+    let ssim = videogpt::metrics::ssim_per_frame(&a, &b).unwrap();
+    assert_eq!(ssim.len(), want.len());
+    for (f, (o, t)) in ssim.iter().zip(&want).enumerate() {
+        // measured: equal to 1e-12 (the same formula in f64)
+        assert!((o - t).abs() <= 1e-9, "frame {f}: SSIM {o} here, {t} in scikit-image");
+    }
+}

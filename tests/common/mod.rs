@@ -67,6 +67,12 @@ impl Golden {
         assert_eq!(d, Dtype::I32);
         (s, b.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect())
     }
+    pub fn f64(&self, key: &str) -> (Vec<usize>, Vec<f64>) {
+        let (s, d, b) = self.view(key);
+        assert_eq!(d, Dtype::F64);
+        (s, b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect())
+    }
+
     pub fn u8(&self, key: &str) -> (Vec<usize>, Vec<u8>) {
         let (s, d, b) = self.view(key);
         assert_eq!(d, Dtype::U8);
