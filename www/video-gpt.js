@@ -5,7 +5,8 @@
 //
 // Attributes: `model` (URL of the VQ-VAE), `tokens` (URL of a .vgt file, or the file inline as
 // base64url), `src` (a video to reconstruct here instead), `compare` (with `src`: the original
-// beside the reconstruction), `autoplay`, `loop`, `controls`, `fps`, `poster` (an image shown until
+// beside the reconstruction), `resolution` (with `src`: run the model at this size instead of its
+// file's, e.g. 128), `autoplay`, `loop`, `controls`, `fps`, `poster` (an image shown until
 // the clip is decoded, and instead of it where it cannot be). Nothing loads until the
 // element is on screen; elements with the same model share one download and one engine.
 
@@ -24,16 +25,17 @@ export function fromBase64Url(text) {
   return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 }
 
-// one session per model URL, shared by every element on the page
+// one session per model URL (and resolution), shared by every element on the page
 const sessions = new Map();
-export function sharedSession(model) {
+export function sharedSession(model, resolution) {
   const url = new URL(model, location.href).href;
-  if (!sessions.has(url)) {
-    const s = load({ model: url });
-    s.catch(() => sessions.delete(url)); // a failed load may be retried by a later element
-    sessions.set(url, s);
+  const key = `${url} ${resolution ?? ''}`;
+  if (!sessions.has(key)) {
+    const s = load({ model: url, resolution });
+    s.catch(() => sessions.delete(key)); // a failed load may be retried by a later element
+    sessions.set(key, s);
   }
-  return sessions.get(url);
+  return sessions.get(key);
 }
 
 const STYLE = `
@@ -61,7 +63,7 @@ export function drawFrame(canvas, clip, index) {
 }
 
 export class VideoGptElement extends HTMLElement {
-  static observedAttributes = ['model', 'tokens', 'src'];
+  static observedAttributes = ['model', 'tokens', 'src', 'resolution'];
 
   constructor() {
     super();
@@ -125,7 +127,9 @@ export class VideoGptElement extends HTMLElement {
       if (!model) throw new Error('no model attribute');
       if (typeof WebAssembly === 'undefined') throw new Error('this browser runs no WebAssembly');
       this.status('loading the model…');
-      const session = await sharedSession(model);
+      const resolution = this.hasAttribute('resolution') ? Number(this.getAttribute('resolution')) : undefined;
+      if (resolution !== undefined && !(Number.isInteger(resolution) && resolution > 0)) throw new Error(`resolution must be a whole number of pixels, not ${this.getAttribute('resolution')}`);
+      const session = await sharedSession(model, resolution);
       let clip;
       const tokens = this.getAttribute('tokens');
       const src = this.getAttribute('src');

@@ -60,16 +60,23 @@ const settled = (page, n) => page.waitForFunction((n) => {
 
 const states = (page) => page.$$eval('video-gpt', (els) => Object.fromEntries(els.map((e) => [e.id, [e.state, e.shadowRoot.querySelector('[part=status]').textContent]])));
 
-async function tokensAndSrc(browser, backend, policy) {
+async function tokensAndSrc(browser, backend, policy, { resolution } = {}) {
   const asset = assets.url;
+  const big = resolution ? `<video-gpt id="big" model="${asset}${MODEL}" src="${asset}www/media/calais-1906.mp4" resolution="${resolution}"></video-gpt>` : '';
   const { page, seen, server } = await blog(browser, asset, `
     <video-gpt id="url" model="${asset}${MODEL}" tokens="clip.vgt" autoplay loop></video-gpt>
     <video-gpt id="inline" model="${asset}${MODEL}" tokens="${fs.readFileSync(vgt).toString('base64url')}"></video-gpt>
-    <video-gpt id="src" model="${asset}${MODEL}" src="${asset}www/media/calais-1906.mp4" compare></video-gpt>`, { policy });
+    <video-gpt id="src" model="${asset}${MODEL}" src="${asset}www/media/calais-1906.mp4" compare></video-gpt>${big}`, { policy });
   try {
-    await settled(page, 3);
+    const ids = ['url', 'inline', 'src', ...(resolution ? ['big'] : [])];
+    await settled(page, ids.length);
     const r = await states(page);
-    for (const id of ['url', 'inline', 'src']) assert.equal(r[id][0], 'ready', `${id}: ${r[id][1]}`);
+    for (const id of ids) assert.equal(r[id][0], 'ready', `${id}: ${r[id][1]}`);
+    if (resolution) {
+      // the same model file run at another resolution: the reconstruction has that size
+      const dims = await page.$eval('#big', (e) => [e.frames.frames, e.frames.height, e.frames.width]);
+      assert.deepEqual(dims, [16, resolution, resolution]);
+    }
     assert.match(r.url[1], new RegExp(`decoded here on ${backend}`));
     // the frames the reader sees are videogpt decode's
     for (const id of ['url', 'inline']) {
@@ -90,8 +97,8 @@ async function tokensAndSrc(browser, backend, policy) {
     const expected = want.slice(frame * h * w * 3, (frame + 1) * h * w * 3);
     const off = rgb.reduce((m, v, i) => Math.max(m, Math.abs(v - expected[i])), 0);
     assert.ok(off <= 1, `the canvas differs from decoded frame ${frame} by ${off}`);
-    // one model download for the three elements, all from the asset host
-    assert.equal(seen.requests.filter((u) => u.endsWith(MODEL)).length, 1);
+    // one model download per resolution, all from the asset host
+    assert.equal(seen.requests.filter((u) => u.endsWith(MODEL)).length, resolution ? 2 : 1);
     assert.deepEqual(seen.errors, []);
   } finally {
     await page.close();
@@ -104,9 +111,9 @@ test('embed from another origin on WebGPU: tokens by URL and inline, src with co
   try { await tokensAndSrc(browser, 'WebGPU'); } finally { await browser.close(); }
 });
 
-test('embed from another origin on the wasm CPU path, under the documented CSP', async () => {
+test('embed from another origin on the wasm CPU path, under the documented CSP, one element at resolution 128', async () => {
   const browser = await launch({ webgpu: false });
-  try { await tokensAndSrc(browser, 'the CPU', csp(assets.url.replace(/\/$/, ''))); } finally { await browser.close(); }
+  try { await tokensAndSrc(browser, 'the CPU', csp(assets.url.replace(/\/$/, '')), { resolution: 128 }); } finally { await browser.close(); }
 });
 
 test('an asset host without CORS gives an error naming the header', async () => {
