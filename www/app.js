@@ -382,18 +382,31 @@ $('record-webcam').onclick = () => job('Opening the camera…', async () => {
 
 // ---------- models and start-up ----------
 
+/** The resolution picked on the page (undefined: the model file's). */
+const pickedResolution = () => Number($('resolution').value) || undefined;
+
 async function useModel(source, label, sha256) {
-  await app.session.loadModel(source, { sha256, modelId: label, onProgress: (d, t) => progress($('load-progress'), d, t) });
+  await app.session.loadModel(source, { sha256, modelId: label, resolution: pickedResolution() ?? null,
+    onProgress: (d, t) => progress($('load-progress'), d, t) });
   showModel(label);
   app.result = null;
 }
 
 function showModel(label) {
   const info = app.session.model;
+  const res = info.inputResolution ?? info.resolution;
+  const [dt, dh, dw] = info.downsample;
   $('load-progress').hidden = true;
-  $('model-info').textContent = `${label}: ${(info.parameters / 1e6).toFixed(2)} M parameters; `
-    + `${info.sequenceLength}×${info.resolution}×${info.resolution} clips → ${info.latent.join('×')} tokens of ${info.tokenBits} bits (downsample ${info.downsample.join(',')}).`;
+  $('model-info').textContent = `${label}: ${(info.parameters / 1e6).toFixed(2)} M parameters; running at ${res}×${res}`
+    + `${res !== info.resolution ? ` (trained at ${info.resolution}×${info.resolution})` : ''}: `
+    + `${info.sequenceLength}×${res}×${res} clips → ${info.sequenceLength / dt}×${res / dh}×${res / dw} tokens of ${info.tokenBits} bits (downsample ${info.downsample.join(',')}).`;
 }
+
+$('resolution').onchange = () => job('Loading the model…', async () => {
+  const entry = app.models.vqvae.find((m) => m.id === $('model-select').value);
+  await useModel(app.session.modelBytes ?? entry.file, app.session.modelId, entry?.sha256);
+  status(`Running at ${app.session.model.inputResolution}×${app.session.model.inputResolution}.`);
+});
 
 $('model-select').onchange = () => job('Loading the model…', async () => {
   const entry = app.models.vqvae.find((m) => m.id === $('model-select').value);
@@ -453,8 +466,14 @@ async function start() {
     device: app.noWebGpu ? 'cpu' : device,
     onDeviceLost: () => status('The GPU device was lost; restarting the engine…'),
   });
-  showModel(first.id);
   const s = app.session;
+  // 128×128 looks better and a GPU has the compute for it; software adapters (SwiftShader,
+  // llvmpipe) and the CPU path stay at the model's own size. ?resolution=N decides instead.
+  const software = /swiftshader|llvmpipe|lavapipe|software/i.test(s.adapter);
+  const wanted = params.get('resolution') ?? (s.backend === 'webgpu' && !software ? '128' : '');
+  $('resolution').value = wanted;
+  if (wanted) await s.loadModel(bytes, { modelId: first.id, resolution: Number(wanted) });
+  showModel(first.id);
   const badge = $('backend');
   badge.dataset.backend = s.backend;
   badge.textContent = s.backend === 'webgpu' ? `Running on WebGPU: ${s.adapter}` : 'Running on the CPU (WebAssembly)';

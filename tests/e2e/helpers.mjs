@@ -121,24 +121,24 @@ export async function pageBytes(page, expr) {
 
 /** Tokens `videogpt encode` gives for the frames the page holds in `expr` (a frames object, RGB
  *  bytes or ImageBitmaps). */
-export async function cliTokensFor(page, expr, model, device = 'cpu') {
+export async function cliTokensFor(page, expr, model, device = 'cpu', extra = []) {
   const meta = await page.evaluate((e) => { const f = eval(e); return [f.frames, f.height, f.width]; }, expr); // eslint-disable-line no-eval
   const rgb = await pageBytes(page, `app.session.pixels(${expr})`); // the bytes the engine saw
   const stem = path.join(tmp, `frames-${Date.now()}`);
   writeNpyU8(`${stem}.npy`, rgb, [...meta, 3]);
-  cli('encode', '--model', model, '--input', `${stem}.npy`, '--output', `${stem}-tokens.npy`, '--device', device);
+  cli('encode', '--model', model, '--input', `${stem}.npy`, '--output', `${stem}-tokens.npy`, '--device', device, ...extra);
   return { tokens: readNpy(`${stem}-tokens.npy`).data, frames: `${stem}.npy` };
 }
 
 /** Check tokens the page made from the frames in `expr` with `videogpt compare-tokens`: equal to
  *  the CLI's CPU encoding, or different only at float32 near-ties. Returns the CLI's verdict. */
-export async function checkTokens(page, expr, tokens, latent, model) {
+export async function checkTokens(page, expr, tokens, latent, model, extra = []) {
   const meta = await page.evaluate((e) => { const f = eval(e); return [f.frames, f.height, f.width]; }, expr); // eslint-disable-line no-eval
   const rgb = await pageBytes(page, `app.session.pixels(${expr})`); // the bytes the engine saw
   const stem = path.join(tmp, `check-${Date.now()}`);
   writeNpyU8(`${stem}.npy`, rgb, [...meta, 3]);
   writeNpyI32(`${stem}-tokens.npy`, Int32Array.from(tokens), latent);
-  return cli('compare-tokens', '--model', model, '--input', `${stem}.npy`, '--tokens', `${stem}-tokens.npy`).trim();
+  return cli('compare-tokens', '--model', model, '--input', `${stem}.npy`, '--tokens', `${stem}-tokens.npy`, ...extra).trim();
 }
 
 function writeNpyI32(file, data, shape) {

@@ -58,3 +58,29 @@ test('without WebGPU the page says so and runs on the CPU, with the same tokens 
     await browser.close();
   }
 });
+
+test('the resolution picker runs the same model at 128×128; its tokens match the CLI at --resolution 128 (near-ties aside)', async (t) => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page, seen } = await open(browser, '?model=tiny-untrained&resolution=128');
+    assert.equal(await page.inputValue('#resolution'), '128');
+    assert.match(await page.textContent('#model-info'), /running at 128×128 \(trained at 64×64\)/);
+    await page.click('#use-sample');
+    assert.equal(await idle(page, 'result'), '');
+    const r = await page.evaluate(() => ({ tokens: Array.from(app.result.tokens), latent: app.result.latent, size: [app.result.output.height, app.result.output.width] }));
+    assert.deepEqual(r.size, [128, 128]);
+    assert.deepEqual(r.latent, [4, 32, 32]);
+    // the CLI on the same frames at the same resolution: the same tokens, or different only at
+    // float32 near-ties (the wasm and native SGEMMs round differently)
+    const verdict = await checkTokens(page, 'app.frames', r.tokens, r.latent, MODEL, ['--resolution', '128']);
+    assert.match(verdict, /^identical|near-ties/);
+    assert.match(verdict, / 4096 tokens/);
+    t.diagnostic(`bundled clip at 128, wasm CPU vs CLI: ${verdict}`);
+    // picking "the model's" goes back to 64×64
+    await page.selectOption('#resolution', '');
+    await page.waitForFunction(() => /running at 64×64/.test(document.getElementById('model-info').textContent), null, { timeout: 60_000 });
+    assert.deepEqual(seen.errors, []);
+  } finally {
+    await browser.close();
+  }
+});
