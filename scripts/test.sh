@@ -32,16 +32,20 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 cargo fmt --check
 cargo clippy --release --locked --all-targets -- -D warnings
 
-# The web page, the <video-gpt> element and the dist/ package in a real browser: the engine built
+# The web page, the <video-gpt> element and the dist/ package in real browsers: the engine built
 # to wasm, Debian's Chromium with WebGPU on SwiftShader and a fake webcam, driven by
-# playwright-core (tests/e2e/).
-command -v chromium >/dev/null 2>&1 || {
+# playwright-core, and Debian's Firefox ESR driven by puppeteer-core (tests/e2e/).
+# Firefox ESR (puppeteer-core over WebDriver BiDi) runs the embed and the page on its CPU path.
+browsers=()
+command -v chromium >/dev/null 2>&1 || browsers+=(chromium)
+command -v firefox-esr >/dev/null 2>&1 || browsers+=(firefox-esr)
+if [ ${#browsers[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  echo "installing: chromium"
+  echo "installing: ${browsers[*]}"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
-}
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${browsers[@]}" >/dev/null
+fi
 bash scripts/build-dist.sh
 cargo clippy --release --locked --lib --target wasm32-unknown-unknown -- -D warnings
 VIDEOGPT_BIN="$CARGO_TARGET_DIR/release/videogpt" node --test --test-concurrency=1 tests/e2e/
