@@ -91,7 +91,7 @@ function remoteError({ name, message }) {
 
 /** What a host serving the engine to pages on other origins must send. */
 export const CORS_HINT = 'a host serving videogpt-web to pages on other origins must send "Access-Control-Allow-Origin: *" '
-  + '(and .wasm as application/wasm)';
+  + '(and .wasm as application/wasm), and a page with a Content-Security-Policy must allow it (see the README)';
 
 /**
  * A module Worker running `url`, from any origin. Browsers start Workers only from the page's own

@@ -22,7 +22,9 @@ async function handle(id, op, args) {
   if (initError) {
     const cross = new URL(import.meta.url).origin !== self.location.origin;
     throw Object.assign(new Error(`the engine's WebAssembly could not be loaded from ${new URL('./pkg/', import.meta.url).href}: ${initError.message ?? initError}`
-      + (cross ? '; a host serving videogpt-web to pages on other origins must send "Access-Control-Allow-Origin: *" (and .wasm as application/wasm)' : '')),
+      + (/Content.Security.Policy/i.test(String(initError.message ?? initError))
+        ? '; the page\'s Content-Security-Policy must allow \'wasm-unsafe-eval\' in script-src (see the README)'
+        : cross ? '; a host serving videogpt-web to pages on other origins must send "Access-Control-Allow-Origin: *" (and .wasm as application/wasm)' : '')),
     { name: 'FetchError' });
   }
   if (op === 'create') {

@@ -37,7 +37,6 @@ const csp = (asset) => [
   'worker-src blob:',
   `connect-src ${asset} 'self'`,
   "style-src 'unsafe-inline'",
-  'img-src data: blob:',
 ].join('; ');
 
 /** A blog page (its own origin) holding `body` after the README's script tag for `assetUrl`. */
