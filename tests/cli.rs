@@ -56,6 +56,8 @@ fn encode_decode_on_both_devices_match_the_reference() {
         assert!(ok, "{err}");
         let decoded = videogpt::video::io::read_video(&video).unwrap();
         let (_, want_u8) = g.u8("decoded_u8");
+        assert_eq!((decoded.frames, decoded.height, decoded.width), (8, 32, 32), "{device}");
+        assert_eq!(decoded.rgb.len(), want_u8.len(), "{device}");
         let worst = decoded.rgb.iter().zip(&want_u8).map(|(a, b)| (*a as i16 - *b as i16).abs()).max().unwrap();
         assert!(worst <= 1, "{device}: decoded frames off by {worst}");
     }

@@ -30,7 +30,10 @@ fn gpu_decoding_steps_match_the_reference_logits() {
         let class = gold.has("labels").then(|| gold.i32("labels").1[0] as usize);
         let logits = pollster::block_on(prior.logits_by_steps(&codes, class, None)).unwrap();
         let (_, want) = gold.f32("logits");
-        let err = max_abs_diff(&logits, &want[..logits.len()]);
+        // the golden holds a batch; its first clip is these codes: n positions × n_codes logits
+        let first = n * gpt.config.n_codes;
+        assert_eq!(logits.len(), first, "{model}: {} logits for {n} positions", logits.len());
+        let err = max_abs_diff(&logits, &want[..first]);
         eprintln!("{model}: GPU decode-step logits max |err| vs PyTorch {err:e}");
         assert!(err <= 1e-4, "{model}: {err:e}");
     }
@@ -99,7 +102,9 @@ fn frame_conditioned_decoding_on_the_gpu_matches_the_reference() {
     let features = gpt.frame_features(&cond_frames()[0]).unwrap();
     let codes: Vec<u32> = codes[..n].iter().map(|&c| c as u32).collect();
     let logits = pollster::block_on(prior.logits_by_steps(&codes, None, Some(&features))).unwrap();
-    let err = max_abs_diff(&logits, &want[..logits.len()]);
+    let first = n * gpt.config.n_codes;
+    assert_eq!(logits.len(), first, "{} logits for {n} positions", logits.len());
+    let err = max_abs_diff(&logits, &want[..first]);
     eprintln!("frame-conditioned GPU decode steps: logits max |err| {err:e}");
     assert!(err <= 1e-4, "frame-conditioned GPU decode steps: logits max |err| {err:e}");
     // and it samples: the frames are required, and a seed gives the CPU's grid (or one that

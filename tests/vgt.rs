@@ -70,3 +70,74 @@ fn a_16_frame_clip_is_a_small_file() {
     assert!(vgt::read(b"RIFF....WAVE").unwrap_err().to_string().contains("not a .vgt token file"));
     assert!(f.check_model(b"another model", 1024).unwrap_err().to_string().contains("were made with model natural-64"));
 }
+
+/// `bytes` with its trailing CRC-32 recomputed: damage that a share link's author (anyone) can
+/// make look intact. Everything after the checksum check must still refuse it.
+fn recrc(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..n]);
+    bytes[n..].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+fn sample() -> TokenFile {
+    TokenFile {
+        model_id: "natural-64".into(),
+        model_hash: [7; 16],
+        n_codes: 1000, // 10 bits: indices 1000..1023 fit the bits but not the codebook
+        tokens: Tokens { shape: [1, 2, 3, 4], codes: (0..24).map(|i| (i * 37 % 1000) as u32).collect() },
+        fps: Some(30.0),
+    }
+}
+
+/// Each rejection docs/vgt-format.md lists after magic, version and truncation, on a file whose
+/// CRC has been fixed up, with its own error.
+#[test]
+fn every_documented_rejection_holds_with_a_valid_crc() {
+    let good = vgt::write(&sample()).unwrap();
+    assert_eq!(vgt::read(&recrc(good.clone())).unwrap(), sample());
+    let err = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut b = good.clone();
+        f(&mut b);
+        vgt::read(&recrc(b)).unwrap_err().to_string()
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, &str)> = vec![
+        ("unknown flag bits", Box::new(|b| b[5] |= 0x80), "unknown flags 0x81"),
+        ("bits that do not match n_codes", Box::new(|b| b[6] = 11), "1000 codes at 11 bits"),
+        ("one code", Box::new(|b| b[8..12].copy_from_slice(&1u32.to_le_bytes())), "1 codes at 10 bits"),
+        ("over 65536 codes", Box::new(|b| b[8..12].copy_from_slice(&70_000u32.to_le_bytes())), "70000 codes"),
+        ("an empty grid", Box::new(|b| b[14..16].copy_from_slice(&0u16.to_le_bytes())), "token grid [1, 0, 3, 4]"),
+        ("a grid past the token limit", Box::new(|b| b[12..20].copy_from_slice(&[255, 255, 255, 255, 255, 255, 255, 255])), "token grid [65535"),
+        ("a grid that does not match the data", Box::new(|b| b[18..20].copy_from_slice(&5u16.to_le_bytes())), "expected"),
+        ("a model id that is not UTF-8", Box::new(|b| b[36] = 0xff), "model id is not UTF-8"),
+        ("a frame rate that is not positive", Box::new(|b| b[46..50].copy_from_slice(&(-1.0f32).to_le_bytes())), "frame rate -1"),
+        ("a NaN frame rate", Box::new(|b| b[46..50].copy_from_slice(&f32::NAN.to_le_bytes())), "frame rate NaN"),
+        (
+            "an index past the codebook",
+            Box::new(|b| {
+                b[50] = 0xff;
+                b[51] |= 0x03;
+            }),
+            "an index is past the codebook",
+        ),
+        ("a longer model id than the file holds", Box::new(|b| b[7] = 200), "expected"),
+    ];
+    for (what, damage, want) in cases {
+        let e = err(&damage);
+        assert!(e.contains(want), "{what}: {e}");
+    }
+}
+
+proptest! {
+    /// Any change to the header, with the CRC fixed up, is either refused or gives a file that
+    /// writes back to the same bytes: nothing in between.
+    #[test]
+    fn mutated_headers_are_refused_or_round_trip(f in token_file(), at in 5usize..36, value in any::<u8>()) {
+        let mut bytes = vgt::write(&f).unwrap();
+        bytes[at] = value;
+        let bytes = recrc(bytes);
+        if let Ok(read) = vgt::read(&bytes) {
+            prop_assert_eq!(vgt::write(&read).unwrap(), bytes);
+        }
+    }
+}
