@@ -465,3 +465,53 @@ fn huge_sizes_in_files_are_refused_before_allocating() {
     let (ok, _, err) = videogpt(&["reconstruct", "--model", s(&model), "--input", s(&fixture("carphone_8f.npy")), "--output", s(&tmp("hr.npy"))]);
     assert!(!ok && err.contains("past the limits"), "{err}");
 }
+
+/// Raw bytes to the server on a fresh connection; the response as text.
+fn raw(addr: &str, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let _ = stream.write_all(request);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// The abuse that used to crash or leak: a huge declared body, dot-files, another Host (DNS
+/// rebinding), an oversized head, other methods, path tricks, idle connections holding workers,
+/// and more connections than workers and queue. The server answers each with an error and keeps
+/// serving the page.
+#[test]
+fn serve_refuses_abuse_and_stays_up() {
+    let (mut child, addr) = serve();
+    let host = format!("Host: {addr}\r\n");
+    let get = |path: &str| raw(&addr, format!("GET {path} HTTP/1.1\r\n{host}Connection: close\r\n\r\n").as_bytes());
+    let post = raw(&addr, format!("POST / HTTP/1.1\r\n{host}Content-Length: 35184372088832\r\n\r\n").as_bytes());
+    assert!(post.starts_with("HTTP/1.1 405"), "{post}");
+    let huge_get = raw(&addr, format!("GET / HTTP/1.1\r\n{host}Content-Length: 35184372088832\r\n\r\n").as_bytes());
+    assert!(huge_get.starts_with("HTTP/1.1 413"), "{huge_get}");
+    assert!(get("/.git/config").starts_with("HTTP/1.1 404"));
+    assert!(get("/models/.hidden").starts_with("HTTP/1.1 404"));
+    for trick in ["/..%2f..%2fetc/passwd", "/www/..\\..\\Cargo.toml", "/C:/Windows/win.ini", "//etc/passwd", "/www/../Cargo.toml"] {
+        let r = get(trick);
+        assert!(r.starts_with("HTTP/1.1 404"), "{trick}: {r}");
+    }
+    let rebinding = raw(&addr, b"GET / HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n");
+    assert!(rebinding.starts_with("HTTP/1.1 421"), "{rebinding}");
+    let no_host = raw(&addr, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert!(no_host.starts_with("HTTP/1.1 421"), "{no_host}");
+    let big_head = raw(&addr, format!("GET / HTTP/1.1\r\n{host}X-Pad: {}\r\n\r\n", "a".repeat(20_000)).as_bytes());
+    assert!(big_head.starts_with("HTTP/1.1 431"), "{big_head}");
+    assert!(raw(&addr, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n").starts_with("HTTP/1.1 400"));
+    // idle connections (slowloris) and a flood of connections: the page is still served
+    let idle: Vec<_> = (0..100).filter_map(|_| std::net::TcpStream::connect(&addr).ok()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let flooded = get("/");
+    assert!(flooded.starts_with("HTTP/1.1 200") || flooded.starts_with("HTTP/1.1 503"), "{flooded}");
+    drop(idle);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let index = get("/");
+    child.kill().ok();
+    child.wait().ok();
+    assert!(index.starts_with("HTTP/1.1 200") && index.contains("<h1>videogpt-web</h1>"), "{index}");
+}

@@ -2,10 +2,20 @@
 //! `.wasm` MIME type (needed for streaming compilation); with `--isolate` the COOP/COEP headers
 //! (cross-origin isolation, for SharedArrayBuffer and precise timers in the page); with `--cors`
 //! `Access-Control-Allow-Origin: *`, as an asset host for pages on other origins must.
+//!
+//! It is written to survive a hostile client on the same machine (a web page can make the
+//! browser send anything to 127.0.0.1): a fixed pool of worker threads and a bounded queue of
+//! connections (past it, new connections get a 503), request heads of at most 16 KiB, read and
+//! write timeouts, only GET and HEAD without a body, a Host allowlist (so a DNS-rebinding page
+//! cannot read the served tree), no dot-files and no path that leaves the root.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Component, Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tiny_http::{Header, Response, Server};
 use videogpt::{Error, Result};
 
 #[derive(clap::Args)]
@@ -22,12 +32,31 @@ pub struct Args {
     /// Send Cross-Origin-Opener-Policy and -Embedder-Policy (cross-origin isolation).
     #[arg(long)]
     isolate: bool,
+    /// Another name the server may be reached by (a Host header it answers), besides 127.0.0.1,
+    /// localhost and [::1]; repeatable.
+    #[arg(long = "host")]
+    hosts: Vec<String>,
 }
 
-#[derive(Clone, Copy)]
-struct Headers {
+/// Worker threads: each serves one connection at a time.
+pub const WORKERS: usize = 32;
+/// Connections accepted but not yet picked up by a worker; past this a new one gets a 503.
+pub const QUEUE: usize = 64;
+/// The request line and headers, at most.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// A client that sends nothing for this long is dropped (slowloris).
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client that reads nothing for this long is dropped (a stalled download).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests served on one keep-alive connection.
+const MAX_REQUESTS_PER_CONNECTION: usize = 1000;
+
+struct Config {
+    root: PathBuf,
     cors: bool,
     isolate: bool,
+    /// Host header values answered (lower case, with the port).
+    hosts: Vec<String>,
 }
 
 fn mime(path: &Path) -> &'static str {
@@ -46,14 +75,21 @@ fn mime(path: &Path) -> &'static str {
     }
 }
 
-/// Map a URL path onto a file under `root`, refusing anything that climbs out of it.
-fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
+/// Map a URL path onto a file under `root`, refusing anything that climbs out of it, any
+/// dot-file or dot-folder (`.git/`), and anything that is not plain text on every OS (backslashes,
+/// drive letters, NULs, percent-escapes).
+pub fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     let path = url.split(['?', '#']).next().unwrap_or("/");
+    if !path.starts_with('/') || path.contains(['\\', '%', '\0', ':']) {
+        return None;
+    }
     let mut out = root.to_path_buf();
-    for part in Path::new(path.trim_start_matches('/')).components() {
-        match part {
-            Component::Normal(p) => out.push(p),
-            Component::CurDir => {}
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        if part.starts_with('.') {
+            return None; // `..`, `.git`, `.env`, …
+        }
+        match Path::new(part).components().next() {
+            Some(Component::Normal(p)) if Path::new(part).components().count() == 1 => out.push(p),
             _ => return None,
         }
     }
@@ -69,42 +105,195 @@ pub fn run(args: Args) -> Result<()> {
         return Err(Error::Io(format!("{} not found: run `videogpt serve` from the repository root or pass --root", index.display())));
     }
     let addr = format!("127.0.0.1:{}", args.port);
-    let server = Server::http(&addr).map_err(|e| Error::Io(format!("cannot listen on {addr}: {e}")))?;
+    let listener = TcpListener::bind(&addr).map_err(|e| {
+        Error::Io(format!(
+            "cannot listen on {addr}: {e}{}",
+            if e.kind() == std::io::ErrorKind::AddrInUse { " (another server has it: pass --port N)" } else { "" }
+        ))
+    })?;
     // with --port 0 the OS picks a free port: report the one actually bound
-    let bound = server.server_addr().to_ip().map_or(addr.clone(), |a| a.to_string());
-    println!("serving {} on http://{bound}/ (Ctrl-C to stop)", args.root.display());
-    use std::io::Write as _;
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
+    let mut hosts = vec![format!("127.0.0.1:{port}"), format!("localhost:{port}"), format!("[::1]:{port}")];
+    for h in &args.hosts {
+        let h = h.to_ascii_lowercase();
+        hosts.push(if h.contains(':') && !h.ends_with(']') { h } else { format!("{h}:{port}") });
+    }
+    if port == 80 {
+        hosts.extend(["127.0.0.1".into(), "localhost".into(), "[::1]".into()]);
+    }
+    println!("serving {} on http://127.0.0.1:{port}/ (Ctrl-C to stop)", args.root.display());
     let _ = std::io::stdout().flush();
-    // one thread per request: a client that stops reading a large response (a paused <video>,
-    // a cancelled fetch) blocks only its own thread, never the page's other requests
-    let root = std::sync::Arc::new(args.root);
-    let headers = Headers { cors: args.cors, isolate: args.isolate };
-    for request in server.incoming_requests() {
-        let root = root.clone();
-        std::thread::spawn(move || respond(&root, request, headers));
+    let config = Arc::new(Config { root: args.root, cors: args.cors, isolate: args.isolate, hosts });
+
+    let (queue, jobs) = sync_channel::<TcpStream>(QUEUE);
+    let jobs = Arc::new(Mutex::new(jobs));
+    for _ in 0..WORKERS {
+        let (jobs, config) = (jobs.clone(), config.clone());
+        std::thread::spawn(move || worker(&jobs, &config));
+    }
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue }; // e.g. out of file handles for a moment
+        match queue.try_send(stream) {
+            Ok(()) => {}
+            Err(TrySendError::Full(mut stream)) => {
+                let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+                let _ = stream.write_all(&head(503, "Service Unavailable", "text/plain", 5, &[("Connection", "close"), ("Retry-After", "1")]));
+                let _ = stream.write_all(b"busy\n");
+            }
+            Err(TrySendError::Disconnected(_)) => break,
+        }
     }
     Ok(())
 }
 
-/// Answer one request: the file streamed from disk (never read whole), or a 404.
-fn respond(root: &Path, request: tiny_http::Request, headers: Headers) {
-    let header = |k: &str, v: &str| Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header");
-    let file = resolve(root, request.url()).filter(|p| p.is_file());
-    let response = match file.and_then(|p| std::fs::File::open(&p).ok().map(|f| (p, f))) {
-        Some((path, f)) => Response::from_file(f).with_status_code(200).with_header(header("Content-Type", mime(&path))).boxed(),
-        None => Response::from_data(b"not found".to_vec()).with_status_code(404).with_header(header("Content-Type", "text/plain")).boxed(),
+fn worker(jobs: &Mutex<Receiver<TcpStream>>, config: &Config) {
+    loop {
+        let next = jobs.lock().map(|rx| rx.recv());
+        match next {
+            Ok(Ok(stream)) => {
+                // whatever a client does, it ends its own connection, never the worker
+                let _ = connection(stream, config);
+            }
+            _ => return,
+        }
+    }
+}
+
+fn head(status: u16, reason: &str, content_type: &str, length: u64, extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut h = format!("HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n");
+    for (k, v) in extra {
+        h.push_str(&format!("{k}: {v}\r\n"));
+    }
+    h.push_str("\r\n");
+    h.into_bytes()
+}
+
+/// One request's head: method, target, and the headers that matter here.
+struct Request {
+    method: String,
+    target: String,
+    host: Option<String>,
+    has_body: bool,
+    close: bool,
+}
+
+/// Read a request head (up to [`MAX_HEAD`] bytes); `Ok(None)` when the client closed cleanly.
+fn read_head(r: &mut BufReader<TcpStream>) -> std::result::Result<Option<Request>, u16> {
+    let mut raw = Vec::new();
+    loop {
+        let before = raw.len();
+        let n = r.by_ref().take((MAX_HEAD + 1 - raw.len()) as u64).read_until(b'\n', &mut raw).map_err(|_| 408u16)?;
+        if n == 0 {
+            return if raw.is_empty() { Ok(None) } else { Err(400) };
+        }
+        if raw.len() > MAX_HEAD {
+            return Err(431);
+        }
+        let line = &raw[before..];
+        if line == b"\r\n" || line == b"\n" {
+            if before == 0 {
+                raw.clear(); // a stray blank line between requests
+                continue;
+            }
+            break;
+        }
+    }
+    let text = std::str::from_utf8(&raw).map_err(|_| 400u16)?;
+    let mut lines = text.lines();
+    let mut first = lines.next().unwrap_or("").split(' ');
+    let (method, target, version) = (first.next().unwrap_or(""), first.next().unwrap_or(""), first.next().unwrap_or(""));
+    if method.is_empty() || target.is_empty() || !version.starts_with("HTTP/1.") {
+        return Err(400);
+    }
+    let mut req = Request { method: method.into(), target: target.into(), host: None, has_body: false, close: version == "HTTP/1.0" };
+    for line in lines {
+        let Some((k, v)) = line.split_once(':') else { continue };
+        let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+        match k.as_str() {
+            "host" => req.host = Some(v.to_ascii_lowercase()),
+            "content-length" => req.has_body |= v != "0",
+            "transfer-encoding" => req.has_body = true,
+            "connection" => req.close |= v.eq_ignore_ascii_case("close"),
+            _ => {}
+        }
+    }
+    Ok(Some(req))
+}
+
+fn connection(stream: TcpStream, config: &Config) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+    let mut out = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    for _ in 0..MAX_REQUESTS_PER_CONNECTION {
+        let req = match read_head(&mut reader) {
+            Ok(Some(req)) => req,
+            Ok(None) => return Ok(()),
+            Err(status) => return error(&mut out, status),
+        };
+        if !config.hosts.iter().any(|h| Some(h) == req.host.as_ref()) {
+            return error(&mut out, 421); // another name: a DNS-rebinding page, or a proxy
+        }
+        if req.method != "GET" && req.method != "HEAD" {
+            return error(&mut out, 405);
+        }
+        if req.has_body {
+            return error(&mut out, 413); // never read: a GET has no body here
+        }
+        respond(&mut out, config, &req)?;
+        if req.close {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn error(out: &mut TcpStream, status: u16) -> std::io::Result<()> {
+    let reason = match status {
+        400 => "Bad Request",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        421 => "Misdirected Request",
+        431 => "Request Header Fields Too Large",
+        _ => "Error",
     };
-    let mut response = response.with_header(header("Cache-Control", "no-cache"));
-    if headers.isolate {
-        response.add_header(header("Cross-Origin-Opener-Policy", "same-origin"));
-        response.add_header(header("Cross-Origin-Embedder-Policy", "require-corp"));
+    let body = format!("{status} {reason}\n");
+    let mut extra = vec![("Connection", "close")];
+    if status == 405 {
+        extra.push(("Allow", "GET, HEAD"));
     }
-    if headers.cors {
-        response.add_header(header("Access-Control-Allow-Origin", "*"));
+    out.write_all(&head(status, reason, "text/plain", body.len() as u64, &extra))?;
+    out.write_all(body.as_bytes())?;
+    out.flush()
+}
+
+/// Answer one GET or HEAD: the file streamed from disk (never read whole), or a 404.
+fn respond(out: &mut TcpStream, config: &Config, req: &Request) -> std::io::Result<()> {
+    let mut extra: Vec<(&str, &str)> = Vec::new();
+    if config.isolate {
+        extra.push(("Cross-Origin-Opener-Policy", "same-origin"));
+        extra.push(("Cross-Origin-Embedder-Policy", "require-corp"));
     }
-    let response = response
-        // Content-Length rather than chunks, whatever the size: model downloads show progress by it
-        .with_chunked_threshold(usize::MAX);
-    // the client may have gone away; nothing to tell it
-    let _ = request.respond(response);
+    if config.cors {
+        extra.push(("Access-Control-Allow-Origin", "*"));
+    }
+    if req.close {
+        extra.push(("Connection", "close"));
+    }
+    let file = resolve(&config.root, &req.target).filter(|p| p.is_file()).and_then(|p| std::fs::File::open(&p).ok().map(|f| (p, f)));
+    let Some((path, mut file)) = file else {
+        out.write_all(&head(404, "Not Found", "text/plain", 10, &extra))?;
+        if req.method == "GET" {
+            out.write_all(b"not found\n")?;
+        }
+        return out.flush();
+    };
+    // Content-Length rather than chunks, whatever the size: model downloads show progress by it
+    let length = file.metadata()?.len();
+    out.write_all(&head(200, "OK", mime(&path), length, &extra))?;
+    if req.method == "GET" {
+        std::io::copy(&mut Read::by_ref(&mut file).take(length), out)?;
+    }
+    out.flush()
 }
