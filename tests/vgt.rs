@@ -101,7 +101,8 @@ fn every_documented_rejection_holds_with_a_valid_crc() {
         f(&mut b);
         vgt::read(&recrc(b)).unwrap_err().to_string()
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut Vec<u8>)>, &str)> = vec![
+    type Damage = Box<dyn Fn(&mut Vec<u8>)>;
+    let cases: Vec<(&str, Damage, &str)> = vec![
         ("unknown flag bits", Box::new(|b| b[5] |= 0x80), "unknown flags 0x81"),
         ("bits that do not match n_codes", Box::new(|b| b[6] = 11), "1000 codes at 11 bits"),
         ("one code", Box::new(|b| b[8..12].copy_from_slice(&1u32.to_le_bytes())), "1 codes at 10 bits"),
