@@ -416,6 +416,12 @@ impl Engine {
         })
     }
 
+    /// Panic inside a future, as an engine bug would (for testing that the page recovers).
+    #[wasm_bindgen(js_name = crashForTest)]
+    pub fn crash_for_test(&self) -> Promise {
+        future_to_promise(async { panic!("a deliberate panic (crashForTest)") })
+    }
+
     /// Destroy the GPU device, as a driver reset would (for testing recovery from device loss).
     #[wasm_bindgen(js_name = loseDevice)]
     pub fn lose_device(&self) {

@@ -11,7 +11,8 @@
 // WebGPU `{ images: ImageBitmap[], frames, height, width }`, which go to the GPU without a CPU
 // copy (decodeVideoFile(file, { images: true })); `session.pixels(frames)` gives their bytes. Errors
 // are Errors whose `name` says what went wrong: WeightsError, InputError, GpuError,
-// DeviceLostError, IoError, MediaError, FetchError.
+// DeviceLostError, IoError, MediaError, FetchError, and EngineError (the engine crashed; the
+// session restarts it, so the next request works).
 
 const CACHE = 'videogpt-models-v1';
 
@@ -83,9 +84,10 @@ export async function fetchModel(source, { sha256: expected, onProgress = () => 
   return bytes;
 }
 
-function remoteError({ name, message }) {
+function remoteError({ name, message, restart }) {
   const e = new Error(message);
   e.name = name;
+  if (restart) e.restart = true;
   return e;
 }
 
@@ -204,11 +206,19 @@ export class Session {
     if (this.priorBytes) this.prior = await this.engine.call('loadPrior', { bytes: this.priorBytes.slice() });
   }
 
-  /** Run a request; when the GPU device is lost, restart the worker once with the same models. */
+  /** Run a request; when the GPU device is lost, restart the worker once with the same models
+   *  and retry. When the engine crashed (an EngineError: a bug, or input it should have refused),
+   *  restart it too, so later requests work, but report the error instead of retrying. */
   async call(op, args, opts) {
     try {
       return await this.engine.call(op, args, opts);
     } catch (e) {
+      if (e.restart && !this.recovering) {
+        this.engine.terminate();
+        this.recoveries++;
+        await this.start();
+        throw e;
+      }
       if (e.name !== 'DeviceLostError' || this.recovering) throw e;
       this.recovering = true;
       try {

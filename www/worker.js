@@ -8,6 +8,32 @@ import init, { Engine } from './pkg/videogpt.js';
 
 let engine = null;
 let initError = null;
+// The request running now, and the crash that broke the engine. A Rust panic in wasm is a trap:
+// it can escape from inside a future as an uncaught error, leaving that request's Promise
+// pending forever. The handlers below answer the request instead, with an EngineError that asks
+// the page to restart this Worker (a trapped instance's state cannot be trusted afterwards).
+let current = null;
+let broken = null;
+
+// the panic's own message (the trap itself only says "unreachable"), as the panic hook logs it
+let lastPanic = '';
+const consoleError = console.error.bind(console);
+console.error = (...parts) => {
+  const text = parts.map(String).join(' ');
+  if (/panicked at/.test(text)) lastPanic = text.split('\n').filter(Boolean).slice(0, 2).join(': ');
+  consoleError(...parts);
+};
+
+function crashed(e) {
+  broken = broken ?? e;
+  if (current !== null) {
+    const why = lastPanic || e?.message || String(e);
+    self.postMessage({ id: current, error: { name: 'EngineError', message: `the engine crashed (${why}); it restarts for the next request`, restart: true } });
+    current = null;
+  }
+}
+self.addEventListener('error', (ev) => { ev.preventDefault(); crashed(ev.error ?? ev.message); });
+self.addEventListener('unhandledrejection', (ev) => { ev.preventDefault(); crashed(ev.reason); });
 let queue = init().catch((e) => { initError = e; });
 
 const typed = (x) => ArrayBuffer.isView(x) ? [x.buffer] : [];
@@ -19,6 +45,7 @@ function transferables(result) {
 }
 
 async function handle(id, op, args) {
+  if (broken) throw Object.assign(new Error(`the engine crashed earlier (${broken?.message ?? broken})`), { name: 'EngineError', restart: true });
   if (initError) {
     const cross = new URL(import.meta.url).origin !== self.location.origin;
     throw Object.assign(new Error(`the engine's WebAssembly could not be loaded from ${new URL('./pkg/', import.meta.url).href}: ${initError.message ?? initError}`
@@ -44,17 +71,22 @@ async function handle(id, op, args) {
     case 'sample':
       return engine.sample(args.options, (done, total, grid) => self.postMessage({ id, progress: { done, total, grid } }, [grid.buffer]));
     case 'loseDevice': return engine.loseDevice();
+    case 'crashForTest': return engine.crashForTest();
     default: throw new Error(`unknown request ${op}`);
   }
 }
 
 self.onmessage = ({ data: { id, op, args } }) => {
   queue = queue.then(async () => {
+    current = id;
     try {
       const result = await handle(id, op, args);
-      self.postMessage({ id, result }, transferables(result));
+      if (current === id) self.postMessage({ id, result }, transferables(result));
     } catch (e) {
-      self.postMessage({ id, error: { name: e?.name ?? 'Error', message: e?.message ?? String(e) } });
+      if (e instanceof WebAssembly.RuntimeError) crashed(e); // a trap that surfaced here
+      else if (current === id) self.postMessage({ id, error: { name: e?.name ?? 'Error', message: e?.message ?? String(e), restart: !!e?.restart } });
+    } finally {
+      if (current === id) current = null;
     }
   });
 };

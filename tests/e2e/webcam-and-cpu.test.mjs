@@ -84,3 +84,22 @@ test('the resolution picker runs the same model at 128×128; its tokens match th
     await browser.close();
   }
 });
+
+test('a panic inside the wasm engine becomes an EngineError, the engine restarts, and the next request works', async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page } = await open(browser);
+    await page.click('#use-sample');
+    assert.equal(await idle(page, 'result'), '');
+    const r = await page.evaluate(async () => {
+      const error = await app.session.call('crashForTest').then(() => null, (e) => ({ name: e.name, message: e.message }));
+      const out = await app.session.reconstruct(app.frames);
+      return { error, recoveries: app.session.recoveries, n: out.tokens.length };
+    });
+    assert.equal(r.error?.name, 'EngineError', JSON.stringify(r));
+    assert.match(r.error.message, /crashed.*deliberate panic/);
+    assert.deepEqual([r.recoveries, r.n], [1, 1024]);
+  } finally {
+    await browser.close();
+  }
+});
