@@ -449,8 +449,17 @@ pub fn score(model: &Path, vqvae: Option<&Path>, tokens_path: &Path, class: Opti
     let gpt_bytes = read_model(model)?;
     let vq_bytes = vqvae.map(read_model).transpose()?;
     let gpt = Gpt::load(&gpt_bytes, vq_bytes.as_deref()).map_err(|e| in_file(e, model))?;
-    let file = std::fs::File::open(tokens_path).map_err(|e| Error::Io(format!("cannot open {}: {e}", tokens_path.display())))?;
-    let tokens = tokens::npy::read(std::io::BufReader::new(file))?;
+    let tokens = if is_vgt(tokens_path) {
+        // the tokens of the prior's VQ-VAE (made from its own file, so the hash is not the prior's)
+        let f = videogpt::vgt::read(&read_input(tokens_path)?).map_err(|e| in_input(e, tokens_path))?;
+        if f.n_codes != gpt.config.n_codes {
+            bail!(Input, "{} indexes {} codes; this GPT models {}", tokens_path.display(), f.n_codes, gpt.config.n_codes);
+        }
+        f.tokens
+    } else {
+        let file = std::fs::File::open(tokens_path).map_err(|e| Error::Io(format!("cannot open {}: {e}", tokens_path.display())))?;
+        tokens::npy::read(std::io::BufReader::new(file))?
+    };
     if tokens.latent() != gpt.config.latent {
         bail!(Input, "tokens of shape {:?} per clip; this GPT models {:?}", tokens.latent(), gpt.config.latent);
     }

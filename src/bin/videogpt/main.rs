@@ -146,7 +146,7 @@ enum Command {
         model: PathBuf,
         #[arg(long)]
         vqvae: Option<PathBuf>,
-        /// Tokens (.npy, T'×H'×W' or B×T'×H'×W').
+        /// Tokens (.npy, T'×H'×W' or B×T'×H'×W', or .vgt).
         #[arg(long)]
         tokens: PathBuf,
         #[arg(long)]
