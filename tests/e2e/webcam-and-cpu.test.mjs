@@ -3,7 +3,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { launch } from './browser.mjs';
-import { ARTIFACTS, ROOT, checkTokens, ffmpegFromNpy, goto, idle, serve, tmp, watch } from './helpers.mjs';
+import { ARTIFACTS, ROOT, checkTokens, cli, differing, ffmpegFromNpy, goto, idle, readNpy, serve, tmp, watch } from './helpers.mjs';
 
 const MODEL = 'models/tiny-untrained.safetensors';
 const server = await serve();
@@ -99,6 +99,34 @@ test('a panic inside the wasm engine becomes an EngineError, the engine restarts
     assert.equal(r.error?.name, 'EngineError', JSON.stringify(r));
     assert.match(r.error.message, /crashed.*deliberate panic/);
     assert.deepEqual([r.recoveries, r.n], [1, 1024]);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('sampling through the JS API with temperature and top-k equals videogpt sample with the same seed', async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const { page } = await open(browser, '?model=tiny-untrained&prior=tiny-untrained-prior');
+    const PRIOR = 'models/tiny-untrained-prior.safetensors';
+    for (const [seed, temperature, topK] of [[3, 0.8, 8], [11, 1.3, 0]]) {
+      const page_tokens = await page.evaluate(async ([seed, temperature, topK, prior]) => {
+        const { load } = await import('/www/videogpt.js');
+        const s = await load({ prior: `/${prior}`, device: 'cpu' });
+        try {
+          return Array.from((await s.sample({ seed, temperature, ...(topK && { topK }) })).tokens);
+        } finally {
+          s.close();
+        }
+      }, [seed, temperature, topK, PRIOR]);
+      const out = path.join(tmp, `js-api-sample-${seed}.npy`);
+      const args = ['sample', '--model', PRIOR, '--output', path.join(tmp, `js-api-sample-${seed}.y4m`), '--tokens', out, '--seed', String(seed), '--temperature', String(temperature)];
+      if (topK) args.push('--top-k', String(topK));
+      cli(...args);
+      const want = readNpy(out).data;
+      assert.equal(page_tokens.length, want.length);
+      assert.equal(differing(page_tokens, want), 0, `seed ${seed}, temperature ${temperature}, top-k ${topK}`);
+    }
   } finally {
     await browser.close();
   }
