@@ -3,40 +3,76 @@
 //! [`crate::gpu::Gpu`] (WGSL compute kernels on wgpu). The model in [`crate::vqvae`] is written
 //! once against this trait.
 
-use crate::nn::{AxialAttention, ChannelAffine, ChannelNorm, Codebook, Conv3d, ConvTranspose3d};
+pub use crate::tensor::{Dims, Volume};
 use crate::Result;
 
-/// Sizes of a channel-first C×T×H×W volume (one clip; the batch is a loop outside).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Dims {
-    pub c: usize,
-    pub t: usize,
-    pub h: usize,
-    pub w: usize,
+// --- what the operations take: layers' parameters in inference form, resident on a backend ---
+
+/// `SamePadConv3d`: zero padding `ceil((k−s)/2)` in front and `floor((k−s)/2)` behind, then a
+/// valid convolution. Weight layout `[cout][cin][kt][kh][kw]`, as in PyTorch.
+pub struct Conv3d<B: Backend + ?Sized> {
+    pub cin: usize,
+    pub cout: usize,
+    pub kernel: [usize; 3],
+    pub stride: [usize; 3],
+    pub weight: B::Buffer,
+    pub bias: B::Buffer,
 }
 
-impl Dims {
-    pub fn new(c: usize, t: usize, h: usize, w: usize) -> Self {
-        Dims { c, t, h, w }
-    }
-    /// Positions per channel, T·H·W.
-    pub fn positions(&self) -> usize {
-        self.t * self.h * self.w
-    }
-    pub fn len(&self) -> usize {
-        self.c * self.positions()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+impl<B: Backend> Conv3d<B> {
+    /// Front padding per dim: the extra zero of an odd `k − s` goes in front (spec §1.2).
+    pub fn pad_front(&self) -> [usize; 3] {
+        // a 1×1×1 conv with stride 2 (the ResNet's projections) has no padding at all
+        std::array::from_fn(|d| self.kernel[d].saturating_sub(self.stride[d]).div_ceil(2))
     }
 }
 
-/// A host-side C×T×H×W float volume, row-major (w fastest).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Volume {
-    pub dims: Dims,
-    pub data: Vec<f32>,
+/// `SamePadConvTranspose3d` with k=4: equal to the full transposed convolution cropped to
+/// `[1, 1 + n·s)` in every dim (spec §1.3). Weight layout `[cin][cout][4][4][4]`.
+pub struct ConvTranspose3d<B: Backend + ?Sized> {
+    pub cin: usize,
+    pub cout: usize,
+    pub stride: [usize; 3],
+    pub weight: B::Buffer,
+    pub bias: B::Buffer,
 }
+
+/// `y = x·scale[c] + shift[c]`: eval-mode BatchNorm3d.
+pub struct ChannelAffine<B: Backend + ?Sized> {
+    pub channels: usize,
+    pub scale: B::Buffer,
+    pub shift: B::Buffer,
+}
+
+/// `nn.LayerNorm(C)` over the channels of every position (eps 1e-5, biased variance), as the
+/// frame-conditioning ResNet's NormReLU uses it.
+pub struct ChannelNorm<B: Backend + ?Sized> {
+    pub channels: usize,
+    pub weight: B::Buffer,
+    pub bias: B::Buffer,
+}
+
+/// AxialBlock: three MultiHeadAttentions (along W, H, T) whose outputs are summed.
+/// `qkv` stacks the nine C×C projections as one 1×1×1 conv (axis-major: W, H, T; then q, k, v);
+/// `out` stacks the three `fc` layers side by side (3C → C) with their biases summed, so that the
+/// sum of the three attentions and the residual add happen in one GEMM.
+pub struct AxialAttention<B: Backend + ?Sized> {
+    pub channels: usize,
+    pub n_head: usize,
+    pub qkv: Conv3d<B>,
+    pub out: Conv3d<B>,
+}
+
+pub struct Codebook<B: Backend + ?Sized> {
+    pub n_codes: usize,
+    pub dim: usize,
+    /// `[n_codes][dim]`
+    pub embeddings: B::Buffer,
+    /// `‖e_k‖²`, summed in f32 in index order, shared by both backends.
+    pub norms: B::Buffer,
+}
+
+// --- the operations ---
 
 /// An activation resident on a backend.
 pub struct Tensor<B: Backend + ?Sized> {

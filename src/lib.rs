@@ -15,6 +15,7 @@ pub mod nn;
 pub mod resnet;
 pub mod rng;
 pub mod session;
+pub mod tensor;
 pub mod tokens;
 pub mod vgt;
 pub mod video;

@@ -5,7 +5,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod io;
 
-use crate::backend::{Dims, Volume};
+use crate::tensor::{Dims, Volume};
 use crate::{bail, Result};
 
 /// T×H×W×3 uint8 RGB frames, row-major.
