@@ -11,6 +11,7 @@ use videogpt::video::Resize;
 
 mod bench;
 mod commands;
+mod files;
 mod serve;
 mod tools;
 

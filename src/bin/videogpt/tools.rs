@@ -6,7 +6,8 @@ use std::path::Path;
 use videogpt::video::{self, io::read_video, Resize};
 use videogpt::{Cpu, Error, Result, VqVae, VqVaeConfig};
 
-use crate::commands::{in_file, read_model, write_file};
+use crate::commands::{in_file, read_model};
+use crate::files::write_file;
 
 /// Hparams given on the command line: their errors are the user's input, not a bad file.
 fn from_cli(e: Error) -> Error {
