@@ -2,7 +2,7 @@
 //! windows and preprocessing them, encoding to a token grid or a `.vgt` file, decoding token files
 //! (refusing another model's), reconstruction with its metrics, model info, loading a prior with
 //! its VQ-VAE, and sampling on the CPU or the GPU with progress. `src/bin/videogpt` reads and
-//! writes files around these; `src/web.rs` turns them into Promises and JS objects.
+//! writes files around these; `src/web/` turns them into Promises and JS objects.
 
 use std::ops::Range;
 

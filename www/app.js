@@ -442,6 +442,21 @@ function useSampling(entry) {
   $('top-k').value = entry?.sampling?.top_k ?? 0;
 }
 
+/** Whether the browser's WebGPU adapter is a software one (SwiftShader, llvmpipe, a fallback
+ *  adapter): the engine runs there, but no faster than on the CPU. Browsers hide the adapter's
+ *  name from wgpu, so ask WebGPU itself. */
+async function softwareAdapter() {
+  try {
+    const adapter = await navigator.gpu?.requestAdapter();
+    if (!adapter) return true;
+    const i = adapter.info ?? {};
+    return !!(i.isFallbackAdapter || adapter.isFallbackAdapter
+      || /swiftshader|llvmpipe|lavapipe|software/i.test(`${i.vendor} ${i.architecture} ${i.device} ${i.description}`));
+  } catch {
+    return true;
+  }
+}
+
 async function start() {
   const params = new URLSearchParams(location.search);
   const response = await fetch('models/index.json');
@@ -469,8 +484,8 @@ async function start() {
   const s = app.session;
   // 128×128 looks better and a GPU has the compute for it; software adapters (SwiftShader,
   // llvmpipe) and the CPU path stay at the model's own size. ?resolution=N decides instead.
-  const software = /swiftshader|llvmpipe|lavapipe|software/i.test(s.adapter);
-  const wanted = params.get('resolution') ?? (s.backend === 'webgpu' && !software ? '128' : '');
+  const software = s.backend !== 'webgpu' || /swiftshader|llvmpipe|lavapipe|software/i.test(s.adapter) || await softwareAdapter();
+  const wanted = params.get('resolution') ?? (software ? '' : '128');
   $('resolution').value = wanted;
   if (wanted) await s.loadModel(bytes, { modelId: first.id, resolution: Number(wanted) });
   showModel(first.id);

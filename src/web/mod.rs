@@ -7,8 +7,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Float64Array, Function, Object, Promise, Reflect, Uint32Array, Uint8Array};
-use serde::Deserialize;
+use js_sys::{Float64Array, Function, Promise, Reflect, Uint32Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::ImageBitmap;
@@ -17,43 +16,16 @@ use crate::backend::{Backend, Tensor};
 use crate::gpt::SampleOptions;
 use crate::session::{seed_from_f64, Prior, Tokenizer};
 use crate::tokens::Tokens;
-use crate::video::{self, Resize, Video};
-use crate::{bail, Cpu, Error, Gpu, Result, VqVaeConfig};
+use crate::video::{self, Resize};
+use crate::{bail, Cpu, Error, Gpu, Result};
+
+mod convert;
+use convert::{js_error, now_ms, object, shape, vqvae_info, Frames, InputOptions, SampleArgs};
 
 #[wasm_bindgen(start)]
 pub fn start() {
     // a Rust panic shows its message in the console instead of a bare "unreachable"
     console_error_panic_hook::set_once();
-}
-
-fn js_error(e: Error) -> JsValue {
-    let name = match &e {
-        Error::Weights(_) => "WeightsError",
-        Error::Input(_) => "InputError",
-        Error::Gpu(_) => "GpuError",
-        Error::DeviceLost(_) => "DeviceLostError",
-        Error::Io(_) => "IoError",
-    };
-    let err = js_sys::Error::new(&e.to_string());
-    err.set_name(name);
-    err.into()
-}
-
-/// A plain JS object from key/value pairs.
-fn object(fields: &[(&str, JsValue)]) -> JsValue {
-    let o = Object::new();
-    for (k, v) in fields {
-        Reflect::set(&o, &JsValue::from_str(k), v).expect("setting a field of a fresh object");
-    }
-    o.into()
-}
-
-fn shape(dims: &[usize]) -> JsValue {
-    dims.iter().map(|&d| JsValue::from(d as u32)).collect::<js_sys::Array>().into()
-}
-
-fn now_ms() -> f64 {
-    js_sys::Date::now()
 }
 
 /// The models loaded on one backend. Models sit behind `Rc` so a running job keeps its model
@@ -120,64 +92,6 @@ macro_rules! on_device {
     };
 }
 
-/// What the page knows about a loaded model.
-fn vqvae_info(c: &VqVaeConfig) -> JsValue {
-    let latent = c.latent_shape();
-    object(&[
-        ("kind", "vqvae".into()),
-        ("embeddingDim", (c.embedding_dim as u32).into()),
-        ("nCodes", (c.n_codes as u32).into()),
-        ("nHiddens", (c.n_hiddens as u32).into()),
-        ("nResLayers", (c.n_res_layers as u32).into()),
-        ("downsample", shape(&c.downsample)),
-        ("resolution", (c.resolution as u32).into()),
-        ("sequenceLength", (c.sequence_length as u32).into()),
-        ("latent", shape(&latent)),
-        ("tokenBits", (c.n_codes as f64).log2().ceil().into()),
-        ("parameters", (c.parameter_count() as f64).into()),
-    ])
-}
-
-/// Frames from the page: RGB bytes (T×H×W×3), or `ImageBitmap`s that reach the GPU without
-/// passing through wasm memory (WebGPU only; see `src/gpu/frames.rs`).
-enum Frames {
-    Rgb(Video),
-    Images(Vec<ImageBitmap>),
-}
-
-impl Frames {
-    fn from_js(data: JsValue, frames: usize, height: usize, width: usize) -> Result<Frames> {
-        if let Some(bytes) = data.dyn_ref::<Uint8Array>() {
-            // the page sends at most a few hundred MB; refuse sizes that could not be a real clip
-            if frames.checked_mul(height).and_then(|n| n.checked_mul(width)).and_then(|n| n.checked_mul(3)).is_none() {
-                bail!(Input, "clip size {frames}×{height}×{width} overflows");
-            }
-            return Ok(Frames::Rgb(Video::new(frames, height, width, bytes.to_vec())?));
-        }
-        if Array::is_array(&data) {
-            let images = Array::from(&data)
-                .iter()
-                .map(|v| v.dyn_into::<ImageBitmap>().map_err(|_| Error::Input("frames given as an array must all be ImageBitmaps".into())))
-                .collect::<Result<Vec<_>>>()?;
-            if images.len() != frames {
-                bail!(Input, "{} images given for a {frames}-frame clip", images.len());
-            }
-            if let Some((i, image)) = images.iter().enumerate().find(|(_, b)| (b.height() as usize, b.width() as usize) != (height, width)) {
-                bail!(Input, "frame {i} is {}×{} (closed, or not the clip's {width}×{height})", image.width(), image.height());
-            }
-            return Ok(Frames::Images(images));
-        }
-        bail!(Input, "frames must be a Uint8Array of RGB bytes or an array of ImageBitmaps")
-    }
-
-    fn count(&self) -> usize {
-        match self {
-            Frames::Rgb(v) => v.frames,
-            Frames::Images(images) => images.len(),
-        }
-    }
-}
-
 /// The first model window of a clip, preprocessed on the device (shorter side resized to the
 /// model's resolution, centre crop); clips longer than `sequence_length` are cut to it.
 fn model_input<B: Backend + MaybeGpu>(b: &B, t: &Tokenizer<B>, frames: &Frames) -> Result<Tensor<B>> {
@@ -187,41 +101,6 @@ fn model_input<B: Backend + MaybeGpu>(b: &B, t: &Tokenizer<B>, frames: &Frames) 
         Frames::Rgb(clip) => t.preprocess(b, clip, first),
         Frames::Images(images) => b.preprocess_images(&images[first], t.resolution, t.resize),
     }
-}
-
-/// How `loadVqvae` brings clips to the model: `{ resolution, resize }`.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct InputOptions {
-    resolution: Option<usize>,
-    resize: Option<String>,
-}
-
-impl InputOptions {
-    fn from_js(options: JsValue) -> Result<Self> {
-        if options.is_undefined() || options.is_null() {
-            return Ok(Self::default());
-        }
-        serde_wasm_bindgen::from_value(options).map_err(|e| Error::Input(format!("bad model options: {e}")))
-    }
-
-    fn apply<B: Backend>(&self, t: Tokenizer<B>) -> Result<Tokenizer<B>> {
-        let resize = self.resize.as_deref().map_or(Ok(Resize::default()), str::parse)?;
-        Ok(t.with_resolution(self.resolution)?.with_resize(resize))
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct SampleArgs {
-    seed: Option<f64>,
-    temperature: Option<f32>,
-    top_k: Option<usize>,
-    class: Option<usize>,
-    /// Tokens of the first latent frames to keep (prefix continuation).
-    prefix: Option<Vec<u32>>,
-    /// Tokens between progress reports (0: the engine picks about 1/64 of the grid).
-    report_every: Option<usize>,
 }
 
 #[wasm_bindgen]
