@@ -20,6 +20,7 @@ Sources are Debian and PyPI packages only (the same as v1 plus `mate-backgrounds
 
 import argparse
 import glob
+import math
 import io
 import os
 import subprocess
@@ -77,7 +78,9 @@ def visp_sequences(root):
         frames = [np.asarray(Image.open(f).convert("L")) for f in files[:400]]
         if len({f.shape for f in frames}) != 1 or min(frames[0].shape) < 64:
             continue
-        out.append((Path(folder).name, np.repeat(np.stack(frames)[..., None], 3, axis=-1)))
+        # named by the folder's path inside the package: two sequences share the name "cube"
+        name = str(Path(folder).relative_to(root / "usr/share/visp-images-data")).replace("/", "-")
+        out.append((name, np.repeat(np.stack(frames)[..., None], 3, axis=-1)))
     return out
 
 
@@ -234,8 +237,9 @@ def validation_clips(sources: Sources, res=64, per_video=24, per_photo=6, seed=1
 
 
 def centre(clip, res):
+    """The engine's target size exactly: shorter side `res`, the other ceil(side·res/short)."""
     _, _, h, w = clip.shape
-    size = (res, max(res, round(w * res / h))) if h <= w else (max(res, round(h * res / w)), res)
+    size = (res, math.ceil(w * res / h)) if h < w else (math.ceil(h * res / w), res)
     clip = resize(clip, size, antialias=True)
     y, x = (size[0] - res) // 2, (size[1] - res) // 2
     return clip[:, :, y:y + res, x:x + res]
