@@ -90,6 +90,18 @@ fn model_windows<B: Backend>(b: &B, t: &Tokenizer<B>, clip: &Video) -> Result<Ve
     ranges.into_iter().map(|r| t.preprocess(b, clip, r)).collect()
 }
 
+/// What `encode` and `reconstruct` start from: the output checked against the inputs, the
+/// tokenizer, the clip, and its model windows preprocessed on the device.
+type ClipJob<B> = (Tokenizer<B>, Video, Vec<videogpt::backend::Tensor<B>>);
+
+fn open_clip_job<B: Backend>(b: &B, j: &Job) -> Result<ClipJob<B>> {
+    refuse_overwrite(&j.output, &[&j.input, &j.model])?;
+    let t = tokenizer(b, &j.model, &read_model(&j.model)?, j.input_options)?;
+    let clip = read_video(&j.input)?;
+    let windows = model_windows(b, &t, &clip)?;
+    Ok((t, clip, windows))
+}
+
 fn progress(label: &str, i: usize, n: usize, started: Instant) {
     eprintln!("{label} window {}/{n} ({:.1}s)", i + 1, started.elapsed().as_secs_f64());
 }
@@ -109,11 +121,7 @@ fn encode<B: Backend>(b: &B, j: &Job) -> Result<()> {
     if !is_vgt(&j.output) {
         require_extension(&j.output, "npy", "tokens")?;
     }
-    refuse_overwrite(&j.output, &[&j.input, &j.model])?;
-    let model_bytes = read_model(&j.model)?;
-    let t = tokenizer(b, &j.model, &model_bytes, j.input_options)?;
-    let clip = read_video(&j.input)?;
-    let windows = model_windows(b, &t, &clip)?;
+    let (t, clip, windows) = open_clip_job(b, j)?;
     let started = Instant::now();
     let (mut codes, mut latent) = (Vec::new(), [0; 3]);
     for (i, x) in windows.iter().enumerate() {
@@ -157,11 +165,7 @@ fn decode<B: Backend>(b: &B, j: &Job, fps: Option<f64>) -> Result<()> {
 }
 
 fn reconstruct<B: Backend>(b: &B, j: &Job, json: bool) -> Result<()> {
-    refuse_overwrite(&j.output, &[&j.input, &j.model])?;
-    let model_bytes = read_model(&j.model)?;
-    let t = tokenizer(b, &j.model, &model_bytes, j.input_options)?;
-    let clip = read_video(&j.input)?;
-    let windows = model_windows(b, &t, &clip)?;
+    let (t, clip, windows) = open_clip_job(b, j)?;
     let started = Instant::now();
     let clock = || started.elapsed().as_secs_f64() * 1e3;
     let mut parts: Vec<Reconstruction> = Vec::new();
