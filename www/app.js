@@ -4,7 +4,9 @@
 
 import { load, fetchModel } from './videogpt.js';
 import { decodeVideoFile, encodeWebm, recordWebcam } from './media.js';
-import { drawFrame, fromBase64Url, toBase64Url } from './video-gpt.js';
+import { drawFrame, fromBase64Url } from './video-gpt.js';
+import { drawMetrics, drawTokens } from './draw.js';
+import { embedCodeFor, linkFor, tokensToNpy } from './share.js';
 
 const $ = (id) => document.getElementById(id);
 const SAMPLE_CLIP = 'www/media/calais-1906.mp4';
@@ -103,53 +105,6 @@ $('play').onclick = () => {
   $('play').textContent = player.playing ? 'Pause' : 'Play';
 };
 
-/** A colour per codebook index (golden-ratio hues, so neighbouring indices differ). */
-function codeColour(code) {
-  const hue = (code * 0.618033988749895) % 1;
-  const [r, g, b] = [0, 8, 4].map((n) => {
-    const k = (n + hue * 12) % 12;
-    return 0.55 - 0.45 * Math.max(-1, Math.min(k - 3, 9 - k, 1));
-  });
-  return [r * 255, g * 255, b * 255];
-}
-
-/** Latent frames side by side, one pixel per token; positions not drawn yet stay dark. */
-function drawTokens(canvas, tokens, [t, h, w]) {
-  const gap = 1;
-  canvas.width = t * (w + gap) - gap; canvas.height = h;
-  const img = new ImageData(canvas.width, canvas.height);
-  for (let f = 0; f < t; f++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const i = (f * h + y) * w + x;
-    const j = (y * canvas.width + f * (w + gap) + x) * 4;
-    const [r, g, b] = i < tokens.length ? codeColour(tokens[i]) : [24, 24, 24];
-    img.data[j] = r; img.data[j + 1] = g; img.data[j + 2] = b; img.data[j + 3] = 255;
-  }
-  canvas.getContext('2d').putImageData(img, 0, 0);
-}
-
-function drawMetrics(canvas, psnr, ssim) {
-  const ctx = canvas.getContext('2d');
-  const { width: W, height: H } = canvas;
-  const pad = 24;
-  ctx.clearRect(0, 0, W, H);
-  ctx.strokeStyle = '#888'; ctx.fillStyle = '#555'; ctx.font = '10px sans-serif';
-  ctx.strokeRect(pad, 4, W - pad - 4, H - pad);
-  const top = 40; // dB
-  for (const v of [0, 10, 20, 30, 40]) ctx.fillText(String(v), 2, 4 + (H - pad) * (1 - v / top) + 3);
-  ctx.fillText('frame', W / 2 - 12, H - 6);
-  const line = (values, scale, colour) => {
-    ctx.strokeStyle = colour; ctx.lineWidth = 2; ctx.beginPath();
-    values.forEach((v, i) => {
-      const x = pad + ((W - pad - 4) * (i + 0.5)) / values.length;
-      const y = 4 + (H - pad) * (1 - Math.min(Math.max(v * scale, 0), top) / top);
-      if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
-    });
-    ctx.stroke();
-  };
-  line(Array.from(psnr, (v) => (Number.isFinite(v) ? v : top)), 1, '#1f77b4');
-  line(Array.from(ssim), 40, '#ff7f0e');
-}
-
 // ---------- results ----------
 
 const mean = (xs) => Array.from(xs).reduce((a, b) => a + (Number.isFinite(b) ? b : 100), 0) / xs.length;
@@ -234,17 +189,6 @@ $('export-webm').onclick = () => job('Encoding the reconstruction as WebM…', a
   status(`Saved reconstruction.webm (${(bytes.length / 1024).toFixed(1)} KiB, ${app.result.output.frames} frames at ${player.fps} fps).`);
 });
 
-/** Tokens as int32 .npy of T'×H'×W', the layout `videogpt encode` writes and `decode` reads. */
-export function tokensToNpy(tokens, latent) {
-  let header = `{'descr': '<i4', 'fortran_order': False, 'shape': (${latent.join(', ')}), }`;
-  const total = 10 + header.length + 1;
-  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
-  const bytes = new Uint8Array(10 + header.length + tokens.length * 4);
-  bytes.set([0x93, ...new TextEncoder().encode('NUMPY'), 1, 0, header.length & 0xff, header.length >> 8]);
-  bytes.set(new TextEncoder().encode(header), 10);
-  new Int32Array(bytes.buffer, 10 + header.length).set(tokens);
-  return bytes;
-}
 app.tokensToNpy = tokensToNpy;
 
 $('export-tokens').onclick = () => download(new Blob([tokensToNpy(app.result.tokens, app.result.latent)]), 'tokens.npy');
@@ -258,18 +202,11 @@ function modelEntry() {
 
 /** A link that opens this page and decodes the clip from the fragment. */
 export function shareLink(vgt) {
-  const url = new URL(location.href);
-  url.search = `?model=${encodeURIComponent(app.session.modelId)}`;
-  url.hash = `vgt=${toBase64Url(vgt)}`;
-  return url.href;
+  return linkFor(location.href, app.session.modelId, vgt);
 }
 
 function embedCode(vgt) {
-  const base = new URL('.', location.href).href;
-  const entry = modelEntry();
-  const model = entry ? new URL(entry.file, base).href : 'MODEL.safetensors';
-  return `<script type="module" src="${base}www/video-gpt.js"></script>\n`
-    + `<video-gpt model="${model}" tokens="${toBase64Url(vgt)}" autoplay loop controls></video-gpt>`;
+  return embedCodeFor(new URL('.', location.href).href, modelEntry()?.file, vgt);
 }
 
 async function copy(text, what) {
