@@ -71,11 +71,11 @@ fn the_index_names_each_file_by_its_hash_and_every_model_loads() {
 
 #[test]
 fn natural_64_reconstructs_the_bundled_film() {
-    // the page's sample clip (Calais 1906): natural-64 measured 26.6 dB / 0.79 on it; the
-    // untrained tiny model gets 7.9 dB
+    // the page's sample clip (Calais 1906): natural-64 measured 28.95 dB / 0.870 on it (the model
+    // shipped before run 3: 26.6 dB / 0.79); the untrained tiny model gets 7.9 dB
     let (psnr, ssim, frames) = reconstruct(&model("natural-64"), &root().join("www/media/calais-1906.mp4"));
     assert_eq!(frames, 64);
-    assert!(psnr >= 25.5 && ssim >= 0.75, "natural-64 on the Calais clip: {psnr:.2} dB, SSIM {ssim:.3}");
+    assert!(psnr >= 28.5 && ssim >= 0.85, "natural-64 on the Calais clip: {psnr:.2} dB, SSIM {ssim:.3}");
     // the WGSL path (lavapipe in CI) gives the same reconstruction: codes equal but for float32
     // near-ties, frames within a level; measured |ΔPSNR| < 0.01 dB
     let (gpu_psnr, gpu_ssim, gpu_frames) = reconstruct_on(&model("natural-64"), &root().join("www/media/calais-1906.mp4"), "gpu");
