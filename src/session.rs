@@ -140,19 +140,7 @@ impl<B: Backend> Tokenizer<B> {
 
     /// Refuse tokens made with another model: decoding them would give garbage.
     pub fn check_token_file(&self, file: &TokenFile) -> Result<()> {
-        if file.n_codes != self.config().n_codes {
-            bail!(Input, "these tokens index {} codes (model {}); this model has {}", file.n_codes, file.model_id, self.config().n_codes);
-        }
-        if file.model_hash != self.hash {
-            bail!(
-                Input,
-                "these tokens were made with model {} ({}), not this one ({}): decoding them with it would give garbage",
-                file.model_id,
-                vgt::hex(&file.model_hash),
-                vgt::hex(&self.hash)
-            );
-        }
-        Ok(())
+        file.check_hash(&self.hash, self.config().n_codes)
     }
 }
 

@@ -161,17 +161,21 @@ pub fn read(bytes: &[u8]) -> Result<TokenFile> {
 impl TokenFile {
     /// Refuse to decode with a model other than the one the tokens were made with.
     pub fn check_model(&self, model_bytes: &[u8], n_codes: usize) -> Result<()> {
+        self.check_hash(&model_hash(model_bytes), n_codes)
+    }
+
+    /// As [`TokenFile::check_model`], for a model whose file hash is already known.
+    pub fn check_hash(&self, hash: &[u8; 16], n_codes: usize) -> Result<()> {
         if self.n_codes != n_codes {
             bail!(Input, "these tokens index {} codes (model {}); this model has {n_codes}", self.n_codes, self.model_id);
         }
-        let hash = model_hash(model_bytes);
-        if hash != self.model_hash {
+        if *hash != self.model_hash {
             bail!(
                 Input,
                 "these tokens were made with model {} ({}), not this one ({}): decoding them with it would give garbage",
                 self.model_id,
                 hex(&self.model_hash),
-                hex(&hash)
+                hex(hash)
             );
         }
         Ok(())
