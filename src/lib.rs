@@ -6,6 +6,7 @@
 //! cite `spec §N` mean docs/videogpt-spec.md, the architecture in our words.
 
 pub mod backend;
+pub mod checkpoint;
 pub mod cpu;
 mod error;
 pub mod gpt;

@@ -304,7 +304,10 @@ drop.ondrop = (e) => {
   e.preventDefault();
   drop.classList.remove('over');
   const f = e.dataTransfer.files[0];
-  if (f && app.session?.model && !busy) fromFile(f);
+  if (!f || !app.session?.model || busy) return;
+  // weights dropped here load as the model (a VideoGPT .ckpt converts in the Worker); videos play
+  if (/\.(safetensors|ckpt|pt|pth)$/i.test(f.name)) loadModelFile(f);
+  else fromFile(f);
 };
 
 $('record-webcam').onclick = () => job('Opening the camera…', async () => {
@@ -350,10 +353,16 @@ $('model-select').onchange = () => job('Loading the model…', async () => {
   await useModel(entry.file, entry.id, entry.sha256);
   status(`Loaded ${entry.id}.`);
 });
+/** A model file the user picked or dropped: safetensors, or an original VideoGPT checkpoint,
+ *  which the Worker converts without running its pickle. */
+function loadModelFile(f) {
+  const verb = /\.safetensors$/i.test(f.name) ? 'Loading' : 'Converting';
+  job(`${verb} ${f.name}…`, async () => { await useModel(f, f.name); status(`Loaded ${f.name}.`); });
+}
 $('model-file').onchange = (e) => {
   const f = e.target.files[0];
   e.target.value = '';
-  if (f) job(`Loading ${f.name}…`, async () => { await useModel(f, f.name); status(`Loaded ${f.name}.`); });
+  if (f) loadModelFile(f);
 };
 
 function fill(select, list, selected) {

@@ -144,7 +144,8 @@ impl Engine {
         self.adapter.clone()
     }
 
-    /// Load the reconstruction VQ-VAE from safetensors bytes; returns its hparams.
+    /// Load the reconstruction VQ-VAE from safetensors bytes, or from an original VideoGPT
+    /// checkpoint (`.ckpt`/`.pt`, converted here without running its pickle); returns its hparams.
     /// `options`: `{ resolution, resize }` — run at another resolution than the file's (a
     /// multiple of its spatial stride), and `'antialias'` (default) or `'videogpt'` resizing.
     #[wasm_bindgen(js_name = loadVqvae)]
@@ -158,14 +159,16 @@ impl Engine {
             Ok(info)
         }
         let o = InputOptions::from_js(options).map_err(js_error)?;
+        let bytes = crate::checkpoint::model_bytes(bytes).map_err(js_error)?;
         match &self.device {
-            Device::Gpu(m) => load(m, bytes, &o),
-            Device::Cpu(m) => load(m, bytes, &o),
+            Device::Gpu(m) => load(m, &bytes, &o),
+            Device::Cpu(m) => load(m, &bytes, &o),
         }
         .map_err(js_error)
     }
 
-    /// Load a GPT prior (its VQ-VAE under `vqvae.` in the same file, or given separately).
+    /// Load a GPT prior (its VQ-VAE under `vqvae.` in the same file, or given separately), from
+    /// safetensors or an original VideoGPT checkpoint.
     #[wasm_bindgen(js_name = loadPrior)]
     pub fn load_prior(&self, bytes: &[u8], vqvae: Option<Vec<u8>>) -> std::result::Result<JsValue, JsValue> {
         fn load<B: Backend>(m: &Models<B>, bytes: &[u8], vq: Option<&[u8]>) -> Result<JsValue> {
@@ -184,9 +187,11 @@ impl Engine {
             *m.prior.borrow_mut() = Some(Rc::new(prior));
             Ok(info)
         }
+        let bytes = crate::checkpoint::model_bytes(bytes).map_err(js_error)?;
+        let vqvae = vqvae.map(|v| crate::checkpoint::model_bytes(&v).map(|b| b.into_owned())).transpose().map_err(js_error)?;
         match &self.device {
-            Device::Gpu(m) => load(m, bytes, vqvae.as_deref()),
-            Device::Cpu(m) => load(m, bytes, vqvae.as_deref()),
+            Device::Gpu(m) => load(m, &bytes, vqvae.as_deref()),
+            Device::Cpu(m) => load(m, &bytes, vqvae.as_deref()),
         }
         .map_err(js_error)
     }

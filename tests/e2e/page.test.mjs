@@ -211,6 +211,27 @@ test('an unsupported file and a corrupt model get clear errors, and the page kee
   assert.equal(error, '', 'the previous model still works');
 });
 
+test('an original VideoGPT .ckpt converts in the Worker and runs; a hostile one is refused', async (t) => {
+  const ckpt = 'tests/fixtures/ckpt_vqvae.ckpt';
+  await page.setInputFiles('#model-file', path.join(ROOT, ckpt));
+  await page.waitForFunction(() => /Loaded ckpt_vqvae\.ckpt/.test(document.getElementById('status').textContent) && document.body.dataset.state !== 'busy', null, { timeout: 60_000 });
+  assert.match(await page.textContent('#model-info'), /16×16×16 clips → 4×4×4 tokens of 5 bits/);
+  assert.equal(await run(() => page.click('#use-sample')), '');
+  const r = await page.evaluate(() => ({ latent: app.result.latent, tokens: Array.from(app.result.tokens) }));
+  assert.deepEqual(r.latent, [4, 4, 4]);
+  // the CLI reads the same .ckpt: the same tokens (up to float32 near-ties)
+  const verdict = await checkTokens(page, 'app.frames', r.tokens, r.latent, ckpt);
+  t.diagnostic(`.ckpt in the page vs the CLI: ${verdict}`);
+  assert.match(verdict, /^identical|near-ties/);
+
+  await page.setInputFiles('#model-file', path.join(ROOT, 'tests/fixtures/ckpt_evil_system.ckpt'));
+  await page.waitForFunction(() => !document.getElementById('error').hidden && document.body.dataset.state !== 'busy');
+  assert.match(await page.textContent('#error'), /WeightsError: .*would call posix\.system; refused, nothing was run/);
+
+  await page.selectOption('#model-select', 'tiny-untrained');
+  await page.waitForFunction(() => /Loaded tiny-untrained/.test(document.getElementById('status').textContent) && document.body.dataset.state !== 'busy', null, { timeout: 60_000 });
+});
+
 test('sampling reports progress, repeats with its seed, and matches videogpt sample', async (t) => {
   const error = await run(() => page.click('#sample'), 'sample');
   assert.equal(error, '');

@@ -53,8 +53,32 @@ pub fn run_job(j: Job, action: Action) -> Result<()> {
     })
 }
 
+/// A model file's safetensors bytes: a `.safetensors` file as it is, a PyTorch/Lightning
+/// checkpoint (`.ckpt`, `.pt`) converted in memory without running its pickle.
 pub fn read_model(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Io(format!("cannot read model {}: {e}", path.display())))
+    let bytes = std::fs::read(path).map_err(|e| Error::Io(format!("cannot read model {}: {e}", path.display())))?;
+    if videogpt::checkpoint::is_checkpoint(&bytes) {
+        return videogpt::checkpoint::convert(&bytes, false).map(|c| c.safetensors).map_err(|e| in_file(e, path));
+    }
+    Ok(bytes)
+}
+
+/// `videogpt convert`: a VideoGPT checkpoint to safetensors, printing what it found.
+pub fn convert(input: &Path, output: &Path, f16: bool) -> Result<()> {
+    refuse_overwrite(output, &[input])?;
+    let bytes = std::fs::read(input).map_err(|e| Error::Io(format!("cannot read {}: {e}", input.display())))?;
+    if !videogpt::checkpoint::is_checkpoint(&bytes) {
+        bail!(Weights, "{}: not a PyTorch checkpoint (torch.save's zip or legacy format); a .safetensors file needs no conversion", input.display());
+    }
+    let c = videogpt::checkpoint::convert(&bytes, f16).map_err(|e| in_file(e, input))?;
+    println!("checkpoint       {} (torch {} format)", input.display(), c.format);
+    if !c.ignored.is_empty() {
+        println!("ignored          {}", c.ignored.join(", "));
+    }
+    write_file(output, &c.safetensors, &[input])?;
+    info(output)?;
+    println!("wrote            {} ({} bytes{})", output.display(), c.safetensors.len(), if f16 { ", f16" } else { "" });
+    Ok(())
 }
 
 fn read_input(path: &Path) -> Result<Vec<u8>> {

@@ -35,7 +35,8 @@ pub enum Device {
 /// What every model-running command takes.
 #[derive(clap::Args)]
 pub struct Job {
-    /// VQ-VAE weights: .safetensors with VideoGPT state_dict keys and hparams in its metadata.
+    /// VQ-VAE weights: .safetensors with VideoGPT state_dict keys and hparams in its metadata, or
+    /// an original VideoGPT checkpoint (.ckpt/.pt), converted in memory.
     #[arg(long)]
     pub model: PathBuf,
     #[arg(long)]
@@ -81,6 +82,18 @@ impl From<ResizeArg> for Resize {
 enum Command {
     /// Print a VQ-VAE's or a GPT prior's hparams, parameter count and latent shape.
     Info { model: PathBuf },
+    /// An original VideoGPT checkpoint (PyTorch Lightning .ckpt or torch.save .pt, zip or legacy
+    /// format) → .safetensors. The pickle is read, never executed: a checkpoint that would call
+    /// anything but torch's tensor rebuilders is refused. Every --model also takes .ckpt directly.
+    Convert {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        /// Store f32 tensors as f16 (half the size; the engine computes in f32).
+        #[arg(long)]
+        f16: bool,
+    },
     /// Video (.npy uint8 T×H×W×3, .y4m, or anything ffmpeg reads) → tokens: .npy (int32) or
     /// .vgt (bit-packed, names the model; docs/vgt-format.md).
     Encode(Job),
@@ -234,6 +247,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { model } => info(&model),
+        Command::Convert { input, output, f16 } => commands::convert(&input, &output, f16),
         Command::Encode(j) => run_job(j, Action::Encode),
         Command::Decode { job, fps } => run_job(job, Action::Decode { fps }),
         Command::Reconstruct { job, json } => run_job(job, Action::Reconstruct { json }),
