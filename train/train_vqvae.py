@@ -122,7 +122,13 @@ def main():
             clips = clips[keep]
         n_data = f"{len(clips)} clips"
     val = test = None
-    if args.eval_every:
+    if args.eval_every and clips is not None and "test" in data.files:
+        # Moving MNIST: its last 256 training clips validate (held out from training here), its
+        # test clips (t10k digits) test; greyscale repeated to RGB, as the engine reads it
+        rgb = lambda c: np.repeat(c, 3, axis=-1) if c.shape[-1] == 1 else c
+        val, test, clips = rgb(clips[-256:]), rgb(data["test"]), clips[:-256]
+        n_data = f"{len(clips)} clips (256 more held out for validation)"
+    elif args.eval_every:
         val = natural.validation_clips(natural.Sources(args.sources or Path("train/out/sources")))
         test = natural.test_windows()
     margs = VQVAEArgs(embedding_dim=args.embedding_dim, n_codes=args.n_codes, n_hiddens=args.n_hiddens,
