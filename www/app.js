@@ -2,7 +2,7 @@
 // in sync, metrics, tokens, exports) and generation with the prior. All compute goes through the
 // JS API (videogpt.js), which runs the engine in a Worker.
 
-import { load, fetchModel } from './videogpt.js';
+import { load, fetchModel, softwareAdapter } from './videogpt.js';
 import { decodeVideoFile, encodeWebm, recordWebcam } from './media.js';
 import { drawFrame, fromBase64Url } from './video-gpt.js';
 import { drawMetrics, drawTokens } from './draw.js';
@@ -388,21 +388,6 @@ function useSampling(entry) {
   $('top-k').value = entry?.sampling?.top_k ?? 0;
 }
 
-/** Whether the browser's WebGPU adapter is a software one (SwiftShader, llvmpipe, a fallback
- *  adapter): the engine runs there, but no faster than on the CPU. Browsers hide the adapter's
- *  name from wgpu, so ask WebGPU itself. */
-async function softwareAdapter() {
-  try {
-    const adapter = await navigator.gpu?.requestAdapter();
-    if (!adapter) return true;
-    const i = adapter.info ?? {};
-    return !!(i.isFallbackAdapter || adapter.isFallbackAdapter
-      || /swiftshader|llvmpipe|lavapipe|software/i.test(`${i.vendor} ${i.architecture} ${i.device} ${i.description}`));
-  } catch {
-    return true;
-  }
-}
-
 async function start() {
   const params = new URLSearchParams(location.search);
   const response = await fetch('models/index.json');
@@ -430,7 +415,7 @@ async function start() {
   const s = app.session;
   // 128×128 looks better and a GPU has the compute for it; software adapters (SwiftShader,
   // llvmpipe) and the CPU path stay at the model's own size. ?resolution=N decides instead.
-  const software = s.backend !== 'webgpu' || /swiftshader|llvmpipe|lavapipe|software/i.test(s.adapter) || await softwareAdapter();
+  const software = s.backend !== 'webgpu' || /swiftshader|llvmpipe|lavapipe|software/i.test(s.adapter) || !!(await softwareAdapter());
   const wanted = params.get('resolution') ?? (software ? '' : '128');
   $('resolution').value = wanted;
   if (wanted) await s.loadModel(bytes, { modelId: first.id, resolution: Number(wanted) });
@@ -442,7 +427,9 @@ async function start() {
   if (s.backend === 'cpu' && device !== 'cpu') {
     const fb = $('fallback');
     fb.hidden = false;
-    fb.textContent = `No WebGPU here, so the engine runs on the CPU (WebAssembly): same results, but slower for large models. Why: ${why.replace(/^GPU error: /, '')}`;
+    fb.textContent = s.softwareAdapter
+      ? `WebGPU here is a software renderer (${s.softwareAdapter}), slower than WebAssembly, so the engine runs on the CPU: same results. ?device=webgpu forces WebGPU.`
+      : `No WebGPU here, so the engine runs on the CPU (WebAssembly): same results, but slower for large models. Why: ${why.replace(/^GPU error: /, '')}`;
   }
   status('Ready: pick an input.');
   await openSharedClip();

@@ -6,7 +6,8 @@
 // Attributes: `model` (URL of the VQ-VAE), `tokens` (URL of a .vgt file, or the file inline as
 // base64url), `src` (a video to reconstruct here instead), `compare` (with `src`: the original
 // beside the reconstruction), `resolution` (with `src`: run the model at this size instead of its
-// file's, e.g. 128), `autoplay`, `loop`, `controls`, `fps`, `poster` (an image shown until
+// file's, e.g. 128), `device` (`auto`, the default: WebGPU on a hardware adapter, else the CPU;
+// `webgpu` or `cpu` to force one), `autoplay`, `loop`, `controls`, `fps`, `poster` (an image shown until
 // the clip is decoded, and instead of it where it cannot be). Nothing loads until the
 // element is on screen; elements with the same model share one download and one engine.
 
@@ -25,13 +26,13 @@ export function fromBase64Url(text) {
   return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 }
 
-// one session per model URL (and resolution), shared by every element on the page
+// one session per model URL (and resolution and device), shared by every element on the page
 const sessions = new Map();
-export function sharedSession(model, resolution) {
+export function sharedSession(model, resolution, device = 'auto') {
   const url = new URL(model, location.href).href;
-  const key = `${url} ${resolution ?? ''}`;
+  const key = `${url} ${resolution ?? ''} ${device}`;
   if (!sessions.has(key)) {
-    const s = load({ model: url, resolution });
+    const s = load({ model: url, resolution, device });
     s.catch(() => sessions.delete(key)); // a failed load may be retried by a later element
     sessions.set(key, s);
   }
@@ -63,7 +64,7 @@ export function drawFrame(canvas, clip, index) {
 }
 
 export class VideoGptElement extends HTMLElement {
-  static observedAttributes = ['model', 'tokens', 'src', 'resolution'];
+  static observedAttributes = ['model', 'tokens', 'src', 'resolution', 'device'];
 
   constructor() {
     super();
@@ -129,7 +130,9 @@ export class VideoGptElement extends HTMLElement {
       this.status('loading the model…');
       const resolution = this.hasAttribute('resolution') ? Number(this.getAttribute('resolution')) : undefined;
       if (resolution !== undefined && !(Number.isInteger(resolution) && resolution > 0)) throw new Error(`resolution must be a whole number of pixels, not ${this.getAttribute('resolution')}`);
-      const session = await sharedSession(model, resolution);
+      const device = this.getAttribute('device') ?? 'auto';
+      if (!['auto', 'webgpu', 'cpu'].includes(device)) throw new Error(`device must be auto, webgpu or cpu, not ${device}`);
+      const session = await sharedSession(model, resolution, device);
       let clip;
       const tokens = this.getAttribute('tokens');
       const src = this.getAttribute('src');

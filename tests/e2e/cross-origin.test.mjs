@@ -61,11 +61,13 @@ const states = (page) => page.$$eval('video-gpt', (els) => Object.fromEntries(el
 
 async function tokensAndSrc(browser, backend, policy, { resolution } = {}) {
   const asset = assets.url;
+  // SwiftShader is a software adapter: 'auto' would take the CPU path, so WebGPU is forced
+  const dev = backend === 'WebGPU' ? ' device="webgpu"' : '';
   const big = resolution ? `<video-gpt id="big" model="${asset}${MODEL}" src="${asset}www/media/calais-1906.mp4" resolution="${resolution}"></video-gpt>` : '';
   const { page, seen, server } = await blog(browser, asset, `
-    <video-gpt id="url" model="${asset}${MODEL}" tokens="clip.vgt" autoplay loop></video-gpt>
-    <video-gpt id="inline" model="${asset}${MODEL}" tokens="${fs.readFileSync(vgt).toString('base64url')}"></video-gpt>
-    <video-gpt id="src" model="${asset}${MODEL}" src="${asset}www/media/calais-1906.mp4" compare></video-gpt>${big}`, { policy });
+    <video-gpt id="url" model="${asset}${MODEL}" tokens="clip.vgt" autoplay loop${dev}></video-gpt>
+    <video-gpt id="inline" model="${asset}${MODEL}" tokens="${fs.readFileSync(vgt).toString('base64url')}"${dev}></video-gpt>
+    <video-gpt id="src" model="${asset}${MODEL}" src="${asset}www/media/calais-1906.mp4" compare${dev}></video-gpt>${big}`, { policy });
   try {
     const ids = ['url', 'inline', 'src', ...(resolution ? ['big'] : [])];
     await settled(page, ids.length);

@@ -17,8 +17,9 @@ before(async () => {
   browser = await launch();
   page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   seen = watch(page);
-  // the tiny model: SwiftShader runs WebGPU on the CPU, slowly
-  await goto(page, `${server.url}?model=tiny-untrained&prior=tiny-untrained-prior`);
+  // the tiny model: SwiftShader runs WebGPU on the CPU, slowly; 'auto' would pick the CPU path
+  // over this software adapter, so WebGPU is forced
+  await goto(page, `${server.url}?model=tiny-untrained&prior=tiny-untrained-prior&device=webgpu`);
   await page.waitForFunction(() => window.app?.session || document.body.dataset.state === 'failed', null, { timeout: 180_000 });
 });
 

@@ -1,13 +1,20 @@
 // The fake webcam (a y4m played by Chromium as a camera) and the page without WebGPU.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { launch } from './browser.mjs';
-import { ARTIFACTS, ROOT, checkTokens, cli, differing, ffmpegFromNpy, goto, idle, readNpy, serve, tmp, watch } from './helpers.mjs';
+import { ARTIFACTS, ROOT, checkTokens, cli, differing, ffmpegFromNpy, goto, idle, pageBytes, readNpy, serve, tmp, watch } from './helpers.mjs';
 
 const MODEL = 'models/tiny-untrained.safetensors';
 const server = await serve();
 after(() => server.stop());
+
+function psnr(a, b) {
+  let se = 0;
+  for (let i = 0; i < a.length; i++) se += (a[i] - b[i]) ** 2;
+  return 10 * Math.log10((255 * 255) / Math.max(se / a.length, 1e-10));
+}
 
 async function open(browser, query = '?model=tiny-untrained') {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
@@ -17,11 +24,13 @@ async function open(browser, query = '?model=tiny-untrained') {
   return { page, seen };
 }
 
-test('the webcam records a clip and it reconstructs', async () => {
+test('the webcam records a clip of the fake camera\'s frames and it reconstructs', async (t) => {
   const y4m = ffmpegFromNpy(path.join(ROOT, 'tests/fixtures/carphone_8f.npy'), path.join(tmp, 'camera.y4m'), ['-pix_fmt', 'yuv420p']);
   const browser = await launch({ webcam: y4m });
   try {
-    const { page, seen } = await open(browser);
+    // WebGPU forced: 'auto' would take the CPU path over SwiftShader, and this test checks the
+    // GPU-to-GPU image path
+    const { page, seen } = await open(browser, '?model=tiny-untrained&device=webgpu');
     await page.click('#record-webcam');
     assert.equal(await idle(page, 'result'), '');
     const r = await page.evaluate(() => ({ frames: app.frames.frames, size: [app.frames.height, app.frames.width], latent: app.result.latent, out: app.result.output.frames }));
@@ -31,6 +40,22 @@ test('the webcam records a clip and it reconstructs', async () => {
     assert.ok(r.size[0] >= 64 && r.size[1] >= 64, `camera frames ${r.size}`);
     assert.match(await page.textContent('#status'), /Webcam: reconstructed 16 frames/);
     assert.match(await page.textContent('#stats [data-stat="frames to the engine"]'), /as images/);
+    // the frames are the fake camera's clip: each is within camera-path loss (yuv420p, scaling)
+    // of one of the clip's 8 frames, scaled by ffmpeg to the camera's size
+    // (measured 41.8–42.1 dB for every frame)
+    const [h, w] = r.size;
+    const source = execFileSync('ffmpeg', ['-v', 'error', '-i', y4m, '-vf', `scale=${w}:${h}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { maxBuffer: 1 << 27 });
+    const captured = await pageBytes(page, 'app.session.pixels(app.frames)');
+    const size = h * w * 3;
+    assert.equal(captured.length, 16 * size);
+    assert.equal(source.length, 8 * size);
+    const best = [];
+    for (let f = 0; f < 16; f++) {
+      const frame = captured.subarray(f * size, (f + 1) * size);
+      best.push(Math.max(...Array.from({ length: 8 }, (_, k) => psnr(frame, source.subarray(k * size, (k + 1) * size)))));
+    }
+    t.diagnostic(`webcam ${w}×${h}: each frame's best match in the camera clip ${best.map((d) => d.toFixed(1)).join(' ')} dB`);
+    assert.ok(best.every((d) => d > 30), `captured frames do not match the camera clip: ${best.map((d) => d.toFixed(1))}`);
     await page.screenshot({ path: path.join(ARTIFACTS, 'webcam.png'), fullPage: true });
     assert.deepEqual(seen.errors, []);
   } finally {
