@@ -5,8 +5,8 @@
 //!
 //! It is written to survive a hostile client on the same machine (a web page can make the
 //! browser send anything to 127.0.0.1): a fixed pool of worker threads and a bounded queue of
-//! connections (past it, new connections get a 503), request heads of at most 16 KiB, read and
-//! write timeouts, only GET and HEAD without a body, a Host allowlist (so a DNS-rebinding page
+//! connections (past it, new connections get a 503), request heads of at most 16 KiB that must
+//! arrive within 5 s however slowly they trickle, a write timeout, only GET and HEAD without a body, a Host allowlist (so a DNS-rebinding page
 //! cannot read the served tree), no dot-files and no path that leaves the root.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -38,14 +38,18 @@ pub struct Args {
     hosts: Vec<String>,
 }
 
-/// Worker threads: each serves one connection at a time.
-pub const WORKERS: usize = 32;
+/// Worker threads: each serves one connection at a time, so this many stalled or slow clients
+/// can be held at once while others are still served (tests/serve_load.rs measures it). Each
+/// has a small stack: it only copies files.
+pub const WORKERS: usize = 256;
+const WORKER_STACK: usize = 128 * 1024;
 /// Connections accepted but not yet picked up by a worker; past this a new one gets a 503.
-pub const QUEUE: usize = 64;
+pub const QUEUE: usize = 256;
 /// The request line and headers, at most.
 pub const MAX_HEAD: usize = 16 * 1024;
-/// A client that sends nothing for this long is dropped (slowloris).
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request head (and the wait for it on a kept-alive connection) must arrive within this, however
+/// slowly it trickles in: a slowloris client holds a worker for at most this long.
+const HEAD_DEADLINE: Duration = Duration::from_secs(5);
 /// A client that reads nothing for this long is dropped (a stalled download).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Requests served on one keep-alive connection.
@@ -127,9 +131,13 @@ pub fn run(args: Args) -> Result<()> {
 
     let (queue, jobs) = sync_channel::<TcpStream>(QUEUE);
     let jobs = Arc::new(Mutex::new(jobs));
-    for _ in 0..WORKERS {
+    for i in 0..WORKERS {
         let (jobs, config) = (jobs.clone(), config.clone());
-        std::thread::spawn(move || worker(&jobs, &config));
+        std::thread::Builder::new()
+            .name(format!("serve-{i}"))
+            .stack_size(WORKER_STACK)
+            .spawn(move || worker(&jobs, &config))
+            .map_err(|e| Error::Io(format!("cannot start the server's worker threads: {e}")))?;
     }
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue }; // e.g. out of file handles for a moment
@@ -177,8 +185,27 @@ struct Request {
     close: bool,
 }
 
+/// A connection's reading side with a deadline for the whole of the next request head: each
+/// read waits at most until the deadline, so trickling one byte at a time does not extend it.
+struct DeadlineReader {
+    stream: TcpStream,
+    deadline: std::time::Instant,
+}
+
+impl Read for DeadlineReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
 /// Read a request head (up to [`MAX_HEAD`] bytes); `Ok(None)` when the client closed cleanly.
-fn read_head(r: &mut BufReader<TcpStream>) -> std::result::Result<Option<Request>, u16> {
+fn read_head(r: &mut BufReader<DeadlineReader>) -> std::result::Result<Option<Request>, u16> {
+    r.get_mut().deadline = std::time::Instant::now() + HEAD_DEADLINE;
     let mut raw = Vec::new();
     loop {
         let before = raw.len();
@@ -221,10 +248,9 @@ fn read_head(r: &mut BufReader<TcpStream>) -> std::result::Result<Option<Request
 }
 
 fn connection(stream: TcpStream, config: &Config) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
     stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let mut out = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
+    let mut reader = BufReader::new(DeadlineReader { stream, deadline: std::time::Instant::now() + HEAD_DEADLINE });
     for _ in 0..MAX_REQUESTS_PER_CONNECTION {
         let req = match read_head(&mut reader) {
             Ok(Some(req)) => req,
