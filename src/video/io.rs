@@ -238,7 +238,9 @@ fn read_ffmpeg(path: &Path) -> Result<Video> {
     let text = String::from_utf8_lossy(&probe.stdout);
     let parts: Vec<&str> = text.trim().split(',').collect();
     let (Some(w), Some(h)) = (parts.first().and_then(|v| v.parse::<usize>().ok()), parts.get(1).and_then(|v| v.parse::<usize>().ok())) else {
-        bail!(Input, "{}: no decodable video stream ({})", path.display(), String::from_utf8_lossy(&probe.stderr).trim());
+        let why = String::from_utf8_lossy(&probe.stderr);
+        let why = why.trim().lines().last().unwrap_or("");
+        bail!(Input, "{}: no decodable video stream{}", path.display(), if why.is_empty() { String::new() } else { format!(" (ffprobe: {why})") });
     };
     let fps = parts.get(2).and_then(|r| {
         let (n, d) = r.split_once('/')?;
