@@ -50,6 +50,7 @@ export function demuxWebm(buffer, { maxFrames = Infinity, partial = false } = {}
 
   const block = (data, keyFlag) => {
     const t = vint(data, 0, false);
+    if (data.length < t.len + 3) throw new Error('corrupt WebM file (a block shorter than its header)');
     const number = t.value;
     if (!video) video = [...tracks.values()].find((x) => x.type === 1);
     if (!video || number !== video.number) return;
@@ -63,7 +64,10 @@ export function demuxWebm(buffer, { maxFrames = Infinity, partial = false } = {}
     });
   };
 
-  const walk = (start, end) => {
+  // real files nest five deep (Segment > Cluster > BlockGroup > Block); a crafted one could nest
+  // until the call stack overflows
+  const walk = (start, end, depth = 0) => {
+    if (depth > 16) throw new Error('corrupt WebM file (elements nested too deeply)');
     let pos = start;
     while (pos < end && chunks.length < maxFrames) {
       const id = vint(bytes, pos, true);
@@ -81,7 +85,15 @@ export function demuxWebm(buffer, { maxFrames = Infinity, partial = false } = {}
           durationUnits = data.length === 4 ? v.getFloat32(0) : data.length === 8 ? v.getFloat64(0) : 0;
           break;
         }
-        case ID.TrackEntry: track = { type: 0 }; walk(body, stop); tracks.set(track.number, track); track = null; break;
+        case ID.TrackEntry: {
+          // a TrackEntry inside a TrackEntry (never in a real file) must not lose the outer one
+          const outer = track;
+          const entry = (track = { type: 0 });
+          walk(body, stop, depth + 1);
+          tracks.set(entry.number, entry);
+          track = outer;
+          break;
+        }
         case ID.TrackNumber: if (track) track.number = uint(data); break;
         case ID.TrackType: if (track) track.type = uint(data); break;
         case ID.CodecID: if (track) track.codecId = new TextDecoder().decode(data); break;
@@ -92,7 +104,7 @@ export function demuxWebm(buffer, { maxFrames = Infinity, partial = false } = {}
         case ID.SimpleBlock: block(data); break;
         case ID.Block: block(data, chunks.length === 0); break; // a BlockGroup without ReferenceBlock is a key frame; the first must be
         default:
-          if (MASTER.has(id.value)) walk(body, stop);
+          if (MASTER.has(id.value)) walk(body, stop, depth + 1);
       }
       pos = stop;
     }
