@@ -115,6 +115,10 @@ import(${JSON.stringify(abs.href)}).then(
 }
 
 /** A Worker running the engine, with request/answer bookkeeping. */
+/** How long a call may go without an answer or a progress report: generous, since a software
+ *  WebGPU adapter takes minutes for a large model; `load({ callTimeout })` changes it. */
+export const CALL_TIMEOUT_MS = 600_000;
+
 class EngineWorker {
   constructor(url) {
     this.url = new URL(url, location.href);
@@ -129,8 +133,9 @@ class EngineWorker {
       }
       const p = this.pending.get(data.id);
       if (!p) return;
-      if (data.progress) { p.onProgress?.(data.progress); return; }
+      if (data.progress) { p.arm(); p.onProgress?.(data.progress); return; }
       this.pending.delete(data.id);
+      clearTimeout(p.timer);
       if (data.error) p.reject(remoteError(data.error)); else p.resolve(data.result);
     };
     this.worker.onerror = (e) => {
@@ -143,22 +148,36 @@ class EngineWorker {
 
   fail(err) {
     this.failed = err;
-    for (const p of this.pending.values()) p.reject(err);
+    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(err); }
     this.pending.clear();
   }
 
-  call(op, args = {}, { transfer = [], onProgress } = {}) {
+  /** Run `op` in the Worker. `timeout` (ms, default `CALL_TIMEOUT_MS`; 0: none) bounds the wait for
+   *  an answer, or for the next progress report of a long call: past it the call fails with an
+   *  EngineError that asks for a restart (a hung GPU or a runaway loop would otherwise leave
+   *  every later call pending). */
+  call(op, args = {}, { transfer = [], onProgress, timeout = CALL_TIMEOUT_MS } = {}) {
     if (this.failed) return Promise.reject(this.failed);
     const id = this.next++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onProgress });
+      const p = { resolve, reject, onProgress, timer: null };
+      p.arm = () => {
+        clearTimeout(p.timer);
+        if (!(timeout > 0)) return;
+        p.timer = setTimeout(() => {
+          this.pending.delete(id);
+          reject(Object.assign(new Error(`the engine did not answer '${op}' within ${timeout / 1000} s; it was restarted`), { name: 'EngineError', restart: true }));
+        }, timeout);
+      };
+      p.arm();
+      this.pending.set(id, p);
       this.worker.postMessage({ id, op, args }, transfer);
     });
   }
 
   terminate() {
     this.worker.terminate();
-    for (const p of this.pending.values()) p.reject(new Error('the session was closed'));
+    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new Error('the session was closed')); }
     this.pending.clear();
   }
 }
@@ -234,6 +253,7 @@ export class Session {
    *  and retry. When the engine crashed (an EngineError: a bug, or input it should have refused),
    *  restart it too, so later requests work, but report the error instead of retrying. */
   async call(op, args, opts) {
+    opts = { ...opts, timeout: opts?.timeout ?? this.options.callTimeout ?? CALL_TIMEOUT_MS };
     try {
       return await this.engine.call(op, args, opts);
     } catch (e) {
@@ -285,8 +305,8 @@ export class Session {
 
   /** Encode and decode: `{ tokens, latent, input, output, psnr[], ssim[], encodeMs, decodeMs, vgt }`
    *  (`vgt`: the tokens as a .vgt file naming the model `modelId`). */
-  async reconstruct(frames, { modelId } = {}) {
-    const r = await this.call('reconstruct', { ...frameArgs(frames), modelId: modelId ?? this.modelId, fps: frames.fps });
+  async reconstruct(frames, { modelId, timeout } = {}) {
+    const r = await this.call('reconstruct', { ...frameArgs(frames), modelId: modelId ?? this.modelId, fps: frames.fps }, { timeout });
     return { ...r, input: asFrames(r.input, r.size, frames.fps), output: asFrames(r.output, r.size, frames.fps) };
   }
 
@@ -341,11 +361,12 @@ export class Session {
  * downloads ('model', 'prior') and startup ('engine'). `resolution`: run the VQ-VAE at this size
  * instead of its file's (a multiple of its spatial stride; the weights work at any size).
  * `resize`: 'antialias' (default, what our models are trained on) or 'videogpt' (VideoGPT's own
- * preprocess exactly).
+ * preprocess exactly). `callTimeout`: ms a call may go without an answer or progress before it
+ * fails with an EngineError and the engine restarts (default 10 minutes; 0: never).
  */
-export async function load({ model, prior, device = 'auto', sha256: modelSha, priorSha256, onProgress = () => {}, onDeviceLost, workerUrl, modelId, resolution, resize } = {}) {
+export async function load({ model, prior, device = 'auto', sha256: modelSha, priorSha256, onProgress = () => {}, onDeviceLost, workerUrl, modelId, resolution, resize, callTimeout } = {}) {
   if (!model && !prior) throw inputError('load() needs a model or a prior');
-  const s = new Session({ device, onDeviceLost, workerUrl, resolution, resize, modelId: modelId ?? (typeof model === 'string' ? model.split('/').pop().replace(/\.safetensors$/, '') : undefined) });
+  const s = new Session({ device, onDeviceLost, workerUrl, resolution, resize, callTimeout, modelId: modelId ?? (typeof model === 'string' ? model.split('/').pop().replace(/\.safetensors$/, '') : undefined) });
   if (model) s.modelBytes = await fetchModel(model, { sha256: modelSha, onProgress: (d, t) => onProgress('model', d, t) });
   if (prior) s.priorBytes = await fetchModel(prior, { sha256: priorSha256, onProgress: (d, t) => onProgress('prior', d, t) });
   onProgress('engine', 0, 1);

@@ -124,6 +124,16 @@ test('a panic inside the wasm engine becomes an EngineError, the engine restarts
     assert.equal(r.error?.name, 'EngineError', JSON.stringify(r));
     assert.match(r.error.message, /crashed.*deliberate panic/);
     assert.deepEqual([r.recoveries, r.n], [1, 1024]);
+    // a call that outlives its timeout fails with an EngineError, the engine restarts, and the
+    // next call works (a hung GPU or a runaway loop would otherwise leave every call pending)
+    const t = await page.evaluate(async () => {
+      const error = await app.session.reconstruct(app.frames, { timeout: 1 }).then(() => null, (e) => ({ name: e.name, message: e.message }));
+      const out = await app.session.reconstruct(app.frames);
+      return { error, recoveries: app.session.recoveries, n: out.tokens.length };
+    });
+    assert.equal(t.error?.name, 'EngineError', JSON.stringify(t));
+    assert.match(t.error.message, /did not answer 'reconstruct' within 0\.001 s; it was restarted/);
+    assert.deepEqual([t.recoveries, t.n], [2, 1024]);
   } finally {
     await browser.close();
   }
