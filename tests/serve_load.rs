@@ -21,7 +21,17 @@ const MAX_THREADS: u64 = 256 + 8;
 const MAX_FDS: u64 = 256 + 256 + 64;
 const MAX_RSS_KIB: u64 = 256 * 1024;
 
-fn serve() -> (Child, String) {
+/// The server process, killed when the test ends however it ends (a failed assertion too).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+fn serve() -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_videogpt"))
         .args(["serve", "--port", "0", "--root", env!("CARGO_MANIFEST_DIR")])
         .stdout(Stdio::piped())
@@ -31,7 +41,7 @@ fn serve() -> (Child, String) {
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let url = line.split("http://").nth(1).unwrap().trim().trim_end_matches(|c| c == '/' || c == ')').split('/').next().unwrap().to_string();
-    (child, url)
+    (Server(child), url)
 }
 
 /// Threads, open file handles and resident KiB of a process.
@@ -84,8 +94,8 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 fn serve_survives_load_stalls_and_abuse() {
     let seconds: f64 = std::env::var("VIDEOGPT_LOAD_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3.0);
     let phase = Duration::from_secs_f64(seconds);
-    let (mut child, addr) = serve();
-    let pid = child.id();
+    let (mut server, addr) = serve();
+    let pid = server.0.id();
     let peak = Arc::new(Mutex::new((0u64, 0u64, 0u64)));
     let done = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -200,9 +210,7 @@ fn serve_survives_load_stalls_and_abuse() {
     let after = get(&addr, "/", Duration::from_secs(5));
     done.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
-    let alive = child.try_wait().unwrap().is_none();
-    child.kill().ok();
-    child.wait().ok();
+    let alive = server.0.try_wait().unwrap().is_none();
     let (threads, fds, rss) = *peak.lock().unwrap();
     eprintln!(
         "serve load ({seconds} s phases): {rps:.0} requests/s with {CLIENTS} clients, p99 {p99:.1} ms; under {STALLED} stalled and {SLOW} slowloris clients \
@@ -214,4 +222,57 @@ fn serve_survives_load_stalls_and_abuse() {
     assert!(rps > 100.0, "{rps:.0} requests/s");
     assert!(availability >= 0.99, "{ok} of {probes} probes succeeded under stalled and slow clients");
     assert!(threads <= MAX_THREADS && fds <= MAX_FDS && rss <= MAX_RSS_KIB, "peak {threads} threads, {fds} handles, {rss} KiB");
+}
+
+/// The path resolver, fuzzed through the server: request targets built from segments that trick
+/// path handling on some OS. The oracle is independent of the server's code: a 200 must be a file
+/// under the root, reached by plain segments (no dot-segment or dot-file, no `%`, `\`, `:` or NUL),
+/// with the bytes of that file; anything else must not be a 200.
+#[test]
+fn serve_path_resolver_fuzzed() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (mut server, addr) = serve();
+    let segments = [
+        "", ".", "..", "...", ".git", "config", ".hidden", "www", "models", "index.html", "README.md", "Cargo.toml", "%2e%2e", "%2f", "..%5c", "\\..",
+        "C:", "c:\\windows", "a\u{0}b", "~", "www/..", "node_modules", "x.html", "..;", "%00", "//", "index.html?x=1", "#frag", "etc", "passwd", " ",
+    ];
+    let mut rng = 0x7365_7276u64;
+    let mut next = |n: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % n as u64) as usize
+    };
+    let n: usize = std::env::var("VIDEOGPT_FUZZ_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    let (mut served, mut refused) = (0, 0);
+    for _ in 0..n {
+        let parts: Vec<&str> = (0..1 + next(5)).map(|_| segments[next(segments.len())]).collect();
+        let target = format!("/{}", parts.join("/"));
+        let Ok(mut s) = TcpStream::connect(&addr) else { panic!("the server stopped answering") };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes());
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        if !out.starts_with(b"HTTP/1.1 200") {
+            refused += 1;
+            continue;
+        }
+        served += 1;
+        let path = target.split(['?', '#']).next().unwrap();
+        let plain = !path.contains(['%', '\\', ':', '\0']) && path.split('/').all(|p| !p.starts_with('.'));
+        let mut file = root.join(path.trim_start_matches('/'));
+        if file.is_dir() {
+            file.push("index.html");
+        }
+        let canonical = file.canonicalize().ok();
+        assert!(
+            plain && canonical.as_ref().is_some_and(|c| c.starts_with(root.canonicalize().unwrap()) && c.is_file()),
+            "{target:?} was served but is not a plain file under the root"
+        );
+        let body = out.windows(4).position(|w| w == b"\r\n\r\n").map(|i| &out[i + 4..]).unwrap();
+        assert_eq!(body, std::fs::read(canonical.unwrap()).unwrap(), "{target:?}: not the file's bytes");
+    }
+    assert!(server.0.try_wait().unwrap().is_none(), "the server died");
+    eprintln!("fuzz serve paths: {n} requests, {served} served (each a plain file under the root), {refused} refused, 0 crashes");
+    assert!(served > 0 && refused > 0);
 }

@@ -99,6 +99,8 @@ pub fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     }
     if out.is_dir() {
         out.push("index.html");
+    } else if path.ends_with('/') {
+        return None; // `/README.md/`: a file is not a folder (relative links under it would break)
     }
     Some(out)
 }
