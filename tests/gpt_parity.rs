@@ -41,6 +41,7 @@ fn teacher_forced_logits_match_reference() {
         for (b, (codes, class)) in clips(&g).into_iter().enumerate() {
             let logits = gpt.logits(&codes, class).unwrap();
             let err = max_abs_diff(&logits, &want[b * per_clip..(b + 1) * per_clip]);
+            // measured ≤ 1.5e-5 (gpt_class; 4e-6 to 8.6e-6 for the others): 7× margin
             assert!(err <= 1e-4, "{model} clip {b}: logits max |err| {err:e}");
             let bpt = gpt.bits_per_token(&codes, class).unwrap();
             assert!((bpt - bits[b] as f64).abs() < 1e-4, "{model} clip {b}: {bpt} bits/token, reference {}", bits[b]);
@@ -143,10 +144,10 @@ fn frame_conditioned_prior_matches_reference() {
     for (b, ((codes, _), frames)) in clips.into_iter().zip(cond_frames()).enumerate() {
         let features = gpt.frame_features(&frames).unwrap();
         let err = max_abs_diff(&features.0, &want_features[b * m..(b + 1) * m]);
-        assert!(err <= 1e-4, "clip {b}: ResNet features max |err| {err:e}");
+        assert!(err <= 1e-4, "clip {b}: ResNet features max |err| {err:e}"); // measured ≤ 7.2e-6
         let logits = gpt.logits_with(&codes, None, Some(&features)).unwrap();
         let lerr = max_abs_diff(&logits, &want[b * per_clip..(b + 1) * per_clip]);
-        assert!(lerr <= 1e-4, "clip {b}: logits max |err| {lerr:e}");
+        assert!(lerr <= 2e-5, "clip {b}: logits max |err| {lerr:e}"); // measured ≤ 1.9e-6
         let bpt = gpt.bits_per_token_with(&codes, None, Some(&features)).unwrap();
         assert!((bpt - bits[b] as f64).abs() < 1e-4, "clip {b}: {bpt} bits/token, reference {}", bits[b]);
         // decoding one token at a time through the caches equals the parallel forward

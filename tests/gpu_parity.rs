@@ -78,7 +78,9 @@ fn wide_random_model_agrees_with_cpu() {
             assert!(gap <= 1e-5 * norm, "position {p}: GPU code {} and CPU code {} are {gap:e} apart (‖x‖² = {norm:e}): not a near-tie", a[p], b[p]);
         }
     }
-    assert!(differing * 100 <= n, "{differing} of {n} codes differ");
+    // measured 4 of 480 (0.8 %), every one a near-tie (checked above); 3 % leaves room for another
+    // driver's rounding without hiding a systematic difference
+    assert!(differing * 100 <= 3 * n, "{differing} of {n} codes differ");
     let distinct = a.iter().collect::<std::collections::BTreeSet<_>>().len();
     assert!(distinct > 20, "degenerate test: only {distinct} codes in use");
     let ya = pollster::block_on(on_gpu.decode_codes(&g, &a, [4, 12, 10])).unwrap();
@@ -86,7 +88,8 @@ fn wide_random_model_agrees_with_cpu() {
     let err = max_abs_diff(&ya.data, &yb.data);
     let scale = yb.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     eprintln!("wide model: {distinct} distinct codes, {differing} near-tie disagreements of {n}, decode max |gpu − cpu| = {err:e} (output scale {scale})");
-    assert!(err <= 1e-4 * scale.max(1.0), "GPU and CPU decodes differ by {err}");
+    // measured 2.3e-6 at an output scale of 2: 20× margin
+    assert!(err <= 2e-5 * scale.max(1.0), "GPU and CPU decodes differ by {err}");
 }
 
 #[test]
@@ -167,7 +170,7 @@ fn frame_encoder_resnet_on_the_gpu_equals_the_cpu() {
         assert_eq!(a.dims, c.dims);
         assert_eq!(a.dims, videogpt::Dims::new(240, 1, 8, 8));
         let err = max_abs_diff(&a.data, &c.buf);
-        assert!(err <= 1e-4, "clip {b}: ResNet GPU vs CPU max |err| {err:e}");
+        assert!(err <= 1e-4, "clip {b}: ResNet GPU vs CPU max |err| {err:e}"); // measured 8.1e-6
         eprintln!("clip {b}: ResNet GPU vs CPU max |err| {err:e}");
     }
 }

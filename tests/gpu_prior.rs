@@ -35,7 +35,7 @@ fn gpu_decoding_steps_match_the_reference_logits() {
         assert_eq!(logits.len(), first, "{model}: {} logits for {n} positions", logits.len());
         let err = max_abs_diff(&logits, &want[..first]);
         eprintln!("{model}: GPU decode-step logits max |err| vs PyTorch {err:e}");
-        assert!(err <= 1e-4, "{model}: {err:e}");
+        assert!(err <= 1e-4, "{model}: {err:e}"); // measured ≤ 8.5e-6 (gpt_class)
     }
 }
 
@@ -106,14 +106,17 @@ fn frame_conditioned_decoding_on_the_gpu_matches_the_reference() {
     assert_eq!(logits.len(), first, "{} logits for {n} positions", logits.len());
     let err = max_abs_diff(&logits, &want[..first]);
     eprintln!("frame-conditioned GPU decode steps: logits max |err| {err:e}");
-    assert!(err <= 1e-4, "frame-conditioned GPU decode steps: logits max |err| {err:e}");
+    assert!(err <= 1.5e-5, "frame-conditioned GPU decode steps: logits max |err| {err:e}"); // measured 1.2e-6
     // and it samples: the frames are required, and a seed gives the CPU's grid (or one that
     // differs only after a near-boundary draw)
     let opts = SampleOptions { seed: 3, frames: Some(features), ..Default::default() };
     let a = gpt.sample(&opts, &[], |_, _| {}).unwrap();
     let b = pollster::block_on(prior.sample(&opts, &[], 0, |_, _| {})).unwrap();
     let same = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    assert!(same >= n / 2, "CPU and GPU frame-conditioned samples part after {same} of {n} tokens");
+    eprintln!("frame-conditioned samples, seed 3: CPU and GPU agree on the first {same} of {n} tokens");
+    // measured: all 128 the same; a uniform draw within float rounding of a boundary between two
+    // tokens (about 1e-6 a token) may part them, and everything after it then differs
+    assert!(same * 4 >= n * 3, "CPU and GPU frame-conditioned samples part after {same} of {n} tokens");
     let err = pollster::block_on(prior.sample(&SampleOptions::default(), &[], 0, |_, _| {})).unwrap_err().to_string();
     assert!(err.contains("conditioned on 1 frame"), "{err}");
 }

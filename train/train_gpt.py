@@ -48,6 +48,7 @@ def main():
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--attn-type", default="sparse")
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--init", type=Path, help="warm start the GPT from these weights (a shipped prior; its vqvae.* are not used)")
     add_run_arguments(ap, 100_000, "length of the cosine schedule, and the most steps")
     args = ap.parse_args()
     device, hardware = device_for(args)
@@ -67,6 +68,13 @@ def main():
 
     gargs = GPTArgs(hidden_dim=args.hidden_dim, heads=args.heads, layers=args.layers, attn_type=args.attn_type)
     model = VideoGPT(gargs, vq).to(device)
+    if args.init:
+        # the GPT's own weights; the codes it sees come from --vqvae (a retrained tokenizer keeps
+        # most of its codebook, so the prior starts far from scratch)
+        from safetensors.torch import load_file
+        sd = {k: v.float() for k, v in load_file(str(args.init)).items() if not k.startswith("vqvae.")}
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+        assert not unexpected and all(k.startswith("vqvae.") for k in missing), (missing, unexpected)
     params = [p for n, p in model.named_parameters() if not n.startswith("vqvae.")]
     opt = torch.optim.Adam(params, lr=args.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.steps)
@@ -102,6 +110,11 @@ def main():
                                                              test_bits_per_token=test, args=vars(args) | {k: str(getattr(args, k)) for k in ("data", "vqvae", "out")}), indent=2))
 
     rng = np.random.default_rng(args.seed + step)
+    if step == 0:
+        t = test_bits()
+        print(f"start: test {t:.3f} bits/token", flush=True)
+        with open(args.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(dict(step=0, minutes=0.0, test_bits=round(t, 4))) + "\n")
     model.train()
     started = run_started = time.time()  # `started` restarts at each save; the budget does not
     acc, n_acc = 0.0, 0
@@ -128,6 +141,8 @@ def main():
             started = time.time()
             t = test_bits()
             print(f"step {step}: test {t:.3f} bits/token", flush=True)
+            with open(args.out / "log.jsonl", "a") as f:
+                f.write(json.dumps(dict(step=step, minutes=round(trained_s / 60, 2), test_bits=round(t, 4))) + "\n")
             save(t)
     trained_s += time.time() - started
     t = test_bits()

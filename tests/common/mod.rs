@@ -91,7 +91,8 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
-/// Encode indices identical; decode within 1e-4 in float; uint8 output within ±1.
+/// Encode indices identical; decode within 3e-6 in float (measured ≤ 3.2e-7 over every fixture on
+/// both backends: 10×); uint8 output within ±1 (a value on a rounding boundary).
 pub fn check_against_golden<B: Backend>(b: &B, model_file: &str, golden_file: &str, prefix: &str) {
     let model = VqVae::load(b, &read(model_file), "").unwrap();
     let g = Golden::open(golden_file);
@@ -108,7 +109,7 @@ pub fn check_against_golden<B: Backend>(b: &B, model_file: &str, golden_file: &s
     let want_y = g.volume(&format!("{prefix}decoded"));
     assert_eq!(y.dims, want_y.dims);
     let err = max_abs_diff(&y.data, &want_y.data);
-    assert!(err <= 1e-4, "{model_file} {prefix}: decode max |err| = {err:e} > 1e-4");
+    assert!(err <= 3e-6, "{model_file} {prefix}: decode max |err| = {err:e} > 3e-6");
 
     let video = videogpt::video::to_video(&y).unwrap();
     let (_, want_u8) = g.u8(&format!("{prefix}decoded_u8"));
