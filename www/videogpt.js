@@ -346,6 +346,13 @@ export class Session {
     return this.prior;
   }
 
+  /** The GPU runtime's counters (`{ dispatches, buffersCreated, bindGroups, submits, mapWaits,
+   *  readbackBytes, byKernel, … }`) since the engine started or the last `gpuStats({ reset: true })`;
+   *  null on the CPU path. */
+  gpuStats({ reset = false } = {}) {
+    return this.call('gpuStats', { reset });
+  }
+
   /** Stop the worker and free its GPU memory. */
   close() {
     this.engine?.terminate();

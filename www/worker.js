@@ -70,6 +70,7 @@ async function handle(id, op, args) {
     case 'readFrames': return engine.readFrames(args.data, args.frames, args.height, args.width);
     case 'sample':
       return engine.sample(args.options, (done, total, grid) => self.postMessage({ id, progress: { done, total, grid } }, [grid.buffer]));
+    case 'gpuStats': return engine.gpuStats(!!args.reset);
     case 'loseDevice': return engine.loseDevice();
     case 'crashForTest': return engine.crashForTest();
     default: throw new Error(`unknown request ${op}`);

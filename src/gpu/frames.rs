@@ -39,6 +39,7 @@ impl Gpu {
         }
         // the copy's buffer (texture_to_rgb), checked before any image is copied
         self.check_size((frames * height * padded_row_bytes(width)) as u64, "the frames")?;
+        self.count_buffer((frames * height * width * 4) as u64); // a texture, counted with the buffers
         Ok(self.device.create_texture(&wgpu::TextureDescriptor {
             label: Some("frames"),
             size: wgpu::Extent3d { width: width as u32, height: height as u32, depth_or_array_layers: frames as u32 },

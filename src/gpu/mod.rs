@@ -29,8 +29,53 @@ const ATTENTION_MAX_D_HEAD: usize = 512;
 const ARGMIN_MAX_DIM: usize = 1024;
 
 struct Kernel {
+    name: &'static str,
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
+}
+
+/// What the runtime asked of the device since the last `reset_stats`: the counts that decide
+/// speed where no GPU timer is at hand (every dispatch is a pass with its own bind group and
+/// uniform; every buffer created is an allocation and, in a browser, garbage until collected;
+/// every map wait is a round trip to the GPU). `videogpt bench --gpu-stats` prints them per chunk
+/// and per sampled token; the JS API's `session.gpuStats()` reads them in a page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GpuStats {
+    pub dispatches: u64,
+    /// Compute passes begun (one per dispatch today).
+    pub passes: u64,
+    /// Buffers created, uniforms and readback staging included, and their bytes.
+    pub buffers_created: u64,
+    pub bytes_created: u64,
+    pub bind_groups: u64,
+    pub submits: u64,
+    /// Waits for a buffer mapping (GPU → CPU readbacks), and the bytes they read.
+    pub map_waits: u64,
+    pub readback_bytes: u64,
+    /// Dispatches per kernel.
+    pub by_kernel: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl GpuStats {
+    /// `self − earlier`, for the work between two snapshots.
+    pub fn since(&self, earlier: &GpuStats) -> GpuStats {
+        GpuStats {
+            dispatches: self.dispatches - earlier.dispatches,
+            passes: self.passes - earlier.passes,
+            buffers_created: self.buffers_created - earlier.buffers_created,
+            bytes_created: self.bytes_created - earlier.bytes_created,
+            bind_groups: self.bind_groups - earlier.bind_groups,
+            submits: self.submits - earlier.submits,
+            map_waits: self.map_waits - earlier.map_waits,
+            readback_bytes: self.readback_bytes - earlier.readback_bytes,
+            by_kernel: self
+                .by_kernel
+                .iter()
+                .map(|(k, &v)| (*k, v - earlier.by_kernel.get(k).copied().unwrap_or(0)))
+                .filter(|&(_, v)| v > 0)
+                .collect(),
+        }
+    }
 }
 
 /// A GEMM-shaped kernel built with one tile shape (see the RM/RN note in `shaders/conv3d.wgsl`).
@@ -47,7 +92,7 @@ struct TileVariants {
 }
 
 impl TileVariants {
-    fn new(device: &wgpu::Device, name: &str, source: &str) -> Self {
+    fn new(device: &wgpu::Device, name: &'static str, source: &str) -> Self {
         const DEFAULT: &str = "const RM: u32 = 4u;\nconst RN: u32 = 4u;";
         assert!(source.contains(DEFAULT), "{name}.wgsl must declare its tile shape as RM/RN");
         let narrow = source.replace(DEFAULT, "const RM: u32 = 1u;\nconst RN: u32 = 8u;");
@@ -92,9 +137,10 @@ pub struct Gpu {
     recorded: Cell<usize>,
     error: Arc<Mutex<Option<String>>>,
     lost: Arc<Mutex<Option<String>>>,
+    stats: RefCell<GpuStats>,
 }
 
-fn kernel(device: &wgpu::Device, name: &str, source: &str) -> Kernel {
+fn kernel(device: &wgpu::Device, name: &'static str, source: &str) -> Kernel {
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(source.into()) });
     let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(name),
@@ -105,7 +151,7 @@ fn kernel(device: &wgpu::Device, name: &str, source: &str) -> Kernel {
         cache: None,
     });
     let layout = pipeline.get_bind_group_layout(0);
-    Kernel { pipeline, layout }
+    Kernel { name, pipeline, layout }
 }
 
 /// Workgroups for `n` items of `per_group` each, split over x and y to respect the per-dimension
@@ -184,7 +230,7 @@ impl Gpu {
             rgba_to_rgb: kernel(&device, "rgba_to_rgb", include_str!("../../shaders/rgba_to_rgb.wgsl")),
             channel_norm: kernel(&device, "channel_norm", include_str!("../../shaders/channel_norm.wgsl")),
         };
-        let gpu = Gpu { device, queue, limits, adapter: adapter.get_info(), kernels, encoder: RefCell::new(None), recorded: Cell::new(0), error, lost };
+        let gpu = Gpu { device, queue, limits, adapter: adapter.get_info(), kernels, encoder: RefCell::new(None), recorded: Cell::new(0), error, lost, stats: Default::default() };
         gpu.check()?;
         Ok(gpu)
     }
@@ -210,6 +256,21 @@ impl Gpu {
         format!("{name} ({backend})")
     }
 
+    /// The counters since the device opened (or the last `reset_stats`).
+    pub fn stats(&self) -> GpuStats {
+        self.stats.borrow().clone()
+    }
+
+    pub fn reset_stats(&self) {
+        *self.stats.borrow_mut() = GpuStats::default();
+    }
+
+    fn count_buffer(&self, bytes: u64) {
+        let mut s = self.stats.borrow_mut();
+        s.buffers_created += 1;
+        s.bytes_created += bytes;
+    }
+
     /// Turn a captured validation error or device loss into an `Err`.
     fn check(&self) -> Result<()> {
         if let Some(m) = self.lost.lock().unwrap().clone() {
@@ -232,6 +293,7 @@ impl Gpu {
     fn storage(&self, floats: usize, what: &str) -> Result<wgpu::Buffer> {
         let bytes = (floats.max(1) * 4) as u64;
         self.check_size(bytes, what)?;
+        self.count_buffer(bytes);
         Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(what),
             size: bytes,
@@ -249,6 +311,7 @@ impl Gpu {
         } else {
             bytes
         };
+        self.count_buffer(contents.len() as u64);
         Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(what),
             contents,
@@ -273,6 +336,15 @@ impl Gpu {
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         entries.extend(buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }));
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &k.layout, entries: &entries });
+        {
+            let mut s = self.stats.borrow_mut();
+            s.buffers_created += 1; // the uniform
+            s.bytes_created += (words.len() * 4) as u64;
+            s.bind_groups += 1;
+            s.dispatches += 1;
+            s.passes += 1;
+            *s.by_kernel.entry(k.name).or_default() += 1;
+        }
         let mut slot = self.encoder.borrow_mut();
         let encoder = slot.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
         {
@@ -312,11 +384,18 @@ impl Gpu {
     pub fn submit(&self) {
         if let Some(encoder) = self.encoder.borrow_mut().take() {
             self.queue.submit([encoder.finish()]);
+            self.stats.borrow_mut().submits += 1;
         }
         self.recorded.set(0);
     }
 
     async fn read_bytes(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        self.count_buffer(bytes.max(4));
+        {
+            let mut s = self.stats.borrow_mut();
+            s.map_waits += 1;
+            s.readback_bytes += bytes;
+        }
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: bytes.max(4),

@@ -306,6 +306,33 @@ impl Engine {
         future_to_promise(async { panic!("a deliberate panic (crashForTest)") })
     }
 
+    /// The GPU runtime's counters since the engine started or since the last call with
+    /// `reset` (dispatches, buffers and bytes created, bind groups, submits, map waits, bytes read
+    /// back, dispatches per kernel); `null` on the CPU path.
+    #[wasm_bindgen(js_name = gpuStats)]
+    pub fn gpu_stats(&self, reset: bool) -> JsValue {
+        let Device::Gpu(m) = &self.device else { return JsValue::NULL };
+        let s = m.backend.stats();
+        if reset {
+            m.backend.reset_stats();
+        }
+        let kernels = js_sys::Object::new();
+        for (k, v) in &s.by_kernel {
+            Reflect::set(&kernels, &(*k).into(), &(*v as f64).into()).expect("a plain object");
+        }
+        object(&[
+            ("dispatches", (s.dispatches as f64).into()),
+            ("passes", (s.passes as f64).into()),
+            ("buffersCreated", (s.buffers_created as f64).into()),
+            ("bytesCreated", (s.bytes_created as f64).into()),
+            ("bindGroups", (s.bind_groups as f64).into()),
+            ("submits", (s.submits as f64).into()),
+            ("mapWaits", (s.map_waits as f64).into()),
+            ("readbackBytes", (s.readback_bytes as f64).into()),
+            ("byKernel", kernels.into()),
+        ])
+    }
+
     /// Destroy the GPU device, as a driver reset would (for testing recovery from device loss).
     #[wasm_bindgen(js_name = loseDevice)]
     pub fn lose_device(&self) {

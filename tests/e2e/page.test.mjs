@@ -77,6 +77,16 @@ test('the bundled clip reconstructs; its tokens equal videogpt encode of the sam
   t.diagnostic(`bundled clip, WebGPU vs CLI: ${verdict}`);
   assert.match(verdict, /^identical|near-ties/);
   assert.ok(differing(r.tokens, tokens) <= 1024 * 0.03, `${differing(r.tokens, tokens)} tokens differ`);
+  // the JS API reads the GPU runtime's counters: a second reconstruction of the same clip, counted
+  // alone, does what the native runtime does for a 16-frame window (tests/gpu_stats.rs), plus the
+  // ImageBitmap path's texture and its RGBA → RGB dispatch
+  await page.evaluate(() => app.session.gpuStats({ reset: true }));
+  const counters = await page.evaluate(async () => { await app.session.reconstruct(app.frames); return app.session.gpuStats(); });
+  t.diagnostic(`GPU counters for one 16×64×64 reconstruction: ${JSON.stringify(counters)}`);
+  assert.equal(counters.byKernel.rgba_to_rgb, 1);
+  assert.equal(counters.byKernel.codebook_argmin, 1);
+  assert.equal(counters.mapWaits, 3);
+  assert.equal(counters.dispatches, Object.values(counters.byKernel).reduce((a, b) => a + b, 0));
   const stats = await page.$$eval('#stats dd', (dds) => Object.fromEntries(dds.map((d) => [d.dataset.stat, d.textContent])));
   assert.match(stats['tokens'], /4×16×16 = 1024 tokens of 8 bits/);
   assert.match(stats['source file bit rate'], /kbit\/s/);

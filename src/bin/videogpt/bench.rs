@@ -29,6 +29,80 @@ pub struct Args {
     /// Benchmark the GPT prior's sampling instead (tokens per second with the KV cache).
     #[arg(long)]
     prior: bool,
+    /// Count what the GPU path asks of the device (dispatches, buffers, bind groups, submits,
+    /// readbacks) per reconstructed chunk and per sampled token, with the shipped models.
+    #[arg(long)]
+    gpu_stats: bool,
+}
+
+/// One line of counts, divided by `per` (chunks or tokens).
+fn stats_row(what: &str, s: &videogpt::gpu::GpuStats, per: f64) {
+    println!(
+        "| {what} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} | {:.1} |",
+        s.dispatches as f64 / per,
+        s.buffers_created as f64 / per,
+        s.bytes_created as f64 / per / 1e6,
+        s.bind_groups as f64 / per,
+        s.submits as f64 / per,
+        s.map_waits as f64 / per,
+        s.readback_bytes as f64 / per / 1e3
+    );
+}
+
+/// The GPU path's counters (videogpt::gpu::GpuStats) for the work users run: a reconstructed
+/// chunk of natural-64 (4 and 16 frames, 64² and 128²) and a sampled token of the shipped prior
+/// and of a VideoGPT-width (576) one. Steady state: each is measured on its second run.
+fn run_gpu_stats() -> Result<()> {
+    use videogpt::session::Tokenizer;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let g = pollster::block_on(Gpu::new())?;
+    println!("gpu: {}", g.describe());
+    println!();
+    println!("| per | dispatches | buffers created | MB created | bind groups | submits | map waits | KB read back |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    let clip = read_video(&root.join("tests/fixtures/carphone_8f.npy"))?;
+    let clip = Video::concat(&[clip.clone(), clip])?;
+    let model = std::fs::read(root.join("models/natural-64.safetensors"))?;
+    for (frames, res) in [(4, 64), (16, 64), (4, 128)] {
+        let t = Tokenizer::load(&g, &model, "")?.with_resolution(Some(res))?;
+        let part = clip.slice(0, frames);
+        let mut stats = Default::default();
+        for _ in 0..2 {
+            g.reset_stats();
+            let x = t.preprocess(&g, &part, 0..frames)?;
+            pollster::block_on(t.reconstruct(&g, &x, &|| 0.0))?;
+            stats = g.stats();
+        }
+        stats_row(&format!("{frames}×{res}×{res} chunk, natural-64 (RGB bytes in)"), &stats, 1.0);
+    }
+    let prior_bytes = std::fs::read(root.join("models/mmnist-prior.safetensors"))?;
+    let mmnist = videogpt::gpt::Gpt::load(&prior_bytes, None)?;
+    let vq = VqVaeConfig { n_codes: 1024, ..VqVaeConfig::default() };
+    let wide_config = videogpt::gpt::GptConfig {
+        hidden_dim: 576,
+        heads: 4,
+        layers: 8,
+        attn_type: videogpt::gpt::AttnType::Sparse,
+        class_cond_dim: 0,
+        latent: vq.latent_shape(),
+        n_codes: vq.n_codes,
+        embedding_dim: vq.embedding_dim,
+        n_cond_frames: 0,
+        resolution: vq.resolution,
+    };
+    let wide = videogpt::gpt::Gpt::load(&videogpt::gpt::random_weights(&wide_config, &vq, 1), Some(&videogpt::vqvae::random_weights(&vq, 1)))?;
+    for (name, gpt) in [("token, mmnist-prior (144 wide, 4 layers)", &mmnist), ("token, 576-wide prior (8 layers)", &wide)] {
+        let prior = videogpt::gpu::GpuPrior::new(&g, gpt)?;
+        let n = gpt.config.positions() as f64;
+        let mut stats = Default::default();
+        for _ in 0..2 {
+            g.reset_stats();
+            pollster::block_on(prior.sample(&Default::default(), &[], 64, |_, _| {}))?;
+            stats = g.stats();
+        }
+        stats_row(&format!("{name}, progress every 64"), &stats, n);
+    }
+    Ok(())
 }
 
 fn models(quick: bool) -> Vec<(&'static str, VqVaeConfig)> {
@@ -165,6 +239,9 @@ fn run_prior(args: &Args) -> Result<()> {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.gpu_stats {
+        return run_gpu_stats();
+    }
     if args.prior {
         return run_prior(&args);
     }
