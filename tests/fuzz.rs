@@ -35,7 +35,35 @@ impl Rng {
     }
     /// A number from the edges and the middle of the ranges that matter to sizes.
     fn size(&mut self) -> u64 {
-        *self.pick(&[0, 1, 2, 3, 4, 8, 15, 16, 17, 63, 64, 65, 127, 128, 255, 256, 1023, 1024, 4096, 65_535, 65_536, 1 << 20, 1 << 31, 1 << 32, u32::MAX as u64, 1 << 40, u64::MAX])
+        *self.pick(&[
+            0,
+            1,
+            2,
+            3,
+            4,
+            8,
+            15,
+            16,
+            17,
+            63,
+            64,
+            65,
+            127,
+            128,
+            255,
+            256,
+            1023,
+            1024,
+            4096,
+            65_535,
+            65_536,
+            1 << 20,
+            1 << 31,
+            1 << 32,
+            u32::MAX as u64,
+            1 << 40,
+            u64::MAX,
+        ])
     }
     fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
@@ -95,8 +123,25 @@ fn fuzz_npy_video_and_tokens() {
             // data to match, so that the checks after the header are reached
             let plausible = rng.below(4) > 0;
             let rank = if plausible { 3 + rng.below(2) } else { rng.below(7) };
-            let dims: Vec<u64> = (0..rank).map(|d| if plausible { if d == rank - 1 && rng.below(2) == 0 { 3 } else { 1 + rng.below(9) as u64 } } else { rng.size() }).collect();
-            let esize = match &descr[1..] { "i4" | "f4" | "i4 " => 4, "u2" => 2, "i8" => 8, _ => 1 };
+            let dims: Vec<u64> = (0..rank)
+                .map(|d| {
+                    if plausible {
+                        if d == rank - 1 && rng.below(2) == 0 {
+                            3
+                        } else {
+                            1 + rng.below(9) as u64
+                        }
+                    } else {
+                        rng.size()
+                    }
+                })
+                .collect();
+            let esize = match &descr[1..] {
+                "i4" | "f4" | "i4 " => 4,
+                "u2" => 2,
+                "i8" => 8,
+                _ => 1,
+            };
             let want = dims.iter().try_fold(esize as u64, |a, &d| a.checked_mul(d)).filter(|&n| n < 1 << 16);
             let dims: Vec<String> = dims.iter().map(u64::to_string).collect();
             let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
@@ -139,7 +184,10 @@ fn fuzz_y4m() {
         let mut header = format!("YUV4MPEG2 W{w} H{h}");
         for _ in 0..rng.below(5) {
             header.push(' ');
-            header.push_str(*rng.pick(&["F30:1", "F0:0", "F25:", "Ip", "A1:1", "C420jpeg", "C444", "C420mpeg2", "Cmono", "XYSCSS=420JPEG", "C422", "F1:0", "©", "W", "H-1"]));
+            const TAGS: [&str; 15] =
+                ["F30:1", "F0:0", "F25:", "Ip", "A1:1", "C420jpeg", "C444", "C420mpeg2", "Cmono", "XYSCSS=420JPEG", "C422", "F1:0", "©", "W", "H-1"];
+            let tag = TAGS[rng.below(TAGS.len())];
+            header.push_str(tag);
         }
         let mut b = header.into_bytes();
         b.push(b'\n');

@@ -40,7 +40,7 @@ fn serve() -> (Server, String) {
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.split("http://").nth(1).unwrap().trim().trim_end_matches(|c| c == '/' || c == ')').split('/').next().unwrap().to_string();
+    let url = line.split("http://").nth(1).unwrap().trim().trim_end_matches(['/', ')']).split('/').next().unwrap().to_string();
     (Server(child), url)
 }
 
@@ -233,8 +233,37 @@ fn serve_path_resolver_fuzzed() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let (mut server, addr) = serve();
     let segments = [
-        "", ".", "..", "...", ".git", "config", ".hidden", "www", "models", "index.html", "README.md", "Cargo.toml", "%2e%2e", "%2f", "..%5c", "\\..",
-        "C:", "c:\\windows", "a\u{0}b", "~", "www/..", "node_modules", "x.html", "..;", "%00", "//", "index.html?x=1", "#frag", "etc", "passwd", " ",
+        "",
+        ".",
+        "..",
+        "...",
+        ".git",
+        "config",
+        ".hidden",
+        "www",
+        "models",
+        "index.html",
+        "README.md",
+        "Cargo.toml",
+        "%2e%2e",
+        "%2f",
+        "..%5c",
+        "\\..",
+        "C:",
+        "c:\\windows",
+        "a\u{0}b",
+        "~",
+        "www/..",
+        "node_modules",
+        "x.html",
+        "..;",
+        "%00",
+        "//",
+        "index.html?x=1",
+        "#frag",
+        "etc",
+        "passwd",
+        " ",
     ];
     let mut rng = 0x7365_7276u64;
     let mut next = |n: usize| {

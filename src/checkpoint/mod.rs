@@ -10,6 +10,7 @@
 
 pub mod pickle;
 pub mod torch;
+mod zip;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};

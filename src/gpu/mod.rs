@@ -68,12 +68,7 @@ impl GpuStats {
             submits: self.submits - earlier.submits,
             map_waits: self.map_waits - earlier.map_waits,
             readback_bytes: self.readback_bytes - earlier.readback_bytes,
-            by_kernel: self
-                .by_kernel
-                .iter()
-                .map(|(k, &v)| (*k, v - earlier.by_kernel.get(k).copied().unwrap_or(0)))
-                .filter(|&(_, v)| v > 0)
-                .collect(),
+            by_kernel: self.by_kernel.iter().map(|(k, &v)| (*k, v - earlier.by_kernel.get(k).copied().unwrap_or(0))).filter(|&(_, v)| v > 0).collect(),
         }
     }
 }
@@ -230,7 +225,18 @@ impl Gpu {
             rgba_to_rgb: kernel(&device, "rgba_to_rgb", include_str!("../../shaders/rgba_to_rgb.wgsl")),
             channel_norm: kernel(&device, "channel_norm", include_str!("../../shaders/channel_norm.wgsl")),
         };
-        let gpu = Gpu { device, queue, limits, adapter: adapter.get_info(), kernels, encoder: RefCell::new(None), recorded: Cell::new(0), error, lost, stats: Default::default() };
+        let gpu = Gpu {
+            device,
+            queue,
+            limits,
+            adapter: adapter.get_info(),
+            kernels,
+            encoder: RefCell::new(None),
+            recorded: Cell::new(0),
+            error,
+            lost,
+            stats: Default::default(),
+        };
         gpu.check()?;
         Ok(gpu)
     }

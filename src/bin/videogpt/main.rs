@@ -12,6 +12,7 @@ use videogpt::video::Resize;
 mod bench;
 mod commands;
 mod files;
+mod models;
 mod serve;
 mod tools;
 
@@ -246,8 +247,8 @@ fn main() -> ExitCode {
     use commands::*;
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Info { model } => info(&model),
-        Command::Convert { input, output, f16 } => commands::convert(&input, &output, f16),
+        Command::Info { model } => models::info(&model),
+        Command::Convert { input, output, f16 } => models::convert(&input, &output, f16),
         Command::Encode(j) => run_job(j, Action::Encode),
         Command::Decode { job, fps } => run_job(job, Action::Decode { fps }),
         Command::Reconstruct { job, json } => run_job(job, Action::Reconstruct { json }),
