@@ -107,7 +107,7 @@ def main():
         torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), step=step, trained_s=trained_s), ckpt_path)
         save_gpt(model, args.out / "model.safetensors")
         (args.out / "train.json").write_text(json.dumps(dict(step=step, minutes=trained_s / 60, hardware=hardware, parameters=n_params,
-                                                             test_bits_per_token=test, args=vars(args) | {k: str(getattr(args, k)) for k in ("data", "vqvae", "out")}), indent=2))
+                                                             test_bits_per_token=test, args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}), indent=2))
 
     rng = np.random.default_rng(args.seed + step)
     if step == 0:
