@@ -4,6 +4,7 @@
 
 import { load, fetchModel, softwareAdapter } from './videogpt.js';
 import { decodeVideoFile, encodeWebm, recordWebcam } from './media.js';
+import { live, openCamera } from './live.js';
 import { drawFrame, fromBase64Url } from './video-gpt.js';
 import { drawMetrics, drawTokens } from './draw.js';
 import { embedCodeFor, linkFor, tokensToNpy } from './share.js';
@@ -70,6 +71,7 @@ async function job(label, fn) {
 function setButtons() {
   const ready = !!app.session?.model && !busy;
   for (const id of ['use-sample', 'record-webcam', 'sample']) $(id).disabled = !ready;
+  $('live').disabled = !app.session?.model || (busy && !app.live);
   $('continue').disabled = !ready || !app.frames;
   $('file-input').disabled = !ready;
 }
@@ -319,6 +321,55 @@ $('record-webcam').onclick = () => job('Opening the camera…', async () => {
   });
   await reconstruct(frames, 'Webcam');
 });
+
+// ---------- live mode: the camera reconstructed chunk by chunk ----------
+
+/** Start live mode, or stop it. It holds the page's job slot, so nothing else runs meanwhile;
+ *  the camera is released on stop, when the tab is hidden, and on errors. */
+$('live').onclick = () => (app.live ? stopLive() : startLive());
+
+async function startLive() {
+  let stopped;
+  const running = new Promise((resolve) => { stopped = resolve; });
+  job('Live: opening the camera…', async () => {
+    const track = await openCamera();
+    app.liveTrack = track;
+    $('live-view').hidden = false;
+    $('live').setAttribute('aria-pressed', 'true');
+    $('live').textContent = 'Stop live';
+    const fail = (e) => { showError(e); stopLive(); };
+    app.live = live(app.session, track, {
+      stopTrack: true,
+      onError: fail,
+      onChunk: (c) => {
+        drawFrame($('live-in'), c.input, c.input.frames - 1);
+        drawFrame($('live-out'), c.output, c.output.frames - 1);
+        drawMetrics($('live-plot'), c.stats.psnr, []);
+        const s = c.stats;
+        $('live-stats').textContent = `${s.fpsIn.toFixed(1)} fps in, ${s.fpsOut.toFixed(1)} fps out, ${s.framesDropped} frames dropped; `
+          + `latency ${s.latencyMs.toFixed(0)} ms; tokens ${s.kbitPerSecond.toFixed(1)} kbit/s; PSNR ${c.psnr.toFixed(2)} dB`;
+      },
+    });
+    app.liveStopped = stopped;
+    setButtons();
+    status('Live: the camera is reconstructed as it comes (Stop live to end).');
+    await running;
+  });
+}
+
+async function stopLive() {
+  const l = app.live;
+  if (!l) return;
+  app.live = null;
+  await l.stop();
+  app.liveTrack?.stop();
+  $('live').setAttribute('aria-pressed', 'false');
+  $('live').textContent = 'Live';
+  app.liveStopped?.();
+  status(`Live stopped: ${l.stats.chunks} chunks, ${l.stats.framesDropped} of ${l.stats.framesIn} frames dropped.`);
+}
+
+document.addEventListener('visibilitychange', () => { if (document.hidden) stopLive(); });
 
 // ---------- models and start-up ----------
 

@@ -166,3 +166,37 @@ test('sampling through the JS API with temperature and top-k equals videogpt sam
     await browser.close();
   }
 });
+
+for (const device of ['cpu', 'webgpu']) {
+  test(`live mode on ${device === 'cpu' ? 'the wasm CPU path' : 'WebGPU'}: chunks keep coming from the fake camera, drops are counted, the camera is released on stop`, async (t) => {
+    const y4m = ffmpegFromNpy(path.join(ROOT, 'tests/fixtures/carphone_8f.npy'), path.join(tmp, 'live-camera.y4m'), ['-pix_fmt', 'yuv420p']);
+    const browser = await launch({ webcam: y4m, webgpu: device === 'webgpu' });
+    try {
+      const { page, seen } = await open(browser, `?model=tiny-untrained&device=${device}`);
+      await page.click('#live');
+      await page.waitForFunction(() => app.live?.stats.chunks >= 1, null, { timeout: 120_000 });
+      const heapAt = () => page.evaluate(() => performance.memory?.usedJSHeapSize ?? 0);
+      const early = await heapAt();
+      const first = await page.evaluate(() => ({ ...app.live.stats, psnr: app.live.stats.psnr.length }));
+      await page.waitForTimeout(6000);
+      const s = await page.evaluate(() => ({ ...app.live.stats, psnr: app.live.stats.psnr.length }));
+      const late = await heapAt();
+      t.diagnostic(`${device}: ${JSON.stringify(s)}; JS heap ${(early / 1e6).toFixed(1)} → ${(late / 1e6).toFixed(1)} MB`);
+      assert.ok(s.chunks > first.chunks, `no chunk arrived in 6 s (${first.chunks} → ${s.chunks})`);
+      // every frame read is in a chunk, dropped, or in the chunk being collected (< 4)
+      const unaccounted = s.framesIn - 4 * s.chunks - s.framesDropped;
+      assert.ok(unaccounted >= 0 && unaccounted < 8, `frames: ${JSON.stringify(s)}`);
+      assert.ok(s.kbitPerSecond > 0 && s.latencyMs > 0 && s.fpsIn > 0);
+      assert.match(await page.textContent('#live-stats'), /fps in, .* frames dropped; latency \d+ ms; tokens [\d.]+ kbit\/s; PSNR [\d.]+ dB/);
+      // frames are closed and chunks not queued: the heap does not grow with the stream
+      assert.ok(late < early + 30e6, `JS heap grew from ${early} to ${late}`);
+      await page.click('#live');
+      await page.waitForFunction(() => !app.live && document.body.dataset.state !== 'busy');
+      assert.equal(await page.evaluate(() => app.liveTrack.readyState), 'ended', 'the camera is released');
+      assert.match(await page.textContent('#status'), /Live stopped: \d+ chunks/);
+      assert.deepEqual(seen.errors, []);
+    } finally {
+      await browser.close();
+    }
+  });
+}

@@ -1,0 +1,124 @@
+// Live mode: a camera (or any stream of frames) reconstructed continuously, chunk by chunk. A
+// chunk is the model's temporal stride (4 frames for a 4,4,4 model: one latent frame), each
+// reconstructed on its own (choice (a) of docs/performance.md's chunking note). When the engine is
+// slower than the camera, frames are dropped and counted, never queued: at most one chunk is in the
+// engine and one is being collected, and every VideoFrame is closed as soon as it is read.
+//
+//   const handle = live(session, track, { onChunk: (c) => draw(c.output) });
+//   handle.stats;      // { framesIn, framesDropped, chunks, fpsIn, fpsOut, latencyMs, kbitPerSecond, psnr }
+//   await handle.stop(); // releases the reader (and the track, with stopTrack)
+
+import { joinFrames, frameToRgb, MediaError } from './media.js';
+
+/** Open the camera for live mode; the caller stops the track (or passes `stopTrack` to live()). */
+export async function openCamera({ width = 320, height = 240 } = {}) {
+  if (!navigator.mediaDevices?.getUserMedia) throw new MediaError('this browser gives pages no camera access (getUserMedia is missing; is the page on http://127.0.0.1 or https?)');
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: width }, height: { ideal: height } }, audio: false });
+    return stream.getVideoTracks()[0];
+  } catch (e) {
+    throw new MediaError(e.name === 'NotAllowedError' ? 'camera permission was denied' : `no camera could be opened (${e.message})`);
+  }
+}
+
+/** Frames of a MediaStreamTrack as an async iterator of VideoFrames (or of a <video> element
+ *  where MediaStreamTrackProcessor is missing), with a `cancel()`. */
+function framesOf(track) {
+  if (typeof MediaStreamTrackProcessor !== 'undefined') {
+    const reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
+    return {
+      async next() {
+        const { value, done } = await reader.read();
+        return done ? { done: true } : { value: { frame: value, width: value.displayWidth, height: value.displayHeight, close: () => value.close() } };
+      },
+      cancel: () => reader.cancel().catch(() => {}),
+    };
+  }
+  const video = document.createElement('video');
+  video.muted = true; video.playsInline = true; video.srcObject = new MediaStream([track]);
+  const playing = video.play();
+  let stopped = false;
+  return {
+    async next() {
+      await playing;
+      if (stopped || track.readyState === 'ended') return { done: true };
+      await new Promise((r) => (video.requestVideoFrameCallback ? video.requestVideoFrameCallback(r) : setTimeout(r, 33)));
+      return { value: { frame: video, width: video.videoWidth, height: video.videoHeight, close() {} } };
+    },
+    cancel() { stopped = true; video.srcObject = null; },
+  };
+}
+
+/**
+ * Reconstruct `source` (a MediaStreamTrack, or an async iterator of `{ frame, width, height,
+ * close }`) continuously with `session`'s model. `onChunk({ output, input, tokens, latent, psnr,
+ * latencyMs, stats })` gets each reconstructed chunk; `onError(e)` a failure, which stops it.
+ * `chunkFrames`: frames a chunk (default the model's temporal stride); `width`/`height`: the size
+ * frames are read at (default the camera's, short side ≤ 320).
+ */
+export function live(session, source, { onChunk = () => {}, onError = () => {}, chunkFrames, stopTrack = false } = {}) {
+  const frames = typeof source?.next === 'function' ? source : framesOf(source);
+  const stride = chunkFrames ?? session.model.downsample[0];
+  const bits = session.model.tokenBits;
+  const stats = { framesIn: 0, framesDropped: 0, chunks: 0, fpsIn: 0, fpsOut: 0, latencyMs: 0, kbitPerSecond: 0, psnr: [] };
+  const canvas = new OffscreenCanvas(1, 1);
+  const started = performance.now();
+  let running = true, busy = false, size = null, pending = [], firstAt = 0;
+  const outTimes = [];
+
+  const handleChunk = (clip, capturedAt) => {
+    busy = true;
+    session.reconstruct(clip).then((r) => {
+      busy = false;
+      if (!running) return;
+      const now = performance.now();
+      stats.chunks++;
+      outTimes.push(now);
+      while (outTimes.length && now - outTimes[0] > 2000) outTimes.shift();
+      stats.fpsOut = (outTimes.length * stride) / 2;
+      stats.latencyMs = now - capturedAt;
+      // the tokens that carry this chunk, at the camera's rate
+      stats.kbitPerSecond = (r.tokens.length * bits * (stats.fpsIn || 30)) / stride / 1000;
+      const psnr = r.psnr.reduce((a, b) => a + b, 0) / r.psnr.length;
+      stats.psnr.push(psnr);
+      if (stats.psnr.length > 120) stats.psnr.shift();
+      onChunk({ ...r, psnr, latencyMs: stats.latencyMs, stats });
+    }, (e) => { busy = false; stop(); onError(e); });
+  };
+
+  const loop = (async () => {
+    while (running) {
+      const { value: f, done } = await frames.next();
+      if (done || !running) { f?.close(); break; }
+      stats.framesIn++;
+      stats.fpsIn = stats.framesIn / ((performance.now() - started) / 1000);
+      if (busy) {
+        // the engine is behind the camera: drop, never queue (a partial chunk is dropped too, so
+        // that a chunk's frames stay consecutive)
+        stats.framesDropped += 1 + pending.length;
+        pending = [];
+        f.close();
+        continue;
+      }
+      try {
+        size = size ?? [Math.min(f.width, 320 * f.width / Math.min(f.width, f.height)) | 0, Math.min(f.height, 320 * f.height / Math.min(f.width, f.height)) | 0];
+        if (!pending.length) firstAt = performance.now();
+        pending.push(frameToRgb(f.frame, size[0], size[1], canvas));
+      } finally {
+        f.close();
+      }
+      if (pending.length === stride) {
+        handleChunk(joinFrames(pending, size[0], size[1], stats.fpsIn), firstAt);
+        pending = [];
+      }
+    }
+  })().catch((e) => { running = false; onError(e); });
+
+  function stop() {
+    running = false;
+    frames.cancel?.();
+    if (stopTrack && source?.stop) source.stop();
+    return loop;
+  }
+  return { stats, stop, done: loop };
+}
