@@ -1,8 +1,11 @@
 // Live mode: a camera (or any stream of frames) reconstructed continuously, chunk by chunk. A
-// chunk is the model's temporal stride (4 frames for a 4,4,4 model: one latent frame), each
-// reconstructed on its own (choice (a) of docs/performance.md's chunking note). When the engine is
-// slower than the camera, frames are dropped and counted, never queued: at most one chunk is in the
-// engine and one is being collected, and every VideoFrame is closed as soon as it is read.
+// chunk is the model's temporal stride (4 frames for a 4,4,4 model: one latent frame). Each chunk
+// is reconstructed with the chunk before it as context and only its own frames are kept (a sliding
+// 8-frame window): measured on the test clips (train/chunk_cost.py, docs/performance.md), chunks
+// on their own lose 3.2 dB to whole 16-frame windows, this loses 0.9 dB for twice the work, and a
+// 16-frame sliding window 0.3 dB for four times it. When the engine is slower than the camera,
+// frames are dropped and counted, never queued: at most one chunk is in the engine and one is being
+// collected, and every VideoFrame is closed as soon as it is read.
 //
 //   const handle = live(session, track, { onChunk: (c) => draw(c.output) });
 //   handle.stats;      // { framesIn, framesDropped, chunks, fpsIn, fpsOut, latencyMs, kbitPerSecond, psnr }
@@ -53,24 +56,35 @@ function framesOf(track) {
  * Reconstruct `source` (a MediaStreamTrack, or an async iterator of `{ frame, width, height,
  * close }`) continuously with `session`'s model. `onChunk({ output, input, tokens, latent, psnr,
  * latencyMs, stats })` gets each reconstructed chunk; `onError(e)` a failure, which stops it.
- * `chunkFrames`: frames a chunk (default the model's temporal stride); `width`/`height`: the size
- * frames are read at (default the camera's, short side ≤ 320).
+ * `chunkFrames`: frames a chunk (default the model's temporal stride); `context`: frames before
+ * the chunk reconstructed with it (default one chunk; 0: chunks on their own). Frames are read at
+ * the camera's size, short side at most 320.
  */
-export function live(session, source, { onChunk = () => {}, onError = () => {}, chunkFrames, stopTrack = false } = {}) {
+export function live(session, source, { onChunk = () => {}, onError = () => {}, chunkFrames, context, stopTrack = false } = {}) {
   const frames = typeof source?.next === 'function' ? source : framesOf(source);
   const stride = chunkFrames ?? session.model.downsample[0];
+  const keep = context ?? stride;
   const bits = session.model.tokenBits;
   const stats = { framesIn: 0, framesDropped: 0, chunks: 0, fpsIn: 0, fpsOut: 0, latencyMs: 0, kbitPerSecond: 0, psnr: [] };
   const canvas = new OffscreenCanvas(1, 1);
   const started = performance.now();
-  let running = true, busy = false, size = null, pending = [], firstAt = 0;
+  let running = true, busy = false, size = null, pending = [], history = [], firstAt = 0;
   const outTimes = [];
+
+  /** The last `stride` frames of a clip (the chunk itself, without its context). */
+  const tail = (c) => {
+    const n = c.height * c.width * 3;
+    return { ...c, data: c.data.subarray((c.frames - stride) * n), frames: stride };
+  };
 
   const handleChunk = (clip, capturedAt) => {
     busy = true;
-    session.reconstruct(clip).then((r) => {
+    session.reconstruct(clip).then((full) => {
       busy = false;
       if (!running) return;
+      const windows = clip.frames / stride;
+      const r = { ...full, input: tail(full.input), output: tail(full.output), psnr: full.psnr.slice(-stride),
+        tokens: full.tokens.subarray(full.tokens.length - full.tokens.length / windows) };
       const now = performance.now();
       stats.chunks++;
       outTimes.push(now);
@@ -97,6 +111,7 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
         // that a chunk's frames stay consecutive)
         stats.framesDropped += 1 + pending.length;
         pending = [];
+        history = []; // no longer the frames just before the next chunk
         f.close();
         continue;
       }
@@ -108,7 +123,8 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
         f.close();
       }
       if (pending.length === stride) {
-        handleChunk(joinFrames(pending, size[0], size[1], stats.fpsIn), firstAt);
+        handleChunk(joinFrames([...history, ...pending], size[0], size[1], stats.fpsIn), firstAt);
+        history = keep ? [...history, ...pending].slice(-keep) : [];
         pending = [];
       }
     }

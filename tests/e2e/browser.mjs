@@ -9,6 +9,8 @@ export async function launch({ webgpu = true, webcam } = {}) {
   const args = [
     '--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update',
     '--disable-sync', '--disable-quic', '--use-angle=swiftshader',
+    // window.gc(), so that memory tests measure what is kept rather than what awaits collection
+    '--js-flags=--expose-gc',
   ];
   if (webgpu) {
     // Chromium keeps only the last --enable-features, so the features go in one flag
