@@ -353,6 +353,14 @@ export class Session {
     return this.call('gpuStats', { reset });
   }
 
+  /** Live mode (www/live.js): reconstruct `source` (a MediaStreamTrack, or an async iterator of
+   *  `{ frame, width, height, close }`) chunk by chunk; `{ onChunk, onError, context }`. Returns
+   *  `{ stats, stop(), done }`; frames the engine cannot keep up with are dropped and counted. */
+  async live(source, options) {
+    const { live } = await import('./live.js');
+    return live(this, source, options);
+  }
+
   /** Stop the worker and free its GPU memory. */
   close() {
     this.engine?.terminate();

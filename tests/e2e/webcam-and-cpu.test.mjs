@@ -192,6 +192,28 @@ for (const device of ['cpu', 'webgpu']) {
       assert.ok(late < early + 5e6, `JS heap grew from ${early} to ${late} (after a GC)`);
       await page.click('#live');
       await page.waitForFunction(() => !app.live && document.body.dataset.state !== 'busy');
+      if (device === 'cpu') {
+        // the JS API over any async iterator of frames: 12 frames of a canvas are three chunks
+        const api = await page.evaluate(async () => {
+          const canvas = new OffscreenCanvas(96, 72);
+          const ctx = canvas.getContext('2d');
+          let i = 0;
+          const frames = {
+            async next() {
+              if (i === 12) return { done: true };
+              ctx.fillStyle = `rgb(${i * 20}, 80, 160)`; ctx.fillRect(0, 0, 96, 72); i++;
+              return { value: { frame: canvas, width: 96, height: 72, close() {} } };
+            },
+          };
+          const chunks = [];
+          const h = await app.session.live(frames, { onChunk: (c) => chunks.push([c.output.frames, c.tokens.length]) });
+          await h.done;
+          await new Promise((r) => setTimeout(r, 500)); // the last chunk's answer
+          return { chunks, stats: h.stats };
+        });
+        assert.ok(api.chunks.length >= 1 && api.chunks.every(([f, n]) => f === 4 && n === 256), JSON.stringify(api));
+        assert.equal(api.stats.framesIn, 12);
+      }
       assert.equal(await page.evaluate(() => app.liveTrack.readyState), 'ended', 'the camera is released');
       assert.match(await page.textContent('#status'), /Live stopped: \d+ chunks/);
       assert.deepEqual(seen.errors, []);
