@@ -10,11 +10,10 @@ Resumable: `--out` holds `checkpoint.pt` (model, optimiser, step, RNG); running 
 again continues from it, on either device. Every `--save-every` steps the model is also written as
 `model.safetensors` (VideoGPT keys, hparams in the metadata), loadable by `videogpt`.
 
-The recipe the pilots chose (docs/training.md) adds to that:
-    python3 train/natural.py --out train/out/sources
-    python3 train/train_vqvae.py --sources train/out/sources --init models/natural-64.safetensors \
-        --out train/out/natural-64 --n-hiddens 64 --n-res-layers 2 --embedding-dim 64 --n-codes 1024 \
-        --optim adamw --lr 1e-3 --warmup 200 --cooldown 0.15 --minutes 100 --eval-every 250
+The recipe the pilots chose (docs/training.md) adds a warm start and a cooldown to that:
+    python3 train/train_vqvae.py --data train/out/natural-64.npz --init models/natural-64.safetensors \\
+        --out train/out/natural-64-run4 --n-hiddens 64 --n-res-layers 2 --embedding-dim 64 --n-codes 1024 \\
+        --batch 8 --lr 3e-4 --cooldown 0.15 --minutes 100 --eval-every 250
 `--sources` samples clips on the fly from natural.py's decoded sources (antialiased resize, balanced
 sources); `--init` warm-starts from shipped weights (f16 is widened; the codebook's EMA state is
 rebuilt); `--cooldown F` decays the learning rate linearly to 0 over the run's last fraction F and
