@@ -515,3 +515,41 @@ fn serve_refuses_abuse_and_stays_up() {
     child.wait().ok();
     assert!(index.starts_with("HTTP/1.1 200") && index.contains("<h1>videogpt-web</h1>"), "{index}");
 }
+
+/// `reconstruct --stream`: y4m in, y4m out, each 4-frame chunk with the chunk before it as context:
+/// chunk k equals the last four frames of an ordinary reconstruction of frames 4k−4..4k+4.
+#[test]
+fn streamed_reconstruction_is_each_chunk_with_its_context() {
+    use videogpt::video::io::{read_video, write_video};
+    let model = fixture("vqvae_444.safetensors");
+    let clip = read_video(&fixture("carphone_8f.npy")).unwrap();
+    let clip = videogpt::video::Video::concat(&[clip.clone(), clip.slice(0, 4)]).unwrap(); // 12 frames
+    let input = tmp("stream-in.y4m");
+    write_video(&input, &clip).unwrap();
+    let streamed = tmp("stream-out.y4m");
+    let _ = std::fs::remove_file(&streamed);
+    let (ok, _, err) = videogpt(&["reconstruct", "--stream", "--model", s(&model), "--input", s(&input), "--output", s(&streamed)]);
+    assert!(ok, "{err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("chunk ")).count(), 3, "{err}");
+    let out = read_video(&streamed).unwrap();
+    assert_eq!(out.frames, 12);
+    // the frames the stream read (after its own y4m round trip) reconstructed offline, window by window
+    let seen = read_video(&input).unwrap();
+    for k in 1..3 {
+        let window = tmp(&format!("stream-window-{k}.npy"));
+        write_video(&window, &seen.slice(4 * k - 4, 8)).unwrap();
+        let want = tmp(&format!("stream-window-{k}-out.y4m"));
+        let _ = std::fs::remove_file(&want);
+        assert!(videogpt(&["reconstruct", "--model", s(&model), "--input", s(&window), "--output", s(&want)]).0);
+        let want = read_video(&want).unwrap().slice(4, 4);
+        assert!(out.slice(4 * k, 4).rgb == want.rgb, "chunk {k} differs from the offline reconstruction of its window");
+    }
+    // from stdin to stdout works the same
+    let piped = std::process::Command::new(env!("CARGO_BIN_EXE_videogpt"))
+        .args(["reconstruct", "--stream", "--model", s(&model), "--input", "-", "--output", "-"])
+        .stdin(std::fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    assert_eq!(piped.stdout, std::fs::read(&streamed).unwrap());
+}

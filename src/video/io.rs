@@ -108,75 +108,111 @@ fn chroma_layout(colorspace: &str) -> Result<Option<(usize, usize)>> {
     })
 }
 
-pub fn read_y4m<R: BufRead>(mut r: R) -> Result<Video> {
-    let mut header = String::new();
-    (&mut r).take(4096).read_line(&mut header)?;
-    let mut fields = header.trim_end().split(' ');
-    if fields.next() != Some("YUV4MPEG2") {
-        bail!(Input, "not a YUV4MPEG2 (.y4m) file");
-    }
-    let (mut w, mut h, mut fps, mut colorspace) = (0usize, 0usize, None, "420jpeg".to_string());
-    for f in fields {
-        // the tag is one character, which need not be ASCII in a damaged header
-        let tag_len = f.chars().next().map_or(0, char::len_utf8);
-        let (tag, val) = f.split_at(tag_len);
-        match tag {
-            "W" => w = val.parse().map_err(|_| Error::Input(format!("bad y4m width {val:?}")))?,
-            "H" => h = val.parse().map_err(|_| Error::Input(format!("bad y4m height {val:?}")))?,
-            "F" => {
-                let (n, d) = val.split_once(':').unwrap_or((val, "1"));
-                if let (Ok(n), Ok(d)) = (n.parse::<f64>(), d.parse::<f64>()) {
-                    fps = (d > 0.0).then(|| n / d);
-                }
-            }
-            "C" => colorspace = val.to_string(),
-            _ => {}
+/// A y4m stream read frame by frame (a pipe from ffmpeg, or a file): the header first, then each
+/// frame as RGB bytes when it arrives.
+pub struct Y4mReader<R: BufRead> {
+    r: R,
+    pub width: usize,
+    pub height: usize,
+    pub fps: Option<f64>,
+    chroma: Option<(usize, usize)>,
+    buf: Vec<u8>,
+    pub frames: usize,
+}
+
+impl<R: BufRead> Y4mReader<R> {
+    pub fn open(mut r: R) -> Result<Self> {
+        let mut header = String::new();
+        (&mut r).take(4096).read_line(&mut header)?;
+        let mut fields = header.trim_end().split(' ');
+        if fields.next() != Some("YUV4MPEG2") {
+            bail!(Input, "not a YUV4MPEG2 (.y4m) file");
         }
+        let (mut w, mut h, mut fps, mut colorspace) = (0usize, 0usize, None, "420jpeg".to_string());
+        for f in fields {
+            // the tag is one character, which need not be ASCII in a damaged header
+            let tag_len = f.chars().next().map_or(0, char::len_utf8);
+            let (tag, val) = f.split_at(tag_len);
+            match tag {
+                "W" => w = val.parse().map_err(|_| Error::Input(format!("bad y4m width {val:?}")))?,
+                "H" => h = val.parse().map_err(|_| Error::Input(format!("bad y4m height {val:?}")))?,
+                "F" => {
+                    let (n, d) = val.split_once(':').unwrap_or((val, "1"));
+                    if let (Ok(n), Ok(d)) = (n.parse::<f64>(), d.parse::<f64>()) {
+                        fps = (d > 0.0).then(|| n / d);
+                    }
+                }
+                "C" => colorspace = val.to_string(),
+                _ => {}
+            }
+        }
+        if w == 0 || h == 0 || w > 1 << 14 || h > 1 << 14 {
+            bail!(Input, "y4m frame size {w}×{h} is missing or out of range");
+        }
+        let chroma = chroma_layout(&colorspace)?;
+        let (cw, ch) = chroma.map_or((0, 0), |(sx, sy)| (w.div_ceil(sx), h.div_ceil(sy)));
+        Ok(Y4mReader { r, width: w, height: h, fps, chroma, buf: vec![0u8; w * h + 2 * cw * ch], frames: 0 })
     }
-    if w == 0 || h == 0 || w > 1 << 14 || h > 1 << 14 {
-        bail!(Input, "y4m frame size {w}×{h} is missing or out of range");
-    }
-    let chroma = chroma_layout(&colorspace)?;
-    let (cw, ch) = chroma.map_or((0, 0), |(sx, sy)| (w.div_ceil(sx), h.div_ceil(sy)));
-    let frame_bytes = w * h + 2 * cw * ch;
-    let mut rgb = Vec::new();
-    let mut buf = vec![0u8; frame_bytes];
-    let mut frames = 0;
-    loop {
+
+    /// The next frame as H×W×3 RGB bytes, or None at the end of the stream.
+    pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>> {
+        let (w, h) = (self.width, self.height);
         let mut line = String::new();
-        if (&mut r).take(4096).read_line(&mut line)? == 0 {
-            break;
+        if (&mut self.r).take(4096).read_line(&mut line)? == 0 {
+            return Ok(None);
         }
         if !line.starts_with("FRAME") {
-            bail!(Input, "corrupt y4m: expected FRAME after {frames} frames");
+            bail!(Input, "corrupt y4m: expected FRAME after {} frames", self.frames);
         }
-        r.read_exact(&mut buf).map_err(|_| Error::Input(format!("truncated y4m: frame {frames} is incomplete")))?;
-        frames += 1;
-        check_size(frames, h, w, "y4m")?;
-        let (luma, rest) = buf.split_at(w * h);
-        let (u, v) = rest.split_at(cw * ch);
+        self.r.read_exact(&mut self.buf).map_err(|_| Error::Input(format!("truncated y4m: frame {} is incomplete", self.frames)))?;
+        self.frames += 1;
+        let cw = self.chroma.map_or(0, |(sx, _)| w.div_ceil(sx));
+        let (luma, rest) = self.buf.split_at(w * h);
+        let (u, v) = rest.split_at(rest.len() / 2);
+        let mut rgb = Vec::with_capacity(w * h * 3);
         for y in 0..h {
             for x in 0..w {
-                let (uu, vv) = match chroma {
+                let (uu, vv) = match self.chroma {
                     Some((sx, sy)) => (u[(y / sy) * cw + x / sx], v[(y / sy) * cw + x / sx]),
                     None => (128, 128),
                 };
                 rgb.extend_from_slice(&yuv_to_rgb(luma[y * w + x], uu, vv));
             }
         }
+        Ok(Some(rgb))
     }
-    if frames == 0 {
+}
+
+pub fn read_y4m<R: BufRead>(r: R) -> Result<Video> {
+    let mut y4m = Y4mReader::open(r)?;
+    let mut rgb = Vec::new();
+    while let Some(frame) = y4m.next_frame()? {
+        check_size(y4m.frames, y4m.height, y4m.width, "y4m")?;
+        rgb.extend_from_slice(&frame);
+    }
+    if y4m.frames == 0 {
         bail!(Input, "y4m file has no frames");
     }
-    let mut v = Video::new(frames, h, w, rgb)?;
-    v.fps = fps;
+    let mut v = Video::new(y4m.frames, y4m.height, y4m.width, rgb)?;
+    v.fps = y4m.fps;
     Ok(v)
 }
 
 /// Writes 4:2:0 (`C420jpeg`), which every y4m reader (ffmpeg, Chromium's fake camera) accepts.
 pub fn write_y4m<W: Write>(out: &mut W, v: &Video) -> Result<()> {
-    let (num, den) = fps_ratio(v.fps.unwrap_or(30.0));
-    writeln!(out, "YUV4MPEG2 W{} H{} F{num}:{den} Ip A1:1 C420jpeg", v.width, v.height)?;
+    write_y4m_header(out, v.width, v.height, v.fps)?;
+    write_y4m_frames(out, v)
+}
+
+/// The stream header of [`write_y4m`], for writers that send frames as they come.
+pub fn write_y4m_header<W: Write>(out: &mut W, width: usize, height: usize, fps: Option<f64>) -> Result<()> {
+    let (num, den) = fps_ratio(fps.unwrap_or(30.0));
+    writeln!(out, "YUV4MPEG2 W{width} H{height} F{num}:{den} Ip A1:1 C420jpeg")?;
+    Ok(())
+}
+
+/// The frames of [`write_y4m`], without the header.
+pub fn write_y4m_frames<W: Write>(out: &mut W, v: &Video) -> Result<()> {
     let (w, h) = (v.width, v.height);
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     for f in 0..v.frames {

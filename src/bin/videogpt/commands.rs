@@ -16,7 +16,7 @@ use crate::{Device, InputOptions, Job};
 pub enum Action {
     Encode,
     Decode { fps: Option<f64> },
-    Reconstruct { json: bool },
+    Reconstruct { json: bool, stream: bool },
 }
 
 /// Run `$body` with `$b` bound to the chosen backend. Generic code cannot be handed around as a
@@ -48,7 +48,8 @@ pub fn run_job(j: Job, action: Action) -> Result<()> {
         match action {
             Action::Encode => encode(b, &j),
             Action::Decode { fps } => decode(b, &j, fps),
-            Action::Reconstruct { json } => reconstruct(b, &j, json),
+            Action::Reconstruct { stream: true, .. } => reconstruct_stream(b, &j),
+            Action::Reconstruct { json, .. } => reconstruct(b, &j, json),
         }
     })
 }
@@ -167,6 +168,64 @@ fn decode<B: Backend>(b: &B, j: &Job, fps: Option<f64>) -> Result<()> {
     out.fps = Some(fps.or(file_fps).unwrap_or(30.0));
     write_clip(&j.output, &out, &[&j.input, &j.model])?;
     eprintln!("wrote {} frames of {}×{} to {}", out.frames, out.width, out.height, j.output.display());
+    Ok(())
+}
+
+/// `reconstruct --stream`: y4m in, y4m out, a chunk at a time (see the flag's help). The
+/// native path of the page's live mode, on the same chunks, so that the two can be timed alike.
+fn reconstruct_stream<B: Backend>(b: &B, j: &Job) -> Result<()> {
+    use std::io::Write;
+    use videogpt::video::io::{write_y4m_frames, write_y4m_header, Y4mReader};
+    let dash = |p: &Path| p.as_os_str() == "-";
+    if !dash(&j.output) {
+        require_extension(&j.output, "y4m", "streamed reconstructions")?;
+        refuse_overwrite(&j.output, &[&j.input, &j.model])?;
+    }
+    let t = tokenizer(b, &j.model, &read_model(&j.model)?, j.input_options)?;
+    let stride = t.config().downsample[0];
+    let input: Box<dyn std::io::BufRead> = if dash(&j.input) {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(&j.input).map_err(|e| Error::Io(format!("cannot open {}: {e}", j.input.display())))?))
+    };
+    let mut y4m = Y4mReader::open(input).map_err(|e| in_input(e, &j.input))?;
+    let mut out: Box<dyn Write> = if dash(&j.output) {
+        Box::new(std::io::BufWriter::new(std::io::stdout().lock()))
+    } else {
+        Box::new(std::io::BufWriter::new(std::fs::File::create(&j.output)?))
+    };
+    let (h, w) = (y4m.height, y4m.width);
+    let (mut window, mut chunks, mut header) = (Vec::<Vec<u8>>::new(), 0usize, false);
+    let started = Instant::now();
+    while let Some(frame) = y4m.next_frame()? {
+        window.push(frame);
+        if window.len() % stride != 0 || window.len() < stride {
+            continue;
+        }
+        // the new chunk and the one before it as context (the first chunk has none)
+        let t0 = Instant::now();
+        let clip = Video::new(window.len(), h, w, window.concat())?;
+        let x = t.preprocess(b, &clip, 0..clip.frames)?;
+        let r = pollster::block_on(t.reconstruct(b, &x, &|| 0.0))?;
+        let keep = |v: &Video| v.slice(v.frames - stride, stride);
+        let (input, mut output) = (keep(&r.input), keep(&r.output));
+        output.fps = y4m.fps;
+        if !header {
+            write_y4m_header(&mut out, output.width, output.height, y4m.fps)?;
+            header = true;
+        }
+        write_y4m_frames(&mut out, &output)?;
+        out.flush()?;
+        chunks += 1;
+        let psnr = metrics::psnr(&input, &output)?;
+        eprintln!("chunk {chunks}: frames {}–{}, PSNR {psnr:.2} dB, {:.0} ms", (chunks - 1) * stride, chunks * stride - 1, t0.elapsed().as_secs_f64() * 1e3);
+        window.drain(..window.len() - stride);
+    }
+    if chunks == 0 {
+        bail!(Input, "{}: the stream ended before a whole chunk of {stride} frames", j.input.display());
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!("{chunks} chunks, {} frames in {seconds:.2} s: {:.1} frames/s", chunks * stride, (chunks * stride) as f64 / seconds);
     Ok(())
 }
 

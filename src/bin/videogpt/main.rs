@@ -114,6 +114,12 @@ enum Command {
         /// Print the metrics as JSON.
         #[arg(long)]
         json: bool,
+        /// Stream: read a y4m stream (`--input -` for stdin, e.g. piped from ffmpeg) and write the
+        /// reconstruction as y4m (`--output -` for stdout) chunk by chunk as frames arrive, each
+        /// chunk (the temporal stride) with the one before it as context, as the page's live mode
+        /// does; per-chunk PSNR and time go to stderr.
+        #[arg(long)]
+        stream: bool,
     },
     /// Sample clips from a GPT prior and decode them with its VQ-VAE, on --device.
     Sample {
@@ -251,7 +257,7 @@ fn main() -> ExitCode {
         Command::Convert { input, output, f16 } => models::convert(&input, &output, f16),
         Command::Encode(j) => run_job(j, Action::Encode),
         Command::Decode { job, fps } => run_job(job, Action::Decode { fps }),
-        Command::Reconstruct { job, json } => run_job(job, Action::Reconstruct { json }),
+        Command::Reconstruct { job, json, stream } => run_job(job, Action::Reconstruct { json, stream }),
         Command::Sample { model, vqvae, output, tokens, n, seed, temperature, top_k, class, prefix, prefix_frames, cond_frame, device, input_options } => {
             let opts = videogpt::gpt::SampleOptions { temperature, top_k, seed, class, frames: None };
             let prefix = prefix.map(|p| (p, prefix_frames));
