@@ -342,6 +342,9 @@ async function startLive() {
       stopTrack: true,
       onError: fail,
       onChunk: (c) => {
+        // the tokens alone travel to any other tab of this page on this machine (?receive)
+        liveChannel().postMessage({ hash: app.session.model.hash, seq: c.seq, contextSeq: c.contextSeq, latent: c.latent, tokens: c.tokens });
+        app.liveSent = [...(app.liveSent ?? []).slice(-15), { seq: c.seq, frames: c.output.data }];
         drawFrame($('live-in'), c.input, c.input.frames - 1);
         drawFrame($('live-out'), c.output, c.output.frames - 1);
         drawMetrics($('live-plot'), c.stats.psnr, []);
@@ -370,6 +373,46 @@ async function stopLive() {
 }
 
 document.addEventListener('visibilitychange', () => { if (document.hidden) stopLive(); });
+
+let channel = null;
+/** Where live tokens are broadcast: every tab of this origin (a second page with ?receive decodes
+ *  them: the tokens as a ~10 kbit/s video transport; WebRTC data channels would carry them
+ *  between machines). */
+function liveChannel() {
+  return (channel ??= new BroadcastChannel('videogpt-live'));
+}
+
+/** ?receive: decode the live tokens another tab broadcasts, each chunk with the chunk before it
+ *  as context, as the sender reconstructed it; chunks that arrive while one decodes are dropped. */
+function startReceiving() {
+  $('live-view').hidden = false;
+  $('live-in').parentElement.hidden = true;
+  const got = (app.received = { chunks: 0, dropped: 0, bits: 0, frames: [] });
+  const started = performance.now();
+  let previous = null, busyDecoding = false;
+  liveChannel().onmessage = async ({ data: m }) => {
+    if (m.hash !== app.session.model.hash) { status('Receiving tokens of another model: load the same model here.'); return; }
+    if (busyDecoding) { got.dropped++; previous = null; return; }
+    busyDecoding = true;
+    try {
+      const withContext = previous && m.contextSeq === previous.seq;
+      const tokens = withContext ? Uint32Array.from([...previous.tokens, ...m.tokens]) : m.tokens;
+      const latent = [m.latent[0] * (withContext ? 2 : 1), m.latent[1], m.latent[2]];
+      const video = await app.session.decode({ tokens, latent });
+      const n = video.height * video.width * 3, frames = video.frames / latent[0] * m.latent[0];
+      const own = { ...video, data: video.data.subarray((video.frames - frames) * n), frames };
+      drawFrame($('live-out'), own, own.frames - 1);
+      previous = m;
+      got.chunks++;
+      got.bits += m.tokens.length * app.session.model.tokenBits;
+      got.frames = [...(got.frames ?? []).slice(-15), { seq: m.seq, frames: own.data.slice() }];
+      $('live-stats').textContent = `received ${got.chunks} chunks (${got.dropped} dropped) at ${(got.bits / (performance.now() - started)).toFixed(1)} kbit/s of tokens`;
+    } finally {
+      busyDecoding = false;
+    }
+  };
+  status('Receiving: open this page in another tab and press Live there.');
+}
 
 // ---------- models and start-up ----------
 
@@ -484,6 +527,7 @@ async function start() {
   }
   status('Ready: pick an input.');
   await openSharedClip();
+  if (params.has('receive')) startReceiving();
 }
 
 app.ready = job('Loading the model…', start);

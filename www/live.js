@@ -68,7 +68,7 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
   const stats = { framesIn: 0, framesDropped: 0, chunks: 0, fpsIn: 0, fpsOut: 0, latencyMs: 0, kbitPerSecond: 0, psnr: [] };
   const canvas = new OffscreenCanvas(1, 1);
   const started = performance.now();
-  let running = true, busy = false, size = null, pending = [], history = [], firstAt = 0;
+  let running = true, busy = false, size = null, pending = [], history = [], firstAt = 0, seq = 0;
   const outTimes = [];
 
   /** The last `stride` frames of a clip (the chunk itself, without its context). */
@@ -84,7 +84,10 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
       if (!running) return;
       const windows = clip.frames / stride;
       const r = { ...full, input: tail(full.input), output: tail(full.output), psnr: full.psnr.slice(-stride),
-        tokens: full.tokens.subarray(full.tokens.length - full.tokens.length / windows) };
+        tokens: full.tokens.subarray(full.tokens.length - full.tokens.length / windows),
+        latent: [full.latent[0] / windows, full.latent[1], full.latent[2]],
+        // the chunk this one was reconstructed with as context, if any (a receiver decodes alike)
+        seq: ++seq, contextSeq: clip.frames > stride ? seq - 1 : null };
       const now = performance.now();
       stats.chunks++;
       outTimes.push(now);
