@@ -1,6 +1,6 @@
-// The wasm CPU path in headless Chromium (no WebGPU): the bundled clip reconstructed with
-// natural-64 at 64×64 and 128×128, and one sample of mmnist-prior, median of N runs after a
-// warm-up, through the JS API. Prints a markdown row per measurement; docs/performance.md keeps
+// The wasm CPU path in headless Chromium (no WebGPU; --webgpu: SwiftShader's WebGPU instead): the
+// bundled clip reconstructed with natural-64 at 64×64 and 128×128, live mode fed by a 30 fps
+// camera, and one sample of mmnist-prior, median of N runs after a warm-up, through the JS API. Prints a markdown row per measurement; docs/performance.md keeps
 // the table. Build the engine first (scalar: bash scripts/build-web.sh; SIMD: see the doc).
 //   node scripts/bench-wasm.mjs [--runs 5] [--label scalar]
 import { execFileSync } from 'node:child_process';
@@ -11,13 +11,14 @@ import { serve } from '../tests/e2e/helpers.mjs';
 const arg = (name, fallback) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : fallback; };
 const runs = Number(arg('runs', 5));
 const label = arg('label', 'build');
+const device = process.argv.includes('--webgpu') ? 'webgpu' : 'cpu';
 const server = await serve();
-const browser = await launch({ webgpu: false });
+const browser = await launch({ webgpu: device === 'webgpu' });
 try {
   const page = await browser.newPage();
-  await page.goto(`${server.url}?device=cpu`);
+  await page.goto(`${server.url}?device=${device}`);
   await page.waitForFunction(() => window.app?.session, null, { timeout: 180_000 });
-  const result = await page.evaluate(async (n) => {
+  const result = await page.evaluate(async ([n, device]) => {
     const { load } = await import('./www/videogpt.js');
     const { decodeVideoFile } = await import('./www/media.js');
     const file = await (await fetch('www/media/calais-1906.mp4')).arrayBuffer();
@@ -25,13 +26,40 @@ try {
     const median = (v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
     const out = {};
     for (const resolution of [64, 128]) {
-      const s = await load({ model: 'models/natural-64.safetensors', device: 'cpu', resolution });
+      const s = await load({ model: 'models/natural-64.safetensors', device, resolution });
       const enc = [], dec = [];
       for (let i = 0; i <= n; i++) {
         const r = await s.reconstruct(frames);
         if (i > 0) { enc.push(r.encodeMs); dec.push(r.decodeMs); }
       }
       out[`reconstruct ${resolution}×${resolution}`] = { encode: median(enc), decode: median(dec) };
+      s.close();
+    }
+    // live mode fed by a 30 fps camera (the clip's frames, looped) for 6 s: frames out per second
+    for (const resolution of [64, 128]) {
+      const s = await load({ model: 'models/natural-64.safetensors', device, resolution });
+      const n = frames.height * frames.width * 3;
+      const canvas = new OffscreenCanvas(frames.width, frames.height);
+      const ctx = canvas.getContext('2d');
+      let i = 0;
+      const t0 = performance.now();
+      const camera = {
+        async next() {
+          if (performance.now() - t0 > 6000) return { done: true };
+          await new Promise((r) => setTimeout(r, Math.max(0, t0 + i * 33.3 - performance.now())));
+          const rgb = frames.data.subarray((i % frames.frames) * n, (i % frames.frames + 1) * n);
+          const rgba = new Uint8ClampedArray(frames.height * frames.width * 4);
+          for (let p = 0, q = 0; p < rgb.length; p += 3, q += 4) { rgba[q] = rgb[p]; rgba[q + 1] = rgb[p + 1]; rgba[q + 2] = rgb[p + 2]; rgba[q + 3] = 255; }
+          ctx.putImageData(new ImageData(rgba, frames.width, frames.height), 0, 0);
+          i++;
+          return { value: { frame: canvas, width: frames.width, height: frames.height, close() {} } };
+        },
+      };
+      const h = await s.live(camera);
+      await h.done;
+      await new Promise((r) => setTimeout(r, 1000));
+      const st = h.stats;
+      out[`live ${resolution}×${resolution}, 30 fps camera`] = { fps: (st.chunks * 4) / 6, dropped: st.framesDropped, of: st.framesIn };
       s.close();
     }
     const p = await load({ prior: 'models/mmnist-prior.safetensors', device: 'cpu' });
@@ -44,11 +72,15 @@ try {
     out['sample mmnist-prior (1,024 tokens, decoded)'] = { total: median(times) };
     p.close();
     return out;
-  }, runs);
+  }, [runs, device]);
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const chromium = execFileSync('chromium', ['--version'], { encoding: 'utf8' }).trim();
   console.log(`${chromium}, ${os.cpus().length} cores of ${cpu}; median of ${runs} runs after a warm-up`);
   for (const [what, t] of Object.entries(result)) {
+    if (t.fps !== undefined) {
+      console.log(`| ${what} | ${label} | ${t.fps.toFixed(1)} frames/s out, ${t.dropped} of ${t.of} frames dropped |`);
+      continue;
+    }
     const ms = t.total ?? t.encode + t.decode;
     console.log(`| ${what} | ${label} | ${t.encode?.toFixed(0) ?? ''} | ${t.decode?.toFixed(0) ?? ''} | ${ms.toFixed(0)} |`);
   }
