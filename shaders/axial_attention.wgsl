@@ -21,8 +21,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 const THREADS: u32 = 64u;
-const MAX_LEN: u32 = 512u;    // longest axis (checked on the host)
-const MAX_D_HEAD: u32 = 512u; // checked on the host
+const MAX_LEN: u32 = 512u;    // longest axis: set and checked by the host (src/gpu/mod.rs)
+const MAX_D_HEAD: u32 = 512u; // set and checked by the host
 
 var<workgroup> q: array<f32, MAX_D_HEAD>;
 var<workgroup> scores: array<f32, MAX_LEN>;

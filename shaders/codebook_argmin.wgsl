@@ -22,7 +22,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> codes: array<u32>;
 
 const THREADS: u32 = 64u;
-const MAX_DIM: u32 = 1024u; // checked on the host
+const MAX_DIM: u32 = 1024u; // set and checked by the host (src/gpu/mod.rs)
 
 var<workgroup> xv: array<f32, MAX_DIM>;
 var<workgroup> best_d: array<f32, THREADS>;

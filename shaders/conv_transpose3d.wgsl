@@ -35,7 +35,7 @@ const RN: u32 = 4u;
 const TILE_M: u32 = 16u * RM;
 const TILE_N: u32 = 16u * RN;
 const TILE_K: u32 = 16u;
-const FLAG_RELU: u32 = 1u;
+const FLAG_RELU: u32 = 1u;     // the flags are set by the host (src/gpu/mod.rs)
 
 var<workgroup> w_tile: array<f32, TILE_K * TILE_M>;
 var<workgroup> x_tile: array<f32, TILE_K * TILE_N>;

@@ -26,7 +26,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 const THREADS: u32 = 64u;
-const FLAG_BIAS: u32 = 1u;
+const FLAG_BIAS: u32 = 1u;     // the flags are set by the host (src/gpu/mod.rs)
 const FLAG_GELU2: u32 = 2u;
 const FLAG_RESIDUAL: u32 = 4u;
 

@@ -27,6 +27,27 @@ const ATTENTION_MAX_LEN: usize = 512;
 const ATTENTION_MAX_D_HEAD: usize = 512;
 /// Largest codebook vector the argmin kernel holds in workgroup memory.
 const ARGMIN_MAX_DIM: usize = 1024;
+/// Bits of the convolutions' `flags` parameter.
+const CONV_RELU: u32 = 1;
+const CONV_RESIDUAL: u32 = 2;
+/// Bits of the GEMV's `flags` parameter (the prior's decode steps).
+pub(crate) const GEMV_BIAS: u32 = 1;
+pub(crate) const GEMV_GELU2: u32 = 2;
+pub(crate) const GEMV_RESIDUAL: u32 = 4;
+
+/// The kernel's source with its `const NAME: u32 = …;` declarations set to the host's values, so
+/// that every limit and flag the host checks or sets is defined once, here. A declaration the
+/// kernel lacks is a bug in this table: it stops the runtime at start-up, in every test.
+fn with_constants(name: &str, source: &str, constants: &[(&str, u32)]) -> String {
+    let mut out = source.to_string();
+    for (constant, value) in constants {
+        let prefix = format!("const {constant}: u32 = ");
+        let Some(start) = out.find(&prefix) else { panic!("{name}.wgsl declares no `{prefix}…;`") };
+        let end = start + out[start..].find(';').expect("a WGSL declaration ends with ;");
+        out.replace_range(start..end, &format!("{prefix}{value}u"));
+    }
+    out
+}
 
 struct Kernel {
     name: &'static str,
@@ -211,13 +232,41 @@ impl Gpu {
             });
         }
         let kernels = Kernels {
-            conv3d: TileVariants::new(&device, "conv3d", include_str!("../../shaders/conv3d.wgsl")),
-            conv_transpose3d: TileVariants::new(&device, "conv_transpose3d", include_str!("../../shaders/conv_transpose3d.wgsl")),
+            conv3d: TileVariants::new(
+                &device,
+                "conv3d",
+                &with_constants("conv3d", include_str!("../../shaders/conv3d.wgsl"), &[("FLAG_RELU", CONV_RELU), ("FLAG_RESIDUAL", CONV_RESIDUAL)]),
+            ),
+            conv_transpose3d: TileVariants::new(
+                &device,
+                "conv_transpose3d",
+                &with_constants("conv_transpose3d", include_str!("../../shaders/conv_transpose3d.wgsl"), &[("FLAG_RELU", CONV_RELU)]),
+            ),
             affine_relu: kernel(&device, "affine_relu", include_str!("../../shaders/affine_relu.wgsl")),
-            axial_attention: kernel(&device, "axial_attention", include_str!("../../shaders/axial_attention.wgsl")),
-            codebook_argmin: kernel(&device, "codebook_argmin", include_str!("../../shaders/codebook_argmin.wgsl")),
+            axial_attention: kernel(
+                &device,
+                "axial_attention",
+                &with_constants(
+                    "axial_attention",
+                    include_str!("../../shaders/axial_attention.wgsl"),
+                    &[("MAX_LEN", ATTENTION_MAX_LEN as u32), ("MAX_D_HEAD", ATTENTION_MAX_D_HEAD as u32)],
+                ),
+            ),
+            codebook_argmin: kernel(
+                &device,
+                "codebook_argmin",
+                &with_constants("codebook_argmin", include_str!("../../shaders/codebook_argmin.wgsl"), &[("MAX_DIM", ARGMIN_MAX_DIM as u32)]),
+            ),
             codebook_lookup: kernel(&device, "codebook_lookup", include_str!("../../shaders/codebook_lookup.wgsl")),
-            gemv: kernel(&device, "gemv", include_str!("../../shaders/gemv.wgsl")),
+            gemv: kernel(
+                &device,
+                "gemv",
+                &with_constants(
+                    "gemv",
+                    include_str!("../../shaders/gemv.wgsl"),
+                    &[("FLAG_BIAS", GEMV_BIAS), ("FLAG_GELU2", GEMV_GELU2), ("FLAG_RESIDUAL", GEMV_RESIDUAL)],
+                ),
+            ),
             layer_norm: kernel(&device, "layer_norm", include_str!("../../shaders/layer_norm.wgsl")),
             decode_attention: kernel(&device, "decode_attention", include_str!("../../shaders/decode_attention.wgsl")),
             sample_token: kernel(&device, "sample_token", include_str!("../../shaders/sample_token.wgsl")),
@@ -479,7 +528,7 @@ impl Backend for Gpu {
         let (i, k, s, pad) = (x.dims, conv.kernel, conv.stride, conv.pad_front());
         let o = Dims::new(conv.cout, i.t / s[0], i.h / s[1], i.w / s[2]);
         let out = self.storage(o.len(), "conv3d output")?;
-        let flags = relu as u32 | (residual.is_some() as u32) << 1;
+        let flags = if relu { CONV_RELU } else { 0 } | if residual.is_some() { CONV_RESIDUAL } else { 0 };
         #[rustfmt::skip]
         let params = [
             conv.cin as u32, conv.cout as u32, flags, 0,
@@ -503,7 +552,7 @@ impl Backend for Gpu {
         let out = self.storage(o.len(), "conv_transpose3d output")?;
         #[rustfmt::skip]
         let params = [
-            convt.cin as u32, convt.cout as u32, relu as u32, 0,
+            convt.cin as u32, convt.cout as u32, if relu { CONV_RELU } else { 0 }, 0,
             i.t as u32, i.h as u32, i.w as u32, 0,
             s[0] as u32, s[1] as u32, s[2] as u32, 0,
         ];

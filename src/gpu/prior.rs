@@ -5,15 +5,11 @@
 
 use wgpu::Buffer;
 
-use super::Gpu;
+use super::{Gpu, GEMV_BIAS, GEMV_GELU2, GEMV_RESIDUAL};
 use crate::backend::Backend as _;
 use crate::gpt::{AttnType, FrameFeatures, Gpt, Linear, SampleOptions};
 use crate::resnet::RESNET_DIM;
 use crate::{bail, Result};
-
-const GEMV_BIAS: u32 = 1;
-const GEMV_GELU2: u32 = 2;
-const GEMV_RESIDUAL: u32 = 4;
 
 struct GpuLinear {
     weight: Buffer,
