@@ -78,7 +78,7 @@ impl Gpu {
             frames as u32, height as u32, width as u32, (row_bytes / 4) as u32,
             words as u32, gx * 256, 0, 0,
         ];
-        self.dispatch(&self.kernels.rgba_to_rgb, &params, &[&rgba, &rgb], (gx, gy, 1))?;
+        self.dispatch(self.kernels.rgba_to_rgb(), &params, &[&rgba, &rgb], (gx, gy, 1))?;
         Ok(GpuFrames { rgb, frames, height, width })
     }
 

@@ -5,7 +5,7 @@
 //! wgpu reports validation errors and device loss through callbacks; both are captured here and
 //! turned into [`Error`]s at the next operation, so a GPU fault never panics the caller.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
@@ -127,20 +127,76 @@ impl TileVariants {
     }
 }
 
+/// One pipeline per kernel, each compiled the first time it runs: a page that only reconstructs
+/// never compiles the prior's kernels, and start-up compiles none (shader compilation is slow on
+/// software adapters).
 struct Kernels {
-    conv3d: TileVariants,
-    conv_transpose3d: TileVariants,
-    affine_relu: Kernel,
-    axial_attention: Kernel,
-    codebook_argmin: Kernel,
-    codebook_lookup: Kernel,
-    gemv: Kernel,
-    layer_norm: Kernel,
-    decode_attention: Kernel,
-    sample_token: Kernel,
-    preprocess: Kernel,
-    rgba_to_rgb: Kernel,
-    channel_norm: Kernel,
+    device: wgpu::Device,
+    conv3d: OnceCell<TileVariants>,
+    conv_transpose3d: OnceCell<TileVariants>,
+    affine_relu: OnceCell<Kernel>,
+    axial_attention: OnceCell<Kernel>,
+    codebook_argmin: OnceCell<Kernel>,
+    codebook_lookup: OnceCell<Kernel>,
+    gemv: OnceCell<Kernel>,
+    layer_norm: OnceCell<Kernel>,
+    decode_attention: OnceCell<Kernel>,
+    sample_token: OnceCell<Kernel>,
+    preprocess: OnceCell<Kernel>,
+    rgba_to_rgb: OnceCell<Kernel>,
+    channel_norm: OnceCell<Kernel>,
+}
+
+/// `kernels.NAME()`: the pipeline, compiled from `shaders/NAME.wgsl` (with the host's constants)
+/// on first use.
+macro_rules! lazy_kernels {
+    ($($name:ident: $ty:ident $(with $consts:expr)?;)*) => {
+        impl Kernels {
+            fn new(device: wgpu::Device) -> Self {
+                Kernels { device, $($name: OnceCell::new(),)* }
+            }
+            $(
+                fn $name(&self) -> &$ty {
+                    self.$name.get_or_init(|| {
+                        let name = stringify!($name);
+                        let source = include_str!(concat!("../../shaders/", stringify!($name), ".wgsl"));
+                        #[allow(unused_mut, unused_assignments)]
+                        let mut constants: &[(&str, u32)] = &[];
+                        $(constants = $consts;)?
+                        $ty::build(&self.device, name, &with_constants(name, source, constants))
+                    })
+                }
+            )*
+        }
+    };
+}
+
+lazy_kernels! {
+    conv3d: TileVariants with &[("FLAG_RELU", CONV_RELU), ("FLAG_RESIDUAL", CONV_RESIDUAL)];
+    conv_transpose3d: TileVariants with &[("FLAG_RELU", CONV_RELU)];
+    affine_relu: Kernel;
+    axial_attention: Kernel with &[("MAX_LEN", ATTENTION_MAX_LEN as u32), ("MAX_D_HEAD", ATTENTION_MAX_D_HEAD as u32)];
+    codebook_argmin: Kernel with &[("MAX_DIM", ARGMIN_MAX_DIM as u32)];
+    codebook_lookup: Kernel;
+    gemv: Kernel with &[("FLAG_BIAS", GEMV_BIAS), ("FLAG_GELU2", GEMV_GELU2), ("FLAG_RESIDUAL", GEMV_RESIDUAL)];
+    layer_norm: Kernel;
+    decode_attention: Kernel;
+    sample_token: Kernel;
+    preprocess: Kernel;
+    rgba_to_rgb: Kernel;
+    channel_norm: Kernel;
+}
+
+impl Kernel {
+    fn build(device: &wgpu::Device, name: &'static str, source: &str) -> Self {
+        kernel(device, name, source)
+    }
+}
+
+impl TileVariants {
+    fn build(device: &wgpu::Device, name: &'static str, source: &str) -> Self {
+        TileVariants::new(device, name, source)
+    }
 }
 
 pub struct Gpu {
@@ -231,49 +287,7 @@ impl Gpu {
                 lost.lock().unwrap().get_or_insert_with(|| format!("{reason:?}: {msg}"));
             });
         }
-        let kernels = Kernels {
-            conv3d: TileVariants::new(
-                &device,
-                "conv3d",
-                &with_constants("conv3d", include_str!("../../shaders/conv3d.wgsl"), &[("FLAG_RELU", CONV_RELU), ("FLAG_RESIDUAL", CONV_RESIDUAL)]),
-            ),
-            conv_transpose3d: TileVariants::new(
-                &device,
-                "conv_transpose3d",
-                &with_constants("conv_transpose3d", include_str!("../../shaders/conv_transpose3d.wgsl"), &[("FLAG_RELU", CONV_RELU)]),
-            ),
-            affine_relu: kernel(&device, "affine_relu", include_str!("../../shaders/affine_relu.wgsl")),
-            axial_attention: kernel(
-                &device,
-                "axial_attention",
-                &with_constants(
-                    "axial_attention",
-                    include_str!("../../shaders/axial_attention.wgsl"),
-                    &[("MAX_LEN", ATTENTION_MAX_LEN as u32), ("MAX_D_HEAD", ATTENTION_MAX_D_HEAD as u32)],
-                ),
-            ),
-            codebook_argmin: kernel(
-                &device,
-                "codebook_argmin",
-                &with_constants("codebook_argmin", include_str!("../../shaders/codebook_argmin.wgsl"), &[("MAX_DIM", ARGMIN_MAX_DIM as u32)]),
-            ),
-            codebook_lookup: kernel(&device, "codebook_lookup", include_str!("../../shaders/codebook_lookup.wgsl")),
-            gemv: kernel(
-                &device,
-                "gemv",
-                &with_constants(
-                    "gemv",
-                    include_str!("../../shaders/gemv.wgsl"),
-                    &[("FLAG_BIAS", GEMV_BIAS), ("FLAG_GELU2", GEMV_GELU2), ("FLAG_RESIDUAL", GEMV_RESIDUAL)],
-                ),
-            ),
-            layer_norm: kernel(&device, "layer_norm", include_str!("../../shaders/layer_norm.wgsl")),
-            decode_attention: kernel(&device, "decode_attention", include_str!("../../shaders/decode_attention.wgsl")),
-            sample_token: kernel(&device, "sample_token", include_str!("../../shaders/sample_token.wgsl")),
-            preprocess: kernel(&device, "preprocess", include_str!("../../shaders/preprocess.wgsl")),
-            rgba_to_rgb: kernel(&device, "rgba_to_rgb", include_str!("../../shaders/rgba_to_rgb.wgsl")),
-            channel_norm: kernel(&device, "channel_norm", include_str!("../../shaders/channel_norm.wgsl")),
-        };
+        let kernels = Kernels::new(device.clone());
         let gpu = Gpu {
             device,
             queue,
@@ -507,7 +521,7 @@ impl Gpu {
             plan.frames as u32, height as u32, width as u32, resolution as u32,
             gx * 256, 0, 0, 0,
         ];
-        self.dispatch(&self.kernels.preprocess, &params, &[rgb, &rows, &cols, &levels, &out], (gx, gy, 1))?;
+        self.dispatch(self.kernels.preprocess(), &params, &[rgb, &rows, &cols, &levels, &out], (gx, gy, 1))?;
         Ok(Tensor { dims, buf: out })
     }
 }
@@ -540,7 +554,7 @@ impl Backend for Gpu {
         ];
         // an unused residual binding still needs a buffer; the bias is read-only and always there
         let res = residual.map_or(&conv.bias, |r| &r.buf);
-        let k = self.kernels.conv3d.for_channels(conv.cout);
+        let k = self.kernels.conv3d().for_channels(conv.cout);
         let groups = (o.positions().div_ceil(k.tile_n) as u32, conv.cout.div_ceil(k.tile_m) as u32, 1);
         self.dispatch(&k.kernel, &params, &[&x.buf, &conv.weight, &conv.bias, res, &out], groups)?;
         Ok(Tensor { dims: o, buf: out })
@@ -557,7 +571,7 @@ impl Backend for Gpu {
             s[0] as u32, s[1] as u32, s[2] as u32, 0,
         ];
         let classes = (s[0] * s[1] * s[2]) as u32;
-        let k = self.kernels.conv_transpose3d.for_channels(convt.cout);
+        let k = self.kernels.conv_transpose3d().for_channels(convt.cout);
         let groups = (i.positions().div_ceil(k.tile_n) as u32, convt.cout.div_ceil(k.tile_m) as u32, classes);
         self.dispatch(&k.kernel, &params, &[&x.buf, &convt.weight, &convt.bias, &out], groups)?;
         Ok(Tensor { dims: o, buf: out })
@@ -567,7 +581,7 @@ impl Backend for Gpu {
         let out = self.storage(x.dims.len(), "batchnorm output")?;
         let (gx, gy) = grid(x.dims.len(), 256, self.limits.max_compute_workgroups_per_dimension)?;
         let params = [x.dims.positions() as u32, x.dims.len() as u32, gx * 256, 0];
-        self.dispatch(&self.kernels.affine_relu, &params, &[&x.buf, &bn.scale, &bn.shift, &out], (gx, gy, 1))?;
+        self.dispatch(self.kernels.affine_relu(), &params, &[&x.buf, &bn.scale, &bn.shift, &out], (gx, gy, 1))?;
         Ok(Tensor { dims: x.dims, buf: out })
     }
 
@@ -583,7 +597,7 @@ impl Backend for Gpu {
         // without a residual the input stands in for it (the kernel does not read it; binding the
         // output twice would alias a writable buffer)
         let res = residual.map_or(&x.buf, |r| &r.buf);
-        self.dispatch(&self.kernels.channel_norm, &params, &[&x.buf, &norm.weight, &norm.bias, res, &out], (gx, gy, 1))?;
+        self.dispatch(self.kernels.channel_norm(), &params, &[&x.buf, &norm.weight, &norm.bias, res, &out], (gx, gy, 1))?;
         Ok(Tensor { dims: x.dims, buf: out })
     }
 
@@ -605,7 +619,7 @@ impl Backend for Gpu {
             c as u32, heads as u32, (c / heads) as u32, d.positions() as u32,
             d.t as u32, d.h as u32, d.w as u32, gx,
         ];
-        self.dispatch(&self.kernels.axial_attention, &params, &[&qkv.buf, &out], (gx, gy, 3 * heads as u32))?;
+        self.dispatch(self.kernels.axial_attention(), &params, &[&qkv.buf, &out], (gx, gy, 3 * heads as u32))?;
         Ok(Tensor { dims: Dims { c: 3 * c, ..d }, buf: out })
     }
 
@@ -617,7 +631,7 @@ impl Backend for Gpu {
         let out = self.storage(n, "codes")?;
         let (gx, gy) = grid(n, 1, self.limits.max_compute_workgroups_per_dimension)?;
         let params = [cb.dim as u32, cb.n_codes as u32, n as u32, gx];
-        self.dispatch(&self.kernels.codebook_argmin, &params, &[&z.buf, &cb.embeddings, &cb.norms, &out], (gx, gy, 1))?;
+        self.dispatch(self.kernels.codebook_argmin(), &params, &[&z.buf, &cb.embeddings, &cb.norms, &out], (gx, gy, 1))?;
         Ok(Codes { dims: [z.dims.t, z.dims.h, z.dims.w], buf: out })
     }
 
@@ -632,7 +646,7 @@ impl Backend for Gpu {
         let out = self.storage(dims.len(), "codebook lookup")?;
         let (gx, gy) = grid(dims.len(), 256, self.limits.max_compute_workgroups_per_dimension)?;
         let params = [cb.dim as u32, cb.n_codes as u32, dims.positions() as u32, gx * 256];
-        self.dispatch(&self.kernels.codebook_lookup, &params, &[&codes.buf, &cb.embeddings, &out], (gx, gy, 1))?;
+        self.dispatch(self.kernels.codebook_lookup(), &params, &[&codes.buf, &cb.embeddings, &out], (gx, gy, 1))?;
         Ok(Tensor { dims, buf: out })
     }
 

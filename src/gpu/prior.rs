@@ -121,12 +121,12 @@ impl<'g> GpuPrior<'g> {
             l.d_in as u32, l.d_out as u32, flags, res_offset as u32,
             io.x_offset as u32, gx, io.out_offset as u32, 0,
         ];
-        g.dispatch(&g.kernels.gemv, &params, &[io.x, &l.weight, bias, res, io.out], (gx, gy, 1))
+        g.dispatch(g.kernels.gemv(), &params, &[io.x, &l.weight, bias, res, io.out], (gx, gy, 1))
     }
 
     fn layer_norm(&self, x: &Buffer, (gain, shift): &(Buffer, Buffer), out: &Buffer) -> Result<()> {
         let d = self.gpt.config.hidden_dim as u32;
-        self.gpu.dispatch(&self.gpu.kernels.layer_norm, &[d, 0, 0, 0], &[x, gain, shift, out], (1, 1, 1))
+        self.gpu.dispatch(self.gpu.kernels.layer_norm(), &[d, 0, 0, 0], &[x, gain, shift, out], (1, 1, 1))
     }
 
     /// Buffers for one run; `class`, `frames` and `prefix` are checked by the caller.
@@ -187,7 +187,7 @@ impl<'g> GpuPrior<'g> {
         } else {
             let e = c.embedding_dim as u32;
             let (gx, gy) = super::grid(c.embedding_dim, 256, g.limits.max_compute_workgroups_per_dimension)?;
-            g.dispatch(&g.kernels.codebook_lookup, &[e, c.n_codes as u32, 1, gx * 256], &[&run.token, &self.codebook, &run.emb], (gx, gy, 1))?;
+            g.dispatch(g.kernels.codebook_lookup(), &[e, c.n_codes as u32, 1, gx * 256], &[&run.token, &self.codebook, &run.emb], (gx, gy, 1))?;
             // fc_in(codebook vector) + pos[i]
             self.gemv(&self.fc_in, Gemv { x: &run.emb, x_offset: 0, out: &run.x, out_offset: 0, residual: Some((&self.pos, i * d)), gelu2: false })?;
         }
@@ -204,7 +204,7 @@ impl<'g> GpuPrior<'g> {
                 d as u32, c.heads as u32, i as u32, c.positions() as u32,
                 sparse as u32, self.gpt.blocks_per_frame as u32, d as u32, 0,
             ];
-            g.dispatch(&g.kernels.decode_attention, &params, &[&run.q, &run.k_cache[l], &run.v_cache[l], &run.scores, &run.attn], (c.heads as u32, 1, 1))?;
+            g.dispatch(g.kernels.decode_attention(), &params, &[&run.q, &run.k_cache[l], &run.v_cache[l], &run.scores, &run.attn], (c.heads as u32, 1, 1))?;
             self.gemv(&b.fc, Gemv { x: &run.attn, x_offset: 0, out: &run.x2, out_offset: 0, residual: Some((&run.x, 0)), gelu2: false })?;
             // cross-attention to every frame feature: the same kernel, unmasked, 240-wide values
             let mid = match (&b.cross, run.cross.get(l)) {
@@ -217,7 +217,7 @@ impl<'g> GpuPrior<'g> {
                         d as u32, c.heads as u32, (m - 1) as u32, m as u32,
                         0, 1, RESNET_DIM as u32, 0,
                     ];
-                    g.dispatch(&g.kernels.decode_attention, &params, &[&run.q, k, v, &run.scores, &run.cross_out], (c.heads as u32, 1, 1))?;
+                    g.dispatch(g.kernels.decode_attention(), &params, &[&run.q, k, v, &run.scores, &run.cross_out], (c.heads as u32, 1, 1))?;
                     self.gemv(fc, Gemv { x: &run.cross_out, x_offset: 0, out: &run.x3, out_offset: 0, residual: Some((&run.x2, 0)), gelu2: false })?;
                     &run.x3
                 }
@@ -254,7 +254,7 @@ impl<'g> GpuPrior<'g> {
                 c.n_codes as u32, top_k, i as u32, 0,
                 opts.temperature.to_bits(), u.to_bits(), 0, 0,
             ];
-            self.gpu.dispatch(&self.gpu.kernels.sample_token, &params, &[&run.logits, &run.grid, &run.token], (1, 1, 1))?;
+            self.gpu.dispatch(self.gpu.kernels.sample_token(), &params, &[&run.logits, &run.grid, &run.token], (1, 1, 1))?;
             since_report += 1;
             if report_every > 0 && since_report >= report_every && i + 1 < n {
                 since_report = 0;
