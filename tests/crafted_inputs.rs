@@ -133,7 +133,12 @@ fn every_crafted_input_is_one_error_line_under_a_memory_limit() {
         case("checkpoint whose pickle calls os.system", &["convert", "--input", s(&evil), "--output", o], &[&evil], "posix.system"),
         case("output is the input", &["reconstruct", "--model", m, "--input", s(&clip), "--output", s(&clip)], &[&clip], "refusing to write over it"),
         case("output is a link to the input", &["reconstruct", "--model", m, "--input", s(&clip), "--output", s(&link)], &[&clip], "refusing to write over it"),
-        case("output is the model", &["encode", "--model", s(&model_npy), "--input", s(&clip), "--output", s(&model_npy)], &[&model_npy], "refusing to write over it"),
+        case(
+            "output is the model",
+            &["encode", "--model", s(&model_npy), "--input", s(&clip), "--output", s(&model_npy)],
+            &[&model_npy],
+            "refusing to write over it",
+        ),
         case("an mp4 that is not one", &["encode", "--model", m, "--input", s(&junk_mp4), "--output", o], &[&junk_mp4], "crafted-junk.mp4"),
     ];
 

@@ -107,8 +107,8 @@ fn frame_conditioned_decoding_on_the_gpu_matches_the_reference() {
     let err = max_abs_diff(&logits, &want[..first]);
     eprintln!("frame-conditioned GPU decode steps: logits max |err| {err:e}");
     assert!(err <= 1.5e-5, "frame-conditioned GPU decode steps: logits max |err| {err:e}"); // measured 1.2e-6
-    // and it samples: the frames are required, and a seed gives the CPU's grid (or one that
-    // differs only after a near-boundary draw)
+                                                                                            // and it samples: the frames are required, and a seed gives the CPU's grid (or one that
+                                                                                            // differs only after a near-boundary draw)
     let opts = SampleOptions { seed: 3, frames: Some(features), ..Default::default() };
     let a = gpt.sample(&opts, &[], |_, _| {}).unwrap();
     let b = pollster::block_on(prior.sample(&opts, &[], 0, |_, _| {})).unwrap();
