@@ -285,7 +285,7 @@ fn gpt_metadata(hp: &Hparams, vq: &VqVaeConfig) -> Result<HashMap<String, String
         hp.int(name)?.ok_or_else(|| Error::Weights(format!("the prior's hparams have no `{name}` (VideoGPT stores it in hyper_parameters['args'])")))
     };
     let attn_type = hp.str("attn_type").unwrap_or("full");
-    let mut meta: HashMap<String, String> = [
+    let meta: HashMap<String, String> = [
         ("format", "videogpt-gpt".to_string()),
         ("hidden_dim", need("hidden_dim")?.to_string()),
         ("heads", need("heads")?.to_string()),
@@ -298,11 +298,6 @@ fn gpt_metadata(hp: &Hparams, vq: &VqVaeConfig) -> Result<HashMap<String, String
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    for (k, v) in vq.to_metadata() {
-        if k != "format" {
-            meta.insert(format!("vqvae.{k}"), v);
-        }
-    }
-    GptConfig::from_metadata(&meta, vq)?;
-    Ok(meta)
+    // validated, and written with the VQ-VAE's hparams under `vqvae.` as every GPT file is
+    Ok(GptConfig::from_metadata(&meta, vq)?.to_metadata(vq))
 }

@@ -77,23 +77,6 @@ pub struct GpuStats {
     pub by_kernel: std::collections::BTreeMap<&'static str, u64>,
 }
 
-impl GpuStats {
-    /// `self − earlier`, for the work between two snapshots.
-    pub fn since(&self, earlier: &GpuStats) -> GpuStats {
-        GpuStats {
-            dispatches: self.dispatches - earlier.dispatches,
-            passes: self.passes - earlier.passes,
-            buffers_created: self.buffers_created - earlier.buffers_created,
-            bytes_created: self.bytes_created - earlier.bytes_created,
-            bind_groups: self.bind_groups - earlier.bind_groups,
-            submits: self.submits - earlier.submits,
-            map_waits: self.map_waits - earlier.map_waits,
-            readback_bytes: self.readback_bytes - earlier.readback_bytes,
-            by_kernel: self.by_kernel.iter().map(|(k, &v)| (*k, v - earlier.by_kernel.get(k).copied().unwrap_or(0))).filter(|&(_, v)| v > 0).collect(),
-        }
-    }
-}
-
 /// A GEMM-shaped kernel built with one tile shape (see the RM/RN note in `shaders/conv3d.wgsl`).
 struct TiledKernel {
     kernel: Kernel,

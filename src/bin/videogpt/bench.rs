@@ -78,18 +78,7 @@ fn run_gpu_stats() -> Result<()> {
     let prior_bytes = std::fs::read(root.join("models/mmnist-prior.safetensors"))?;
     let mmnist = videogpt::gpt::Gpt::load(&prior_bytes, None)?;
     let vq = VqVaeConfig { n_codes: 1024, ..VqVaeConfig::default() };
-    let wide_config = videogpt::gpt::GptConfig {
-        hidden_dim: 576,
-        heads: 4,
-        layers: 8,
-        attn_type: videogpt::gpt::AttnType::Sparse,
-        class_cond_dim: 0,
-        latent: vq.latent_shape(),
-        n_codes: vq.n_codes,
-        embedding_dim: vq.embedding_dim,
-        n_cond_frames: 0,
-        resolution: vq.resolution,
-    };
+    let wide_config = videogpt_prior(&vq);
     let wide = videogpt::gpt::Gpt::load(&videogpt::gpt::random_weights(&wide_config, &vq, 1), Some(&videogpt::vqvae::random_weights(&vq, 1)))?;
     for (name, gpt) in [("token, mmnist-prior (144 wide, 4 layers)", &mmnist), ("token, 576-wide prior (8 layers)", &wide)] {
         let prior = videogpt::gpu::GpuPrior::new(&g, gpt)?;
@@ -176,6 +165,22 @@ fn torch_prior(latent: [usize; 3], c: &videogpt::gpt::GptConfig) -> std::result:
     v["tokens_per_s"].as_f64().ok_or_else(|| "no tokens_per_s".into())
 }
 
+/// A VideoGPT-default prior (576 hidden, 4 heads, 8 layers, sparse attention) over `vq`'s grid.
+fn videogpt_prior(vq: &VqVaeConfig) -> videogpt::gpt::GptConfig {
+    videogpt::gpt::GptConfig {
+        hidden_dim: 576,
+        heads: 4,
+        layers: 8,
+        attn_type: videogpt::gpt::AttnType::Sparse,
+        class_cond_dim: 0,
+        latent: vq.latent_shape(),
+        n_codes: vq.n_codes,
+        embedding_dim: vq.embedding_dim,
+        n_cond_frames: 0,
+        resolution: vq.resolution,
+    }
+}
+
 /// Sampling speed of a VideoGPT-default prior (576 hidden, 4 heads, 8 layers, sparse attention,
 /// 1024 codes) over 4×16×16 and 4×32×32 grids.
 fn run_prior(args: &Args) -> Result<()> {
@@ -191,18 +196,7 @@ fn run_prior(args: &Args) -> Result<()> {
     let grids: &[[usize; 3]] = if args.quick { &[[4, 16, 16]] } else { &[[4, 16, 16], [4, 32, 32]] };
     for &latent in grids {
         let vq = VqVaeConfig { n_codes: 1024, resolution: latent[1] * 4, sequence_length: latent[0] * 4, ..VqVaeConfig::default() };
-        let config = videogpt::gpt::GptConfig {
-            hidden_dim: 576,
-            heads: 4,
-            layers: 8,
-            attn_type: videogpt::gpt::AttnType::Sparse,
-            class_cond_dim: 0,
-            latent,
-            n_codes: vq.n_codes,
-            embedding_dim: vq.embedding_dim,
-            n_cond_frames: 0,
-            resolution: vq.resolution,
-        };
+        let config = videogpt_prior(&vq);
         let torch = if args.no_torch {
             None
         } else {
