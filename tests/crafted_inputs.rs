@@ -32,12 +32,7 @@ fn npy(name: &str, header: &str, data: &[u8]) -> PathBuf {
 /// A model file with its metadata value `key` replaced.
 fn model_with(name: &str, key: &str, value: &str) -> PathBuf {
     let bytes = std::fs::read(fixture("vqvae_444.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let mut meta = meta.metadata().clone().unwrap();
-    meta.insert(key.into(), value.into());
-    let tensors: Vec<_> = st.tensors().into_iter().map(|(k, t)| (k, t.dtype(), t.shape().to_vec(), t.data().to_vec())).collect();
-    write(name, &videogpt::weights::to_safetensors(&tensors, meta))
+    write(name, &common::with_metadata(&bytes, |m| drop(m.insert(key.into(), value.into()))))
 }
 
 /// A .vgt file with a valid CRC over a header claiming a `b×t×h×w` grid (u16 each, at byte 12:

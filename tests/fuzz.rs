@@ -11,7 +11,7 @@ mod common;
 
 use std::io::Cursor;
 
-use common::read;
+use common::{read, with_metadata};
 use videogpt::checkpoint;
 use videogpt::session::Tokenizer;
 use videogpt::tokens::Tokens;
@@ -206,16 +206,6 @@ fn fuzz_y4m() {
         }
     }
     report("y4m", n, accepted);
-}
-
-/// A safetensors file with the tensors of `base` and its metadata edited.
-fn with_metadata(base: &[u8], edit: impl FnOnce(&mut std::collections::HashMap<String, String>)) -> Vec<u8> {
-    let st = safetensors::SafeTensors::deserialize(base).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(base).unwrap();
-    let mut meta = meta.metadata().clone().unwrap_or_default();
-    edit(&mut meta);
-    let tensors: Vec<_> = st.tensors().into_iter().map(|(k, t)| (k, t.dtype(), t.shape().to_vec(), t.data().to_vec())).collect();
-    videogpt::weights::to_safetensors(&tensors, meta)
 }
 
 #[test]

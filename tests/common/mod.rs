@@ -33,6 +33,16 @@ pub fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// A safetensors file with the tensors of `base` and its metadata edited.
+pub fn with_metadata(base: &[u8], edit: impl FnOnce(&mut std::collections::HashMap<String, String>)) -> Vec<u8> {
+    let st = SafeTensors::deserialize(base).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(base).unwrap();
+    let mut meta = meta.metadata().clone().unwrap_or_default();
+    edit(&mut meta);
+    let tensors: Vec<_> = st.tensors().into_iter().map(|(k, t)| (k, t.dtype(), t.shape().to_vec(), t.data().to_vec())).collect();
+    videogpt::weights::to_safetensors(&tensors, meta)
+}
+
 pub fn read(name: &str) -> Vec<u8> {
     std::fs::read(fixture(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
 }

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch } from './browser.mjs';
-import { ROOT, checkTokens, cli, cliTokensFor, differing, goto, idle, pageBytes, readNpy, serve, tmp, watch } from './helpers.mjs';
+import { ROOT, checkTokens, cli, cliTokensFor, differing, goto, idle, pageBytes, psnr, readNpy, serve, tmp, watch } from './helpers.mjs';
 
 const index = JSON.parse(fs.readFileSync(path.join(ROOT, 'models/index.json'), 'utf8'));
 const MODEL = index.vqvae.find((m) => m.id === index.default);
@@ -29,13 +29,6 @@ after(async () => {
   await browser?.close();
   server?.stop();
 });
-
-function psnr(a, b) {
-  assert.equal(a.length, b.length);
-  let se = 0;
-  for (let i = 0; i < a.length; i++) se += (a[i] - b[i]) ** 2;
-  return 10 * Math.log10((255 * 255) / Math.max(se / a.length, 1e-10));
-}
 
 test("'auto' passes over the software adapter to the CPU path and says why", async () => {
   assert.equal(MODEL.id, 'natural-64');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch } from './browser.mjs';
-import { ROOT, cli, goto, idle, pageBytes, readNpy, serve, tmp, watch, writeNpyU8 } from './helpers.mjs';
+import { ROOT, cli, goto, idle, pageBytes, psnr, readNpy, serve, tmp, watch, writeNpyU8 } from './helpers.mjs';
 
 const MODEL = 'models/tiny-untrained.safetensors';
 let browser, server, vgt;
@@ -96,9 +96,7 @@ test('src reconstructs a video on the reader\'s machine, side by side with compa
   const shown = await pageBytes(page, `document.getElementById('v').frames.data`);
   const want = readNpy(recon).data;
   assert.equal(shown.length, want.length);
-  let se = 0;
-  for (let i = 0; i < want.length; i++) se += (shown[i] - want[i]) ** 2;
-  const db = 10 * Math.log10((255 * 255) / Math.max(se / want.length, 1e-10));
+  const db = psnr(shown, want);
   t.diagnostic(`the element's reconstruction vs the CLI's: ${db.toFixed(1)} dB`); // measured 81 dB: near-ties only
   assert.ok(db > 40, `the element's reconstruction is ${db.toFixed(1)} dB from the CLI's`);
   assert.deepEqual(seen.errors, []);

@@ -13,6 +13,14 @@ fs.mkdirSync(ARTIFACTS, { recursive: true });
 export const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'videogpt-e2e-'));
 
 /** Run the native CLI; returns stdout. */
+/** PSNR (dB) of two equal-length byte arrays, as our metrics compute it (the clip as one signal). */
+export function psnr(a, b) {
+  if (a.length !== b.length) throw new Error(`psnr of ${a.length} and ${b.length} values`);
+  let se = 0;
+  for (let i = 0; i < a.length; i++) se += (a[i] - b[i]) ** 2;
+  return 10 * Math.log10((255 * 255) / Math.max(se / a.length, 1e-10));
+}
+
 export function cli(...args) {
   return execFileSync(BIN, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }

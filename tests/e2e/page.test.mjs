@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch } from './browser.mjs';
-import { ARTIFACTS, ROOT, checkTokens, cli, cliTokensFor, differing, ffmpegFromNpy, goto, idle, pageBytes, readNpy, serve, tmp, watch } from './helpers.mjs';
+import { ARTIFACTS, ROOT, checkTokens, cli, cliTokensFor, differing, ffmpegFromNpy, goto, idle, pageBytes, psnr, readNpy, serve, tmp, watch } from './helpers.mjs';
 
 const MODEL = 'models/tiny-untrained.safetensors';
 const PRIOR = 'models/tiny-untrained-prior.safetensors';
@@ -33,12 +33,6 @@ async function run(action, what = 'result') {
   await page.evaluate((w) => { window.app[w] = null; }, what);
   await action();
   return idle(page, what);
-}
-
-function psnr(a, b) {
-  let se = 0;
-  for (let i = 0; i < a.length; i++) se += (a[i] - b[i]) ** 2;
-  return 10 * Math.log10((255 * 255) / Math.max(se / a.length, 1e-10));
 }
 
 test('the page loads on WebGPU with no console errors', async () => {

@@ -4,17 +4,11 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { launch } from './browser.mjs';
-import { ARTIFACTS, ROOT, checkTokens, cli, differing, ffmpegFromNpy, goto, idle, pageBytes, readNpy, serve, tmp, watch } from './helpers.mjs';
+import { ARTIFACTS, ROOT, checkTokens, cli, differing, ffmpegFromNpy, goto, idle, pageBytes, psnr, readNpy, serve, tmp, watch } from './helpers.mjs';
 
 const MODEL = 'models/tiny-untrained.safetensors';
 const server = await serve();
 after(() => server.stop());
-
-function psnr(a, b) {
-  let se = 0;
-  for (let i = 0; i < a.length; i++) se += (a[i] - b[i]) ** 2;
-  return 10 * Math.log10((255 * 255) / Math.max(se / a.length, 1e-10));
-}
 
 async function open(browser, query = '?model=tiny-untrained') {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
@@ -244,12 +238,7 @@ test('a second tab decodes the live token stream (BroadcastChannel): the tokens 
     // decoded it with that chunk re-encoded in its own window, so the two can differ a little
     const common = got.frames.filter((g) => sent.some((s) => s.seq === g.seq));
     assert.ok(common.length >= 2, `${common.length} chunks seen on both sides`);
-    const db = common.map((g) => {
-      const s = sent.find((x) => x.seq === g.seq).frames;
-      let se = 0;
-      for (let i = 0; i < s.length; i++) se += (s[i] - g.frames[i]) ** 2;
-      return 10 * Math.log10((255 * 255) / Math.max(se / s.length, 1e-10));
-    });
+    const db = common.map((g) => psnr(sent.find((x) => x.seq === g.seq).frames, g.frames));
     t.diagnostic(`received ${got.chunks} chunks (${got.dropped} dropped), ${(got.bits / 1000).toFixed(1)} kbit in all; receiver vs sender ${db.map((d) => d.toFixed(1)).join(' ')} dB`);
     assert.ok(db.every((d) => d > 20), `the receiver's frames are far from the sender's: ${db}`);
     assert.match(await receiver.textContent('#live-stats'), /received \d+ chunks .* kbit\/s of tokens/);
