@@ -30,7 +30,7 @@ try {
       const enc = [], dec = [];
       for (let i = 0; i <= n; i++) {
         const r = await s.reconstruct(frames);
-        if (i > 0) { enc.push(r.encodeMs); dec.push(r.decodeMs); }
+        if (i > 0) { enc.push(r.encodeMs ?? r.totalMs); dec.push(r.decodeMs ?? 0); }
       }
       out[`reconstruct ${resolution}×${resolution}`] = { encode: median(enc), decode: median(dec) };
       s.close();

@@ -8,11 +8,16 @@
 //   @binding(2) storage read embeddings : array<f32>   [n_codes][dim]
 //   @binding(3) storage read norms      : array<f32>   [n_codes] ‖e‖²
 //   @binding(4) storage rw   codes      : array<u32>   [positions]
+//   @binding(5) storage read table      : array<f32>   [n_codes][table_dim] (read when table_dim > 0)
+//   @binding(6) storage rw   embedded   : array<f32>   [table_dim][positions] table rows of the codes
 //
-// One workgroup of 64 threads per position; threads scan codes tid, tid+64, … then reduce.
+// One workgroup of 64 threads per position; threads scan codes tid, tid+64, … then reduce. When
+// reconstructing, the workgroup that found a code also writes its row of the decoder's table
+// (post_vq_conv of the codebook), so the decoder needs no lookup pass of its own.
 
 struct Params {
     dim: u32, n_codes: u32, positions: u32, groups_x: u32,
+    table_dim: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -20,6 +25,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> embeddings: array<f32>;
 @group(0) @binding(3) var<storage, read> norms: array<f32>;
 @group(0) @binding(4) var<storage, read_write> codes: array<u32>;
+@group(0) @binding(5) var<storage, read> table: array<f32>;
+@group(0) @binding(6) var<storage, read_write> embedded: array<f32>;
 
 const THREADS: u32 = 64u;
 const MAX_DIM: u32 = 1024u; // set and checked by the host (src/gpu/mod.rs)
@@ -77,7 +84,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
         workgroupBarrier();
     }
+    let code = best_i[0];
     if (tid == 0u) {
-        codes[pos] = best_i[0];
+        codes[pos] = code;
+    }
+    for (var e = tid; e < p.table_dim; e += THREADS) {
+        embedded[e * p.positions + pos] = table[code * p.table_dim + e];
     }
 }

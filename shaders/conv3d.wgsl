@@ -1,4 +1,5 @@
-// conv3d.wgsl — VideoGPT's SamePadConv3d as an implicit GEMM, with fused bias, residual add and ReLU.
+// conv3d.wgsl — VideoGPT's SamePadConv3d as an implicit GEMM, with fused bias, residual add and
+// ReLU, and optionally the BatchNorm + ReLU that precedes it applied to its input as it is loaded.
 //
 // Bind group 0:
 //   @binding(0) uniform      p        : Params
@@ -7,11 +8,15 @@
 //   @binding(3) storage read bias     : array<f32>   [cout]
 //   @binding(4) storage read residual : array<f32>   [cout][n] (read only when flags & 2)
 //   @binding(5) storage rw   out      : array<f32>   [cout][out_t][out_h][out_w]
+//   @binding(6) storage read scale    : array<f32>   [cin] (read only when flags & 4)
+//   @binding(7) storage read shift    : array<f32>   [cin]
 //
 // out[m][n] = bias[m] + Σ_k weight[m][k] · X[k][n] (+ residual[m][n]) (then ReLU), where
 //   k = (ci, kt, kh, kw) in weight order and n = (ot, oh, ow), and
 //   X[k][n] = x[ci][ot·s_t + kt − pad_t][oh·s_h + kh − pad_h][ow·s_w + kw − pad_w], zero outside:
-//   the "same" padding is never materialised.
+//   the "same" padding is never materialised. With FLAG_INPUT_NORM, x stands for
+//   max(x·scale[ci] + shift[ci], 0) (eval-mode BatchNorm and ReLU, as affine_relu.wgsl computes
+//   it) and the padding zeros stay zeros: PyTorch pads the normalised input.
 // Each 16×16 workgroup computes a TILE_M×TILE_N tile of out, each thread RM×RN of it, staging
 // 16-deep slices of weight and X in workgroup memory.
 
@@ -30,6 +35,8 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> residual: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read> scale: array<f32>;
+@group(0) @binding(7) var<storage, read> shift: array<f32>;
 
 // Tile shape: 16×16 threads, each computing RM×RN outputs, so a workgroup covers TILE_M output
 // channels × TILE_N positions. The runtime builds a second pipeline with RM = 1, RN = 8 (16×128
@@ -42,6 +49,7 @@ const TILE_N: u32 = 16u * RN;
 const TILE_K: u32 = 16u;
 const FLAG_RELU: u32 = 1u;     // the flags are set by the host (src/gpu/mod.rs)
 const FLAG_RESIDUAL: u32 = 2u;
+const FLAG_INPUT_NORM: u32 = 4u;
 
 var<workgroup> w_tile: array<f32, TILE_K * TILE_M>; // [TILE_K][TILE_M] weights
 var<workgroup> x_tile: array<f32, TILE_K * TILE_N>; // [TILE_K][TILE_N] input columns
@@ -58,7 +66,11 @@ fn column(k: u32, origin: vec3<i32>) -> f32 {
         return 0.0;
     }
     let i = vec3<u32>(at);
-    return x[((ci * p.in_t + i.x) * p.in_h + i.y) * p.in_w + i.z];
+    let v = x[((ci * p.in_t + i.x) * p.in_h + i.y) * p.in_w + i.z];
+    if ((p.flags & FLAG_INPUT_NORM) != 0u) {
+        return max(v * scale[ci] + shift[ci], 0.0);
+    }
+    return v;
 }
 
 // Input origin of output position n (valid for n < out_t·out_h·out_w).

@@ -1,5 +1,6 @@
 // conv_transpose3d.wgsl — VideoGPT's SamePadConvTranspose3d (k=4, stride 1 or 2 per dim) as an
-// implicit GEMM per output parity class, with fused bias and ReLU.
+// implicit GEMM per output parity class, with fused bias and ReLU, and optionally the BatchNorm +
+// ReLU that precedes it applied to its input as it is loaded (as in conv3d.wgsl).
 //
 // Bind group 0:
 //   @binding(0) uniform      p      : Params
@@ -7,6 +8,8 @@
 //   @binding(2) storage read weight : array<f32>   [cin][cout][4][4][4] (PyTorch ConvTranspose layout)
 //   @binding(3) storage read bias   : array<f32>   [cout]
 //   @binding(4) storage rw   out    : array<f32>   [cout][in_t·s_t][in_h·s_h][in_w·s_w]
+//   @binding(5) storage read scale  : array<f32>   [cin] (read only when flags & 4)
+//   @binding(6) storage read shift  : array<f32>   [cin]
 //
 // The layer equals the full transposed convolution cropped to [1, 1 + n·s) in each dim, so along
 // a dim an output o = i·s + k − 1. Split outputs by parity class q (o = s·j + q): then only the
@@ -25,6 +28,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> scale: array<f32>;
+@group(0) @binding(6) var<storage, read> shift: array<f32>;
 
 // Tile shape: 16×16 threads, each computing RM×RN outputs, so a workgroup covers TILE_M output
 // channels × TILE_N positions. The runtime builds a second pipeline with RM = 1, RN = 8 (16×128
@@ -36,6 +41,7 @@ const TILE_M: u32 = 16u * RM;
 const TILE_N: u32 = 16u * RN;
 const TILE_K: u32 = 16u;
 const FLAG_RELU: u32 = 1u;     // the flags are set by the host (src/gpu/mod.rs)
+const FLAG_INPUT_NORM: u32 = 4u;
 
 var<workgroup> w_tile: array<f32, TILE_K * TILE_M>;
 var<workgroup> x_tile: array<f32, TILE_K * TILE_N>;
@@ -108,6 +114,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 if (all(src >= vec3<i32>(0)) && all(src < vec3<i32>(vec3<u32>(p.in_t, p.in_h, p.in_w)))) {
                     let si = vec3<u32>(src);
                     xv = x[((ci * p.in_t + si.x) * p.in_h + si.y) * p.in_w + si.z];
+                    if ((p.flags & FLAG_INPUT_NORM) != 0u) {
+                        xv = max(xv * scale[ci] + shift[ci], 0.0);
+                    }
                 }
             }
             x_tile[xk * TILE_N + xn] = xv;

@@ -10,6 +10,8 @@
 //   @binding(3) storage read cols  : array<u32>   same layout, per output column
 //   @binding(4) storage read levels: array<f32>   [256] byte / 255
 //   @binding(5) storage rw   out   : array<f32>   [3][T][res][res]
+//   @binding(6) storage rw   rgba  : array<u32>   [T][res][res] the same pixels as RGBA bytes
+//                                                 (as video::to_video makes them: what metrics compare)
 
 struct Params {
     frames: u32, height: u32, width: u32, res: u32,
@@ -22,6 +24,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> cols: array<u32>;
 @group(0) @binding(4) var<storage, read> levels: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> rgba: array<u32>;
 
 // byte / 255 from the host's table: the CPU divides with correct rounding, WGSL's `/` may be off
 // by ulps
@@ -42,6 +45,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ox = i % p.res;
     let row_at = rows[oy * 2u]; let row_taps = rows[oy * 2u + 1u];
     let col_at = cols[ox * 2u]; let col_taps = cols[ox * 2u + 1u];
+    var pixel = 255u << 24u;
     for (var c = 0u; c < 3u; c++) {
         var acc = 0.0;
         for (var r = 0u; r < row_taps; r++) {
@@ -52,6 +56,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
             acc += bitcast<f32>(rows[row_at + 2u * r + 1u]) * line;
         }
-        out[(c * p.frames + f) * n + oy * p.res + ox] = acc - 0.5;
+        let v = acc - 0.5;
+        out[(c * p.frames + f) * n + oy * p.res + ox] = v;
+        pixel |= u32((clamp(v, -0.5, 0.5) + 0.5) * 255.0) << (8u * c);
     }
+    rgba[i] = pixel;
 }

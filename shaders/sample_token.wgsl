@@ -8,19 +8,22 @@
 //   @binding(1) storage read logits : array<f32>   [n_codes]
 //   @binding(2) storage rw   grid   : array<u32>   [positions]; written at p.position
 //   @binding(3) storage rw   token  : array<u32>   [1]
+//   @binding(4) storage read draws  : array<f32>   [positions] the run's uniform numbers, uploaded
+//                                                 once per sample so that a step's uniforms repeat
 //
 // Top-k keeps logits ≥ the k-th largest, found by bisection on the count of logits above a
 // threshold (a tie at the threshold can keep a few more than k).
 
 struct Params {
     n_codes: u32, top_k: u32, position: u32, _pad0: u32,
-    temperature: f32, uniform: f32, _pad1: u32, _pad2: u32,
+    temperature: f32, _pad1: u32, _pad2: u32, _pad3: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read_write> grid: array<u32>;
 @group(0) @binding(3) var<storage, read_write> token: array<u32>;
+@group(0) @binding(4) var<storage, read> draws: array<f32>;
 
 const THREADS: u32 = 256u;
 
@@ -98,7 +101,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
                 total += exp((logits[i] - hi) / p.temperature);
             }
         }
-        var u = p.uniform * total;
+        var u = draws[p.position] * total;
         var chosen = 0u;
         var last = 0u;
         var found = false;

@@ -4,6 +4,7 @@
 //! once against this trait.
 
 pub use crate::tensor::{Dims, Volume};
+use crate::video::Video;
 use crate::Result;
 
 // --- what the operations take: layers' parameters in inference form, resident on a backend ---
@@ -106,6 +107,15 @@ pub trait Backend {
 
     /// SamePadConv3d, then `+ residual` and/or ReLU when asked (fused where the backend can).
     fn conv3d(&self, x: &Tensor<Self>, conv: &Conv3d<Self>, residual: Option<&Tensor<Self>>, relu: bool) -> Result<Tensor<Self>>;
+    /// `conv3d(relu(bn(x)))`: the BatchNorm and ReLU before a conv, fused into its input where the
+    /// backend can (a separate pass otherwise).
+    fn conv3d_normed(&self, x: &Tensor<Self>, bn: &ChannelAffine<Self>, conv: &Conv3d<Self>, relu: bool) -> Result<Tensor<Self>> {
+        self.conv3d(&self.affine_relu(x, bn)?, conv, None, relu)
+    }
+    /// `conv_transpose3d(relu(bn(x)))`, fused as [`Backend::conv3d_normed`] is.
+    fn conv_transpose3d_normed(&self, x: &Tensor<Self>, bn: &ChannelAffine<Self>, convt: &ConvTranspose3d<Self>, relu: bool) -> Result<Tensor<Self>> {
+        self.conv_transpose3d(&self.affine_relu(x, bn)?, convt, relu)
+    }
     /// SamePadConvTranspose3d (k=4), then ReLU when asked.
     fn conv_transpose3d(&self, x: &Tensor<Self>, convt: &ConvTranspose3d<Self>, relu: bool) -> Result<Tensor<Self>>;
     /// Eval-mode BatchNorm3d followed by ReLU: `max(x·scale[c] + shift[c], 0)`.
@@ -118,9 +128,31 @@ pub trait Backend {
     fn axial_attention(&self, qkv: &Tensor<Self>, attn: &AxialAttention<Self>) -> Result<Tensor<Self>>;
     /// Nearest code per position with VideoGPT's distance `‖x‖² − 2x·e + ‖e‖²`, first index on ties.
     fn codebook_argmin(&self, z: &Tensor<Self>, codebook: &Codebook<Self>) -> Result<Codes<Self>>;
+    /// The codes, and `table[codes]` (channel-first) for the decoder: one pass where the backend
+    /// can fuse them.
+    fn codebook_argmin_lookup(&self, z: &Tensor<Self>, codebook: &Codebook<Self>, table: &Codebook<Self>) -> Result<(Codes<Self>, Tensor<Self>)> {
+        let codes = self.codebook_argmin(z, codebook)?;
+        let h = self.codebook_lookup(&codes, table)?;
+        Ok((codes, h))
+    }
     /// `embeddings[codes]`, channel-first.
     fn codebook_lookup(&self, codes: &Codes<Self>, codebook: &Codebook<Self>) -> Result<Tensor<Self>>;
 
+    /// Whether an operation has finished when it returns (the CPU), rather than being recorded
+    /// for later (the GPU): only then can a caller time one part of a chain.
+    fn is_eager(&self) -> bool {
+        false
+    }
+
     async fn read_volume(&self, x: &Tensor<Self>) -> Result<Volume>;
     async fn read_codes(&self, codes: &Codes<Self>) -> Result<Vec<u32>>;
+
+    /// A reconstruction brought back to the host: its codes, and its input and output clips as
+    /// uint8 frames (`video::to_video`). The GPU does this in one readback of bytes.
+    async fn read_reconstruction(&self, codes: &Codes<Self>, input: &Tensor<Self>, output: &Tensor<Self>) -> Result<(Vec<u32>, Video, Video)> {
+        let tokens = self.read_codes(codes).await?;
+        let output = crate::video::to_video(&self.read_volume(output).await?)?;
+        let input = crate::video::to_video(&self.read_volume(input).await?)?;
+        Ok((tokens, input, output))
+    }
 }

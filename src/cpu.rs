@@ -279,4 +279,8 @@ impl Backend for Cpu {
     async fn read_codes(&self, codes: &Codes<Self>) -> Result<Vec<u32>> {
         Ok(codes.buf.clone())
     }
+
+    fn is_eager(&self) -> bool {
+        true
+    }
 }

@@ -84,10 +84,26 @@ pub fn load_axial_attention<B: Backend>(b: &B, w: &mut WeightFile, key: &str, c:
     Ok(AxialAttention { channels: c, n_head: 2, qkv: qkv.upload(b)?, out: out.upload(b)? })
 }
 
-pub fn load_codebook<B: Backend>(b: &B, w: &mut WeightFile, key: &str, n_codes: usize, dim: usize) -> Result<Codebook<B>> {
+/// The codebook on the backend, and its embeddings on the host `[n_codes][dim]`.
+pub fn load_codebook<B: Backend>(b: &B, w: &mut WeightFile, key: &str, n_codes: usize, dim: usize) -> Result<(Codebook<B>, Vec<f32>)> {
     let emb = w.take(&format!("{key}.embeddings"), &[n_codes, dim])?;
     w.skip(&format!("{key}.N"), &[n_codes])?;
     w.skip(&format!("{key}.z_avg"), &[n_codes, dim])?;
     let norms: Vec<f32> = emb.chunks_exact(dim).map(|e| e.iter().map(|v| v * v).sum()).collect();
-    Ok(Codebook { n_codes, dim, embeddings: b.upload(&emb)?, norms: b.upload(&norms)? })
+    Ok((Codebook { n_codes, dim, embeddings: b.upload(&emb)?, norms: b.upload(&norms)? }, emb))
+}
+
+/// `post_vq_conv` applied to every code once, at load: decoding then starts with a lookup in
+/// this table instead of a lookup and a 1×1×1 conv per position (the conv is linear and acts on
+/// each position alone). Sums in f64, so the table is at least as exact as the conv it replaces.
+pub fn project_codebook<B: Backend>(b: &B, emb: &[f32], n_codes: usize, conv: &HostConv) -> Result<Codebook<B>> {
+    let (e, c) = (conv.cin, conv.cout);
+    let mut table = Vec::with_capacity(n_codes * c);
+    for code in emb.chunks_exact(e) {
+        for (row, bias) in conv.weight.chunks_exact(e).zip(&conv.bias) {
+            table.push((*bias as f64 + row.iter().zip(code).map(|(w, x)| *w as f64 * *x as f64).sum::<f64>()) as f32);
+        }
+    }
+    // the table is only looked up, never searched: it needs no norms
+    Ok(Codebook { n_codes, dim: c, embeddings: b.upload(&table)?, norms: b.upload(&[])? })
 }

@@ -92,18 +92,20 @@ impl<B: Backend> Tokenizer<B> {
         Ok((b.read_codes(&self.vqvae.encode(b, x)?).await?, latent))
     }
 
-    /// Encode and decode a preprocessed window; `now` (milliseconds) times the two halves.
+    /// Encode and decode a preprocessed window; `now` (milliseconds) times it. A backend that
+    /// computes as it is asked (the CPU) is timed per half; the GPU records both halves and waits
+    /// once, for one readback, so only their sum is known there.
     pub async fn reconstruct(&self, b: &B, x: &Tensor<B>, now: &dyn Fn() -> f64) -> Result<Reconstruction> {
         let latent = self.latent(x)?;
         let t0 = now();
-        let codes = self.vqvae.encode(b, x)?;
-        let tokens = b.read_codes(&codes).await?;
+        let (codes, h) = self.vqvae.encode_for_decode(b, x)?;
         let t1 = now();
-        let y = b.read_volume(&self.vqvae.decode(b, &codes)?).await?;
+        let y = self.vqvae.decode_embedded(b, h)?;
         let t2 = now();
-        let input = video::to_video(&b.read_volume(x).await?)?;
-        let output = video::to_video(&y)?;
-        Ok(Reconstruction { tokens, latent, input, output, encode_ms: t1 - t0, decode_ms: t2 - t1 })
+        let (tokens, input, output) = b.read_reconstruction(&codes, x, &y).await?;
+        let t3 = now();
+        let split = b.is_eager().then_some((t1 - t0, t2 - t1));
+        Ok(Reconstruction { tokens, latent, input, output, total_ms: t3 - t0, split_ms: split })
     }
 
     /// Refuse a latent grid that would decode to a clip past the limits (before anything is
@@ -151,8 +153,10 @@ pub struct Reconstruction {
     /// The model-sized input frames (what the model saw).
     pub input: Video,
     pub output: Video,
-    pub encode_ms: f64,
-    pub decode_ms: f64,
+    /// Encode, decode and readback, in milliseconds.
+    pub total_ms: f64,
+    /// (encode, decode) where the backend computes as it is asked (the CPU).
+    pub split_ms: Option<(f64, f64)>,
 }
 
 impl Reconstruction {
@@ -188,6 +192,8 @@ impl ModelInfo {
 pub struct Prior<B: Backend> {
     pub gpt: Gpt,
     pub tokenizer: Tokenizer<B>,
+    /// The GPT's weights on the GPU, uploaded by the first GPU sample and kept for the next.
+    gpu_weights: std::cell::RefCell<Option<std::rc::Rc<crate::gpu::GpuPriorWeights>>>,
 }
 
 impl<B: Backend> Prior<B> {
@@ -197,7 +203,11 @@ impl<B: Backend> Prior<B> {
             Some(v) => Tokenizer::load(b, v, "")?,
             None => Tokenizer::load(b, gpt_bytes, "vqvae.")?,
         };
-        Ok(Prior { gpt, tokenizer })
+        Ok(Self::new(gpt, tokenizer))
+    }
+
+    pub fn new(gpt: Gpt, tokenizer: Tokenizer<B>) -> Self {
+        Prior { gpt, tokenizer, gpu_weights: Default::default() }
     }
 
     /// The first `frames` latent frames of `codes` (a whole grid), to continue by sampling.
@@ -223,7 +233,17 @@ impl<B: Backend> Prior<B> {
         mut report: impl FnMut(usize, &[u32]),
     ) -> Result<Vec<u32>> {
         if let Some(gpu) = gpu {
-            return crate::gpu::GpuPrior::new(gpu, &self.gpt)?.sample(opts, prefix, every, report).await;
+            // the weights stay on the GPU between samples (a page samples again and again)
+            let cached = self.gpu_weights.borrow().clone();
+            let prior = match cached {
+                Some(w) => crate::gpu::GpuPrior::with_weights(gpu, &self.gpt, w),
+                None => {
+                    let prior = crate::gpu::GpuPrior::new(gpu, &self.gpt)?;
+                    *self.gpu_weights.borrow_mut() = Some(prior.weights());
+                    prior
+                }
+            };
+            return prior.sample(opts, prefix, every, report).await;
         }
         let every = every.max(1);
         let mut since = 0;

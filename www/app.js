@@ -132,7 +132,9 @@ function showReconstruction(r, source) {
     ['source file bit rate', source.sourceBitsPerSecond ? `${(source.sourceBitsPerSecond / 1000).toFixed(1)} kbit/s` : '—'],
     ['PSNR', `${mean(r.psnr).toFixed(2)} dB mean`],
     ['SSIM', `${mean(r.ssim).toFixed(4)} mean`],
-    ['time', `encode ${r.encodeMs.toFixed(0)} ms, decode ${r.decodeMs.toFixed(0)} ms`],
+    ['time', r.encodeMs === undefined
+      ? `${r.totalMs.toFixed(0)} ms (encode and decode in one GPU submission)`
+      : `encode ${r.encodeMs.toFixed(0)} ms, decode ${r.decodeMs.toFixed(0)} ms`],
   ];
   $('stats').replaceChildren(...rows.flatMap(([k, v]) => {
     const dt = document.createElement('dt'); dt.textContent = k;

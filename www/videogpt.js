@@ -303,8 +303,9 @@ export class Session {
     return { video: asFrames(r.video, r.size, r.fps), modelId: r.modelId, tokens: r.tokens, latent: r.latent };
   }
 
-  /** Encode and decode: `{ tokens, latent, input, output, psnr[], ssim[], encodeMs, decodeMs, vgt }`
-   *  (`vgt`: the tokens as a .vgt file naming the model `modelId`). */
+  /** Encode and decode: `{ tokens, latent, input, output, psnr[], ssim[], totalMs, encodeMs, decodeMs, vgt }`
+   *  (`vgt`: the tokens as a .vgt file naming the model `modelId`; `encodeMs`/`decodeMs` only on the
+   *  CPU path: WebGPU runs both halves in one submission and reads back once). */
   async reconstruct(frames, { modelId, timeout } = {}) {
     const r = await this.call('reconstruct', { ...frameArgs(frames), modelId: modelId ?? this.modelId, fps: frames.fps }, { timeout });
     return { ...r, input: asFrames(r.input, r.size, frames.fps), output: asFrames(r.output, r.size, frames.fps) };

@@ -5,14 +5,14 @@
 //! same texture → RGB path also takes RGBA bytes (what a canvas gives), which is how it is tested
 //! natively.
 
-use super::{grid, Gpu};
+use super::{grid, Gpu, GpuBuffer};
 use crate::backend::Tensor;
 use crate::video::Video;
 use crate::{bail, Result};
 
 /// A T×H×W×3 uint8 clip held in a GPU buffer (bytes packed four to a word, as uploaded clips are).
 pub struct GpuFrames {
-    rgb: wgpu::Buffer,
+    rgb: GpuBuffer,
     pub frames: usize,
     pub height: usize,
     pub width: usize,
@@ -39,10 +39,17 @@ impl Gpu {
         }
         // the copy's buffer (texture_to_rgb), checked before any image is copied
         self.check_size((frames * height * padded_row_bytes(width)) as u64, "the frames")?;
+        // a stream of same-sized chunks reuses one texture; the work still unsubmitted that reads
+        // it goes first, as the copies into it happen on the queue at once
+        let size = wgpu::Extent3d { width: width as u32, height: height as u32, depth_or_array_layers: frames as u32 };
+        if let Some(texture) = self.frame_texture.borrow().as_ref().filter(|t| t.size() == size) {
+            self.submit();
+            return Ok(texture.clone());
+        }
         self.count_buffer((frames * height * width * 4) as u64); // a texture, counted with the buffers
-        Ok(self.device.create_texture(&wgpu::TextureDescriptor {
+        let texture = self.device.create_texture(&wgpu::TextureDescriptor {
             label: Some("frames"),
-            size: wgpu::Extent3d { width: width as u32, height: height as u32, depth_or_array_layers: frames as u32 },
+            size,
             mip_level_count: 1,
             sample_count: 1,
             dimension: wgpu::TextureDimension::D2,
@@ -50,7 +57,9 @@ impl Gpu {
             // copyExternalImageToTexture needs RENDER_ATTACHMENT on its destination
             usage: wgpu::TextureUsages::COPY_DST | wgpu::TextureUsages::COPY_SRC | wgpu::TextureUsages::RENDER_ATTACHMENT,
             view_formats: &[],
-        }))
+        });
+        *self.frame_texture.borrow_mut() = Some(texture.clone());
+        Ok(texture)
     }
 
     /// The filled texture → the packed RGB clip: one copy to a buffer (rows padded to 256 bytes)

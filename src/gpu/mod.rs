@@ -6,22 +6,34 @@
 //! turned into [`Error`]s at the next operation, so a GPU fault never panics the caller.
 
 use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use wgpu::util::DeviceExt;
 
 use crate::backend::{Backend, Codes, Dims, Tensor, Volume};
 use crate::nn::{AxialAttention, ChannelAffine, ChannelNorm, Codebook, Conv3d, ConvTranspose3d};
-use crate::video::Resize;
+use crate::video::{Resize, Video};
 use crate::{bail, Error, Result};
 
 mod frames;
+mod pool;
 mod prior;
 pub use frames::GpuFrames;
-pub use prior::GpuPrior;
+pub use pool::GpuBuffer;
+use pool::Pool;
+pub use prior::{GpuPrior, GpuPriorWeights};
 
 /// Dispatches recorded before the encoder is submitted; keeps queue memory bounded.
 const DISPATCHES_PER_SUBMIT: usize = 24;
+/// Distinct kernel parameter blocks kept as uniforms: a chunk or a decoding step asks for the same
+/// blocks every time, so they are made once; past this many the cache starts over.
+const MAX_CACHED_UNIFORMS: usize = 1 << 16;
+/// Usage of every storage buffer (activations, weights, uploads).
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
+/// Usage of the staging buffers that results are read back through.
+const STAGING: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
 /// Largest axis and head size the attention kernel's workgroup arrays hold.
 const ATTENTION_MAX_LEN: usize = 512;
 const ATTENTION_MAX_D_HEAD: usize = 512;
@@ -30,6 +42,10 @@ const ARGMIN_MAX_DIM: usize = 1024;
 /// Bits of the convolutions' `flags` parameter.
 const CONV_RELU: u32 = 1;
 const CONV_RESIDUAL: u32 = 2;
+const CONV_INPUT_NORM: u32 = 4;
+/// Output channels up to which a transposed conv runs one thread per position over all channels
+/// (`conv_transpose3d_few.wgsl`) instead of a GEMM tile.
+const FEW_CHANNELS: usize = 4;
 /// Bits of the GEMV's `flags` parameter (the prior's decode steps).
 pub(crate) const GEMV_BIAS: u32 = 1;
 pub(crate) const GEMV_GELU2: u32 = 2;
@@ -73,6 +89,10 @@ pub struct GpuStats {
     /// Waits for a buffer mapping (GPU → CPU readbacks), and the bytes they read.
     pub map_waits: u64,
     pub readback_bytes: u64,
+    /// Floating-point operations of the convolutions, the codebook search and the attention:
+    /// executed (whole tiles, idle rows and columns included) and useful (the layer's own).
+    pub flops_executed: u64,
+    pub flops_useful: u64,
     /// Dispatches per kernel.
     pub by_kernel: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -84,9 +104,11 @@ struct TiledKernel {
     tile_n: usize,
 }
 
-/// The default 64×64-tile pipeline and a 16×128 one for layers with at most 16 output channels.
+/// The default 64×64-tile pipeline, a 32×64 one for layers with at most 32 output channels (the
+/// residual blocks' C/2 convs) and a 16×128 one for at most 16, so that no tile is mostly idle.
 struct TileVariants {
     wide: TiledKernel,
+    medium: TiledKernel,
     narrow: TiledKernel,
 }
 
@@ -94,19 +116,15 @@ impl TileVariants {
     fn new(device: &wgpu::Device, name: &'static str, source: &str) -> Self {
         const DEFAULT: &str = "const RM: u32 = 4u;\nconst RN: u32 = 4u;";
         assert!(source.contains(DEFAULT), "{name}.wgsl must declare its tile shape as RM/RN");
-        let narrow = source.replace(DEFAULT, "const RM: u32 = 1u;\nconst RN: u32 = 8u;");
-        TileVariants {
-            wide: TiledKernel { kernel: kernel(device, name, source), tile_m: 64, tile_n: 64 },
-            narrow: TiledKernel { kernel: kernel(device, name, &narrow), tile_m: 16, tile_n: 128 },
-        }
+        let variant = |rm: u32, rn: u32| {
+            let source = source.replace(DEFAULT, &format!("const RM: u32 = {rm}u;\nconst RN: u32 = {rn}u;"));
+            TiledKernel { kernel: kernel(device, name, &source), tile_m: 16 * rm as usize, tile_n: 16 * rn as usize }
+        };
+        TileVariants { wide: variant(4, 4), medium: variant(2, 4), narrow: variant(1, 8) }
     }
 
     fn for_channels(&self, cout: usize) -> &TiledKernel {
-        if cout <= self.narrow.tile_m {
-            &self.narrow
-        } else {
-            &self.wide
-        }
+        [&self.narrow, &self.medium].into_iter().find(|k| cout <= k.tile_m).unwrap_or(&self.wide)
     }
 }
 
@@ -117,6 +135,7 @@ struct Kernels {
     device: wgpu::Device,
     conv3d: OnceCell<TileVariants>,
     conv_transpose3d: OnceCell<TileVariants>,
+    conv_transpose3d_few: OnceCell<Kernel>,
     affine_relu: OnceCell<Kernel>,
     axial_attention: OnceCell<Kernel>,
     codebook_argmin: OnceCell<Kernel>,
@@ -128,6 +147,7 @@ struct Kernels {
     preprocess: OnceCell<Kernel>,
     rgba_to_rgb: OnceCell<Kernel>,
     channel_norm: OnceCell<Kernel>,
+    to_rgba8: OnceCell<Kernel>,
 }
 
 /// `kernels.NAME()`: the pipeline, compiled from `shaders/NAME.wgsl` (with the host's constants)
@@ -155,8 +175,9 @@ macro_rules! lazy_kernels {
 }
 
 lazy_kernels! {
-    conv3d: TileVariants with &[("FLAG_RELU", CONV_RELU), ("FLAG_RESIDUAL", CONV_RESIDUAL)];
-    conv_transpose3d: TileVariants with &[("FLAG_RELU", CONV_RELU)];
+    conv3d: TileVariants with &[("FLAG_RELU", CONV_RELU), ("FLAG_RESIDUAL", CONV_RESIDUAL), ("FLAG_INPUT_NORM", CONV_INPUT_NORM)];
+    conv_transpose3d: TileVariants with &[("FLAG_RELU", CONV_RELU), ("FLAG_INPUT_NORM", CONV_INPUT_NORM)];
+    conv_transpose3d_few: Kernel with &[("MAX_COUT", FEW_CHANNELS as u32), ("FLAG_RELU", CONV_RELU), ("FLAG_INPUT_NORM", CONV_INPUT_NORM)];
     affine_relu: Kernel;
     axial_attention: Kernel with &[("MAX_LEN", ATTENTION_MAX_LEN as u32), ("MAX_D_HEAD", ATTENTION_MAX_D_HEAD as u32)];
     codebook_argmin: Kernel with &[("MAX_DIM", ARGMIN_MAX_DIM as u32)];
@@ -168,6 +189,7 @@ lazy_kernels! {
     preprocess: Kernel;
     rgba_to_rgb: Kernel;
     channel_norm: Kernel;
+    to_rgba8: Kernel;
 }
 
 impl Kernel {
@@ -182,6 +204,9 @@ impl TileVariants {
     }
 }
 
+/// (input frames × height × width, resolution, resize) of a clip's resize taps.
+type ResizeKey = ([usize; 3], usize, Resize);
+
 pub struct Gpu {
     device: wgpu::Device,
     queue: wgpu::Queue,
@@ -193,6 +218,14 @@ pub struct Gpu {
     error: Arc<Mutex<Option<String>>>,
     lost: Arc<Mutex<Option<String>>>,
     stats: RefCell<GpuStats>,
+    pool: Rc<Pool>,
+    /// Parameter blocks already uploaded, by content.
+    uniforms: RefCell<HashMap<Vec<u32>, wgpu::Buffer>>,
+    /// The resize taps of each (input size, resolution, resize) a clip came in at.
+    resize_tables: RefCell<HashMap<ResizeKey, Rc<(GpuBuffer, GpuBuffer)>>>,
+    levels: OnceCell<GpuBuffer>,
+    /// The texture the last frames given as images went through (reused for the next same size).
+    frame_texture: RefCell<Option<wgpu::Texture>>,
 }
 
 fn kernel(device: &wgpu::Device, name: &'static str, source: &str) -> Kernel {
@@ -282,6 +315,11 @@ impl Gpu {
             error,
             lost,
             stats: Default::default(),
+            pool: Default::default(),
+            uniforms: Default::default(),
+            resize_tables: Default::default(),
+            levels: OnceCell::new(),
+            frame_texture: Default::default(),
         };
         gpu.check()?;
         Ok(gpu)
@@ -317,6 +355,12 @@ impl Gpu {
         *self.stats.borrow_mut() = GpuStats::default();
     }
 
+    fn count_flops(&self, executed: usize, useful: usize) {
+        let mut s = self.stats.borrow_mut();
+        s.flops_executed += executed as u64;
+        s.flops_useful += useful as u64;
+    }
+
     fn count_buffer(&self, bytes: u64) {
         let mut s = self.stats.borrow_mut();
         s.buffers_created += 1;
@@ -342,19 +386,26 @@ impl Gpu {
         Ok(())
     }
 
-    fn storage(&self, floats: usize, what: &str) -> Result<wgpu::Buffer> {
-        let bytes = (floats.max(1) * 4) as u64;
+    /// A buffer from the pool (contents undefined: every caller writes before it reads), or a new
+    /// one when the pool has none of this size.
+    fn pooled(&self, bytes: u64, usage: wgpu::BufferUsages, what: &str) -> Result<GpuBuffer> {
         self.check_size(bytes, what)?;
-        self.count_buffer(bytes);
-        Ok(self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(what),
-            size: bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        }))
+        let buf = match self.pool.take(bytes, usage) {
+            Some(buf) => buf,
+            None => {
+                self.count_buffer(bytes);
+                self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(what), size: bytes, usage, mapped_at_creation: false })
+            }
+        };
+        Ok(GpuBuffer::lent(buf, &self.pool))
     }
 
-    fn upload_bytes(&self, bytes: &[u8], what: &str) -> Result<wgpu::Buffer> {
+    fn storage(&self, floats: usize, what: &str) -> Result<GpuBuffer> {
+        self.pooled((floats.max(1) * 4) as u64, STORAGE, what)
+    }
+
+    /// A buffer of its own holding `bytes` (weights: they live as long as the model).
+    fn upload_bytes(&self, bytes: &[u8], what: &str) -> Result<GpuBuffer> {
         self.check_size(bytes.len() as u64, what)?;
         let padded;
         let contents = if bytes.is_empty() {
@@ -364,11 +415,45 @@ impl Gpu {
             bytes
         };
         self.count_buffer(contents.len() as u64);
-        Ok(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(what),
-            contents,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-        }))
+        Ok(GpuBuffer::owned(self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(what), contents, usage: STORAGE })))
+    }
+
+    /// A pooled buffer holding `bytes`, for per-call input (frames, codes, a run's state). What was
+    /// recorded so far is submitted first: a queued write lands before the next submission's work,
+    /// so it must not overtake work still unsubmitted that used the buffer's last contents.
+    fn upload_transient(&self, bytes: &[u8], what: &str) -> Result<GpuBuffer> {
+        let size = (bytes.len().max(1)).next_multiple_of(4) as u64;
+        let buf = self.pooled(size, STORAGE, what)?;
+        self.submit();
+        if bytes.len().is_multiple_of(4) {
+            self.queue.write_buffer(&buf, 0, bytes);
+        } else {
+            let mut padded = bytes.to_vec();
+            padded.resize(size as usize, 0);
+            self.queue.write_buffer(&buf, 0, &padded);
+        }
+        Ok(buf)
+    }
+
+    /// The uniform holding `words` (padded to 16 bytes), made the first time these words are asked for.
+    fn uniform(&self, params: &[u32]) -> wgpu::Buffer {
+        let mut words = params.to_vec();
+        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
+        let mut cache = self.uniforms.borrow_mut();
+        if let Some(buf) = cache.get(&words) {
+            return buf.clone();
+        }
+        if cache.len() >= MAX_CACHED_UNIFORMS {
+            cache.clear();
+        }
+        self.count_buffer((words.len() * 4) as u64);
+        let buf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::cast_slice(&words),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        cache.insert(words, buf.clone());
+        buf
     }
 
     /// Record one dispatch: `params` become the uniform at binding 0, `buffers` bindings 1.. .
@@ -378,20 +463,12 @@ impl Gpu {
         if groups.0 > max || groups.1 > max || groups.2 > max {
             bail!(Gpu, "dispatch of {groups:?} workgroups exceeds the adapter limit {max}; use a smaller clip");
         }
-        let mut words = params.to_vec();
-        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::cast_slice(&words),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let uniform = self.uniform(params);
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         entries.extend(buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }));
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &k.layout, entries: &entries });
         {
             let mut s = self.stats.borrow_mut();
-            s.buffers_created += 1; // the uniform
-            s.bytes_created += (words.len() * 4) as u64;
             s.bind_groups += 1;
             s.dispatches += 1;
             s.passes += 1;
@@ -413,8 +490,8 @@ impl Gpu {
         Ok(())
     }
 
-    fn upload_u32(&self, data: &[u32], what: &str) -> Result<wgpu::Buffer> {
-        self.upload_bytes(bytemuck::cast_slice(data), what)
+    fn upload_u32(&self, data: &[u32], what: &str) -> Result<GpuBuffer> {
+        self.upload_transient(bytemuck::cast_slice(data), what)
     }
 
     /// Record a copy of `words` 4-byte words, in order with the dispatches around it.
@@ -442,22 +519,27 @@ impl Gpu {
     }
 
     async fn read_bytes(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
-        self.count_buffer(bytes.max(4));
+        self.read_parts(&[(src, bytes)]).await
+    }
+
+    /// The first `bytes` of each buffer (a multiple of 4), one after another, through one staging
+    /// buffer and one wait.
+    async fn read_parts(&self, parts: &[(&wgpu::Buffer, u64)]) -> Result<Vec<u8>> {
+        let total: u64 = parts.iter().map(|p| p.1).sum();
         {
             let mut s = self.stats.borrow_mut();
             s.map_waits += 1;
-            s.readback_bytes += bytes;
+            s.readback_bytes += total;
         }
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes.max(4),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = self.pooled(total.max(4), STAGING, "readback")?;
         {
             let mut slot = self.encoder.borrow_mut();
             let encoder = slot.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
-            encoder.copy_buffer_to_buffer(src, 0, &staging, 0, bytes.max(4));
+            let mut at = 0;
+            for &(src, bytes) in parts {
+                encoder.copy_buffer_to_buffer(src, 0, &staging, at, bytes);
+                at += bytes;
+            }
         }
         self.submit();
         let (tx, rx) = futures_channel::oneshot::channel();
@@ -472,7 +554,7 @@ impl Gpu {
             Ok(Ok(())) => {}
             _ => bail!(Gpu, "reading the result back from the GPU failed"),
         }
-        let data = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(format!("reading the result back from the GPU failed: {e}")))?[..bytes as usize]
+        let data = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(format!("reading the result back from the GPU failed: {e}")))?[..total as usize]
             .to_vec();
         staging.unmap();
         Ok(data)
@@ -492,40 +574,92 @@ impl Gpu {
             table.extend(pairs);
             table
         };
-        let levels: Vec<f32> = (0..256).map(|b| b as f32 / 255.0).collect();
-        let (rows, cols) = (self.upload_u32(&taps(&plan.rows), "resize taps")?, self.upload_u32(&taps(&plan.cols), "resize taps")?);
-        let levels = self.upload_bytes(bytemuck::cast_slice(&levels), "levels")?;
+        // the tables depend only on the sizes: made once per input size a stream comes in at
+        let key = ([frames, height, width], resolution, resize);
+        let cached = self.resize_tables.borrow().get(&key).cloned();
+        let tables = match cached {
+            Some(tables) => tables,
+            None => {
+                let tables = Rc::new((
+                    self.upload_bytes(bytemuck::cast_slice(&taps(&plan.rows)), "resize taps")?,
+                    self.upload_bytes(bytemuck::cast_slice(&taps(&plan.cols)), "resize taps")?,
+                ));
+                let mut cache = self.resize_tables.borrow_mut();
+                if cache.len() >= 64 {
+                    cache.clear();
+                }
+                cache.insert(key, tables.clone());
+                tables
+            }
+        };
+        let (rows, cols) = (&tables.0, &tables.1);
+        let levels = match self.levels.get() {
+            Some(levels) => levels,
+            None => {
+                let levels: Vec<f32> = (0..256).map(|b| b as f32 / 255.0).collect();
+                let levels = self.upload_bytes(bytemuck::cast_slice(&levels), "levels")?;
+                self.levels.get_or_init(|| levels)
+            }
+        };
         let dims = Dims::new(3, plan.frames, resolution, resolution);
         let out = self.storage(dims.len(), "preprocessed clip")?;
         let pixels = plan.frames * resolution * resolution;
+        let rgba = self.storage(pixels, "preprocessed clip as bytes")?;
         let (gx, gy) = grid(pixels, 256, self.limits.max_compute_workgroups_per_dimension)?;
         #[rustfmt::skip]
         let params = [
             plan.frames as u32, height as u32, width as u32, resolution as u32,
             gx * 256, 0, 0, 0,
         ];
-        self.dispatch(self.kernels.preprocess(), &params, &[rgb, &rows, &cols, &levels, &out], (gx, gy, 1))?;
-        Ok(Tensor { dims, buf: out })
+        self.dispatch(self.kernels.preprocess(), &params, &[rgb, rows, cols, levels, &out, &rgba], (gx, gy, 1))?;
+        Ok(Tensor { dims, buf: out.with_pixels(rgba) })
     }
 }
 
-impl Backend for Gpu {
-    type Buffer = wgpu::Buffer;
-    type IndexBuffer = wgpu::Buffer;
-
-    fn upload(&self, data: &[f32]) -> Result<wgpu::Buffer> {
-        self.upload_bytes(bytemuck::cast_slice(data), "weights")
+impl Gpu {
+    /// `codebook_argmin.wgsl`, also writing the codes' rows of `table` when one is given.
+    fn argmin(&self, z: &Tensor<Self>, cb: &Codebook<Self>, table: Option<&Codebook<Self>>) -> Result<(Codes<Self>, Option<Tensor<Self>>)> {
+        if cb.dim > ARGMIN_MAX_DIM {
+            bail!(Gpu, "codebook vectors of {} exceed the kernel's {ARGMIN_MAX_DIM}", cb.dim);
+        }
+        let n = z.dims.positions();
+        let out = self.storage(n, "codes")?;
+        let embedded = table.map(|t| self.storage(t.dim * n, "decoder input")).transpose()?;
+        let (gx, gy) = grid(n, 1, self.limits.max_compute_workgroups_per_dimension)?;
+        let table_dim = table.map_or(0, |t| t.dim);
+        let params = [cb.dim as u32, cb.n_codes as u32, n as u32, gx, table_dim as u32, 0, 0, 0];
+        // without a table, stand-ins fill its bindings (the kernel touches neither); a spare
+        // buffer, because a writable buffer bound twice would alias
+        let spare;
+        let (t, e) = match (table, &embedded) {
+            (Some(t), Some(e)) => (&t.embeddings, e),
+            _ => {
+                spare = self.storage(1, "unused")?;
+                (&cb.norms, &spare)
+            }
+        };
+        self.dispatch(self.kernels.codebook_argmin(), &params, &[&z.buf, &cb.embeddings, &cb.norms, &out, t, e], (gx, gy, 1))?;
+        self.count_flops(2 * n * cb.n_codes * cb.dim, 2 * n * cb.n_codes * cb.dim);
+        let [t_, h, w] = [z.dims.t, z.dims.h, z.dims.w];
+        let embedded = match (table, embedded) {
+            (Some(t), Some(buf)) => Some(Tensor { dims: Dims::new(t.dim, t_, h, w), buf }),
+            _ => None,
+        };
+        Ok((Codes { dims: [t_, h, w], buf: out }, embedded))
     }
 
-    fn upload_codes(&self, codes: &[u32], dims: [usize; 3]) -> Result<Codes<Self>> {
-        Ok(Codes { dims, buf: self.upload_u32(codes, "codes")? })
-    }
-
-    fn conv3d(&self, x: &Tensor<Self>, conv: &Conv3d<Self>, residual: Option<&Tensor<Self>>, relu: bool) -> Result<Tensor<Self>> {
+    fn conv3d_fused(
+        &self,
+        x: &Tensor<Self>,
+        norm: Option<&ChannelAffine<Self>>,
+        conv: &Conv3d<Self>,
+        residual: Option<&Tensor<Self>>,
+        relu: bool,
+    ) -> Result<Tensor<Self>> {
         let (i, k, s, pad) = (x.dims, conv.kernel, conv.stride, conv.pad_front());
         let o = Dims::new(conv.cout, i.t / s[0], i.h / s[1], i.w / s[2]);
         let out = self.storage(o.len(), "conv3d output")?;
-        let flags = if relu { CONV_RELU } else { 0 } | if residual.is_some() { CONV_RESIDUAL } else { 0 };
+        let flags = if relu { CONV_RELU } else { 0 } | if residual.is_some() { CONV_RESIDUAL } else { 0 } | if norm.is_some() { CONV_INPUT_NORM } else { 0 };
         #[rustfmt::skip]
         let params = [
             conv.cin as u32, conv.cout as u32, flags, 0,
@@ -535,29 +669,79 @@ impl Backend for Gpu {
             s[0] as u32, s[1] as u32, s[2] as u32, 0,
             pad[0] as u32, pad[1] as u32, pad[2] as u32, 0,
         ];
-        // an unused residual binding still needs a buffer; the bias is read-only and always there
+        // unused bindings still need a buffer; the bias is read-only and always there
         let res = residual.map_or(&conv.bias, |r| &r.buf);
+        let (scale, shift) = norm.map_or((&conv.bias, &conv.bias), |n| (&n.scale, &n.shift));
         let k = self.kernels.conv3d().for_channels(conv.cout);
         let groups = (o.positions().div_ceil(k.tile_n) as u32, conv.cout.div_ceil(k.tile_m) as u32, 1);
-        self.dispatch(&k.kernel, &params, &[&x.buf, &conv.weight, &conv.bias, res, &out], groups)?;
+        self.dispatch(&k.kernel, &params, &[&x.buf, &conv.weight, &conv.bias, res, &out, scale, shift], groups)?;
+        let depth = 2 * conv.cin * conv.kernel.iter().product::<usize>();
+        self.count_flops(groups.0 as usize * k.tile_n * groups.1 as usize * k.tile_m * depth, o.positions() * conv.cout * depth);
         Ok(Tensor { dims: o, buf: out })
     }
 
-    fn conv_transpose3d(&self, x: &Tensor<Self>, convt: &ConvTranspose3d<Self>, relu: bool) -> Result<Tensor<Self>> {
+    fn conv_transpose3d_fused(&self, x: &Tensor<Self>, norm: Option<&ChannelAffine<Self>>, convt: &ConvTranspose3d<Self>, relu: bool) -> Result<Tensor<Self>> {
         let (i, s) = (x.dims, convt.stride);
         let o = Dims::new(convt.cout, i.t * s[0], i.h * s[1], i.w * s[2]);
         let out = self.storage(o.len(), "conv_transpose3d output")?;
+        let flags = if relu { CONV_RELU } else { 0 } | if norm.is_some() { CONV_INPUT_NORM } else { 0 };
         #[rustfmt::skip]
         let params = [
-            convt.cin as u32, convt.cout as u32, if relu { CONV_RELU } else { 0 }, 0,
+            convt.cin as u32, convt.cout as u32, flags, 0,
             i.t as u32, i.h as u32, i.w as u32, 0,
             s[0] as u32, s[1] as u32, s[2] as u32, 0,
         ];
+        let (scale, shift) = norm.map_or((&convt.bias, &convt.bias), |n| (&n.scale, &n.shift));
         let classes = (s[0] * s[1] * s[2]) as u32;
+        // per class, each output sums over cin × (4/s)³ taps
+        let depth = 2 * convt.cin * 64 / classes as usize;
+        if convt.cout <= FEW_CHANNELS {
+            // one thread per position computes every channel (and, for RGB, the pixel's bytes)
+            let rgba = self.storage(o.positions(), "decoded clip as bytes")?;
+            let k = self.kernels.conv_transpose3d_few();
+            self.dispatch(k, &params, &[&x.buf, &convt.weight, &convt.bias, &out, scale, shift, &rgba], (i.positions().div_ceil(256) as u32, 1, classes))?;
+            self.count_flops(
+                i.positions().next_multiple_of(256) * convt.cout * depth * classes as usize,
+                i.positions() * convt.cout * depth * classes as usize,
+            );
+            let buf = if convt.cout == 3 { out.with_pixels(rgba) } else { out };
+            return Ok(Tensor { dims: o, buf });
+        }
         let k = self.kernels.conv_transpose3d().for_channels(convt.cout);
         let groups = (i.positions().div_ceil(k.tile_n) as u32, convt.cout.div_ceil(k.tile_m) as u32, classes);
-        self.dispatch(&k.kernel, &params, &[&x.buf, &convt.weight, &convt.bias, &out], groups)?;
+        self.dispatch(&k.kernel, &params, &[&x.buf, &convt.weight, &convt.bias, &out, scale, shift], groups)?;
+        let tiles = groups.0 as usize * k.tile_n * groups.1 as usize * k.tile_m;
+        self.count_flops(tiles * depth * classes as usize, i.positions() * convt.cout * depth * classes as usize);
         Ok(Tensor { dims: o, buf: out })
+    }
+}
+
+impl Backend for Gpu {
+    type Buffer = GpuBuffer;
+    type IndexBuffer = GpuBuffer;
+
+    fn upload(&self, data: &[f32]) -> Result<GpuBuffer> {
+        self.upload_bytes(bytemuck::cast_slice(data), "weights")
+    }
+
+    fn upload_codes(&self, codes: &[u32], dims: [usize; 3]) -> Result<Codes<Self>> {
+        Ok(Codes { dims, buf: self.upload_u32(codes, "codes")? })
+    }
+
+    fn conv3d(&self, x: &Tensor<Self>, conv: &Conv3d<Self>, residual: Option<&Tensor<Self>>, relu: bool) -> Result<Tensor<Self>> {
+        self.conv3d_fused(x, None, conv, residual, relu)
+    }
+
+    fn conv3d_normed(&self, x: &Tensor<Self>, bn: &ChannelAffine<Self>, conv: &Conv3d<Self>, relu: bool) -> Result<Tensor<Self>> {
+        self.conv3d_fused(x, Some(bn), conv, None, relu)
+    }
+
+    fn conv_transpose3d(&self, x: &Tensor<Self>, convt: &ConvTranspose3d<Self>, relu: bool) -> Result<Tensor<Self>> {
+        self.conv_transpose3d_fused(x, None, convt, relu)
+    }
+
+    fn conv_transpose3d_normed(&self, x: &Tensor<Self>, bn: &ChannelAffine<Self>, convt: &ConvTranspose3d<Self>, relu: bool) -> Result<Tensor<Self>> {
+        self.conv_transpose3d_fused(x, Some(bn), convt, relu)
     }
 
     fn affine_relu(&self, x: &Tensor<Self>, bn: &ChannelAffine<Self>) -> Result<Tensor<Self>> {
@@ -603,23 +787,23 @@ impl Backend for Gpu {
             d.t as u32, d.h as u32, d.w as u32, gx,
         ];
         self.dispatch(self.kernels.axial_attention(), &params, &[&qkv.buf, &out], (gx, gy, 3 * heads as u32))?;
+        // q·k and the weighted sum of v, per position, over the keys of its three axes
+        let flops = 4 * c * d.positions() * (d.t + d.h + d.w);
+        self.count_flops(flops, flops);
         Ok(Tensor { dims: Dims { c: 3 * c, ..d }, buf: out })
     }
 
     fn codebook_argmin(&self, z: &Tensor<Self>, cb: &Codebook<Self>) -> Result<Codes<Self>> {
-        if cb.dim > ARGMIN_MAX_DIM {
-            bail!(Gpu, "codebook vectors of {} exceed the kernel's {ARGMIN_MAX_DIM}", cb.dim);
-        }
-        let n = z.dims.positions();
-        let out = self.storage(n, "codes")?;
-        let (gx, gy) = grid(n, 1, self.limits.max_compute_workgroups_per_dimension)?;
-        let params = [cb.dim as u32, cb.n_codes as u32, n as u32, gx];
-        self.dispatch(self.kernels.codebook_argmin(), &params, &[&z.buf, &cb.embeddings, &cb.norms, &out], (gx, gy, 1))?;
-        Ok(Codes { dims: [z.dims.t, z.dims.h, z.dims.w], buf: out })
+        Ok(self.argmin(z, cb, None)?.0)
+    }
+
+    fn codebook_argmin_lookup(&self, z: &Tensor<Self>, cb: &Codebook<Self>, table: &Codebook<Self>) -> Result<(Codes<Self>, Tensor<Self>)> {
+        let (codes, h) = self.argmin(z, cb, Some(table))?;
+        Ok((codes, h.expect("the table was given")))
     }
 
     fn preprocess(&self, video: &crate::video::Video, resolution: usize, resize: Resize) -> Result<Tensor<Self>> {
-        let rgb = self.upload_bytes(&video.rgb, "video frames")?;
+        let rgb = self.upload_transient(&video.rgb, "video frames")?;
         self.preprocess_rgb(&rgb, [video.frames, video.height, video.width], resolution, resize)
     }
 
@@ -639,5 +823,30 @@ impl Backend for Gpu {
 
     async fn read_codes(&self, codes: &Codes<Self>) -> Result<Vec<u32>> {
         self.read_u32(&codes.buf, codes.dims.iter().product()).await
+    }
+
+    /// The codes and both clips' bytes come back through one staging buffer: one wait per chunk.
+    async fn read_reconstruction(&self, codes: &Codes<Self>, input: &Tensor<Self>, output: &Tensor<Self>) -> Result<(Vec<u32>, Video, Video)> {
+        let d = output.dims;
+        if input.dims != d || d.c != 3 {
+            bail!(Input, "a reconstruction's input {:?} and output {:?} must be the same RGB clip size", input.dims, d);
+        }
+        let n = d.positions();
+        let n_codes: usize = codes.dims.iter().product();
+        let (code_bytes, clip_bytes) = ((n_codes * 4) as u64, (n * 4) as u64);
+        // the kernels that made the clips wrote their bytes too, unless the input was uploaded as
+        // floats: then one to_rgba8 pass packs both
+        let bytes = if let (Some(a), Some(b)) = (input.buf.pixels(), output.buf.pixels()) {
+            self.read_parts(&[(&codes.buf, code_bytes), (a, clip_bytes), (b, clip_bytes)]).await?
+        } else {
+            let rgba = self.storage(2 * n, "rgba frames")?;
+            let (gx, gy) = grid(2 * n, 256, self.limits.max_compute_workgroups_per_dimension)?;
+            self.dispatch(self.kernels.to_rgba8(), &[n as u32, gx * 256, 0, 0], &[&input.buf, &output.buf, &rgba], (gx, gy, 1))?;
+            self.read_parts(&[(&codes.buf, code_bytes), (&rgba, 2 * clip_bytes)]).await?
+        };
+        let (code_bytes, pixels) = bytes.split_at(n_codes * 4);
+        let clip = |pixels: &[u8]| Video::new(d.t, d.h, d.w, pixels.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect());
+        let (a, b) = pixels.split_at(n * 4);
+        Ok((bytemuck::pod_collect_to_vec(code_bytes), clip(a)?, clip(b)?))
     }
 }

@@ -3,9 +3,11 @@
 //! the drawn token where the next step's embedding reads it. Logits never leave the GPU while
 //! sampling; the grid is read back only as often as the caller wants progress.
 
-use wgpu::Buffer;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
-use super::{Gpu, GEMV_BIAS, GEMV_GELU2, GEMV_RESIDUAL};
+use super::{Gpu, GpuBuffer as Buffer, GEMV_BIAS, GEMV_GELU2, GEMV_RESIDUAL};
 use crate::backend::Backend as _;
 use crate::gpt::{AttnType, FrameFeatures, Gpt, Linear, SampleOptions};
 use crate::resnet::RESNET_DIM;
@@ -40,9 +42,11 @@ struct Gemv<'a> {
     gelu2: bool,
 }
 
-pub struct GpuPrior<'g> {
-    gpu: &'g Gpu,
-    gpt: &'g Gpt,
+/// `(gain, shift)` of each norm for one class: per block (attention, MLP), then the final one.
+type Norms = Vec<(Buffer, Buffer)>;
+
+/// A prior's weights on the GPU, uploaded once per loaded prior and shared by every run.
+pub struct GpuPriorWeights {
     codebook: Buffer,
     fc_in: GpuLinear,
     /// `sos + pos[0]`, the input of step 0.
@@ -50,12 +54,20 @@ pub struct GpuPrior<'g> {
     pos: Buffer,
     blocks: Vec<GpuBlock>,
     fc_out: GpuLinear,
+    /// `(g, b)` per norm for a class (None: unconditioned), uploaded the first time a run asks.
+    norms: RefCell<HashMap<Option<usize>, Rc<Norms>>>,
+}
+
+pub struct GpuPrior<'g> {
+    gpu: &'g Gpu,
+    gpt: &'g Gpt,
+    w: Rc<GpuPriorWeights>,
 }
 
 /// Buffers of one sampling run.
 struct Run {
     /// `(g, b)` per norm for the run's class: per block (attention, MLP), then the final one.
-    norms: Vec<(Buffer, Buffer)>,
+    norms: Rc<Norms>,
     /// Per block of a frame-conditioned model: the cross-attention's norm, keys `[M][D]` and
     /// values `[M][240]`.
     cross: Vec<((Buffer, Buffer), Buffer, Buffer)>,
@@ -74,18 +86,34 @@ struct Run {
     scores: Buffer,
     grid: Buffer,
     token: Buffer,
+    /// The uniform number each position's draw uses.
+    draws: Buffer,
 }
 
 impl<'g> GpuPrior<'g> {
+    /// Upload `gpt`'s weights to `gpu`.
     pub fn new(gpu: &'g Gpu, gpt: &'g Gpt) -> Result<Self> {
+        Ok(GpuPrior { gpu, gpt, w: Rc::new(GpuPriorWeights::new(gpu, gpt)?) })
+    }
+
+    /// Reuse weights uploaded before (by [`GpuPrior::weights`] of a prior on the same `gpu`).
+    pub fn with_weights(gpu: &'g Gpu, gpt: &'g Gpt, w: Rc<GpuPriorWeights>) -> Self {
+        GpuPrior { gpu, gpt, w }
+    }
+
+    pub fn weights(&self) -> Rc<GpuPriorWeights> {
+        self.w.clone()
+    }
+}
+
+impl GpuPriorWeights {
+    fn new(gpu: &Gpu, gpt: &Gpt) -> Result<Self> {
         let up = |l: &Linear| -> Result<GpuLinear> {
             Ok(GpuLinear { weight: gpu.upload(&l.weight)?, bias: l.bias.as_ref().map(|b| gpu.upload(b)).transpose()?, d_in: l.d_in, d_out: l.d_out })
         };
         let d = gpt.config.hidden_dim;
         let first: Vec<f32> = gpt.sos.iter().zip(&gpt.pos[..d]).map(|(s, p)| s + p).collect();
-        Ok(GpuPrior {
-            gpu,
-            gpt,
+        Ok(GpuPriorWeights {
             codebook: gpu.upload(&gpt.codebook)?,
             fc_in: up(&gpt.fc_in)?,
             first_input: gpu.upload(&first)?,
@@ -106,9 +134,12 @@ impl<'g> GpuPrior<'g> {
                 })
                 .collect::<Result<_>>()?,
             fc_out: up(&gpt.fc_out)?,
+            norms: Default::default(),
         })
     }
+}
 
+impl<'g> GpuPrior<'g> {
     fn gemv(&self, l: &GpuLinear, io: Gemv) -> Result<()> {
         let g = self.gpu;
         let (gx, gy) = super::grid(l.d_out, 1, g.limits.max_compute_workgroups_per_dimension)?;
@@ -129,11 +160,12 @@ impl<'g> GpuPrior<'g> {
         self.gpu.dispatch(self.gpu.kernels.layer_norm(), &[d, 0, 0, 0], &[x, gain, shift, out], (1, 1, 1))
     }
 
-    /// Buffers for one run; `class`, `frames` and `prefix` are checked by the caller.
-    fn start(&self, class: Option<usize>, frames: Option<&FrameFeatures>, prefix: &[u32]) -> Result<Run> {
+    /// The norms' gains and shifts for `class`, uploaded on first use.
+    fn norms(&self, class: Option<usize>) -> Result<Rc<Norms>> {
+        if let Some(norms) = self.w.norms.borrow().get(&class) {
+            return Ok(norms.clone());
+        }
         let g = self.gpu;
-        let c = &self.gpt.config;
-        let (d, n) = (c.hidden_dim, c.positions());
         let norm = |n: &crate::gpt::Norm| -> Result<(Buffer, Buffer)> {
             let (gain, shift) = n.affine(class);
             Ok((g.upload(&gain)?, g.upload(&shift)?))
@@ -144,13 +176,31 @@ impl<'g> GpuPrior<'g> {
             norms.push(norm(&b.pre_fc_norm)?);
         }
         norms.push(norm(&self.gpt.norm)?);
+        let norms = Rc::new(norms);
+        self.w.norms.borrow_mut().insert(class, norms.clone());
+        Ok(norms)
+    }
+
+    /// Buffers for one run; `class`, `frames` and `prefix` are checked by the caller, `draws`
+    /// holds the uniform number of each position (zeros where nothing is drawn).
+    fn start(&self, class: Option<usize>, frames: Option<&FrameFeatures>, prefix: &[u32], draws: &[f32]) -> Result<Run> {
+        let g = self.gpu;
+        let c = &self.gpt.config;
+        let (d, n) = (c.hidden_dim, c.positions());
+        let norm = |n: &crate::gpt::Norm| -> Result<(Buffer, Buffer)> {
+            let (gain, shift) = n.affine(class);
+            Ok((g.upload_transient(bytemuck::cast_slice(&gain), "norm")?, g.upload_transient(bytemuck::cast_slice(&shift), "norm")?))
+        };
+        let norms = self.norms(class)?;
         let cross = self
             .gpt
             .blocks
             .iter()
             .zip(self.gpt.cross_kv(frames))
             .filter_map(|(b, (k, v))| b.cross.as_ref().map(|c| (c, k, v)))
-            .map(|(c, k, v)| Ok((norm(&c.norm)?, g.upload(&k)?, g.upload(&v)?)))
+            .map(|(c, k, v)| {
+                Ok((norm(&c.norm)?, g.upload_transient(bytemuck::cast_slice(&k), "cross keys")?, g.upload_transient(bytemuck::cast_slice(&v), "cross values")?))
+            })
             .collect::<Result<Vec<_>>>()?;
         let m: usize = c.cond_shape().iter().product();
         let mut grid = vec![0u32; n];
@@ -173,6 +223,7 @@ impl<'g> GpuPrior<'g> {
             scores: g.storage(c.heads * n.max(m), "scores")?,
             grid: g.upload_u32(&grid, "grid")?,
             token: g.storage(1, "token")?,
+            draws: g.upload_transient(bytemuck::cast_slice(draws), "draws")?,
         })
     }
 
@@ -183,16 +234,16 @@ impl<'g> GpuPrior<'g> {
         let c = &self.gpt.config;
         let d = c.hidden_dim;
         if i == 0 {
-            g.copy(&self.first_input, 0, &run.x, 0, d);
+            g.copy(&self.w.first_input, 0, &run.x, 0, d);
         } else {
             let e = c.embedding_dim as u32;
             let (gx, gy) = super::grid(c.embedding_dim, 256, g.limits.max_compute_workgroups_per_dimension)?;
-            g.dispatch(g.kernels.codebook_lookup(), &[e, c.n_codes as u32, 1, gx * 256], &[&run.token, &self.codebook, &run.emb], (gx, gy, 1))?;
+            g.dispatch(g.kernels.codebook_lookup(), &[e, c.n_codes as u32, 1, gx * 256], &[&run.token, &self.w.codebook, &run.emb], (gx, gy, 1))?;
             // fc_in(codebook vector) + pos[i]
-            self.gemv(&self.fc_in, Gemv { x: &run.emb, x_offset: 0, out: &run.x, out_offset: 0, residual: Some((&self.pos, i * d)), gelu2: false })?;
+            self.gemv(&self.w.fc_in, Gemv { x: &run.emb, x_offset: 0, out: &run.x, out_offset: 0, residual: Some((&self.w.pos, i * d)), gelu2: false })?;
         }
         let sparse = c.attn_type == AttnType::Sparse;
-        for (l, b) in self.blocks.iter().enumerate() {
+        for (l, b) in self.w.blocks.iter().enumerate() {
             self.layer_norm(&run.x, &run.norms[2 * l], &run.h)?;
             // q of this position, and its k and v straight into row i of the caches
             let from_h = |out, out_offset| Gemv { x: &run.h, x_offset: 0, out, out_offset, residual: None, gelu2: false };
@@ -228,7 +279,7 @@ impl<'g> GpuPrior<'g> {
             self.gemv(&b.fc2, Gemv { x: &run.mlp, x_offset: 0, out: &run.x, out_offset: 0, residual: Some((mid, 0)), gelu2: false })?;
         }
         self.layer_norm(&run.x, run.norms.last().expect("final norm"), &run.h)?;
-        self.gemv(&self.fc_out, Gemv { x: &run.h, x_offset: 0, out: &run.logits, out_offset: 0, residual: None, gelu2: false })
+        self.gemv(&self.w.fc_out, Gemv { x: &run.h, x_offset: 0, out: &run.logits, out_offset: 0, residual: None, gelu2: false })
     }
 
     /// Sample a grid on the GPU (see [`Gpt::sample`]); the uniform numbers come from the same
@@ -238,8 +289,10 @@ impl<'g> GpuPrior<'g> {
         let c = &self.gpt.config;
         let n = c.positions();
         self.gpt.check_sample(opts, prefix)?;
-        let run = self.start(opts.class, opts.frames.as_ref(), prefix)?;
+        // one uniform number per drawn position, in the order the CPU sampler takes them
         let mut rng = crate::rng::SplitMix64::new(opts.seed);
+        let draws: Vec<f32> = (0..n).map(|i| if i < prefix.len() { 0.0 } else { rng.next_f64() as f32 }).collect();
+        let run = self.start(opts.class, opts.frames.as_ref(), prefix, &draws)?;
         let top_k = opts.top_k.unwrap_or(c.n_codes).min(c.n_codes) as u32;
         let mut since_report = 0;
         for i in 0..n {
@@ -248,13 +301,12 @@ impl<'g> GpuPrior<'g> {
                 self.gpu.copy(&run.grid, i, &run.token, 0, 1);
                 continue;
             }
-            let u = rng.next_f64() as f32;
             #[rustfmt::skip]
             let params = [
                 c.n_codes as u32, top_k, i as u32, 0,
-                opts.temperature.to_bits(), u.to_bits(), 0, 0,
+                opts.temperature.to_bits(), 0, 0, 0,
             ];
-            self.gpu.dispatch(self.gpu.kernels.sample_token(), &params, &[&run.logits, &run.grid, &run.token], (1, 1, 1))?;
+            self.gpu.dispatch(self.gpu.kernels.sample_token(), &params, &[&run.logits, &run.grid, &run.token, &run.draws], (1, 1, 1))?;
             since_report += 1;
             if report_every > 0 && since_report >= report_every && i + 1 < n {
                 since_report = 0;
@@ -277,7 +329,7 @@ impl<'g> GpuPrior<'g> {
         self.gpt.check_class(class)?;
         self.gpt.check_frames(frames)?;
         self.gpt.check_codes(codes)?;
-        let run = self.start(class, frames, codes)?;
+        let run = self.start(class, frames, codes, &[0.0])?;
         let mut out = Vec::with_capacity(codes.len() * c.n_codes);
         for i in 0..codes.len() {
             self.step(&run, i)?;

@@ -52,7 +52,7 @@ impl Video {
 }
 
 /// How frames are resized to the model's resolution.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Resize {
     /// Bilinear with antialiasing (torch `antialias=True`, PIL's bilinear reduce): when shrinking,
     /// the triangle filter widens to cover every source pixel, so nothing aliases. Our models are

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use crate::backend::{Backend, Codes, Dims, Tensor, Volume};
 use crate::nn::{
-    batchnorm_affine, load_axial_attention, load_batchnorm, load_codebook, load_conv_transpose, AxialAttention, ChannelAffine, Codebook, Conv3d,
-    ConvTranspose3d, HostConv,
+    batchnorm_affine, load_axial_attention, load_batchnorm, load_codebook, load_conv_transpose, project_codebook, AxialAttention, ChannelAffine, Codebook,
+    Conv3d, ConvTranspose3d, HostConv,
 };
 use crate::weights::WeightFile;
 use crate::{bail, Error, Result};
@@ -43,8 +43,7 @@ impl<B: Backend> ResidualBlock<B> {
     }
 
     fn forward(&self, b: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
-        let h = b.affine_relu(x, &self.norm)?;
-        let h = b.conv3d(&h, &self.conv_reduce, None, true)?;
+        let h = b.conv3d_normed(x, &self.norm, &self.conv_reduce, true)?;
         let h = b.conv3d(&h, &self.conv_expand, None, true)?;
         let qkv = b.conv3d(&h, &self.attn.qkv, None, false)?;
         let a = b.axial_attention(&qkv, &self.attn)?;
@@ -52,7 +51,8 @@ impl<B: Backend> ResidualBlock<B> {
     }
 }
 
-/// `n_res_layers` residual blocks, then BatchNorm3d and ReLU.
+/// `n_res_layers` residual blocks, then BatchNorm3d and ReLU. The last two are applied by the
+/// layer after the stack, fused into its input (`conv3d_normed`).
 pub struct ResStack<B: Backend> {
     blocks: Vec<ResidualBlock<B>>,
     norm: ChannelAffine<B>,
@@ -64,11 +64,12 @@ impl<B: Backend> ResStack<B> {
         Ok(ResStack { blocks, norm: load_batchnorm(b, w, &format!("{key}.{n}"), c)? })
     }
 
-    fn forward(&self, b: &B, mut x: Tensor<B>) -> Result<Tensor<B>> {
+    /// The blocks; the caller applies `norm` and ReLU.
+    fn forward_blocks(&self, b: &B, mut x: Tensor<B>) -> Result<Tensor<B>> {
         for block in &self.blocks {
             x = block.forward(b, &x)?;
         }
-        b.affine_relu(&x, &self.norm)
+        Ok(x)
     }
 }
 
@@ -85,7 +86,7 @@ impl<B: Backend> Encoder<B> {
             h = b.conv3d(&h, conv, None, true)?;
         }
         let h = b.conv3d(&h, &self.conv_last, None, false)?;
-        self.res_stack.forward(b, h)
+        self.res_stack.forward_blocks(b, h) // its BatchNorm and ReLU go with pre_vq_conv
     }
 }
 
@@ -96,9 +97,11 @@ pub struct Decoder<B: Backend> {
 
 impl<B: Backend> Decoder<B> {
     fn forward(&self, b: &B, x: Tensor<B>) -> Result<Tensor<B>> {
-        let mut h = self.res_stack.forward(b, x)?;
+        let h = self.res_stack.forward_blocks(b, x)?;
         let last = self.convts.len() - 1;
-        for (i, convt) in self.convts.iter().enumerate() {
+        // the stack's BatchNorm and ReLU fused into the first transposed conv's input
+        let mut h = b.conv_transpose3d_normed(&h, &self.res_stack.norm, &self.convts[0], last > 0)?;
+        for (i, convt) in self.convts.iter().enumerate().skip(1) {
             h = b.conv_transpose3d(&h, convt, i < last)?; // no ReLU (and no squashing) after the last
         }
         Ok(h)
@@ -110,8 +113,9 @@ pub struct VqVae<B: Backend> {
     encoder: Encoder<B>,
     decoder: Decoder<B>,
     pre_vq_conv: Conv3d<B>,
-    post_vq_conv: Conv3d<B>,
     codebook: Codebook<B>,
+    /// `post_vq_conv` of every code (`nn::project_codebook`): the decoder's input per code.
+    decode_table: Codebook<B>,
 }
 
 impl<B: Backend> VqVae<B> {
@@ -156,12 +160,15 @@ impl<B: Backend> VqVae<B> {
                 load_conv_transpose(b, w, &key(&format!("decoder.convts.{i}")), c, cout, s)
             })
             .collect::<Result<_>>()?;
+        let pre_vq_conv = HostConv::load(w, &key("pre_vq_conv"), c, e, 1, [1; 3], true)?.upload(b)?;
+        let post_vq_conv = HostConv::load(w, &key("post_vq_conv"), e, c, 1, [1; 3], true)?;
+        let (codebook, embeddings) = load_codebook(b, w, &key("codebook"), config.n_codes, e)?;
         Ok(VqVae {
             encoder,
             decoder: Decoder { res_stack, convts },
-            pre_vq_conv: HostConv::load(w, &key("pre_vq_conv"), c, e, 1, [1; 3], true)?.upload(b)?,
-            post_vq_conv: HostConv::load(w, &key("post_vq_conv"), e, c, 1, [1; 3], true)?.upload(b)?,
-            codebook: load_codebook(b, w, &key("codebook"), config.n_codes, e)?,
+            pre_vq_conv,
+            decode_table: project_codebook(b, &embeddings, config.n_codes, &post_vq_conv)?,
+            codebook,
             config,
         })
     }
@@ -176,6 +183,22 @@ impl<B: Backend> VqVae<B> {
         b.codebook_argmin(&z, &self.codebook)
     }
 
+    /// `encode`, and the decoder's input for those codes (what `decode` starts from), in one pass
+    /// where the backend can: a reconstruction needs both.
+    pub fn encode_for_decode(&self, b: &B, x: &Tensor<B>) -> Result<(Codes<B>, Tensor<B>)> {
+        if x.dims.c != 3 {
+            bail!(Input, "the VQ-VAE takes RGB clips (3 channels), got {}", x.dims.c);
+        }
+        self.config.check_clip(x.dims.t, x.dims.h, x.dims.w)?;
+        let z = self.pre_vq_conv_forward(b, x)?;
+        b.codebook_argmin_lookup(&z, &self.codebook, &self.decode_table)
+    }
+
+    /// The decoder from its input (`encode_for_decode`'s second part).
+    pub fn decode_embedded(&self, b: &B, h: Tensor<B>) -> Result<Tensor<B>> {
+        self.decoder.forward(b, h)
+    }
+
     /// The continuous latents before quantisation, `pre_vq_conv(encoder(x))`: E×T'×H'×W'.
     pub fn latents(&self, b: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
         self.config.check_clip(x.dims.t, x.dims.h, x.dims.w)?;
@@ -184,13 +207,13 @@ impl<B: Backend> VqVae<B> {
 
     fn pre_vq_conv_forward(&self, b: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
         let h = self.encoder.forward(b, x)?;
-        b.conv3d(&h, &self.pre_vq_conv, None, false)
+        b.conv3d_normed(&h, &self.encoder.res_stack.norm, &self.pre_vq_conv, false)
     }
 
     /// `vqvae.decode(codes)`: codebook rows → post_vq_conv → decoder, a 3×T×H×W clip (unclamped).
+    /// The first two are one lookup in `decode_table`.
     pub fn decode(&self, b: &B, codes: &Codes<B>) -> Result<Tensor<B>> {
-        let h = b.codebook_lookup(codes, &self.codebook)?;
-        let h = b.conv3d(&h, &self.post_vq_conv, None, false)?;
+        let h = b.codebook_lookup(codes, &self.decode_table)?;
         self.decoder.forward(b, h)
     }
 

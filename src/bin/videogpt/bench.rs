@@ -38,14 +38,15 @@ pub struct Args {
 /// One line of counts, divided by `per` (chunks or tokens).
 fn stats_row(what: &str, s: &videogpt::gpu::GpuStats, per: f64) {
     println!(
-        "| {what} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} | {:.1} |",
+        "| {what} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} | {:.1} | {} |",
         s.dispatches as f64 / per,
         s.buffers_created as f64 / per,
         s.bytes_created as f64 / per / 1e6,
         s.bind_groups as f64 / per,
         s.submits as f64 / per,
         s.map_waits as f64 / per,
-        s.readback_bytes as f64 / per / 1e3
+        s.readback_bytes as f64 / per / 1e3,
+        if s.flops_useful > 0 { format!("{:.2}", s.flops_executed as f64 / s.flops_useful as f64) } else { "—".into() }
     );
 }
 
@@ -58,8 +59,8 @@ fn run_gpu_stats() -> Result<()> {
     let g = pollster::block_on(Gpu::new())?;
     println!("gpu: {}", g.describe());
     println!();
-    println!("| per | dispatches | buffers created | MB created | bind groups | submits | map waits | KB read back |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| per | dispatches | buffers created | MB created | bind groups | submits | map waits | KB read back | executed / useful FLOPs |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     let clip = read_video(&root.join("tests/fixtures/carphone_8f.npy"))?;
     let clip = Video::concat(&[clip.clone(), clip])?;
     let model = std::fs::read(root.join("models/natural-64.safetensors"))?;

@@ -343,7 +343,7 @@ fn load_prior<B: Backend>(b: &B, model: &Path, vqvae: Option<&Path>) -> Result<P
         (Some(bytes), Some(path)) => Tokenizer::load(b, bytes, "").map_err(|e| in_file(e, path))?,
         _ => Tokenizer::load(b, &gpt_bytes, "vqvae.").map_err(|e| in_file(e, model))?,
     };
-    Ok(Prior { gpt, tokenizer })
+    Ok(Prior::new(gpt, tokenizer))
 }
 
 fn sample_on<B: Backend>(b: &B, gpu: Option<&Gpu>, job: &SampleJob) -> Result<()> {
@@ -357,9 +357,9 @@ fn sample_on<B: Backend>(b: &B, gpu: Option<&Gpu>, job: &SampleJob) -> Result<()
     inputs.extend(job.vqvae);
     inputs.extend(job.prefix.map(|(p, _)| p.as_path()));
     refuse_overwrite(job.output, &inputs)?;
-    let Prior { gpt, tokenizer } = load_prior(b, job.model, job.vqvae)?;
+    let Prior { gpt, tokenizer, .. } = load_prior(b, job.model, job.vqvae)?;
     // the prefix clip is resized as --resize says; the GPT fixes the resolution
-    let prior = Prior { gpt, tokenizer: tokenizer.with_resize(job.input.resize.into()) };
+    let prior = Prior::new(gpt, tokenizer.with_resize(job.input.resize.into()));
     let frames = frame_features(&prior.gpt, job.cond_frame)?;
     let job_opts = SampleOptions { frames, ..job.opts.clone() };
     let [lt, lh, lw] = prior.gpt.config.latent;

@@ -1,0 +1,134 @@
+// conv_transpose3d_few.wgsl — conv_transpose3d.wgsl for layers with at most 4 output channels (the
+// decoder's last, which makes RGB): one thread per output position of a parity class computes
+// every channel, so no multiply is spent on a channel that does not exist (a 16-row GEMM tile
+// would waste 13 of 16 on 3 channels). The sums run over k in the same order as the tiled
+// kernel's, so both give the same floats. With 3 channels the thread also writes the pixel as
+// RGBA bytes (as video::to_video makes them), which is what a chunk's readback brings home.
+//
+// Bind group 0:
+//   @binding(0) uniform      p      : Params (as conv_transpose3d.wgsl)
+//   @binding(1) storage read x      : array<f32>   input, [cin][in_t][in_h][in_w]
+//   @binding(2) storage read weight : array<f32>   [cin][cout][4][4][4]
+//   @binding(3) storage read bias   : array<f32>   [cout]
+//   @binding(4) storage rw   out    : array<f32>   [cout][in_t·s_t][in_h·s_h][in_w·s_w]
+//   @binding(5) storage read scale  : array<f32>   [cin] (read only when flags & FLAG_INPUT_NORM)
+//   @binding(6) storage read shift  : array<f32>   [cin]
+//   @binding(7) storage rw   rgba   : array<u32>   [out positions] (written when cout = 3)
+//
+// workgroup_id.x·256 + local id is the position in the class grid, workgroup_id.z the class.
+
+struct Params {
+    cin: u32, cout: u32, flags: u32, _pad0: u32,
+    in_t: u32, in_h: u32, in_w: u32, _pad1: u32,
+    s_t: u32, s_h: u32, s_w: u32, _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> scale: array<f32>;
+@group(0) @binding(6) var<storage, read> shift: array<f32>;
+@group(0) @binding(7) var<storage, read_write> rgba: array<u32>;
+
+const MAX_COUT: u32 = 4u;      // set and checked by the host (src/gpu/mod.rs)
+const TILE_K: u32 = 64u;       // TILE_K · MAX_COUT = 256 weights staged per step, one per thread
+const FLAG_RELU: u32 = 1u;     // the flags are set by the host
+const FLAG_INPUT_NORM: u32 = 4u;
+
+var<workgroup> w_tile: array<f32, TILE_K * MAX_COUT>; // [TILE_K][MAX_COUT]
+
+struct Class {
+    q: vec3<u32>,
+    k0: vec3<u32>,
+    off: vec3<u32>,
+    taps: vec3<u32>,
+}
+
+fn class_of(z: u32) -> Class {
+    let s = vec3<u32>(p.s_t, p.s_h, p.s_w);
+    var c: Class;
+    c.q = vec3<u32>(z / (s.y * s.z), (z / s.z) % s.y, z % s.z);
+    c.k0 = (c.q + 1u) % s;
+    c.off = (c.q + 1u - c.k0) / s;
+    c.taps = 4u / s;
+    return c;
+}
+
+fn tap(c: Class, r: u32) -> vec3<u32> {
+    return vec3<u32>(r / (c.taps.y * c.taps.z), (r / c.taps.z) % c.taps.y, r % c.taps.z);
+}
+
+fn byte(v: f32) -> u32 {
+    if (v != v) {
+        return 0u;
+    }
+    return u32((clamp(v, -0.5, 0.5) + 0.5) * 255.0);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let c = class_of(wid.z);
+    let ntaps = c.taps.x * c.taps.y * c.taps.z;
+    let n_in = p.in_t * p.in_h * p.in_w;
+    let k_len = p.cin * ntaps;
+    let s = vec3<u32>(p.s_t, p.s_h, p.s_w);
+    let in_dims = vec3<i32>(vec3<u32>(p.in_t, p.in_h, p.in_w));
+    let n = wid.x * 256u + lid.x;
+    let valid = n < n_in;
+    let j = vec3<u32>(n / (p.in_h * p.in_w), (n / p.in_w) % p.in_h, n % p.in_w);
+    let base = vec3<i32>(j + c.off);
+
+    var acc: array<f32, MAX_COUT>;
+    for (var k0 = 0u; k0 < k_len; k0 += TILE_K) {
+        let wk = lid.x / MAX_COUT;
+        let wm = lid.x % MAX_COUT;
+        var wv = 0.0;
+        if (wm < p.cout && k0 + wk < k_len) {
+            let ci = (k0 + wk) / ntaps;
+            let kern = c.k0 + s * tap(c, (k0 + wk) % ntaps);
+            wv = weight[(((ci * p.cout + wm) * 4u + kern.x) * 4u + kern.y) * 4u + kern.z];
+        }
+        w_tile[wk * MAX_COUT + wm] = wv;
+        workgroupBarrier();
+        if (valid) {
+            for (var kk = 0u; kk < TILE_K && k0 + kk < k_len; kk++) {
+                let ci = (k0 + kk) / ntaps;
+                let src = base - vec3<i32>(tap(c, (k0 + kk) % ntaps));
+                var xv = 0.0;
+                if (all(src >= vec3<i32>(0)) && all(src < in_dims)) {
+                    let si = vec3<u32>(src);
+                    xv = x[((ci * p.in_t + si.x) * p.in_h + si.y) * p.in_w + si.z];
+                    if ((p.flags & FLAG_INPUT_NORM) != 0u) {
+                        xv = max(xv * scale[ci] + shift[ci], 0.0);
+                    }
+                }
+                for (var m = 0u; m < p.cout; m++) {
+                    acc[m] = fma(w_tile[kk * MAX_COUT + m], xv, acc[m]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    if (!valid) {
+        return;
+    }
+
+    let out_dims = vec3<u32>(p.in_t, p.in_h, p.in_w) * s;
+    let o = j * s + c.q;
+    let at = (o.x * out_dims.y + o.y) * out_dims.z + o.z;
+    let plane = out_dims.x * out_dims.y * out_dims.z;
+    var pixel = 255u << 24u;
+    for (var m = 0u; m < p.cout; m++) {
+        var v = acc[m] + bias[m];
+        if ((p.flags & FLAG_RELU) != 0u) {
+            v = max(v, 0.0);
+        }
+        out[m * plane + at] = v;
+        pixel |= byte(v) << (8u * m);
+    }
+    if (p.cout == 3u) {
+        rgba[at] = pixel;
+    }
+}
