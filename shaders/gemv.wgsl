@@ -1,21 +1,29 @@
 // gemv.wgsl — one decoding step's Linear layer: out = W·x (+ bias) (then GeLU2) (+ residual),
-// for a single input vector. The offsets let a step write its keys and values straight into row
-// `position` of the KV cache and add row `position` of the position-embedding table. Bound by reading W once, so each output row gets a workgroup that
+// for a single input vector, optionally with VideoGPT's LayerNorm of x fused in front and with
+// its rows split over three outputs (q, k, v as one product). The offsets let a step write its
+// keys and values straight into row `position` of the KV caches and add row `position` of the
+// position-embedding table. Bound by reading W once, so each output row gets a workgroup that
 // streams its row with coalesced loads and reduces in workgroup memory.
 //
 // Bind group 0:
 //   @binding(0) uniform      p        : Params
 //   @binding(1) storage read x        : array<f32>   [d_in] (starting at x_offset)
 //   @binding(2) storage read weight   : array<f32>   [d_out][d_in] (PyTorch Linear layout)
-//   @binding(3) storage read bias     : array<f32>   [d_out] (read only when flags & 1)
-//   @binding(4) storage read residual : array<f32>   read at residual_offset + row (when flags & 4)
+//   @binding(3) storage read bias     : array<f32>   [d_out] (read only when flags & FLAG_BIAS)
+//   @binding(4) storage read residual : array<f32>   read at residual_offset + row (FLAG_RESIDUAL)
 //   @binding(5) storage rw   out      : array<f32>   written at out_offset + row
+//   @binding(6) storage read norm     : array<f32>   [2][d_in] gain then shift (FLAG_NORM)
+//   @binding(7) storage rw   out2     : array<f32>   with FLAG_SPLIT3 the rows are three equal
+//   @binding(8) storage rw   out3     : array<f32>   parts: out, then out2 and out3 at split_offset
 //
 // GeLU2(v) = v·sigmoid(1.702·v), VideoGPT's activation, applied before the residual add.
+// FLAG_NORM: x is replaced by (x − μ)·(rsqrt(var) + 1e−5)·g + b (spec §3.6: the epsilon sits on the
+// reciprocal square root), each workgroup computing μ and var itself in the same order as a
+// separate LayerNorm pass would: the one vector is short, and a dispatch costs more.
 
 struct Params {
     d_in: u32, d_out: u32, flags: u32, residual_offset: u32,
-    x_offset: u32, groups_x: u32, out_offset: u32, _pad0: u32,
+    x_offset: u32, groups_x: u32, out_offset: u32, split_offset: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -24,13 +32,32 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> residual: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read> norm: array<f32>;
+@group(0) @binding(7) var<storage, read_write> out2: array<f32>;
+@group(0) @binding(8) var<storage, read_write> out3: array<f32>;
 
 const THREADS: u32 = 64u;
 const FLAG_BIAS: u32 = 1u;     // the flags are set by the host (src/gpu/mod.rs)
 const FLAG_GELU2: u32 = 2u;
 const FLAG_RESIDUAL: u32 = 4u;
+const FLAG_NORM: u32 = 8u;
+const FLAG_SPLIT3: u32 = 16u;
 
 var<workgroup> partial: array<f32, THREADS>;
+
+fn reduce_sum(tid: u32, v: f32) -> f32 {
+    partial[tid] = v;
+    workgroupBarrier();
+    for (var step = THREADS / 2u; step > 0u; step /= 2u) {
+        if (tid < step) {
+            partial[tid] += partial[tid + step];
+        }
+        workgroupBarrier();
+    }
+    let total = partial[0];
+    workgroupBarrier();
+    return total;
+}
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -39,20 +66,33 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         return; // uniform across the workgroup
     }
     let tid = lid.x;
+    let normed = (p.flags & FLAG_NORM) != 0u;
+    var mu = 0.0;
+    var scale = 1.0;
+    if (normed) {
+        var s = 0.0;
+        for (var i = tid; i < p.d_in; i += THREADS) {
+            s += x[p.x_offset + i];
+        }
+        mu = reduce_sum(tid, s) / f32(p.d_in);
+        var sq = 0.0;
+        for (var i = tid; i < p.d_in; i += THREADS) {
+            let c = x[p.x_offset + i] - mu;
+            sq += c * c;
+        }
+        scale = 1.0 / sqrt(reduce_sum(tid, sq) / f32(p.d_in)) + 1e-5;
+    }
     var acc = 0.0;
     for (var i = tid; i < p.d_in; i += THREADS) {
-        acc = fma(weight[row * p.d_in + i], x[p.x_offset + i], acc);
-    }
-    partial[tid] = acc;
-    workgroupBarrier();
-    for (var step = THREADS / 2u; step > 0u; step /= 2u) {
-        if (tid < step) {
-            partial[tid] += partial[tid + step];
+        var xi = x[p.x_offset + i];
+        if (normed) {
+            xi = (xi - mu) * scale * norm[i] + norm[p.d_in + i];
         }
-        workgroupBarrier();
+        acc = fma(weight[row * p.d_in + i], xi, acc);
     }
+    let total = reduce_sum(tid, acc);
     if (tid == 0u) {
-        var v = partial[0];
+        var v = total;
         if ((p.flags & FLAG_BIAS) != 0u) {
             v += bias[row];
         }
@@ -62,6 +102,17 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         if ((p.flags & FLAG_RESIDUAL) != 0u) {
             v += residual[p.residual_offset + row];
         }
-        out[p.out_offset + row] = v;
+        if ((p.flags & FLAG_SPLIT3) != 0u) {
+            let part = p.d_out / 3u;
+            if (row < part) {
+                out[p.out_offset + row] = v;
+            } else if (row < 2u * part) {
+                out2[p.split_offset + row - part] = v;
+            } else {
+                out3[p.split_offset + row - 2u * part] = v;
+            }
+        } else {
+            out[p.out_offset + row] = v;
+        }
     }
 }

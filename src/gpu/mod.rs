@@ -50,6 +50,8 @@ const FEW_CHANNELS: usize = 4;
 pub(crate) const GEMV_BIAS: u32 = 1;
 pub(crate) const GEMV_GELU2: u32 = 2;
 pub(crate) const GEMV_RESIDUAL: u32 = 4;
+pub(crate) const GEMV_NORM: u32 = 8;
+pub(crate) const GEMV_SPLIT3: u32 = 16;
 
 /// The kernel's source with its `const NAME: u32 = …;` declarations set to the host's values, so
 /// that every limit and flag the host checks or sets is defined once, here. A declaration the
@@ -141,7 +143,7 @@ struct Kernels {
     codebook_argmin: OnceCell<Kernel>,
     codebook_lookup: OnceCell<Kernel>,
     gemv: OnceCell<Kernel>,
-    layer_norm: OnceCell<Kernel>,
+    embed: OnceCell<Kernel>,
     decode_attention: OnceCell<Kernel>,
     sample_token: OnceCell<Kernel>,
     preprocess: OnceCell<Kernel>,
@@ -182,8 +184,8 @@ lazy_kernels! {
     axial_attention: Kernel with &[("MAX_LEN", ATTENTION_MAX_LEN as u32), ("MAX_D_HEAD", ATTENTION_MAX_D_HEAD as u32)];
     codebook_argmin: Kernel with &[("MAX_DIM", ARGMIN_MAX_DIM as u32)];
     codebook_lookup: Kernel;
-    gemv: Kernel with &[("FLAG_BIAS", GEMV_BIAS), ("FLAG_GELU2", GEMV_GELU2), ("FLAG_RESIDUAL", GEMV_RESIDUAL)];
-    layer_norm: Kernel;
+    gemv: Kernel with &[("FLAG_BIAS", GEMV_BIAS), ("FLAG_GELU2", GEMV_GELU2), ("FLAG_RESIDUAL", GEMV_RESIDUAL), ("FLAG_NORM", GEMV_NORM), ("FLAG_SPLIT3", GEMV_SPLIT3)];
+    embed: Kernel;
     decode_attention: Kernel;
     sample_token: Kernel;
     preprocess: Kernel;

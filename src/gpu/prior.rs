@@ -1,13 +1,15 @@
-//! The GPT prior on the GPU: one decoding step is a chain of matrix-vector kernels, VideoGPT's
-//! LayerNorm, attention over a KV cache that lives on the GPU, and a sampling kernel that writes
-//! the drawn token where the next step's embedding reads it. Logits never leave the GPU while
-//! sampling; the grid is read back only as often as the caller wants progress.
+//! The GPT prior on the GPU: one decoding step is a chain of matrix-vector kernels (each with
+//! VideoGPT's LayerNorm of its input fused in where one precedes it, and q, k, v as one product),
+//! attention over a KV cache that lives on the GPU, and a sampling kernel that writes the drawn
+//! token where the next step's embedding reads it: 5 dispatches a layer, 3 more a token. Logits
+//! never leave the GPU while sampling; the grid is read back only as often as the caller wants
+//! progress.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::{Gpu, GpuBuffer as Buffer, GEMV_BIAS, GEMV_GELU2, GEMV_RESIDUAL};
+use super::{Gpu, GpuBuffer as Buffer, GEMV_BIAS, GEMV_GELU2, GEMV_NORM, GEMV_RESIDUAL, GEMV_SPLIT3};
 use crate::backend::Backend as _;
 use crate::gpt::{AttnType, FrameFeatures, Gpt, Linear, SampleOptions};
 use crate::resnet::RESNET_DIM;
@@ -21,9 +23,8 @@ struct GpuLinear {
 }
 
 struct GpuBlock {
-    w_qs: GpuLinear,
-    w_ks: GpuLinear,
-    w_vs: GpuLinear,
+    /// w_qs, w_ks and w_vs stacked: one product writes q and this position's key and value.
+    w_qkv: GpuLinear,
     fc: GpuLinear,
     /// The cross-attention's query and output projections (its keys and values are computed
     /// once per run from the frame features).
@@ -40,15 +41,25 @@ struct Gemv<'a> {
     out_offset: usize,
     residual: Option<(&'a Buffer, usize)>,
     gelu2: bool,
+    /// LayerNorm x first with these `[gain; shift]`.
+    norm: Option<&'a Buffer>,
+    /// Rows split in three: `out` gets the first part, these two buffers the others, at this offset.
+    split: Option<(&'a Buffer, &'a Buffer, usize)>,
 }
 
-/// `(gain, shift)` of each norm for one class: per block (attention, MLP), then the final one.
-type Norms = Vec<(Buffer, Buffer)>;
+impl<'a> Gemv<'a> {
+    fn new(x: &'a Buffer, out: &'a Buffer) -> Self {
+        Gemv { x, x_offset: 0, out, out_offset: 0, residual: None, gelu2: false, norm: None, split: None }
+    }
+}
+
+/// `[gain; shift]` of each norm for one class: per block (attention, MLP), then the final one.
+type Norms = Vec<Buffer>;
 
 /// A prior's weights on the GPU, uploaded once per loaded prior and shared by every run.
 pub struct GpuPriorWeights {
-    codebook: Buffer,
-    fc_in: GpuLinear,
+    /// `fc_in` of every codebook vector, `[n_codes][hidden_dim]`: a step's input is a row of it.
+    embeddings: Buffer,
     /// `sos + pos[0]`, the input of step 0.
     first_input: Buffer,
     pos: Buffer,
@@ -70,18 +81,16 @@ struct Run {
     norms: Rc<Norms>,
     /// Per block of a frame-conditioned model: the cross-attention's norm, keys `[M][D]` and
     /// values `[M][240]`.
-    cross: Vec<((Buffer, Buffer), Buffer, Buffer)>,
+    cross: Vec<(Buffer, Buffer, Buffer)>,
     k_cache: Vec<Buffer>,
     v_cache: Vec<Buffer>,
     x: Buffer,
     x2: Buffer,
     x3: Buffer,
     cross_out: Buffer,
-    h: Buffer,
     q: Buffer,
     attn: Buffer,
     mlp: Buffer,
-    emb: Buffer,
     logits: Buffer,
     scores: Buffer,
     grid: Buffer,
@@ -111,11 +120,36 @@ impl GpuPriorWeights {
         let up = |l: &Linear| -> Result<GpuLinear> {
             Ok(GpuLinear { weight: gpu.upload(&l.weight)?, bias: l.bias.as_ref().map(|b| gpu.upload(b)).transpose()?, d_in: l.d_in, d_out: l.d_out })
         };
+        // q, k and v from one product: the three weights one after another (and their biases,
+        // zeros standing in for a missing one)
+        let stack = |ls: [&Linear; 3]| -> Result<GpuLinear> {
+            let weight: Vec<f32> = ls.iter().flat_map(|l| l.weight.iter().copied()).collect();
+            let bias =
+                ls.iter().any(|l| l.bias.is_some()).then(|| ls.iter().flat_map(|l| l.bias.clone().unwrap_or_else(|| vec![0.0; l.d_out])).collect::<Vec<f32>>());
+            Ok(GpuLinear {
+                weight: gpu.upload(&weight)?,
+                bias: bias.map(|b| gpu.upload(&b)).transpose()?,
+                d_in: ls[0].d_in,
+                d_out: ls.iter().map(|l| l.d_out).sum(),
+            })
+        };
+        // fc_in is linear: apply it to every code once (in f64, as exact as the product it replaces)
+        let e = gpt.config.embedding_dim;
+        let fc_in = &gpt.fc_in;
+        let embeddings: Vec<f32> = gpt
+            .codebook
+            .chunks_exact(e)
+            .flat_map(|code| {
+                fc_in.weight.chunks_exact(e).enumerate().map(move |(j, row)| {
+                    let bias = fc_in.bias.as_ref().map_or(0.0, |b| b[j] as f64);
+                    (bias + row.iter().zip(code).map(|(w, x)| *w as f64 * *x as f64).sum::<f64>()) as f32
+                })
+            })
+            .collect();
         let d = gpt.config.hidden_dim;
         let first: Vec<f32> = gpt.sos.iter().zip(&gpt.pos[..d]).map(|(s, p)| s + p).collect();
         Ok(GpuPriorWeights {
-            codebook: gpu.upload(&gpt.codebook)?,
-            fc_in: up(&gpt.fc_in)?,
+            embeddings: gpu.upload(&embeddings)?,
             first_input: gpu.upload(&first)?,
             pos: gpu.upload(&gpt.pos)?,
             blocks: gpt
@@ -123,9 +157,7 @@ impl GpuPriorWeights {
                 .iter()
                 .map(|b| {
                     Ok(GpuBlock {
-                        w_qs: up(&b.w_qs)?,
-                        w_ks: up(&b.w_ks)?,
-                        w_vs: up(&b.w_vs)?,
+                        w_qkv: stack([&b.w_qs, &b.w_ks, &b.w_vs])?,
                         fc: up(&b.fc)?,
                         cross: b.cross.as_ref().map(|c| Ok::<_, crate::Error>((up(&c.w_qs)?, up(&c.fc)?))).transpose()?,
                         fc1: up(&b.fc1)?,
@@ -143,21 +175,31 @@ impl<'g> GpuPrior<'g> {
     fn gemv(&self, l: &GpuLinear, io: Gemv) -> Result<()> {
         let g = self.gpu;
         let (gx, gy) = super::grid(l.d_out, 1, g.limits.max_compute_workgroups_per_dimension)?;
-        let flags =
-            if l.bias.is_some() { GEMV_BIAS } else { 0 } | if io.gelu2 { GEMV_GELU2 } else { 0 } | if io.residual.is_some() { GEMV_RESIDUAL } else { 0 };
+        let flag = |on: bool, f: u32| if on { f } else { 0 };
+        let flags = flag(l.bias.is_some(), GEMV_BIAS)
+            | flag(io.gelu2, GEMV_GELU2)
+            | flag(io.residual.is_some(), GEMV_RESIDUAL)
+            | flag(io.norm.is_some(), GEMV_NORM)
+            | flag(io.split.is_some(), GEMV_SPLIT3);
+        // unused bindings get stand-ins the kernel does not touch: read-only ones the weights, the
+        // split outputs two spare buffers (a writable buffer bound twice would alias)
         let (res, res_offset) = io.residual.unwrap_or((&l.weight, 0));
         let bias = l.bias.as_ref().unwrap_or(&l.weight);
+        let norm = io.norm.unwrap_or(&l.weight);
+        let spares;
+        let (out2, out3, split_offset) = match io.split {
+            Some(split) => split,
+            None => {
+                spares = (g.storage(1, "unused")?, g.storage(1, "unused")?);
+                (&spares.0, &spares.1, 0)
+            }
+        };
         #[rustfmt::skip]
         let params = [
             l.d_in as u32, l.d_out as u32, flags, res_offset as u32,
-            io.x_offset as u32, gx, io.out_offset as u32, 0,
+            io.x_offset as u32, gx, io.out_offset as u32, split_offset as u32,
         ];
-        g.dispatch(g.kernels.gemv(), &params, &[io.x, &l.weight, bias, res, io.out], (gx, gy, 1))
-    }
-
-    fn layer_norm(&self, x: &Buffer, (gain, shift): &(Buffer, Buffer), out: &Buffer) -> Result<()> {
-        let d = self.gpt.config.hidden_dim as u32;
-        self.gpu.dispatch(self.gpu.kernels.layer_norm(), &[d, 0, 0, 0], &[x, gain, shift, out], (1, 1, 1))
+        g.dispatch(g.kernels.gemv(), &params, &[io.x, &l.weight, bias, res, io.out, norm, out2, out3], (gx, gy, 1))
     }
 
     /// The norms' gains and shifts for `class`, uploaded on first use.
@@ -166,9 +208,9 @@ impl<'g> GpuPrior<'g> {
             return Ok(norms.clone());
         }
         let g = self.gpu;
-        let norm = |n: &crate::gpt::Norm| -> Result<(Buffer, Buffer)> {
+        let norm = |n: &crate::gpt::Norm| -> Result<Buffer> {
             let (gain, shift) = n.affine(class);
-            Ok((g.upload(&gain)?, g.upload(&shift)?))
+            g.upload(&[gain, shift].concat())
         };
         let mut norms = Vec::new();
         for b in &self.gpt.blocks {
@@ -187,9 +229,9 @@ impl<'g> GpuPrior<'g> {
         let g = self.gpu;
         let c = &self.gpt.config;
         let (d, n) = (c.hidden_dim, c.positions());
-        let norm = |n: &crate::gpt::Norm| -> Result<(Buffer, Buffer)> {
+        let norm = |n: &crate::gpt::Norm| -> Result<Buffer> {
             let (gain, shift) = n.affine(class);
-            Ok((g.upload_transient(bytemuck::cast_slice(&gain), "norm")?, g.upload_transient(bytemuck::cast_slice(&shift), "norm")?))
+            g.upload_transient(bytemuck::cast_slice(&[gain, shift].concat()), "norm")
         };
         let norms = self.norms(class)?;
         let cross = self
@@ -214,11 +256,9 @@ impl<'g> GpuPrior<'g> {
             x3: g.storage(d, "x")?,
             cross_out: g.storage(RESNET_DIM, "cross-attention")?,
             cross,
-            h: g.storage(d, "h")?,
             q: g.storage(d, "q")?,
             attn: g.storage(d, "attention")?,
             mlp: g.storage(4 * d, "mlp")?,
-            emb: g.storage(c.embedding_dim, "embedding")?,
             logits: g.storage(c.n_codes, "logits")?,
             scores: g.storage(c.heads * n.max(m), "scores")?,
             grid: g.upload_u32(&grid, "grid")?,
@@ -236,50 +276,44 @@ impl<'g> GpuPrior<'g> {
         if i == 0 {
             g.copy(&self.w.first_input, 0, &run.x, 0, d);
         } else {
-            let e = c.embedding_dim as u32;
-            let (gx, gy) = super::grid(c.embedding_dim, 256, g.limits.max_compute_workgroups_per_dimension)?;
-            g.dispatch(g.kernels.codebook_lookup(), &[e, c.n_codes as u32, 1, gx * 256], &[&run.token, &self.w.codebook, &run.emb], (gx, gy, 1))?;
-            // fc_in(codebook vector) + pos[i]
-            self.gemv(&self.w.fc_in, Gemv { x: &run.emb, x_offset: 0, out: &run.x, out_offset: 0, residual: Some((&self.w.pos, i * d)), gelu2: false })?;
+            // fc_in(codebook vector of the previous token) + pos[i], from the table
+            let params = [d as u32, c.n_codes as u32, i as u32, 0];
+            g.dispatch(g.kernels.embed(), &params, &[&run.token, &self.w.embeddings, &self.w.pos, &run.x], (d.div_ceil(256) as u32, 1, 1))?;
         }
         let sparse = c.attn_type == AttnType::Sparse;
         for (l, b) in self.w.blocks.iter().enumerate() {
-            self.layer_norm(&run.x, &run.norms[2 * l], &run.h)?;
-            // q of this position, and its k and v straight into row i of the caches
-            let from_h = |out, out_offset| Gemv { x: &run.h, x_offset: 0, out, out_offset, residual: None, gelu2: false };
-            self.gemv(&b.w_qs, from_h(&run.q, 0))?;
-            self.gemv(&b.w_ks, from_h(&run.k_cache[l], i * d))?;
-            self.gemv(&b.w_vs, from_h(&run.v_cache[l], i * d))?;
+            // q of this position, and its k and v straight into row i of the caches, from the
+            // normed x: one product
+            let qkv = Gemv { norm: Some(&run.norms[2 * l]), split: Some((&run.k_cache[l], &run.v_cache[l], i * d)), ..Gemv::new(&run.x, &run.q) };
+            self.gemv(&b.w_qkv, qkv)?;
             #[rustfmt::skip]
             let params = [
                 d as u32, c.heads as u32, i as u32, c.positions() as u32,
                 sparse as u32, self.gpt.blocks_per_frame as u32, d as u32, 0,
             ];
             g.dispatch(g.kernels.decode_attention(), &params, &[&run.q, &run.k_cache[l], &run.v_cache[l], &run.scores, &run.attn], (c.heads as u32, 1, 1))?;
-            self.gemv(&b.fc, Gemv { x: &run.attn, x_offset: 0, out: &run.x2, out_offset: 0, residual: Some((&run.x, 0)), gelu2: false })?;
+            self.gemv(&b.fc, Gemv { residual: Some((&run.x, 0)), ..Gemv::new(&run.attn, &run.x2) })?;
             // cross-attention to every frame feature: the same kernel, unmasked, 240-wide values
             let mid = match (&b.cross, run.cross.get(l)) {
                 (Some((w_qs, fc)), Some((norm, k, v))) => {
                     let m: usize = c.cond_shape().iter().product();
-                    self.layer_norm(&run.x2, norm, &run.h)?;
-                    self.gemv(w_qs, from_h(&run.q, 0))?;
+                    self.gemv(w_qs, Gemv { norm: Some(norm), ..Gemv::new(&run.x2, &run.q) })?;
                     #[rustfmt::skip]
                     let params = [
                         d as u32, c.heads as u32, (m - 1) as u32, m as u32,
                         0, 1, RESNET_DIM as u32, 0,
                     ];
                     g.dispatch(g.kernels.decode_attention(), &params, &[&run.q, k, v, &run.scores, &run.cross_out], (c.heads as u32, 1, 1))?;
-                    self.gemv(fc, Gemv { x: &run.cross_out, x_offset: 0, out: &run.x3, out_offset: 0, residual: Some((&run.x2, 0)), gelu2: false })?;
+                    self.gemv(fc, Gemv { residual: Some((&run.x2, 0)), ..Gemv::new(&run.cross_out, &run.x3) })?;
                     &run.x3
                 }
                 _ => &run.x2,
             };
-            self.layer_norm(mid, &run.norms[2 * l + 1], &run.h)?;
-            self.gemv(&b.fc1, Gemv { x: &run.h, x_offset: 0, out: &run.mlp, out_offset: 0, residual: None, gelu2: true })?;
-            self.gemv(&b.fc2, Gemv { x: &run.mlp, x_offset: 0, out: &run.x, out_offset: 0, residual: Some((mid, 0)), gelu2: false })?;
+            self.gemv(&b.fc1, Gemv { norm: Some(&run.norms[2 * l + 1]), gelu2: true, ..Gemv::new(mid, &run.mlp) })?;
+            self.gemv(&b.fc2, Gemv { residual: Some((mid, 0)), ..Gemv::new(&run.mlp, &run.x) })?;
         }
-        self.layer_norm(&run.x, run.norms.last().expect("final norm"), &run.h)?;
-        self.gemv(&self.w.fc_out, Gemv { x: &run.h, x_offset: 0, out: &run.logits, out_offset: 0, residual: None, gelu2: false })
+        let last_norm = run.norms.last().expect("final norm");
+        self.gemv(&self.w.fc_out, Gemv { norm: Some(last_norm), ..Gemv::new(&run.x, &run.logits) })
     }
 
     /// Sample a grid on the GPU (see [`Gpt::sample`]); the uniform numbers come from the same
