@@ -1,7 +1,7 @@
 // conv_transpose3d_few.wgsl — conv_transpose3d.wgsl for layers with at most 4 output channels (the
 // decoder's last, which makes RGB): one thread per output position of a parity class computes
-// every channel, so no multiply is spent on a channel that does not exist (a 16-row GEMM tile
-// would waste 13 of 16 on 3 channels). The sums run over k in the same order as the tiled
+// every channel as the lanes of one vec4, so at most one multiply in four is spent on a channel
+// that does not exist (a 16-row GEMM tile would waste 13 of 16 on 3 channels). The sums run over k in the same order as the tiled
 // kernel's, so both give the same floats. With 3 channels the thread also writes the pixel as
 // RGBA bytes (as video::to_video makes them), which is what a chunk's readback brings home.
 //
@@ -37,7 +37,7 @@ const TILE_K: u32 = 64u;       // TILE_K · MAX_COUT = 256 weights staged per st
 const FLAG_RELU: u32 = 1u;     // the flags are set by the host
 const FLAG_INPUT_NORM: u32 = 4u;
 
-var<workgroup> w_tile: array<f32, TILE_K * MAX_COUT>; // [TILE_K][MAX_COUT]
+var<workgroup> w_tile: array<vec4<f32>, TILE_K>; // [TILE_K] × the 4 channels (zeros past cout)
 
 struct Class {
     q: vec3<u32>,
@@ -80,7 +80,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let j = vec3<u32>(n / (p.in_h * p.in_w), (n / p.in_w) % p.in_h, n % p.in_w);
     let base = vec3<i32>(j + c.off);
 
-    var acc: array<f32, MAX_COUT>;
+    var acc = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < k_len; k0 += TILE_K) {
         let wk = lid.x / MAX_COUT;
         let wm = lid.x % MAX_COUT;
@@ -90,7 +90,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             let kern = c.k0 + s * tap(c, (k0 + wk) % ntaps);
             wv = weight[(((ci * p.cout + wm) * 4u + kern.x) * 4u + kern.y) * 4u + kern.z];
         }
-        w_tile[wk * MAX_COUT + wm] = wv;
+        w_tile[wk][wm] = wv;
         workgroupBarrier();
         if (valid) {
             for (var kk = 0u; kk < TILE_K && k0 + kk < k_len; kk++) {
@@ -104,9 +104,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                         xv = max(xv * scale[ci] + shift[ci], 0.0);
                     }
                 }
-                for (var m = 0u; m < p.cout; m++) {
-                    acc[m] = fma(w_tile[kk * MAX_COUT + m], xv, acc[m]);
-                }
+                acc = fma(w_tile[kk], vec4<f32>(xv), acc);
             }
         }
         workgroupBarrier();

@@ -142,3 +142,30 @@ fn a_sampled_token_stays_within_its_budget() {
     assert_eq!(s.by_kernel.get("embed").copied(), Some(n - 1));
     assert_eq!(s.by_kernel.get("sample_token").copied(), Some(n));
 }
+
+#[test]
+fn a_profiled_chunk_times_every_dispatch_with_its_flops() {
+    let g = gpu();
+    if !g.has_timestamps() {
+        eprintln!("{} has no timestamp queries: nothing to check", g.describe());
+        return;
+    }
+    let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/natural-64.safetensors")).unwrap();
+    let t = Tokenizer::load(&g, &model, "").unwrap();
+    let clip = read_video(&fixture("carphone_8f.npy")).unwrap().slice(0, 4);
+    g.reset_stats();
+    g.start_profile().unwrap();
+    let x = t.preprocess(&g, &clip, 0..4).unwrap();
+    pollster::block_on(t.reconstruct(&g, &x, &|| 0.0)).unwrap();
+    let timings = pollster::block_on(g.finish_profile()).unwrap();
+    let s = g.stats();
+    // one timing per dispatch, in the counters' kernels, carrying the same useful FLOPs
+    assert_eq!(timings.len() as u64, s.dispatches);
+    let mut kernels = std::collections::BTreeMap::new();
+    for t in &timings {
+        *kernels.entry(t.kernel).or_insert(0u64) += 1;
+    }
+    assert_eq!(kernels, s.by_kernel);
+    assert_eq!(timings.iter().map(|t| t.flops).sum::<u64>(), s.flops_useful);
+    assert!(timings.iter().all(|t| t.nanoseconds > 0.0), "{timings:?}");
+}

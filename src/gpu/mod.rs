@@ -20,10 +20,12 @@ use crate::{bail, Error, Result};
 mod frames;
 mod pool;
 mod prior;
+mod profile;
 pub use frames::GpuFrames;
 pub use pool::GpuBuffer;
 use pool::Pool;
 pub use prior::{GpuPrior, GpuPriorWeights};
+pub use profile::Timing;
 
 /// Dispatches recorded before the encoder is submitted; keeps queue memory bounded.
 const DISPATCHES_PER_SUBMIT: usize = 24;
@@ -228,6 +230,8 @@ pub struct Gpu {
     levels: OnceCell<GpuBuffer>,
     /// The texture the last frames given as images went through (reused for the next same size).
     frame_texture: RefCell<Option<wgpu::Texture>>,
+    /// Timestamps per dispatch while a profile runs (`profile.rs`).
+    profile: RefCell<Option<profile::Profile>>,
 }
 
 fn kernel(device: &wgpu::Device, name: &'static str, source: &str) -> Kernel {
@@ -290,7 +294,13 @@ impl Gpu {
             );
         }
         let (device, queue) = adapter
-            .request_device(&wgpu::DeviceDescriptor { label: Some("videogpt"), required_limits: limits.clone(), ..Default::default() })
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("videogpt"),
+                required_limits: limits.clone(),
+                // timestamps for `bench --gpu-stats`, where the adapter has them (costs nothing unused)
+                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+                ..Default::default()
+            })
             .await
             .map_err(|e| Error::Gpu(format!("could not open the GPU device: {e}")))?;
         let error = Arc::new(Mutex::new(None));
@@ -322,6 +332,7 @@ impl Gpu {
             resize_tables: Default::default(),
             levels: OnceCell::new(),
             frame_texture: Default::default(),
+            profile: Default::default(),
         };
         gpu.check()?;
         Ok(gpu)
@@ -358,6 +369,9 @@ impl Gpu {
     }
 
     fn count_flops(&self, executed: usize, useful: usize) {
+        if let Some(entry) = self.profile.borrow_mut().as_mut().and_then(|p| p.entries.last_mut()) {
+            entry.flops = useful as u64;
+        }
         let mut s = self.stats.borrow_mut();
         s.flops_executed += executed as u64;
         s.flops_useful += useful as u64;
@@ -479,7 +493,12 @@ impl Gpu {
         let mut slot = self.encoder.borrow_mut();
         let encoder = slot.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
         {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut profile = self.profile.borrow_mut();
+            let timestamps = profile.as_mut().and_then(|p| {
+                let (begin, end) = p.next(k.name)?;
+                Some(wgpu::ComputePassTimestampWrites { query_set: &p.set, beginning_of_pass_write_index: Some(begin), end_of_pass_write_index: Some(end) })
+            });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: timestamps });
             pass.set_pipeline(&k.pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups.0, groups.1, groups.2);
@@ -702,8 +721,9 @@ impl Gpu {
             let rgba = self.storage(o.positions(), "decoded clip as bytes")?;
             let k = self.kernels.conv_transpose3d_few();
             self.dispatch(k, &params, &[&x.buf, &convt.weight, &convt.bias, &out, scale, shift, &rgba], (i.positions().div_ceil(256) as u32, 1, classes))?;
+            // four lanes per position, whatever cout is
             self.count_flops(
-                i.positions().next_multiple_of(256) * convt.cout * depth * classes as usize,
+                i.positions().next_multiple_of(256) * FEW_CHANNELS * depth * classes as usize,
                 i.positions() * convt.cout * depth * classes as usize,
             );
             let buf = if convt.cout == 3 { out.with_pixels(rgba) } else { out };
