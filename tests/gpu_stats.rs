@@ -169,3 +169,35 @@ fn a_profiled_chunk_times_every_dispatch_with_its_flops() {
     assert_eq!(timings.iter().map(|t| t.flops).sum::<u64>(), s.flops_useful);
     assert!(timings.iter().all(|t| t.nanoseconds > 0.0), "{timings:?}");
 }
+
+#[test]
+fn a_videogpt_width_token_stays_within_its_budget() {
+    // VideoGPT's prior width and depth (576 wide, 4 heads, 8 layers, sparse attention, 1024
+    // codes), random weights, over a small grid so that two samples run in seconds on lavapipe:
+    // the dispatches a token does not depend on the grid
+    let g = gpu();
+    let vq = videogpt::VqVaeConfig { n_codes: 1024, resolution: 16, sequence_length: 8, ..Default::default() };
+    let config = videogpt::gpt::GptConfig {
+        hidden_dim: 576,
+        heads: 4,
+        layers: 8,
+        attn_type: videogpt::gpt::AttnType::Sparse,
+        class_cond_dim: 0,
+        latent: vq.latent_shape(),
+        n_codes: vq.n_codes,
+        embedding_dim: vq.embedding_dim,
+        n_cond_frames: 0,
+        resolution: vq.resolution,
+    };
+    let gpt = videogpt::gpt::Gpt::load(&videogpt::gpt::random_weights(&config, &vq, 1), Some(&videogpt::vqvae::random_weights(&vq, 1))).unwrap();
+    let prior = GpuPrior::new(&g, &gpt).unwrap();
+    let n = gpt.config.positions() as u64;
+    pollster::block_on(prior.sample(&Default::default(), &[], 0, |_, _| {})).unwrap();
+    g.reset_stats();
+    pollster::block_on(prior.sample(&Default::default(), &[], 0, |_, _| {})).unwrap();
+    let s = g.stats();
+    eprintln!("one sample of {n} tokens, 576 wide: {s:?}");
+    assert_eq!(s.buffers_created, 0, "{s:?}");
+    // 5 dispatches a layer, 3 a token (the first token has no embedding to look up)
+    assert_eq!(s.dispatches, 43 * n - 1, "{s:?}");
+}
