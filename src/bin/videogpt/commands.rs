@@ -1,13 +1,12 @@
 //! The commands that run models: files in and out around `videogpt::session`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use videogpt::backend::Backend;
-use videogpt::gpt::{FrameFeatures, Gpt, SampleOptions};
-use videogpt::session::{Prior, Reconstruction, Tokenizer};
+use videogpt::session::{Reconstruction, Tokenizer};
 use videogpt::tokens::{self, Tokens};
-use videogpt::video::{self, io::read_video, Resize, Video};
+use videogpt::video::{self, io::read_video, Video};
 use videogpt::{bail, metrics, Cpu, Error, Gpu, Result};
 
 use crate::files::{refuse_overwrite, write_clip, write_file, write_tokens};
@@ -37,7 +36,7 @@ macro_rules! on_backend {
     };
 }
 
-fn open_gpu() -> Result<Gpu> {
+pub(crate) fn open_gpu() -> Result<Gpu> {
     let gpu = pollster::block_on(Gpu::new())?;
     eprintln!("GPU: {}", gpu.describe());
     Ok(gpu)
@@ -64,12 +63,12 @@ pub fn read_model(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn read_input(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_input(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Io(format!("cannot open {}: {e}", path.display())))
 }
 
 /// Name the file an input error is about.
-fn in_input(e: Error, path: &Path) -> Error {
+pub(crate) fn in_input(e: Error, path: &Path) -> Error {
     match e {
         Error::Input(m) => Error::Input(format!("{}: {m}", path.display())),
         other => other,
@@ -84,7 +83,7 @@ pub fn in_file(e: Error, path: &Path) -> Error {
     }
 }
 
-fn tokenizer<B: Backend>(b: &B, path: &Path, bytes: &[u8], o: InputOptions) -> Result<Tokenizer<B>> {
+pub(crate) fn tokenizer<B: Backend>(b: &B, path: &Path, bytes: &[u8], o: InputOptions) -> Result<Tokenizer<B>> {
     Ok(Tokenizer::load(b, bytes, "").map_err(|e| in_file(e, path))?.with_resolution(o.resolution)?.with_resize(o.resize.into()))
 }
 
@@ -113,11 +112,11 @@ fn progress(label: &str, i: usize, n: usize, started: Instant) {
     eprintln!("{label} window {}/{n} ({:.1}s)", i + 1, started.elapsed().as_secs_f64());
 }
 
-fn is_vgt(path: &Path) -> bool {
+pub(crate) fn is_vgt(path: &Path) -> bool {
     path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("vgt"))
 }
 
-fn require_extension(path: &Path, ext: &str, what: &str) -> Result<()> {
+pub(crate) fn require_extension(path: &Path, ext: &str, what: &str) -> Result<()> {
     if path.extension().and_then(|e| e.to_str()).map(|e| e.eq_ignore_ascii_case(ext)) != Some(true) {
         bail!(Input, "{what} are written as .{ext}; got {}", path.display());
     }
@@ -307,144 +306,6 @@ pub fn compare_tokens(model: &Path, input: &Path, tokens: &Path, tolerance: f64,
         println!("identical: all {} tokens equal", theirs.codes.len());
     } else {
         println!("{total} of {} tokens differ, all float32 near-ties (largest relative distance gap {worst:.2e})", theirs.codes.len());
-    }
-    Ok(())
-}
-
-pub struct SampleJob<'a> {
-    pub model: &'a Path,
-    pub vqvae: Option<&'a Path>,
-    pub output: &'a Path,
-    pub tokens: Option<&'a Path>,
-    pub n: usize,
-    pub opts: &'a SampleOptions,
-    pub prefix: Option<&'a (PathBuf, usize)>,
-    pub cond_frame: Option<&'a Path>,
-    pub input: InputOptions,
-}
-
-/// Sample with the prior on the GPU (the WGSL decoding path) or the CPU; decode on the same.
-pub fn sample(device: Device, job: &SampleJob) -> Result<()> {
-    match device {
-        Device::Cpu => sample_on(&Cpu, None, job),
-        Device::Gpu => {
-            let gpu = open_gpu()?;
-            sample_on(&gpu, Some(&gpu), job)
-        }
-    }
-}
-
-fn load_prior<B: Backend>(b: &B, model: &Path, vqvae: Option<&Path>) -> Result<Prior<B>> {
-    let gpt_bytes = read_model(model)?;
-    let vq_bytes = vqvae.map(read_model).transpose()?;
-    // as Prior::load, with each error naming the file it is about
-    let gpt = Gpt::load(&gpt_bytes, vq_bytes.as_deref()).map_err(|e| in_file(e, model))?;
-    let tokenizer = match (&vq_bytes, vqvae) {
-        (Some(bytes), Some(path)) => Tokenizer::load(b, bytes, "").map_err(|e| in_file(e, path))?,
-        _ => Tokenizer::load(b, &gpt_bytes, "vqvae.").map_err(|e| in_file(e, model))?,
-    };
-    Ok(Prior::new(gpt, tokenizer))
-}
-
-fn sample_on<B: Backend>(b: &B, gpu: Option<&Gpu>, job: &SampleJob) -> Result<()> {
-    if let Some(t) = job.tokens {
-        require_extension(t, "npy", "tokens")?;
-    }
-    if job.n == 0 {
-        bail!(Input, "--n must be at least 1");
-    }
-    let mut inputs = vec![job.model];
-    inputs.extend(job.vqvae);
-    inputs.extend(job.prefix.map(|(p, _)| p.as_path()));
-    refuse_overwrite(job.output, &inputs)?;
-    let Prior { gpt, tokenizer, .. } = load_prior(b, job.model, job.vqvae)?;
-    // the prefix clip is resized as --resize says; the GPT fixes the resolution
-    let prior = Prior::new(gpt, tokenizer.with_resize(job.input.resize.into()));
-    let frames = frame_features(&prior.gpt, job.cond_frame)?;
-    let job_opts = SampleOptions { frames, ..job.opts.clone() };
-    let [lt, lh, lw] = prior.gpt.config.latent;
-    let prefix = match job.prefix {
-        Some((clip, frames)) => {
-            if *frames == 0 || *frames >= lt {
-                bail!(Input, "--prefix-frames must be between 1 and {} (the GPT's latent frames)", lt - 1);
-            }
-            let clip = read_video(clip)?;
-            let first = prior.tokenizer.windows(clip.frames)?.0.remove(0);
-            let (codes, _) = pollster::block_on(prior.tokenizer.encode(b, &prior.tokenizer.preprocess(b, &clip, first)?))?;
-            prior.prefix(&codes, *frames)?
-        }
-        None => Vec::new(),
-    };
-    let (n, total) = (job.n, prior.gpt.config.positions() - prefix.len());
-    let started = Instant::now();
-    let mut all_codes = Vec::new();
-    for s in 0..n {
-        let opts = SampleOptions { seed: job.opts.seed.wrapping_add(s as u64), ..job_opts.clone() };
-        let mut shown = 0;
-        let progress = |drawn: usize, _: &[u32]| {
-            let done = (drawn - prefix.len()) * 10 / total.max(1);
-            if done > shown {
-                shown = done;
-                eprint!("\rsample {}/{n}: {}%  ({:.1}s)", s + 1, done * 10, started.elapsed().as_secs_f64());
-            }
-        };
-        let grid = pollster::block_on(prior.sample(gpu, &opts, &prefix, total.div_ceil(10), progress))?;
-        eprintln!();
-        all_codes.extend(grid);
-    }
-    let tokens = Tokens { shape: [n, lt, lh, lw], codes: all_codes };
-    let mut out = pollster::block_on(prior.tokenizer.decode(b, &tokens, |_, _| {}))?;
-    let seconds = started.elapsed().as_secs_f64();
-    eprintln!("{} tokens in {seconds:.1}s ({:.0} tokens/s with decoding)", n * total, (n * total) as f64 / seconds);
-    if let Some(t) = job.tokens {
-        write_tokens(t, &tokens, &inputs)?;
-    }
-    out.fps = Some(30.0);
-    write_clip(job.output, &out, &inputs)?;
-    eprintln!("wrote {n} sampled clips ({} frames) to {}", out.frames, job.output.display());
-    Ok(())
-}
-
-/// The features of `--cond-frame` for a frame-conditioned GPT: its first n_cond_frames frames,
-/// preprocessed to the VQ-VAE's resolution with VideoGPT's own resize (what its frame-conditioned
-/// priors were trained on), through the ResNet.
-fn frame_features(gpt: &Gpt, cond_frame: Option<&Path>) -> Result<Option<FrameFeatures>> {
-    Ok(match (cond_frame, gpt.config.n_cond_frames) {
-        (None, 0) => None,
-        (Some(_), 0) => bail!(Input, "this GPT is not frame-conditioned; --cond-frame does not apply"),
-        (None, n) => bail!(Input, "this GPT is conditioned on {n} frame(s): give them with --cond-frame IMAGE_OR_CLIP"),
-        (Some(path), n) => {
-            let clip = read_video(path)?;
-            if clip.frames < n {
-                bail!(Input, "{} has {} frame(s); the GPT is conditioned on {n}", path.display(), clip.frames);
-            }
-            let x = video::preprocess(&clip, gpt.config.resolution, Some(n), Resize::VideoGpt)?;
-            Some(gpt.frame_features(&x)?)
-        }
-    })
-}
-
-pub fn score(model: &Path, vqvae: Option<&Path>, tokens_path: &Path, class: Option<usize>, cond_frame: Option<&Path>) -> Result<()> {
-    let gpt_bytes = read_model(model)?;
-    let vq_bytes = vqvae.map(read_model).transpose()?;
-    let gpt = Gpt::load(&gpt_bytes, vq_bytes.as_deref()).map_err(|e| in_file(e, model))?;
-    let tokens = if is_vgt(tokens_path) {
-        // the tokens of the prior's VQ-VAE (made from its own file, so the hash is not the prior's)
-        let f = videogpt::vgt::read(&read_input(tokens_path)?).map_err(|e| in_input(e, tokens_path))?;
-        if f.n_codes != gpt.config.n_codes {
-            bail!(Input, "{} indexes {} codes; this GPT models {}", tokens_path.display(), f.n_codes, gpt.config.n_codes);
-        }
-        f.tokens
-    } else {
-        let file = std::fs::File::open(tokens_path).map_err(|e| Error::Io(format!("cannot open {}: {e}", tokens_path.display())))?;
-        tokens::npy::read(std::io::BufReader::new(file))?
-    };
-    if tokens.latent() != gpt.config.latent {
-        bail!(Input, "tokens of shape {:?} per clip; this GPT models {:?}", tokens.latent(), gpt.config.latent);
-    }
-    let frames = frame_features(&gpt, cond_frame)?;
-    for (i, clip) in tokens.clips().enumerate() {
-        println!("clip {i}: {:.6} bits per token", gpt.bits_per_token_with(clip, class, frames.as_ref())?);
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ mod bench;
 mod commands;
 mod files;
 mod models;
+mod prior;
 mod serve;
 mod tools;
 
@@ -251,6 +252,7 @@ enum Command {
 
 fn main() -> ExitCode {
     use commands::*;
+    use prior::*;
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { model } => models::info(&model),
