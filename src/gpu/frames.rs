@@ -5,6 +5,7 @@
 //! same texture → RGB path also takes RGBA bytes (what a canvas gives), which is how it is tested
 //! natively.
 
+use super::params::RgbaToRgbParams;
 use super::{grid, Gpu, GpuBuffer};
 use crate::backend::Tensor;
 use crate::video::Video;
@@ -83,10 +84,10 @@ impl Gpu {
         let rgb = self.storage(words, "the frames")?;
         let (gx, gy) = grid(words, 256, self.limits.max_compute_workgroups_per_dimension)?;
         #[rustfmt::skip]
-        let params = [
-            frames as u32, height as u32, width as u32, (row_bytes / 4) as u32,
-            words as u32, gx * 256, 0, 0,
-        ];
+        let params = RgbaToRgbParams {
+            frames: frames as u32, height: height as u32, width: width as u32, row_words: (row_bytes / 4) as u32,
+            words: words as u32, row_threads: gx * 256, ..Default::default()
+        };
         self.dispatch(self.kernels.rgba_to_rgb(), &params, &[&rgba, &rgb], (gx, gy, 1))?;
         Ok(GpuFrames { rgb, frames, height, width })
     }

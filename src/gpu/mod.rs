@@ -18,10 +18,12 @@ use crate::video::{Resize, Video};
 use crate::{bail, Error, Result};
 
 mod frames;
+mod params;
 mod pool;
 mod prior;
 mod profile;
 pub use frames::GpuFrames;
+use params::*;
 pub use pool::GpuBuffer;
 use pool::Pool;
 pub use prior::{GpuPrior, GpuPriorWeights};
@@ -473,13 +475,13 @@ impl Gpu {
     }
 
     /// Record one dispatch: `params` become the uniform at binding 0, `buffers` bindings 1.. .
-    fn dispatch(&self, k: &Kernel, params: &[u32], buffers: &[&wgpu::Buffer], groups: (u32, u32, u32)) -> Result<()> {
+    fn dispatch(&self, k: &Kernel, params: &impl bytemuck::Pod, buffers: &[&wgpu::Buffer], groups: (u32, u32, u32)) -> Result<()> {
         self.check()?;
         let max = self.limits.max_compute_workgroups_per_dimension;
         if groups.0 > max || groups.1 > max || groups.2 > max {
             bail!(Gpu, "dispatch of {groups:?} workgroups exceeds the adapter limit {max}; use a smaller clip");
         }
-        let uniform = self.uniform(params);
+        let uniform = self.uniform(bytemuck::cast_slice(std::slice::from_ref(params)));
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         entries.extend(buffers.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32 + 1, resource: b.as_entire_binding() }));
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &k.layout, entries: &entries });
@@ -627,11 +629,14 @@ impl Gpu {
         let pixels = plan.frames * resolution * resolution;
         let rgba = self.storage(pixels, "preprocessed clip as bytes")?;
         let (gx, gy) = grid(pixels, 256, self.limits.max_compute_workgroups_per_dimension)?;
-        #[rustfmt::skip]
-        let params = [
-            plan.frames as u32, height as u32, width as u32, resolution as u32,
-            gx * 256, 0, 0, 0,
-        ];
+        let params = PreprocessParams {
+            frames: plan.frames as u32,
+            height: height as u32,
+            width: width as u32,
+            res: resolution as u32,
+            row_threads: gx * 256,
+            ..Default::default()
+        };
         self.dispatch(self.kernels.preprocess(), &params, &[rgb, rows, cols, levels, &out, &rgba], (gx, gy, 1))?;
         Ok(Tensor { dims, buf: out.with_pixels(rgba) })
     }
@@ -648,7 +653,14 @@ impl Gpu {
         let embedded = table.map(|t| self.storage(t.dim * n, "decoder input")).transpose()?;
         let (gx, gy) = grid(n, 1, self.limits.max_compute_workgroups_per_dimension)?;
         let table_dim = table.map_or(0, |t| t.dim);
-        let params = [cb.dim as u32, cb.n_codes as u32, n as u32, gx, table_dim as u32, 0, 0, 0];
+        let params = CodebookArgminParams {
+            dim: cb.dim as u32,
+            n_codes: cb.n_codes as u32,
+            positions: n as u32,
+            groups_x: gx,
+            table_dim: table_dim as u32,
+            ..Default::default()
+        };
         // without a table, stand-ins fill its bindings (the kernel touches neither); a spare
         // buffer, because a writable buffer bound twice would alias
         let spare;
@@ -681,15 +693,17 @@ impl Gpu {
         let o = Dims::new(conv.cout, i.t / s[0], i.h / s[1], i.w / s[2]);
         let out = self.storage(o.len(), "conv3d output")?;
         let flags = if relu { CONV_RELU } else { 0 } | if residual.is_some() { CONV_RESIDUAL } else { 0 } | if norm.is_some() { CONV_INPUT_NORM } else { 0 };
+        let [k_t, k_h, k_w] = k.map(|v| v as u32);
+        let [s_t, s_h, s_w] = s.map(|v| v as u32);
+        let [pad_t, pad_h, pad_w] = pad.map(|v| v as u32);
         #[rustfmt::skip]
-        let params = [
-            conv.cin as u32, conv.cout as u32, flags, 0,
-            i.t as u32, i.h as u32, i.w as u32, 0,
-            o.t as u32, o.h as u32, o.w as u32, 0,
-            k[0] as u32, k[1] as u32, k[2] as u32, 0,
-            s[0] as u32, s[1] as u32, s[2] as u32, 0,
-            pad[0] as u32, pad[1] as u32, pad[2] as u32, 0,
-        ];
+        let params = Conv3dParams {
+            cin: conv.cin as u32, cout: conv.cout as u32, flags,
+            in_t: i.t as u32, in_h: i.h as u32, in_w: i.w as u32,
+            out_t: o.t as u32, out_h: o.h as u32, out_w: o.w as u32,
+            k_t, k_h, k_w, s_t, s_h, s_w, pad_t, pad_h, pad_w,
+            ..Default::default()
+        };
         // unused bindings still need a buffer; the bias is read-only and always there
         let res = residual.map_or(&conv.bias, |r| &r.buf);
         let (scale, shift) = norm.map_or((&conv.bias, &conv.bias), |n| (&n.scale, &n.shift));
@@ -706,12 +720,14 @@ impl Gpu {
         let o = Dims::new(convt.cout, i.t * s[0], i.h * s[1], i.w * s[2]);
         let out = self.storage(o.len(), "conv_transpose3d output")?;
         let flags = if relu { CONV_RELU } else { 0 } | if norm.is_some() { CONV_INPUT_NORM } else { 0 };
+        let [s_t, s_h, s_w] = s.map(|v| v as u32);
         #[rustfmt::skip]
-        let params = [
-            convt.cin as u32, convt.cout as u32, flags, 0,
-            i.t as u32, i.h as u32, i.w as u32, 0,
-            s[0] as u32, s[1] as u32, s[2] as u32, 0,
-        ];
+        let params = ConvTranspose3dParams {
+            cin: convt.cin as u32, cout: convt.cout as u32, flags,
+            in_t: i.t as u32, in_h: i.h as u32, in_w: i.w as u32,
+            s_t, s_h, s_w,
+            ..Default::default()
+        };
         let (scale, shift) = norm.map_or((&convt.bias, &convt.bias), |n| (&n.scale, &n.shift));
         let classes = (s[0] * s[1] * s[2]) as u32;
         // per class, each output sums over cin × (4/s)³ taps
@@ -720,7 +736,12 @@ impl Gpu {
             // one thread per position computes every channel (and, for RGB, the pixel's bytes)
             let rgba = self.storage(o.positions(), "decoded clip as bytes")?;
             let k = self.kernels.conv_transpose3d_few();
-            self.dispatch(k, &params, &[&x.buf, &convt.weight, &convt.bias, &out, scale, shift, &rgba], (i.positions().div_ceil(256) as u32, 1, classes))?;
+            self.dispatch(
+                k,
+                &ConvTranspose3dFewParams::from(params),
+                &[&x.buf, &convt.weight, &convt.bias, &out, scale, shift, &rgba],
+                (i.positions().div_ceil(256) as u32, 1, classes),
+            )?;
             // four lanes per position, whatever cout is
             self.count_flops(
                 i.positions().next_multiple_of(256) * FEW_CHANNELS * depth * classes as usize,
@@ -769,7 +790,7 @@ impl Backend for Gpu {
     fn affine_relu(&self, x: &Tensor<Self>, bn: &ChannelAffine<Self>) -> Result<Tensor<Self>> {
         let out = self.storage(x.dims.len(), "batchnorm output")?;
         let (gx, gy) = grid(x.dims.len(), 256, self.limits.max_compute_workgroups_per_dimension)?;
-        let params = [x.dims.positions() as u32, x.dims.len() as u32, gx * 256, 0];
+        let params = AffineReluParams { positions: x.dims.positions() as u32, total: x.dims.len() as u32, row_threads: gx * 256, ..Default::default() };
         self.dispatch(self.kernels.affine_relu(), &params, &[&x.buf, &bn.scale, &bn.shift, &out], (gx, gy, 1))?;
         Ok(Tensor { dims: x.dims, buf: out })
     }
@@ -778,11 +799,14 @@ impl Backend for Gpu {
         let out = self.storage(x.dims.len(), "layer norm output")?;
         let n = x.dims.positions();
         let (gx, gy) = grid(n, 256, self.limits.max_compute_workgroups_per_dimension)?;
-        #[rustfmt::skip]
-        let params = [
-            x.dims.c as u32, n as u32, gx * 256, relu as u32,
-            residual.is_some() as u32, 0, 0, 0,
-        ];
+        let params = ChannelNormParams {
+            channels: x.dims.c as u32,
+            positions: n as u32,
+            row_threads: gx * 256,
+            relu: relu as u32,
+            residual: residual.is_some() as u32,
+            ..Default::default()
+        };
         // without a residual the input stands in for it (the kernel does not read it; binding the
         // output twice would alias a writable buffer)
         let res = residual.map_or(&x.buf, |r| &r.buf);
@@ -804,10 +828,10 @@ impl Backend for Gpu {
         let out = self.storage(3 * c * d.positions(), "attention output")?;
         let (gx, gy) = grid(d.positions(), 1, self.limits.max_compute_workgroups_per_dimension)?;
         #[rustfmt::skip]
-        let params = [
-            c as u32, heads as u32, (c / heads) as u32, d.positions() as u32,
-            d.t as u32, d.h as u32, d.w as u32, gx,
-        ];
+        let params = AxialAttentionParams {
+            channels: c as u32, n_head: heads as u32, d_head: (c / heads) as u32, positions: d.positions() as u32,
+            t: d.t as u32, h: d.h as u32, w: d.w as u32, groups_x: gx,
+        };
         self.dispatch(self.kernels.axial_attention(), &params, &[&qkv.buf, &out], (gx, gy, 3 * heads as u32))?;
         // q·k and the weighted sum of v, per position, over the keys of its three axes
         let flops = 4 * c * d.positions() * (d.t + d.h + d.w);
@@ -834,7 +858,7 @@ impl Backend for Gpu {
         let dims = Dims::new(cb.dim, t, h, w);
         let out = self.storage(dims.len(), "codebook lookup")?;
         let (gx, gy) = grid(dims.len(), 256, self.limits.max_compute_workgroups_per_dimension)?;
-        let params = [cb.dim as u32, cb.n_codes as u32, dims.positions() as u32, gx * 256];
+        let params = CodebookLookupParams { dim: cb.dim as u32, n_codes: cb.n_codes as u32, positions: dims.positions() as u32, row_threads: gx * 256 };
         self.dispatch(self.kernels.codebook_lookup(), &params, &[&codes.buf, &cb.embeddings, &out], (gx, gy, 1))?;
         Ok(Tensor { dims, buf: out })
     }
@@ -863,7 +887,12 @@ impl Backend for Gpu {
         } else {
             let rgba = self.storage(2 * n, "rgba frames")?;
             let (gx, gy) = grid(2 * n, 256, self.limits.max_compute_workgroups_per_dimension)?;
-            self.dispatch(self.kernels.to_rgba8(), &[n as u32, gx * 256, 0, 0], &[&input.buf, &output.buf, &rgba], (gx, gy, 1))?;
+            self.dispatch(
+                self.kernels.to_rgba8(),
+                &ToRgba8Params { positions: n as u32, row_threads: gx * 256, ..Default::default() },
+                &[&input.buf, &output.buf, &rgba],
+                (gx, gy, 1),
+            )?;
             self.read_parts(&[(&codes.buf, code_bytes), (&rgba, 2 * clip_bytes)]).await?
         };
         let (code_bytes, pixels) = bytes.split_at(n_codes * 4);

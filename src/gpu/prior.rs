@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use super::params::{DecodeAttentionParams, EmbedParams, GemvParams, SampleTokenParams};
 use super::{Gpu, GpuBuffer as Buffer, GEMV_BIAS, GEMV_GELU2, GEMV_NORM, GEMV_RESIDUAL, GEMV_SPLIT3};
 use crate::backend::Backend as _;
 use crate::gpt::{AttnType, FrameFeatures, Gpt, Linear, SampleOptions};
@@ -195,10 +196,10 @@ impl<'g> GpuPrior<'g> {
             }
         };
         #[rustfmt::skip]
-        let params = [
-            l.d_in as u32, l.d_out as u32, flags, res_offset as u32,
-            io.x_offset as u32, gx, io.out_offset as u32, split_offset as u32,
-        ];
+        let params = GemvParams {
+            d_in: l.d_in as u32, d_out: l.d_out as u32, flags, residual_offset: res_offset as u32,
+            x_offset: io.x_offset as u32, groups_x: gx, out_offset: io.out_offset as u32, split_offset: split_offset as u32,
+        };
         g.dispatch(g.kernels.gemv(), &params, &[io.x, &l.weight, bias, res, io.out, norm, out2, out3], (gx, gy, 1))
     }
 
@@ -277,7 +278,7 @@ impl<'g> GpuPrior<'g> {
             g.copy(&self.w.first_input, 0, &run.x, 0, d);
         } else {
             // fc_in(codebook vector of the previous token) + pos[i], from the table
-            let params = [d as u32, c.n_codes as u32, i as u32, 0];
+            let params = EmbedParams { dim: d as u32, n_codes: c.n_codes as u32, position: i as u32, ..Default::default() };
             g.dispatch(g.kernels.embed(), &params, &[&run.token, &self.w.embeddings, &self.w.pos, &run.x], (d.div_ceil(256) as u32, 1, 1))?;
         }
         let sparse = c.attn_type == AttnType::Sparse;
@@ -287,10 +288,10 @@ impl<'g> GpuPrior<'g> {
             let qkv = Gemv { norm: Some(&run.norms[2 * l]), split: Some((&run.k_cache[l], &run.v_cache[l], i * d)), ..Gemv::new(&run.x, &run.q) };
             self.gemv(&b.w_qkv, qkv)?;
             #[rustfmt::skip]
-            let params = [
-                d as u32, c.heads as u32, i as u32, c.positions() as u32,
-                sparse as u32, self.gpt.blocks_per_frame as u32, d as u32, 0,
-            ];
+            let params = DecodeAttentionParams {
+                dim: d as u32, heads: c.heads as u32, position: i as u32, n_positions: c.positions() as u32,
+                sparse: sparse as u32, blocks_per_frame: self.gpt.blocks_per_frame as u32, v_dim: d as u32, ..Default::default()
+            };
             g.dispatch(g.kernels.decode_attention(), &params, &[&run.q, &run.k_cache[l], &run.v_cache[l], &run.scores, &run.attn], (c.heads as u32, 1, 1))?;
             self.gemv(&b.fc, Gemv { residual: Some((&run.x, 0)), ..Gemv::new(&run.attn, &run.x2) })?;
             // cross-attention to every frame feature: the same kernel, unmasked, 240-wide values
@@ -298,11 +299,12 @@ impl<'g> GpuPrior<'g> {
                 (Some((w_qs, fc)), Some((norm, k, v))) => {
                     let m: usize = c.cond_shape().iter().product();
                     self.gemv(w_qs, Gemv { norm: Some(norm), ..Gemv::new(&run.x2, &run.q) })?;
+                    // every feature is visible: the query sits after the last one, no sparse mask
                     #[rustfmt::skip]
-                    let params = [
-                        d as u32, c.heads as u32, (m - 1) as u32, m as u32,
-                        0, 1, RESNET_DIM as u32, 0,
-                    ];
+                    let params = DecodeAttentionParams {
+                        dim: d as u32, heads: c.heads as u32, position: (m - 1) as u32, n_positions: m as u32,
+                        sparse: 0, blocks_per_frame: 1, v_dim: RESNET_DIM as u32, ..Default::default()
+                    };
                     g.dispatch(g.kernels.decode_attention(), &params, &[&run.q, k, v, &run.scores, &run.cross_out], (c.heads as u32, 1, 1))?;
                     self.gemv(fc, Gemv { residual: Some((&run.x2, 0)), ..Gemv::new(&run.cross_out, &run.x3) })?;
                     &run.x3
@@ -335,11 +337,7 @@ impl<'g> GpuPrior<'g> {
                 self.gpu.copy(&run.grid, i, &run.token, 0, 1);
                 continue;
             }
-            #[rustfmt::skip]
-            let params = [
-                c.n_codes as u32, top_k, i as u32, 0,
-                opts.temperature.to_bits(), 0, 0, 0,
-            ];
+            let params = SampleTokenParams { n_codes: c.n_codes as u32, top_k, position: i as u32, temperature: opts.temperature, ..Default::default() };
             self.gpu.dispatch(self.gpu.kernels.sample_token(), &params, &[&run.logits, &run.grid, &run.token, &run.draws], (1, 1, 1))?;
             since_report += 1;
             if report_every > 0 && since_report >= report_every && i + 1 < n {
