@@ -7,7 +7,7 @@ import { decodeVideoFile, encodeWebm, recordWebcam } from './media.js';
 import { setupLive } from './live-panel.js';
 import { drawFrame, fromBase64Url } from './video-gpt.js';
 import { drawMetrics, drawTokens } from './draw.js';
-import { embedCodeFor, linkFor, tokensToNpy } from './share.js';
+import { download, embedCodeFor, linkFor, tokensToNpy } from './share.js';
 
 const $ = (id) => document.getElementById(id);
 const SAMPLE_CLIP = 'www/media/calais-1906.mp4';
@@ -166,14 +166,6 @@ async function fromFile(file) {
 }
 
 // ---------- exports ----------
-
-function download(blob, name) {
-  const a = document.createElement('a');
-  a.href = URL.createObjectURL(blob);
-  a.download = name;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
-}
 
 $('export-png').onclick = () => {
   const clip = app.result.output;

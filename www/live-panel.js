@@ -4,6 +4,11 @@
 import { live, openCamera } from './live.js';
 import { drawFrame } from './video-gpt.js';
 import { drawMetrics } from './draw.js';
+import { encodeWebm, joinFrames } from './media.js';
+import { download } from './share.js';
+
+/** Seconds of live mode that "Save the last 10 s" keeps. */
+const KEEP_SECONDS = 10;
 
 /** Wire the Live button to the page (its state `app`, element lookup `$`, and its job, status,
  *  error and button helpers); returns `startReceiving` for ?receive. */
@@ -29,6 +34,10 @@ export function setupLive({ app, $, job, status, showError, setButtons }) {
           // the tokens alone travel to any other tab of this page on this machine (?receive)
           liveChannel().postMessage({ hash: app.session.model.hash, seq: c.seq, contextSeq: c.contextSeq, latent: c.latent, tokens: c.tokens });
           app.liveSent = [...(app.liveSent ?? []).slice(-15), { seq: c.seq, frames: c.output.data }];
+          // the last KEEP_SECONDS of chunks (at the camera's rate) for "Save the last 10 s"
+          const keep = Math.ceil((KEEP_SECONDS * (c.stats.fpsIn || 30)) / c.output.frames);
+          app.liveRecent = [...(app.liveRecent ?? []).slice(1 - keep), { input: c.input, output: c.output, fps: c.stats.fpsIn || 30 }];
+          $('live-save').disabled = false;
           drawFrame($('live-in'), c.input, c.input.frames - 1);
           drawFrame($('live-out'), c.output, c.output.frames - 1);
           drawMetrics($('live-plot'), c.stats.psnr, []);
@@ -57,6 +66,34 @@ export function setupLive({ app, $, job, status, showError, setButtons }) {
   }
 
   document.addEventListener('visibilitychange', () => { if (document.hidden) stopLive(); });
+
+  /** The last 10 s, while live or after: the camera's frames (model-sized) re-encoded as a .vgt
+   *  of whole windows, which any page or `videogpt decode` reads, and the live reconstruction as
+   *  WebM. It runs beside live mode: the engine takes the .vgt between chunks. */
+  $('live-save').onclick = async () => {
+    const recent = app.liveRecent ?? [];
+    if (!recent.length) return;
+    $('live-save').disabled = true;
+    try {
+      const fps = Math.round(recent[recent.length - 1].fps);
+      const join = (key) => {
+        const { width, height } = recent[0][key];
+        const n = width * height * 3;
+        return joinFrames(recent.flatMap((c) => Array.from({ length: c[key].frames }, (_, i) => c[key].data.subarray(i * n, (i + 1) * n))), width, height, fps);
+      };
+      const input = join('input'), output = join('output');
+      const webm = await encodeWebm(output, { fps });
+      const vgt = await app.session.encodeVgt(input, { modelId: app.session.modelId, fps });
+      download(new Blob([vgt]), 'live.vgt');
+      download(new Blob([webm], { type: 'video/webm' }), 'live.webm');
+      app.liveSaved = { frames: input.frames, fps, vgtBytes: vgt.length, webmBytes: webm.length };
+      status(`Saved the last ${(input.frames / fps).toFixed(1)} s: live.vgt (${(vgt.length / 1024).toFixed(1)} KiB of tokens) and live.webm (${input.frames} frames at ${fps} fps).`);
+    } catch (e) {
+      showError(e);
+    } finally {
+      $('live-save').disabled = !(app.liveRecent ?? []).length;
+    }
+  };
 
   let channel = null;
   /** Where live tokens are broadcast: every tab of this origin (a second page with ?receive decodes

@@ -1,6 +1,6 @@
 // How a clip leaves the page: the tokens as an .npy file `videogpt decode` reads, a link that
-// carries them in its fragment (never sent to a server), and embed code for any blog. Pure
-// functions of their inputs; app.js wires them to its buttons.
+// carries them in its fragment (never sent to a server), embed code for any blog, and the
+// download that saves a file. app.js and live-panel.js wire them to their buttons.
 
 import { toBase64Url } from './video-gpt.js';
 
@@ -29,4 +29,13 @@ export function embedCodeFor(base, modelFile, vgt) {
   const model = modelFile ? new URL(modelFile, base).href : 'MODEL.safetensors';
   return `<script type="module" src="${new URL('www/video-gpt.js', base).href}"></script>\n`
     + `<video-gpt model="${model}" tokens="${toBase64Url(vgt)}" autoplay loop controls></video-gpt>`;
+}
+
+/** Save `blob` as a file named `name` (the browser's download). */
+export function download(blob, name) {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(blob);
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 }

@@ -224,14 +224,27 @@ impl Engine {
     }
 
     /// Encode RGB frames into a `.vgt` token file (docs/vgt-format.md) naming the loaded model as
-    /// `model_id`; `fps` (0: none) is stored with it.
+    /// `model_id`, every model window of them (trailing frames short of a window are left out);
+    /// `fps` (0: none) is stored with it.
     #[wasm_bindgen(js_name = encodeVgt)]
     pub fn encode_vgt(&self, data: JsValue, frames: usize, height: usize, width: usize, model_id: String, fps: f32) -> Promise {
         on_device!(self, |m| async move {
             let (b, t) = (&m.backend, m.vqvae()?);
-            let x = model_input(b, &t, &Frames::from_js(data, frames, height, width)?)?;
-            let (codes, [lt, lh, lw]) = t.encode(b, &x).await?;
-            let file = t.token_file(model_id, Tokens { shape: [1, lt, lh, lw], codes }, (fps > 0.0).then_some(fps));
+            // every model window of the clip, one after another (as `videogpt encode` does)
+            let frames = Frames::from_js(data, frames, height, width)?;
+            let (windows, _) = t.windows(frames.count())?;
+            let (mut codes, mut latent) = (Vec::new(), [0; 3]);
+            for w in &windows {
+                let x = match &frames {
+                    Frames::Rgb(clip) => t.preprocess(b, clip, w.clone())?,
+                    Frames::Images(images) => b.preprocess_images(&images[w.clone()], t.resolution, t.resize)?,
+                };
+                let (window_codes, window_latent) = t.encode(b, &x).await?;
+                codes.extend(window_codes);
+                latent = window_latent;
+            }
+            let [lt, lh, lw] = latent;
+            let file = t.token_file(model_id, Tokens { shape: [windows.len(), lt, lh, lw], codes }, (fps > 0.0).then_some(fps));
             Ok::<_, Error>(JsValue::from(Uint8Array::from(&crate::vgt::write(&file)?[..])))
         })
     }

@@ -185,6 +185,28 @@ for (const device of ['cpu', 'webgpu']) {
       assert.match(await page.textContent('#live-stats'), /fps in, .* frames dropped; latency \d+ ms; tokens [\d.]+ kbit\/s; PSNR [\d.]+ dB/);
       // frames are closed and chunks not queued: the heap does not grow with the stream
       assert.ok(late < early + 3e6, `JS heap grew from ${early} to ${late} (after a GC)`);
+      if (device === 'cpu') {
+        // "Save the last 10 s" while live: the camera frames as a .vgt that the CLI decodes, and
+        // the reconstruction as a WebM that ffprobe counts
+        const downloads = [];
+        page.on('download', (d) => downloads.push(d));
+        await page.click('#live-save');
+        await page.waitForFunction(() => app.liveSaved, null, { timeout: 120_000 });
+        await page.waitForTimeout(500);
+        const saved = await page.evaluate(() => app.liveSaved);
+        const files = {};
+        for (const d of downloads) {
+          files[d.suggestedFilename()] = path.join(tmp, `saved-${d.suggestedFilename()}`);
+          await d.saveAs(files[d.suggestedFilename()]);
+        }
+        assert.deepEqual(Object.keys(files).sort(), ['live.vgt', 'live.webm']);
+        const windowed = saved.frames < 16 ? saved.frames - (saved.frames % 4) : saved.frames - (saved.frames % 16);
+        cli('decode', '--model', path.join(ROOT, 'models/tiny-untrained.safetensors'), '--input', files['live.vgt'], '--output', path.join(tmp, 'saved.npy'));
+        assert.equal(readNpy(path.join(tmp, 'saved.npy')).shape[0], windowed, `decoded frames of ${JSON.stringify(saved)}`);
+        const probed = execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', files['live.webm']]).toString().trim();
+        assert.equal(Number(probed), saved.frames, 'the WebM holds every saved frame');
+        assert.match(await page.textContent('#status'), /Saved the last [\d.]+ s: live.vgt/);
+      }
       await page.click('#live');
       await page.waitForFunction(() => !app.live && document.body.dataset.state !== 'busy');
       if (device === 'cpu') {
