@@ -177,18 +177,7 @@ fn a_videogpt_width_token_stays_within_its_budget() {
     // the dispatches a token does not depend on the grid
     let g = gpu();
     let vq = videogpt::VqVaeConfig { n_codes: 1024, resolution: 16, sequence_length: 8, ..Default::default() };
-    let config = videogpt::gpt::GptConfig {
-        hidden_dim: 576,
-        heads: 4,
-        layers: 8,
-        attn_type: videogpt::gpt::AttnType::Sparse,
-        class_cond_dim: 0,
-        latent: vq.latent_shape(),
-        n_codes: vq.n_codes,
-        embedding_dim: vq.embedding_dim,
-        n_cond_frames: 0,
-        resolution: vq.resolution,
-    };
+    let config = videogpt::gpt::GptConfig::videogpt_default(&vq);
     let gpt = videogpt::gpt::Gpt::load(&videogpt::gpt::random_weights(&config, &vq, 1), Some(&videogpt::vqvae::random_weights(&vq, 1))).unwrap();
     let prior = GpuPrior::new(&g, &gpt).unwrap();
     let n = gpt.config.positions() as u64;

@@ -36,6 +36,23 @@ pub struct GptConfig {
 }
 
 impl GptConfig {
+    /// VideoGPT's default prior over `vq`'s codes: 576 wide, 4 heads, 8 layers, sparse attention,
+    /// unconditioned (what the benchmarks and the GPU budgets measure at full width).
+    pub fn videogpt_default(vq: &VqVaeConfig) -> Self {
+        GptConfig {
+            hidden_dim: 576,
+            heads: 4,
+            layers: 8,
+            attn_type: AttnType::Sparse,
+            class_cond_dim: 0,
+            latent: vq.latent_shape(),
+            n_codes: vq.n_codes,
+            embedding_dim: vq.embedding_dim,
+            n_cond_frames: 0,
+            resolution: vq.resolution,
+        }
+    }
+
     pub fn from_metadata(meta: &HashMap<String, String>, vqvae: &VqVaeConfig) -> Result<Self> {
         let get = |k: &str| meta.get(k).ok_or_else(|| Error::Weights(format!("GPT metadata has no `{k}`")));
         let int = |k: &str| -> Result<usize> {

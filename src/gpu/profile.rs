@@ -3,8 +3,8 @@
 //! `videogpt bench --gpu-stats` turns them into per-layer GFLOP/s with the useful FLOPs the
 //! runtime counts; the first real GPU that runs it fills in the row no machine here can.
 
-use super::{Gpu, STAGING};
-use crate::{bail, Error, Result};
+use super::Gpu;
+use crate::{bail, Result};
 
 /// Passes timed per profile (two timestamps each).
 const MAX_PASSES: u32 = 2048;
@@ -71,26 +71,12 @@ impl Gpu {
             usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let staging = self.pooled(bytes, STAGING, "timestamps")?;
         {
             let mut slot = self.encoder.borrow_mut();
             let encoder = slot.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
             encoder.resolve_query_set(&profile.set, 0..n, &resolved, 0);
-            encoder.copy_buffer_to_buffer(&resolved, 0, &staging, 0, bytes);
         }
-        self.submit();
-        let (tx, rx) = futures_channel::oneshot::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        #[cfg(not(target_arch = "wasm32"))]
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
-        if !matches!(rx.await, Ok(Ok(()))) {
-            bail!(Gpu, "reading the timestamps back failed");
-        }
-        self.check()?;
-        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu(e.to_string()))?[..]);
-        staging.unmap();
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&self.read_parts(&[(&resolved, bytes)]).await?);
         let period = self.queue.get_timestamp_period() as f64;
         Ok(profile
             .entries

@@ -10,17 +10,18 @@ use std::rc::Rc;
 use js_sys::{Float64Array, Function, Promise, Reflect, Uint32Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
-use web_sys::ImageBitmap;
 
-use crate::backend::{Backend, Tensor};
+use crate::backend::Backend;
 use crate::gpt::SampleOptions;
 use crate::session::{seed_from_f64, Prior, Tokenizer};
 use crate::tokens::Tokens;
-use crate::video::{self, Resize};
-use crate::{bail, Cpu, Error, Gpu, Result};
+use crate::video;
+use crate::{Cpu, Error, Gpu, Result};
 
 mod convert;
+mod input;
 use convert::{js_error, now_ms, object, shape, vqvae_info, Frames, InputOptions, SampleArgs};
+use input::{model_input, window_input, MaybeGpu};
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -90,17 +91,6 @@ macro_rules! on_device {
             }
         }
     };
-}
-
-/// The first model window of a clip, preprocessed on the device (shorter side resized to the
-/// model's resolution, centre crop); clips longer than `sequence_length` are cut to it.
-fn model_input<B: Backend + MaybeGpu>(b: &B, t: &Tokenizer<B>, frames: &Frames) -> Result<Tensor<B>> {
-    let (windows, _) = t.windows(frames.count())?;
-    let first = windows[0].clone();
-    match frames {
-        Frames::Rgb(clip) => t.preprocess(b, clip, first),
-        Frames::Images(images) => b.preprocess_images(&images[first], t.resolution, t.resize),
-    }
 }
 
 #[wasm_bindgen]
@@ -235,11 +225,7 @@ impl Engine {
             let (windows, _) = t.windows(frames.count())?;
             let (mut codes, mut latent) = (Vec::new(), [0; 3]);
             for w in &windows {
-                let x = match &frames {
-                    Frames::Rgb(clip) => t.preprocess(b, clip, w.clone())?,
-                    Frames::Images(images) => b.preprocess_images(&images[w.clone()], t.resolution, t.resize)?,
-                };
-                let (window_codes, window_latent) = t.encode(b, &x).await?;
+                let (window_codes, window_latent) = t.encode(b, &window_input(b, &t, &frames, w.clone())?).await?;
                 codes.extend(window_codes);
                 latent = window_latent;
             }
@@ -389,28 +375,5 @@ impl Engine {
                 ("size", shape(&[out.frames, out.height, out.width])),
             ]))
         })
-    }
-}
-
-/// What only the GPU backend can do: the GPU sampler, and frames given as images.
-trait MaybeGpu: Backend {
-    fn as_gpu(&self) -> Option<&Gpu>;
-    /// `preprocess` of frames given as `ImageBitmap`s.
-    fn preprocess_images(&self, images: &[ImageBitmap], resolution: usize, resize: Resize) -> Result<Tensor<Self>>;
-}
-impl MaybeGpu for Gpu {
-    fn as_gpu(&self) -> Option<&Gpu> {
-        Some(self)
-    }
-    fn preprocess_images(&self, images: &[ImageBitmap], resolution: usize, resize: Resize) -> Result<Tensor<Self>> {
-        self.preprocess_frames(&self.upload_images(images)?, resolution, resize)
-    }
-}
-impl MaybeGpu for Cpu {
-    fn as_gpu(&self) -> Option<&Gpu> {
-        None
-    }
-    fn preprocess_images(&self, _: &[ImageBitmap], _: usize, _: Resize) -> Result<Tensor<Self>> {
-        bail!(Input, "frames given as images need the WebGPU backend; on the CPU send RGB bytes")
     }
 }

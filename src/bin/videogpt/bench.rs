@@ -79,7 +79,7 @@ fn run_gpu_stats(quick: bool) -> Result<()> {
     let prior_bytes = std::fs::read(root.join("models/mmnist-prior.safetensors"))?;
     let mmnist = videogpt::gpt::Gpt::load(&prior_bytes, None)?;
     let vq = VqVaeConfig { n_codes: 1024, ..VqVaeConfig::default() };
-    let wide_config = videogpt_prior(&vq);
+    let wide_config = videogpt::gpt::GptConfig::videogpt_default(&vq);
     let wide = videogpt::gpt::Gpt::load(&videogpt::gpt::random_weights(&wide_config, &vq, 1), Some(&videogpt::vqvae::random_weights(&vq, 1)))?;
     let priors = [("token, mmnist-prior (144 wide, 4 layers)", &mmnist), ("token, 576-wide prior (8 layers)", &wide)];
     // --quick: the shipped prior only (the 576-wide one takes minutes on a software adapter)
@@ -195,22 +195,6 @@ fn torch_prior(latent: [usize; 3], c: &videogpt::gpt::GptConfig) -> std::result:
     v["tokens_per_s"].as_f64().ok_or_else(|| "no tokens_per_s".into())
 }
 
-/// A VideoGPT-default prior (576 hidden, 4 heads, 8 layers, sparse attention) over `vq`'s grid.
-fn videogpt_prior(vq: &VqVaeConfig) -> videogpt::gpt::GptConfig {
-    videogpt::gpt::GptConfig {
-        hidden_dim: 576,
-        heads: 4,
-        layers: 8,
-        attn_type: videogpt::gpt::AttnType::Sparse,
-        class_cond_dim: 0,
-        latent: vq.latent_shape(),
-        n_codes: vq.n_codes,
-        embedding_dim: vq.embedding_dim,
-        n_cond_frames: 0,
-        resolution: vq.resolution,
-    }
-}
-
 /// Sampling speed of a VideoGPT-default prior (576 hidden, 4 heads, 8 layers, sparse attention,
 /// 1024 codes) over 4×16×16 and 4×32×32 grids.
 fn run_prior(args: &Args) -> Result<()> {
@@ -226,7 +210,7 @@ fn run_prior(args: &Args) -> Result<()> {
     let grids: &[[usize; 3]] = if args.quick { &[[4, 16, 16]] } else { &[[4, 16, 16], [4, 32, 32]] };
     for &latent in grids {
         let vq = VqVaeConfig { n_codes: 1024, resolution: latent[1] * 4, sequence_length: latent[0] * 4, ..VqVaeConfig::default() };
-        let config = videogpt_prior(&vq);
+        let config = videogpt::gpt::GptConfig::videogpt_default(&vq);
         let torch = if args.no_torch {
             None
         } else {

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use crate::{bail, Error, Result};
 
 mod value;
-use value::truncate;
+use value::{extend_dict, extend_list, memo_put, obj_id, pairs, truncate};
 pub use value::{Global, Heap, Limits, ObjId, Object, Value};
 
 /// What a pickle's effects mean: the torch layer implements these.
@@ -374,49 +374,4 @@ pub fn load(bytes: &[u8], pos: &mut usize, heap: &mut Heap, hooks: &mut dyn Hook
         Some(v) if stack.is_empty() => Ok(v),
         _ => bail!(Weights, "the pickle stops with {} values on its stack instead of 1 (corrupt file)", stack.len() + 1),
     }
-}
-
-fn obj_id(v: &Value) -> ObjId {
-    match v {
-        Value::Obj(id) => *id,
-        _ => usize::MAX,
-    }
-}
-
-fn memo_put(memo: &mut HashMap<u32, Value>, i: u32, v: Value, limits: Limits) -> Result<()> {
-    if memo.len() >= limits.max_memo && !memo.contains_key(&i) {
-        bail!(Weights, "the pickle's memo grows past {} entries (limit max_memo)", limits.max_memo);
-    }
-    memo.insert(i, v);
-    Ok(())
-}
-
-fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>> {
-    if !items.len().is_multiple_of(2) {
-        bail!(Weights, "the pickle sets a dict item without a value (corrupt file)");
-    }
-    let mut it = items.into_iter();
-    let mut out = Vec::new();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        out.push((k, v));
-    }
-    Ok(out)
-}
-
-fn extend_list(heap: &mut Heap, target: &Value, items: Vec<Value>) -> Result<()> {
-    match heap.objects.get_mut(obj_id(target)) {
-        Some(Object::List(l)) => l.extend(items),
-        Some(Object::Instance { list, .. }) => list.extend(items),
-        _ => bail!(Weights, "the pickle appends to something that is not a list (corrupt file)"),
-    }
-    Ok(())
-}
-
-fn extend_dict(heap: &mut Heap, target: &Value, new: Vec<(Value, Value)>) -> Result<()> {
-    match heap.objects.get_mut(obj_id(target)) {
-        Some(Object::Dict(d)) => d.extend(new),
-        Some(Object::Instance { items, .. }) => items.extend(new),
-        _ => bail!(Weights, "the pickle sets items on something that is not a dict (corrupt file)"),
-    }
-    Ok(())
 }

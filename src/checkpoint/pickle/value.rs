@@ -1,5 +1,6 @@
 //! What a pickle builds: values, and the arena (`Heap`) its containers and instances live in.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 
@@ -150,4 +151,51 @@ pub(super) fn truncate(s: &str, n: usize) -> String {
     } else {
         s.chars().take(n).collect::<String>() + "…"
     }
+}
+
+// --- what the machine does to the arena and the memo ---
+
+pub(super) fn obj_id(v: &Value) -> ObjId {
+    match v {
+        Value::Obj(id) => *id,
+        _ => usize::MAX,
+    }
+}
+
+pub(super) fn memo_put(memo: &mut HashMap<u32, Value>, i: u32, v: Value, limits: Limits) -> Result<()> {
+    if memo.len() >= limits.max_memo && !memo.contains_key(&i) {
+        bail!(Weights, "the pickle's memo grows past {} entries (limit max_memo)", limits.max_memo);
+    }
+    memo.insert(i, v);
+    Ok(())
+}
+
+pub(super) fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>> {
+    if !items.len().is_multiple_of(2) {
+        bail!(Weights, "the pickle sets a dict item without a value (corrupt file)");
+    }
+    let mut it = items.into_iter();
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+pub(super) fn extend_list(heap: &mut Heap, target: &Value, items: Vec<Value>) -> Result<()> {
+    match heap.objects.get_mut(obj_id(target)) {
+        Some(Object::List(l)) => l.extend(items),
+        Some(Object::Instance { list, .. }) => list.extend(items),
+        _ => bail!(Weights, "the pickle appends to something that is not a list (corrupt file)"),
+    }
+    Ok(())
+}
+
+pub(super) fn extend_dict(heap: &mut Heap, target: &Value, new: Vec<(Value, Value)>) -> Result<()> {
+    match heap.objects.get_mut(obj_id(target)) {
+        Some(Object::Dict(d)) => d.extend(new),
+        Some(Object::Instance { items, .. }) => items.extend(new),
+        _ => bail!(Weights, "the pickle sets items on something that is not a dict (corrupt file)"),
+    }
+    Ok(())
 }
