@@ -20,11 +20,13 @@ use crate::vqvae::VqVaeConfig;
 use crate::weights::WeightFile;
 use crate::{bail, Result};
 
+mod blocks;
 mod config;
 mod layers;
 mod random;
 mod sample;
 
+pub(crate) use blocks::Sublayers;
 pub(crate) use config::attend;
 pub use config::{AttnType, GptConfig};
 pub use layers::FrameFeatures;
@@ -188,7 +190,7 @@ impl Gpt {
     }
 
     /// `x += fc(attention(norm(x)·W_q, K, V))` over all frame features (no mask).
-    fn cross_attend(&self, b: &Block, x: &mut [f32], kv: Option<&(Vec<f32>, Vec<f32>)>, class: Option<usize>) {
+    pub(crate) fn cross_attend(&self, b: &Block, x: &mut [f32], kv: Option<&(Vec<f32>, Vec<f32>)>, class: Option<usize>) {
         let (Some(c), Some((k, v))) = (&b.cross, kv) else { return };
         let (d, heads) = (self.config.hidden_dim, self.config.heads);
         let (dk, dv) = (d / heads, RESNET_DIM / heads);
@@ -242,7 +244,7 @@ impl Gpt {
         self.fc_in.forward(&x)
     }
 
-    fn mlp(&self, b: &Block, x: &mut [f32], class: Option<usize>) {
+    pub(crate) fn mlp(&self, b: &Block, x: &mut [f32], class: Option<usize>) {
         let d = self.config.hidden_dim;
         let mut h = b.fc1.forward(&b.pre_fc_norm.forward(x, d, class));
         h.iter_mut().for_each(|v| *v = gelu2(*v));
@@ -251,7 +253,7 @@ impl Gpt {
 
     /// Attention of the queries `q` (`[m][D]`, at positions `first..first + m`) over keys and
     /// values `[≥ first + m][D]`, masked by the model's attention pattern.
-    fn attend_rows(&self, q: &[f32], k: &[f32], v: &[f32], first: usize) -> Vec<f32> {
+    pub(crate) fn attend_rows(&self, q: &[f32], k: &[f32], v: &[f32], first: usize) -> Vec<f32> {
         let (d, heads) = (self.config.hidden_dim, self.config.heads);
         let dk = d / heads;
         let scale = (dk as f32).sqrt();
@@ -300,15 +302,9 @@ impl Gpt {
         x.extend_from_slice(&self.sos);
         x.extend_from_slice(&emb[..(n - 1) * d]);
         x.iter_mut().zip(&self.pos).for_each(|(x, p)| *x += p);
-        for (l, b) in self.blocks.iter().enumerate() {
-            let h = b.pre_attn_norm.forward(&x, d, class);
-            let (q, k, v) = (b.w_qs.forward(&h), b.w_ks.forward(&h), b.w_vs.forward(&h));
-            let a = b.fc.forward(&self.attend_rows(&q, &k, &v, 0));
-            x.iter_mut().zip(a).for_each(|(x, a)| *x += a);
-            self.cross_attend(b, &mut x, cross.get(l), class);
-            self.mlp(b, &mut x, class);
-        }
-        Ok(self.fc_out.forward(&self.norm.forward(&x, d, class)))
+        let mut grid = Grid { gpt: self, x, class, cross };
+        self.walk_blocks(&mut grid)?;
+        Ok(self.fc_out.forward(&self.norm.forward(&grid.x, d, class)))
     }
 
     /// Negative log-likelihood of a grid under teacher forcing, in bits per token.
@@ -351,4 +347,32 @@ fn broadcast_position_table(w: &mut WeightFile, key: &str, [lt, lh, lw]: [usize;
         }
     }
     Ok(pos)
+}
+
+/// The parallel forward's residual stream: every position of a grid at once, self-attention
+/// causally masked over the whole grid.
+struct Grid<'a> {
+    gpt: &'a Gpt,
+    x: Vec<f32>,
+    class: Option<usize>,
+    cross: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+impl Sublayers for Grid<'_> {
+    fn self_attention(&mut self, layer: usize) -> Result<()> {
+        let (g, b) = (self.gpt, &self.gpt.blocks[layer]);
+        let h = b.pre_attn_norm.forward(&self.x, g.config.hidden_dim, self.class);
+        let (q, k, v) = (b.w_qs.forward(&h), b.w_ks.forward(&h), b.w_vs.forward(&h));
+        let a = b.fc.forward(&g.attend_rows(&q, &k, &v, 0));
+        self.x.iter_mut().zip(a).for_each(|(x, a)| *x += a);
+        Ok(())
+    }
+    fn cross_attention(&mut self, layer: usize) -> Result<()> {
+        self.gpt.cross_attend(&self.gpt.blocks[layer], &mut self.x, self.cross.get(layer), self.class);
+        Ok(())
+    }
+    fn mlp(&mut self, layer: usize) -> Result<()> {
+        self.gpt.mlp(&self.gpt.blocks[layer], &mut self.x, self.class);
+        Ok(())
+    }
 }

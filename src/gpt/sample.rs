@@ -108,16 +108,38 @@ impl Gpt {
         };
         x.iter_mut().zip(&self.pos[i * d..(i + 1) * d]).for_each(|(x, p)| *x += p);
         let class = cache.class;
-        for (l, b) in self.blocks.iter().enumerate() {
-            let h = b.pre_attn_norm.forward(&x, d, class);
-            cache.k[l].extend(b.w_ks.forward(&h));
-            cache.v[l].extend(b.w_vs.forward(&h));
-            let a = b.fc.forward(&self.attend_rows(&b.w_qs.forward(&h), &cache.k[l], &cache.v[l], i));
-            x.iter_mut().zip(a).for_each(|(x, a)| *x += a);
-            self.cross_attend(b, &mut x, cache.cross.get(l), class);
-            self.mlp(b, &mut x, class);
-        }
+        let mut step = Step { gpt: self, x, cache, i };
+        self.walk_blocks(&mut step)?;
+        let x = step.x;
         cache.len += 1;
         Ok(self.fc_out.forward(&self.norm.forward(&x, d, class)))
+    }
+}
+
+/// A decoding step's residual stream: one position, its key and value appended to the cache.
+struct Step<'a> {
+    gpt: &'a Gpt,
+    x: Vec<f32>,
+    cache: &'a mut KvCache,
+    i: usize,
+}
+
+impl Sublayers for Step<'_> {
+    fn self_attention(&mut self, layer: usize) -> Result<()> {
+        let (g, b, c) = (self.gpt, &self.gpt.blocks[layer], &mut *self.cache);
+        let h = b.pre_attn_norm.forward(&self.x, g.config.hidden_dim, c.class);
+        c.k[layer].extend(b.w_ks.forward(&h));
+        c.v[layer].extend(b.w_vs.forward(&h));
+        let a = b.fc.forward(&g.attend_rows(&b.w_qs.forward(&h), &c.k[layer], &c.v[layer], self.i));
+        self.x.iter_mut().zip(a).for_each(|(x, a)| *x += a);
+        Ok(())
+    }
+    fn cross_attention(&mut self, layer: usize) -> Result<()> {
+        self.gpt.cross_attend(&self.gpt.blocks[layer], &mut self.x, self.cache.cross.get(layer), self.cache.class);
+        Ok(())
+    }
+    fn mlp(&mut self, layer: usize) -> Result<()> {
+        self.gpt.mlp(&self.gpt.blocks[layer], &mut self.x, self.cache.class);
+        Ok(())
     }
 }

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use super::params::{DecodeAttentionParams, EmbedParams, GemvParams, SampleTokenParams};
 use super::{Gpu, GpuBuffer as Buffer, GEMV_BIAS, GEMV_GELU2, GEMV_NORM, GEMV_RESIDUAL, GEMV_SPLIT3};
 use crate::backend::Backend as _;
-use crate::gpt::{AttnType, FrameFeatures, Gpt, Linear, SampleOptions};
+use crate::gpt::{AttnType, FrameFeatures, Gpt, Linear, SampleOptions, Sublayers};
 use crate::resnet::RESNET_DIM;
 use crate::{bail, Result};
 
@@ -281,39 +281,8 @@ impl<'g> GpuPrior<'g> {
             let params = EmbedParams { dim: d as u32, n_codes: c.n_codes as u32, position: i as u32, ..Default::default() };
             g.dispatch(g.kernels.embed(), &params, &[&run.token, &self.w.embeddings, &self.w.pos, &run.x], (d.div_ceil(256) as u32, 1, 1))?;
         }
-        let sparse = c.attn_type == AttnType::Sparse;
-        for (l, b) in self.w.blocks.iter().enumerate() {
-            // q of this position, and its k and v straight into row i of the caches, from the
-            // normed x: one product
-            let qkv = Gemv { norm: Some(&run.norms[2 * l]), split: Some((&run.k_cache[l], &run.v_cache[l], i * d)), ..Gemv::new(&run.x, &run.q) };
-            self.gemv(&b.w_qkv, qkv)?;
-            #[rustfmt::skip]
-            let params = DecodeAttentionParams {
-                dim: d as u32, heads: c.heads as u32, position: i as u32, n_positions: c.positions() as u32,
-                sparse: sparse as u32, blocks_per_frame: self.gpt.blocks_per_frame as u32, v_dim: d as u32, ..Default::default()
-            };
-            g.dispatch(g.kernels.decode_attention(), &params, &[&run.q, &run.k_cache[l], &run.v_cache[l], &run.scores, &run.attn], (c.heads as u32, 1, 1))?;
-            self.gemv(&b.fc, Gemv { residual: Some((&run.x, 0)), ..Gemv::new(&run.attn, &run.x2) })?;
-            // cross-attention to every frame feature: the same kernel, unmasked, 240-wide values
-            let mid = match (&b.cross, run.cross.get(l)) {
-                (Some((w_qs, fc)), Some((norm, k, v))) => {
-                    let m: usize = c.cond_shape().iter().product();
-                    self.gemv(w_qs, Gemv { norm: Some(norm), ..Gemv::new(&run.x2, &run.q) })?;
-                    // every feature is visible: the query sits after the last one, no sparse mask
-                    #[rustfmt::skip]
-                    let params = DecodeAttentionParams {
-                        dim: d as u32, heads: c.heads as u32, position: (m - 1) as u32, n_positions: m as u32,
-                        sparse: 0, blocks_per_frame: 1, v_dim: RESNET_DIM as u32, ..Default::default()
-                    };
-                    g.dispatch(g.kernels.decode_attention(), &params, &[&run.q, k, v, &run.scores, &run.cross_out], (c.heads as u32, 1, 1))?;
-                    self.gemv(fc, Gemv { residual: Some((&run.x2, 0)), ..Gemv::new(&run.cross_out, &run.x3) })?;
-                    &run.x3
-                }
-                _ => &run.x2,
-            };
-            self.gemv(&b.fc1, Gemv { norm: Some(&run.norms[2 * l + 1]), gelu2: true, ..Gemv::new(mid, &run.mlp) })?;
-            self.gemv(&b.fc2, Gemv { residual: Some((mid, 0)), ..Gemv::new(&run.mlp, &run.x) })?;
-        }
+        let mut step = Step { prior: self, run, i, stream: &run.x };
+        self.gpt.walk_blocks(&mut step)?;
         let last_norm = run.norms.last().expect("final norm");
         self.gemv(&self.w.fc_out, Gemv { norm: Some(last_norm), ..Gemv::new(&run.x, &run.logits) })
     }
@@ -369,5 +338,64 @@ impl<'g> GpuPrior<'g> {
             out.extend(self.gpu.read_f32(&run.logits, c.n_codes).await?);
         }
         Ok(out)
+    }
+}
+
+/// A decoding step's residual stream on the GPU. It moves between three buffers, because a product
+/// cannot add its input in place: the self-attention writes `x2` from `x`, the cross-attention
+/// `x3` from `x2`, and the MLP `x` again from whichever came last (`stream`).
+struct Step<'a, 'g> {
+    prior: &'a GpuPrior<'g>,
+    run: &'a Run,
+    i: usize,
+    stream: &'a Buffer,
+}
+
+impl Sublayers for Step<'_, '_> {
+    fn self_attention(&mut self, l: usize) -> Result<()> {
+        let (p, run, g) = (self.prior, self.run, self.prior.gpu);
+        let (c, b, d) = (&p.gpt.config, &p.w.blocks[l], p.gpt.config.hidden_dim);
+        // q of this position, and its k and v straight into row i of the caches, from the
+        // normed x: one product
+        let qkv = Gemv { norm: Some(&run.norms[2 * l]), split: Some((&run.k_cache[l], &run.v_cache[l], self.i * d)), ..Gemv::new(&run.x, &run.q) };
+        p.gemv(&b.w_qkv, qkv)?;
+        #[rustfmt::skip]
+        let params = DecodeAttentionParams {
+            dim: d as u32, heads: c.heads as u32, position: self.i as u32, n_positions: c.positions() as u32,
+            sparse: (c.attn_type == AttnType::Sparse) as u32, blocks_per_frame: p.gpt.blocks_per_frame as u32, v_dim: d as u32,
+            ..Default::default()
+        };
+        g.dispatch(g.kernels.decode_attention(), &params, &[&run.q, &run.k_cache[l], &run.v_cache[l], &run.scores, &run.attn], (c.heads as u32, 1, 1))?;
+        p.gemv(&b.fc, Gemv { residual: Some((&run.x, 0)), ..Gemv::new(&run.attn, &run.x2) })?;
+        self.stream = &run.x2;
+        Ok(())
+    }
+
+    fn cross_attention(&mut self, l: usize) -> Result<()> {
+        let (p, run, g) = (self.prior, self.run, self.prior.gpu);
+        let (c, d) = (&p.gpt.config, p.gpt.config.hidden_dim);
+        let (Some((w_qs, fc)), Some((norm, k, v))) = (&p.w.blocks[l].cross, run.cross.get(l)) else {
+            bail!(Input, "layer {l} cross-attends, but this run has no frame features");
+        };
+        // every frame feature is visible: the query sits after the last one, no sparse mask
+        let m: usize = c.cond_shape().iter().product();
+        p.gemv(w_qs, Gemv { norm: Some(norm), ..Gemv::new(&run.x2, &run.q) })?;
+        #[rustfmt::skip]
+        let params = DecodeAttentionParams {
+            dim: d as u32, heads: c.heads as u32, position: (m - 1) as u32, n_positions: m as u32,
+            sparse: 0, blocks_per_frame: 1, v_dim: RESNET_DIM as u32, ..Default::default()
+        };
+        g.dispatch(g.kernels.decode_attention(), &params, &[&run.q, k, v, &run.scores, &run.cross_out], (c.heads as u32, 1, 1))?;
+        p.gemv(fc, Gemv { residual: Some((&run.x2, 0)), ..Gemv::new(&run.cross_out, &run.x3) })?;
+        self.stream = &run.x3;
+        Ok(())
+    }
+
+    fn mlp(&mut self, l: usize) -> Result<()> {
+        let (p, run, b) = (self.prior, self.run, &self.prior.w.blocks[l]);
+        p.gemv(&b.fc1, Gemv { norm: Some(&run.norms[2 * l + 1]), gelu2: true, ..Gemv::new(self.stream, &run.mlp) })?;
+        p.gemv(&b.fc2, Gemv { residual: Some((self.stream, 0)), ..Gemv::new(&run.mlp, &run.x) })?;
+        self.stream = &run.x;
+        Ok(())
     }
 }
