@@ -230,6 +230,9 @@ pub struct Gpu {
     /// The resize taps of each (input size, resolution, resize) a clip came in at.
     resize_tables: RefCell<HashMap<ResizeKey, Rc<(GpuBuffer, GpuBuffer)>>>,
     levels: OnceCell<GpuBuffer>,
+    /// Two 4-byte buffers that stand in for writable bindings a dispatch does not use (a buffer
+    /// bound twice as writable would alias), made once rather than per dispatch.
+    unused_outputs: OnceCell<(GpuBuffer, GpuBuffer)>,
     /// The texture the last frames given as images went through (reused for the next same size).
     frame_texture: RefCell<Option<wgpu::Texture>>,
     /// Timestamps per dispatch while a profile runs (`profile.rs`).
@@ -333,6 +336,7 @@ impl Gpu {
             uniforms: Default::default(),
             resize_tables: Default::default(),
             levels: OnceCell::new(),
+            unused_outputs: OnceCell::new(),
             frame_texture: Default::default(),
             profile: Default::default(),
         };
@@ -451,6 +455,15 @@ impl Gpu {
             self.queue.write_buffer(&buf, 0, &padded);
         }
         Ok(buf)
+    }
+
+    /// Stand-ins for writable bindings a dispatch leaves unused (see `unused_outputs`).
+    fn unused_outputs(&self) -> Result<&(GpuBuffer, GpuBuffer)> {
+        if let Some(pair) = self.unused_outputs.get() {
+            return Ok(pair);
+        }
+        let pair = (self.upload_bytes(&[0; 4], "unused")?, self.upload_bytes(&[0; 4], "unused")?);
+        Ok(self.unused_outputs.get_or_init(|| pair))
     }
 
     /// The uniform holding `words` (padded to 16 bytes), made the first time these words are asked for.
@@ -661,15 +674,10 @@ impl Gpu {
             table_dim: table_dim as u32,
             ..Default::default()
         };
-        // without a table, stand-ins fill its bindings (the kernel touches neither); a spare
-        // buffer, because a writable buffer bound twice would alias
-        let spare;
+        // without a table, stand-ins fill its bindings (the kernel touches neither)
         let (t, e) = match (table, &embedded) {
             (Some(t), Some(e)) => (&t.embeddings, e),
-            _ => {
-                spare = self.storage(1, "unused")?;
-                (&cb.norms, &spare)
-            }
+            _ => (&cb.norms, &self.unused_outputs()?.0),
         };
         self.dispatch(self.kernels.codebook_argmin(), &params, &[&z.buf, &cb.embeddings, &cb.norms, &out, t, e], (gx, gy, 1))?;
         self.count_flops(2 * n * cb.n_codes * cb.dim, 2 * n * cb.n_codes * cb.dim);

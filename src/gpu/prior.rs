@@ -183,16 +183,15 @@ impl<'g> GpuPrior<'g> {
             | flag(io.norm.is_some(), GEMV_NORM)
             | flag(io.split.is_some(), GEMV_SPLIT3);
         // unused bindings get stand-ins the kernel does not touch: read-only ones the weights, the
-        // split outputs two spare buffers (a writable buffer bound twice would alias)
+        // split outputs the runtime's two unused-output stand-ins
         let (res, res_offset) = io.residual.unwrap_or((&l.weight, 0));
         let bias = l.bias.as_ref().unwrap_or(&l.weight);
         let norm = io.norm.unwrap_or(&l.weight);
-        let spares;
         let (out2, out3, split_offset) = match io.split {
             Some(split) => split,
             None => {
-                spares = (g.storage(1, "unused")?, g.storage(1, "unused")?);
-                (&spares.0, &spares.1, 0)
+                let (a, b) = g.unused_outputs()?;
+                (a, b, 0)
             }
         };
         #[rustfmt::skip]
