@@ -13,6 +13,13 @@ use videogpt::video::io::read_video;
 use videogpt::video::to_video;
 use videogpt::Gpu;
 
+/// natural-64's file, its tokenizer on `g`, and a 4-frame chunk (one latent frame) of carphone.
+fn natural64_chunk(g: &Gpu) -> (Vec<u8>, Tokenizer<Gpu>, videogpt::video::Video) {
+    let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/natural-64.safetensors")).unwrap();
+    let t = Tokenizer::load(g, &model, "").unwrap();
+    (model, t, read_video(&fixture("carphone_8f.npy")).unwrap().slice(0, 4))
+}
+
 fn gpu() -> Gpu {
     pollster::block_on(Gpu::new()).expect("a wgpu adapter (lavapipe in CI: apt install mesa-vulkan-drivers)")
 }
@@ -30,10 +37,8 @@ const TOKEN_DISPATCHES_MMNIST: f64 = 23.0;
 #[test]
 fn a_reconstructed_chunk_counts_what_the_architecture_implies() {
     let g = gpu();
-    let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/natural-64.safetensors")).unwrap();
-    let t = Tokenizer::load(&g, &model, "").unwrap();
+    let (_, t, clip) = natural64_chunk(&g);
     let c = t.config().clone();
-    let clip = read_video(&fixture("carphone_8f.npy")).unwrap().slice(0, 4);
     let mut s = GpuStats::default();
     for _ in 0..2 {
         g.reset_stats();
@@ -72,9 +77,7 @@ fn a_reconstructed_chunk_counts_what_the_architecture_implies() {
 fn a_chunk_given_as_images_creates_nothing_either() {
     // the page's path: frames as images go through a texture (RGBA bytes natively), reused
     let g = gpu();
-    let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/natural-64.safetensors")).unwrap();
-    let t = Tokenizer::load(&g, &model, "").unwrap();
-    let clip = read_video(&fixture("carphone_8f.npy")).unwrap().slice(0, 4);
+    let (_, t, clip) = natural64_chunk(&g);
     let rgba: Vec<u8> = clip.rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
     let mut s = GpuStats::default();
     for _ in 0..2 {
@@ -93,9 +96,7 @@ fn a_chunk_comes_back_as_the_bytes_of_its_floats() {
     // the pixels the preprocessing and last-layer kernels write (and the to_rgba8 pass that packs
     // clips uploaded as floats) are exactly video::to_video of the floats they stand for
     let g = gpu();
-    let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/natural-64.safetensors")).unwrap();
-    let t = Tokenizer::load(&g, &model, "").unwrap();
-    let clip = read_video(&fixture("carphone_8f.npy")).unwrap().slice(0, 4);
+    let (model, t, clip) = natural64_chunk(&g);
     let x = t.preprocess(&g, &clip, 0..4).unwrap();
     let r = pollster::block_on(t.reconstruct(&g, &x, &|| 0.0)).unwrap();
     let as_video = |v: &videogpt::backend::Tensor<videogpt::Gpu>| to_video(&pollster::block_on(g.read_volume(v)).unwrap()).unwrap();
@@ -150,9 +151,7 @@ fn a_profiled_chunk_times_every_dispatch_with_its_flops() {
         eprintln!("{} has no timestamp queries: nothing to check", g.describe());
         return;
     }
-    let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/natural-64.safetensors")).unwrap();
-    let t = Tokenizer::load(&g, &model, "").unwrap();
-    let clip = read_video(&fixture("carphone_8f.npy")).unwrap().slice(0, 4);
+    let (_, t, clip) = natural64_chunk(&g);
     g.reset_stats();
     g.start_profile().unwrap();
     let x = t.preprocess(&g, &clip, 0..4).unwrap();
