@@ -116,6 +116,11 @@ pub trait Backend {
     fn conv_transpose3d_normed(&self, x: &Tensor<Self>, bn: &ChannelAffine<Self>, convt: &ConvTranspose3d<Self>, relu: bool) -> Result<Tensor<Self>> {
         self.conv_transpose3d(&self.affine_relu(x, bn)?, convt, relu)
     }
+    /// A ConvTranspose3d weight as PyTorch stores it (`[cin][cout][4][4][4]`), uploaded in the
+    /// layout this backend's [`Backend::conv_transpose3d`] reads.
+    fn upload_conv_transpose(&self, weight: &[f32], _cin: usize, _cout: usize, _stride: [usize; 3]) -> Result<Self::Buffer> {
+        self.upload(weight)
+    }
     /// SamePadConvTranspose3d (k=4), then ReLU when asked.
     fn conv_transpose3d(&self, x: &Tensor<Self>, convt: &ConvTranspose3d<Self>, relu: bool) -> Result<Tensor<Self>>;
     /// Eval-mode BatchNorm3d followed by ReLU: `max(x·scale[c] + shift[c], 0)`.
@@ -126,6 +131,13 @@ pub trait Backend {
     /// Softmax attention along W, H and T of `qkv` (9C channels: for axis W,H,T the q,k,v
     /// projections), giving the 3C channels of the three per-axis outputs before their `fc`.
     fn axial_attention(&self, qkv: &Tensor<Self>, attn: &AxialAttention<Self>) -> Result<Tensor<Self>>;
+    /// The attention half of a residual block, `residual + out(axial_attention(qkv(h)))`: a
+    /// backend may fuse it (the CPU keeps the 9C projections position-major throughout).
+    fn axial_attention_block(&self, h: &Tensor<Self>, attn: &AxialAttention<Self>, residual: &Tensor<Self>) -> Result<Tensor<Self>> {
+        let qkv = self.conv3d(h, &attn.qkv, None, false)?;
+        let a = self.axial_attention(&qkv, attn)?;
+        self.conv3d(&a, &attn.out, Some(residual), false)
+    }
     /// Nearest code per position with VideoGPT's distance `‖x‖² − 2x·e + ‖e‖²`, first index on ties.
     fn codebook_argmin(&self, z: &Tensor<Self>, codebook: &Codebook<Self>) -> Result<Codes<Self>>;
     /// The codes, and `table[codes]` (channel-first) for the decoder: one pass where the backend

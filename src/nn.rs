@@ -61,7 +61,7 @@ impl HostConv {
 pub fn load_conv_transpose<B: Backend>(b: &B, w: &mut WeightFile, key: &str, cin: usize, cout: usize, stride: [usize; 3]) -> Result<ConvTranspose3d<B>> {
     let weight = w.take(&format!("{key}.convt.weight"), &[cin, cout, 4, 4, 4])?;
     let bias = w.take(&format!("{key}.convt.bias"), &[cout])?;
-    Ok(ConvTranspose3d { cin, cout, stride, weight: b.upload(&weight)?, bias: b.upload(&bias)? })
+    Ok(ConvTranspose3d { cin, cout, stride, weight: b.upload_conv_transpose(&weight, cin, cout, stride)?, bias: b.upload(&bias)? })
 }
 
 pub fn load_axial_attention<B: Backend>(b: &B, w: &mut WeightFile, key: &str, c: usize) -> Result<AxialAttention<B>> {

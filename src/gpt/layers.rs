@@ -128,33 +128,7 @@ pub(crate) struct FrameEncoder {
     pub(crate) pos: Vec<f32>,
 }
 
-/// Dot product with 8 independent partial sums, which the compiler vectorises.
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
-/// Softmax of one head's `scores` (masked ones −∞) in place, then `out += Σ_j p_j · v_j`, the
-/// value rows `v[j·stride + offset ..][..out.len()]`.
-pub(crate) fn softmax_mix(scores: &mut [f32], max: f32, v: &[f32], stride: usize, offset: usize, out: &mut [f32]) {
-    let mut sum = 0.0f32;
-    scores.iter_mut().for_each(|s| {
-        *s = (*s - max).exp();
-        sum += *s;
-    });
-    let n = out.len();
-    for (j, s) in scores.iter().enumerate() {
-        let p = s / sum;
-        out.iter_mut().zip(&v[j * stride + offset..][..n]).for_each(|(o, v)| *o += p * v);
-    }
-}
+pub(crate) use crate::cpu::{dot, softmax_mix};
 
 pub(crate) fn gelu2(x: f32) -> f32 {
     x * (1.0 / (1.0 + (-1.702 * x).exp()))

@@ -45,9 +45,7 @@ impl<B: Backend> ResidualBlock<B> {
     fn forward(&self, b: &B, x: &Tensor<B>) -> Result<Tensor<B>> {
         let h = b.conv3d_normed(x, &self.norm, &self.conv_reduce, true)?;
         let h = b.conv3d(&h, &self.conv_expand, None, true)?;
-        let qkv = b.conv3d(&h, &self.attn.qkv, None, false)?;
-        let a = b.axial_attention(&qkv, &self.attn)?;
-        b.conv3d(&a, &self.attn.out, Some(x), false)
+        b.axial_attention_block(&h, &self.attn, x)
     }
 }
 

@@ -1,0 +1,125 @@
+//! Work split over the machine's cores for the CPU path: scoped threads natively, inline in the
+//! browser (wasm32 has no threads without cross-origin isolation, so the page stays
+//! single-threaded and correct everywhere).
+
+use std::sync::OnceLock;
+
+/// How many threads the CPU path uses: `VIDEOGPT_THREADS` when set (benchmarks pin it), else
+/// the cores the OS gives this process.
+pub fn thread_count() -> usize {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    *COUNT.get_or_init(|| {
+        if cfg!(target_arch = "wasm32") {
+            return 1;
+        }
+        let from_env = std::env::var("VIDEOGPT_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0);
+        from_env.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).min(64)
+    })
+}
+
+/// Runs `task(i)` for `i` in `0..tasks`, the tasks dealt out in contiguous runs, one run per
+/// thread; the calling thread takes the first run. Below `min_work` units of work in all
+/// (`work` is the caller's estimate, e.g. multiply-adds) it runs inline, because starting a
+/// thread costs tens of microseconds.
+pub fn parallel_for(tasks: usize, work: usize, min_work: usize, task: impl Fn(usize) + Sync) {
+    let threads = thread_count().min(tasks);
+    if threads <= 1 || work < min_work || cfg!(target_arch = "wasm32") {
+        (0..tasks).for_each(task);
+        return;
+    }
+    run_split(tasks, threads, &task);
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn run_split(tasks: usize, threads: usize, task: &(impl Fn(usize) + Sync)) {
+    use rayon::prelude::*;
+    pool().install(|| {
+        let per = tasks.div_ceil(threads);
+        (0..threads).into_par_iter().for_each(|t| (t * per..((t + 1) * per).min(tasks)).for_each(task));
+    });
+}
+
+#[cfg(target_arch = "wasm32")]
+fn run_split(tasks: usize, _threads: usize, task: &(impl Fn(usize) + Sync)) {
+    (0..tasks).for_each(task);
+}
+
+/// One pool for the process, sized by [`thread_count`]: its workers stay up between the many
+/// short loops of one forward pass, where starting threads each time would cost more than some
+/// of the loops themselves.
+#[cfg(not(target_arch = "wasm32"))]
+fn pool() -> &'static rayon::ThreadPool {
+    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(thread_count())
+            .thread_name(|i| format!("videogpt-cpu-{i}"))
+            .build()
+            .expect("could not start the CPU threads")
+    })
+}
+
+/// A raw pointer the tasks of one [`parallel_for`] share to write disjoint parts of one output.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedMut(pub *mut f32);
+
+impl SharedMut {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper, not its field).
+    pub(crate) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+// SAFETY: only used by tasks that write disjoint elements, all joined before the borrow ends.
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+/// Splits `out` into `parts` nearly equal runs of whole `unit`-sized rows and runs
+/// `task(first_row, rows)` on each in parallel.
+pub fn parallel_rows(out: &mut [f32], unit: usize, work_per_row: usize, min_work: usize, task: impl Fn(usize, &mut [f32]) + Sync) {
+    let rows = out.len() / unit.max(1);
+    let threads = thread_count().min(rows.max(1));
+    let per = rows.div_ceil(threads.max(1)).max(1);
+    let ptr = SharedMut(out.as_mut_ptr());
+    parallel_for(rows.div_ceil(per), rows * work_per_row, min_work, |i| {
+        let (r0, r1) = (i * per, ((i + 1) * per).min(rows));
+        // SAFETY: the runs [r0, r1) are disjoint and inside `out`
+        let part = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(r0 * unit), (r1 - r0) * unit) };
+        task(r0, part);
+    });
+}
+
+/// `task(i, &mut out[i])` for every element, the elements split over the cores (`work_per_item`
+/// is the caller's estimate per element, as in [`parallel_for`]).
+pub fn parallel_for_each<T: Send>(out: &mut [T], work_per_item: usize, task: impl Fn(usize, &mut T) + Sync) {
+    let len = out.len();
+    let threads = thread_count().min(len.max(1));
+    let per = len.div_ceil(threads.max(1)).max(1);
+    let base = SharedPtr(out.as_mut_ptr());
+    parallel_for(len.div_ceil(per), len * work_per_item, 1 << 20, |chunk| {
+        for i in chunk * per..((chunk + 1) * per).min(len) {
+            // SAFETY: each index belongs to exactly one chunk, and `out` outlives the call
+            task(i, unsafe { &mut *base.get().add(i) });
+        }
+    });
+}
+
+/// [`SharedMut`] for any element type.
+struct SharedPtr<T>(*mut T);
+
+impl<T> Clone for SharedPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SharedPtr<T> {}
+
+impl<T> SharedPtr<T> {
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+// SAFETY: as for SharedMut
+unsafe impl<T: Send> Send for SharedPtr<T> {}
+unsafe impl<T: Send> Sync for SharedPtr<T> {}
