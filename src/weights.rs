@@ -33,6 +33,11 @@ impl<'a> WeightFile<'a> {
         self.tensors.names().contains(&key)
     }
 
+    /// Whether `key` is stored as f16 (its f32 values then convert back to f16 exactly).
+    pub fn is_f16(&self, key: &str) -> bool {
+        self.tensors.tensor(key).is_ok_and(|v| v.dtype() == Dtype::F16)
+    }
+
     /// The tensor `key` as f32, checked against the shape the model expects.
     pub fn take(&mut self, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
         let view = self.tensors.tensor(key).map_err(|_| Error::Weights(format!("missing tensor `{key}` (expected shape {shape:?})")))?;
@@ -107,4 +112,24 @@ pub fn bundle_prior(gpt: &[u8], vqvae: &[u8]) -> Result<Vec<u8>> {
         g.tensors().into_iter().map(|(k, t)| (k, t.dtype(), t.shape().to_vec(), t.data().to_vec())).collect();
     tensors.extend(v.tensors().into_iter().map(|(k, t)| (format!("vqvae.{k}"), t.dtype(), t.shape().to_vec(), t.data().to_vec())));
     Ok(to_safetensors(&tensors, meta))
+}
+
+/// The same file with every f32 tensor stored as f16 (rounded to nearest), as the shipped models
+/// are: for benchmarks of weights as they ship.
+pub fn to_f16(bytes: &[u8]) -> Result<Vec<u8>> {
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
+    let t = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
+    let tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = t
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| match v.dtype() {
+            Dtype::F32 => {
+                let halves: Vec<u8> =
+                    v.data().chunks_exact(4).flat_map(|b| half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_le_bytes()).collect();
+                (k, Dtype::F16, v.shape().to_vec(), halves)
+            }
+            d => (k, d, v.shape().to_vec(), v.data().to_vec()),
+        })
+        .collect();
+    Ok(to_safetensors(&tensors, meta.metadata().clone().unwrap_or_default()))
 }

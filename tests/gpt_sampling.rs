@@ -160,3 +160,35 @@ fn cli_sample_then_score() {
         std::fs::remove_file(f).ok();
     }
 }
+
+/// The same file with every f16 tensor stored as f32 (exactly the same values).
+fn to_f32(bytes: &[u8]) -> Vec<u8> {
+    let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).unwrap();
+    let file = safetensors::SafeTensors::deserialize(bytes).unwrap();
+    let tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = file
+        .tensors()
+        .into_iter()
+        .map(|(k, v)| {
+            assert_eq!(v.dtype(), safetensors::Dtype::F16, "{k}");
+            let wide = v.data().chunks_exact(2).flat_map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes()).collect();
+            (k, safetensors::Dtype::F32, v.shape().to_vec(), wide)
+        })
+        .collect();
+    videogpt::weights::to_safetensors(&tensors, meta.metadata().clone().unwrap_or_default())
+}
+
+#[test]
+fn f16_weights_step_to_the_same_logits_as_their_f32_values() {
+    // A decoding step reads f16 weights as f16 (half the bytes); widened, they are the same
+    // numbers as the f32 copy, summed in the same order, so every logit must be equal.
+    let f16_file = videogpt::weights::to_f16(&read("gpt_sparse.safetensors")).unwrap();
+    let vq = read("vqvae_422.safetensors");
+    let (a, b) = (Gpt::load(&f16_file, Some(&vq)).unwrap(), Gpt::load(&to_f32(&f16_file), Some(&vq)).unwrap());
+    let (mut cache_a, mut cache_b) = (a.new_cache(None).unwrap(), b.new_cache(None).unwrap());
+    let mut previous = None;
+    for i in 0..a.config.positions() {
+        let (la, lb) = (a.step(&mut cache_a, previous).unwrap(), b.step(&mut cache_b, previous).unwrap());
+        assert_eq!(la, lb, "position {i}");
+        previous = Some(la.iter().enumerate().fold((0, f32::NEG_INFINITY), |m, (j, &v)| if v > m.1 { (j as u32, v) } else { m }).0);
+    }
+}

@@ -215,6 +215,11 @@ pub(crate) fn sgemm_from(
     gemm(best(), m, k, n, a, rsa, csa, b, beta, c, rsc, csc, epilogue)
 }
 
+/// The microkernel [`sgemm`] uses: [`Microkernel::best`], found once.
+pub(crate) fn best_kernel() -> Microkernel {
+    best()
+}
+
 fn best() -> Microkernel {
     static BEST: std::sync::OnceLock<Microkernel> = std::sync::OnceLock::new();
     *BEST.get_or_init(Microkernel::best)

@@ -8,12 +8,14 @@ use crate::nn::{AxialAttention, ChannelAffine, ChannelNorm, Codebook, Conv3d, Co
 use crate::Result;
 
 mod gemm;
+mod gemv;
 mod im2col;
 mod ops;
 mod threads;
 
 pub use gemm::{sgemm, sgemm_with, Microkernel};
 use gemm::{sgemm_from, Epilogue, Strided};
+pub(crate) use gemv::{gemv, gemv_f16};
 use im2col::{Gather, Padded};
 pub(crate) use ops::{dot, softmax_mix};
 pub use threads::thread_count;

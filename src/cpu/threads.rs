@@ -32,10 +32,14 @@ pub fn parallel_for(tasks: usize, work: usize, min_work: usize, task: impl Fn(us
 
 #[cfg(not(target_arch = "wasm32"))]
 fn run_split(tasks: usize, threads: usize, task: &(impl Fn(usize) + Sync)) {
-    use rayon::prelude::*;
-    pool().install(|| {
-        let per = tasks.div_ceil(threads);
-        (0..threads).into_par_iter().for_each(|t| (t * per..((t + 1) * per).min(tasks)).for_each(task));
+    let per = tasks.div_ceil(threads);
+    let range = move |t: usize| t * per..((t + 1) * per).min(tasks);
+    // the calling thread runs the first share: no wait for a worker to wake for work it can do
+    pool().in_place_scope(|s| {
+        for t in 1..threads {
+            s.spawn(move |_| range(t).for_each(task));
+        }
+        range(0).for_each(task);
     });
 }
 
@@ -44,9 +48,10 @@ fn run_split(tasks: usize, _threads: usize, task: &(impl Fn(usize) + Sync)) {
     (0..tasks).for_each(task);
 }
 
-/// One pool for the process, sized by [`thread_count`]: its workers stay up between the many
-/// short loops of one forward pass, where starting threads each time would cost more than some
-/// of the loops themselves.
+/// One pool for the process, sized by [`thread_count`]: its workers stay up between the many short
+/// loops of one forward pass, where starting threads each time would cost more than some of the
+/// loops themselves. (The caller runs one share of each loop itself, so one worker is usually
+/// spare; measured, that beat both a smaller pool and handing the whole loop to the pool.)
 #[cfg(not(target_arch = "wasm32"))]
 fn pool() -> &'static rayon::ThreadPool {
     static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();

@@ -2,7 +2,7 @@
 //! row vectors, a block's weights, cross-attention to frame features, and the small kernels
 //! (dot products, softmax-and-mix, GeLU2) the model file composes (spec §3.3–3.6).
 
-use crate::cpu::sgemm;
+use crate::cpu::{gemv, gemv_f16, sgemm};
 use crate::resnet::ResNet;
 use crate::weights::WeightFile;
 use crate::Result;
@@ -57,6 +57,9 @@ impl Norm {
 pub(crate) struct Linear {
     /// `[out][in]`, PyTorch layout.
     pub(crate) weight: Vec<f32>,
+    /// The same weights as f16 when the file stores them so (exactly the same values): a
+    /// decoding step reads every weight once, and half the bytes is most of its time.
+    pub(crate) weight_f16: Option<Vec<half::f16>>,
     pub(crate) bias: Option<Vec<f32>>,
     pub(crate) d_in: usize,
     pub(crate) d_out: usize,
@@ -64,12 +67,11 @@ pub(crate) struct Linear {
 
 impl Linear {
     pub(crate) fn load(w: &mut WeightFile, key: &str, d_in: usize, d_out: usize, bias: bool) -> Result<Self> {
-        Ok(Linear {
-            weight: w.take(&format!("{key}.weight"), &[d_out, d_in])?,
-            bias: if bias { Some(w.take(&format!("{key}.bias"), &[d_out])?) } else { None },
-            d_in,
-            d_out,
-        })
+        let stored_f16 = w.is_f16(&format!("{key}.weight"));
+        let weight = w.take(&format!("{key}.weight"), &[d_out, d_in])?;
+        // the browser's CPU path has no f16 vector loads; there the f32 copy is read
+        let weight_f16 = (stored_f16 && !cfg!(target_arch = "wasm32")).then(|| weight.iter().map(|&v| half::f16::from_f32(v)).collect());
+        Ok(Linear { weight, weight_f16, bias: if bias { Some(w.take(&format!("{key}.bias"), &[d_out])?) } else { None }, d_in, d_out })
     }
 
     /// Rows of `x` (`[n][d_in]`) → `[n][d_out]`.
@@ -78,9 +80,10 @@ impl Linear {
         let mut out = vec![0.0f32; n * self.d_out];
         if n == 1 {
             // one decoding step: a matrix-vector product, bound by reading the weights once; the
-            // GEMM path's packing and thread hand-off cost more than the arithmetic here
-            for (o, row) in out.iter_mut().zip(self.weight.chunks_exact(self.d_in)) {
-                *o = dot(row, x);
+            // GEMM path's packing costs more than the arithmetic here
+            match &self.weight_f16 {
+                Some(w) => gemv_f16(w, x, &mut out),
+                None => gemv(&self.weight, x, &mut out),
             }
         } else {
             sgemm(n, self.d_in, self.d_out, x, self.d_in as isize, 1, &self.weight, 1, self.d_in as isize, 0.0, &mut out, self.d_out as isize, 1);

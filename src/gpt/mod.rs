@@ -259,25 +259,30 @@ impl Gpt {
         let scale = (dk as f32).sqrt();
         let m = q.len() / d;
         let mut out = vec![0.0f32; m * d];
-        let mut scores = Vec::new();
-        for r in 0..m {
-            let i = first + r;
-            for h in 0..heads {
+        // one unit per (row, head), over the cores; masked positions are skipped, which sums
+        // the same as giving them −∞ (their weights would be exactly 0)
+        let work = (first + m) * d * 2;
+        crate::cpu::parallel_rows(&mut out, dk, work / heads, 1 << 16, |u0, part| {
+            let mut scores = Vec::new();
+            for (du, o) in part.chunks_exact_mut(dk).enumerate() {
+                let (r, h) = ((u0 + du) / heads, (u0 + du) % heads);
+                let i = first + r;
                 let qi = &q[r * d + h * dk..][..dk];
+                let keys = (0..=i).filter(|&j| attend(self.config.attn_type, self.blocks_per_frame, i, j));
                 scores.clear();
-                let mut max = f32::NEG_INFINITY;
-                for j in 0..=i {
-                    let s = if attend(self.config.attn_type, self.blocks_per_frame, i, j) {
-                        dot(qi, &k[j * d + h * dk..][..dk]) / scale
-                    } else {
-                        f32::NEG_INFINITY
-                    };
-                    max = max.max(s);
-                    scores.push(s);
+                scores.extend(keys.map(|j| (j, dot(qi, &k[j * d + h * dk..][..dk]) / scale)));
+                let max = scores.iter().fold(f32::NEG_INFINITY, |m, &(_, s)| m.max(s));
+                let mut sum = 0.0f32;
+                scores.iter_mut().for_each(|(_, s)| {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                });
+                for &(j, s) in &scores {
+                    let p = s / sum;
+                    o.iter_mut().zip(&v[j * d + h * dk..][..dk]).for_each(|(o, v)| *o += p * v);
                 }
-                softmax_mix(&mut scores, max, v, d, h * dk, &mut out[r * d + h * dk..][..dk]);
             }
-        }
+        });
         out
     }
 

@@ -198,7 +198,7 @@ fn torch_prior(latent: [usize; 3], c: &videogpt::gpt::GptConfig) -> std::result:
 /// Sampling speed of a VideoGPT-default prior (576 hidden, 4 heads, 8 layers, sparse attention,
 /// 1024 codes) over 4×16×16 and 4×32×32 grids.
 fn run_prior(args: &Args) -> Result<()> {
-    println!("GPT prior: 576 hidden, 4 heads, 8 layers, sparse attention, 1024 codes; random weights; one sample, KV cache");
+    println!("GPT prior: 576 hidden, 4 heads, 8 layers, sparse attention, 1024 codes; random f16 weights; one sample, KV cache");
     println!("cpu threads: {}", std::thread::available_parallelism().map_or(1, |n| n.get()));
     let gpu = if args.no_gpu { None } else { Some(pollster::block_on(Gpu::new())?) };
     if let Some(g) = &gpu {
@@ -228,7 +228,8 @@ fn run_prior(args: &Args) -> Result<()> {
             println!("| {grid} | PyTorch reference, CPU | {n} | {:.1} | {t:.0} | 1.00× |", n as f64 / t);
         }
         let vq_bytes = videogpt::vqvae::random_weights(&VqVaeConfig { n_hiddens: 16, n_res_layers: 0, ..vq.clone() }, 1);
-        let gpt = videogpt::gpt::Gpt::load(&videogpt::gpt::random_weights(&config, &vq, 2), Some(&vq_bytes))?;
+        // f16, as the shipped priors are stored
+        let gpt = videogpt::gpt::Gpt::load(&videogpt::weights::to_f16(&videogpt::gpt::random_weights(&config, &vq, 2))?, Some(&vq_bytes))?;
         let start = Instant::now();
         gpt.sample(&videogpt::gpt::SampleOptions::default(), &[], |_, _| {})?;
         let s = start.elapsed().as_secs_f64();
