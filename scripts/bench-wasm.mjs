@@ -2,7 +2,7 @@
 // bundled clip reconstructed with natural-64 at 64×64 and 128×128, live mode fed by a 30 fps
 // camera, and one sample of mmnist-prior, median of N runs after a warm-up, through the JS API. Prints a markdown row per measurement; docs/performance.md keeps
 // the table. Build the engine first (scalar: bash scripts/build-web.sh; SIMD: see the doc).
-//   node scripts/bench-wasm.mjs [--runs 5] [--label scalar]
+//   node scripts/bench-wasm.mjs [--runs 5] [--label scalar] [--webgpu] [--live-only]
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { launch } from '../tests/e2e/browser.mjs';
@@ -12,20 +12,22 @@ const arg = (name, fallback) => { const i = process.argv.indexOf(`--${name}`); r
 const runs = Number(arg('runs', 5));
 const label = arg('label', 'build');
 const device = process.argv.includes('--webgpu') ? 'webgpu' : 'cpu';
+// --live-only: the live rows alone (on SwiftShader a 16-frame reconstruction takes most of a minute)
+const liveOnly = process.argv.includes('--live-only');
 const server = await serve();
 const browser = await launch({ webgpu: device === 'webgpu' });
 try {
   const page = await browser.newPage();
   await page.goto(`${server.url}?device=${device}`);
   await page.waitForFunction(() => window.app?.session, null, { timeout: 180_000 });
-  const result = await page.evaluate(async ([n, device]) => {
+  const result = await page.evaluate(async ([n, device, liveOnly]) => {
     const { load } = await import('./www/videogpt.js');
     const { decodeVideoFile } = await import('./www/media.js');
     const file = await (await fetch('www/media/calais-1906.mp4')).arrayBuffer();
     const frames = await decodeVideoFile(file, { maxFrames: 16 });
     const median = (v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
     const out = {};
-    for (const resolution of [64, 128]) {
+    for (const resolution of liveOnly ? [] : [64, 128]) {
       const s = await load({ model: 'models/natural-64.safetensors', device, resolution });
       const enc = [], dec = [];
       for (let i = 0; i <= n; i++) {
@@ -62,6 +64,7 @@ try {
       out[`live ${resolution}×${resolution}, 30 fps camera`] = { fps: (st.chunks * 4) / 6, dropped: st.framesDropped, of: st.framesIn };
       s.close();
     }
+    if (liveOnly) return out;
     const p = await load({ prior: 'models/mmnist-prior.safetensors', device: 'cpu' });
     const times = [];
     for (let i = 0; i <= n; i++) {
@@ -72,7 +75,7 @@ try {
     out['sample mmnist-prior (1,024 tokens, decoded)'] = { total: median(times) };
     p.close();
     return out;
-  }, [runs, device]);
+  }, [runs, device, liveOnly]);
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const chromium = execFileSync('chromium', ['--version'], { encoding: 'utf8' }).trim();
   console.log(`${chromium}, ${os.cpus().length} cores of ${cpu}; median of ${runs} runs after a warm-up`);

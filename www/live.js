@@ -1,11 +1,13 @@
 // Live mode: a camera (or any stream of frames) reconstructed continuously, chunk by chunk. A
 // chunk is the model's temporal stride (4 frames for a 4,4,4 model: one latent frame). Each chunk
-// is reconstructed with the chunk before it as context and only its own frames are kept (a sliding
-// 8-frame window): measured on the test clips (train/chunk_cost.py, docs/performance.md), chunks
-// on their own lose 3.2 dB to whole 16-frame windows, this loses 0.9 dB for twice the work, and a
-// 16-frame sliding window 0.3 dB for four times it. When the engine is slower than the camera,
-// frames are dropped and counted, never queued: at most one chunk is in the engine and one is being
-// collected, and every VideoFrame is closed as soon as it is read.
+// is reconstructed with the frames just before it as context and only its own frames are kept (a
+// sliding 8-frame window): measured on the test clips (train/chunk_cost.py, docs/performance.md),
+// chunks on their own lose 3.2 dB to whole 16-frame windows, this loses 0.9 dB for twice the work,
+// and a 16-frame sliding window 0.3 dB for four times it. The next chunk is collected while the
+// engine works on one, so a chunk starts as soon as the engine is free and its frames are in: the
+// rate is the slower of the camera and the engine. When the engine is slower, the oldest frames
+// not yet in a chunk are dropped and counted, never queued: at most one chunk is in the engine and
+// the last context + chunk frames are kept, and every VideoFrame is closed as soon as it is read.
 //
 //   const handle = live(session, track, { onChunk: (c) => draw(c.output) });
 //   handle.stats;      // { framesIn, framesDropped, chunks, fpsIn, fpsOut, latencyMs, kbitPerSecond, psnr }
@@ -68,7 +70,10 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
   const stats = { framesIn: 0, framesDropped: 0, chunks: 0, fpsIn: 0, fpsOut: 0, latencyMs: 0, kbitPerSecond: 0, psnr: [] };
   const canvas = new OffscreenCanvas(1, 1);
   const started = performance.now();
-  let running = true, busy = false, size = null, pending = [], history = [], firstAt = 0, seq = 0;
+  let running = true, busy = false, size = null, seq = 0;
+  // the last context + stride frames read, oldest first, consecutive: { rgb, at, n } (n counts
+  // frames read); `fresh` of them, the newest, are not yet in a chunk
+  let recent = [], fresh = 0, lastChunk = null;
   const outTimes = [];
 
   /** The last `stride` frames of a clip (the chunk itself, without its context). */
@@ -77,7 +82,22 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
     return { ...c, data: c.data.subarray((c.frames - stride) * n), frames: stride };
   };
 
-  const handleChunk = (clip, capturedAt) => {
+  /** Start a chunk if the engine is free and a chunk's worth of new frames is in. */
+  const maybeStart = () => {
+    if (busy || !running || fresh < stride) return;
+    // as much context as is in (a whole number of chunks, at most `keep` frames)
+    const context = Math.min(keep, Math.floor((recent.length - stride) / stride) * stride);
+    const clipFrames = recent.slice(recent.length - stride - context);
+    const chunk = clipFrames.slice(context);
+    // a receiver decodes with the previous chunk's tokens as context when that chunk is exactly
+    // the frames before this one
+    const contextSeq = context && lastChunk && lastChunk.last === clipFrames[context - 1].n && context === stride ? lastChunk.seq : null;
+    fresh = 0;
+    lastChunk = { seq: seq + 1, last: chunk[chunk.length - 1].n };
+    handleChunk(joinFrames(clipFrames.map((f) => f.rgb), size[0], size[1], stats.fpsIn), chunk[0].at, contextSeq);
+  };
+
+  const handleChunk = (clip, capturedAt, contextSeq) => {
     busy = true;
     session.reconstruct(clip).then((full) => {
       busy = false;
@@ -86,8 +106,7 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
       const r = { ...full, input: tail(full.input), output: tail(full.output), psnr: full.psnr.slice(-stride),
         tokens: full.tokens.subarray(full.tokens.length - full.tokens.length / windows),
         latent: [full.latent[0] / windows, full.latent[1], full.latent[2]],
-        // the chunk this one was reconstructed with as context, if any (a receiver decodes alike)
-        seq: ++seq, contextSeq: clip.frames > stride ? seq - 1 : null };
+        seq: ++seq, contextSeq };
       const now = performance.now();
       stats.chunks++;
       outTimes.push(now);
@@ -100,6 +119,7 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
       stats.psnr.push(psnr);
       if (stats.psnr.length > 120) stats.psnr.shift();
       onChunk({ ...r, psnr, latencyMs: stats.latencyMs, stats });
+      maybeStart();
     }, (e) => { busy = false; stop(); onError(e); });
   };
 
@@ -109,27 +129,20 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
       if (done || !running) { f?.close(); break; }
       stats.framesIn++;
       stats.fpsIn = stats.framesIn / ((performance.now() - started) / 1000);
-      if (busy) {
-        // the engine is behind the camera: drop, never queue (a partial chunk is dropped too, so
-        // that a chunk's frames stay consecutive)
-        stats.framesDropped += 1 + pending.length;
-        pending = [];
-        history = []; // no longer the frames just before the next chunk
-        f.close();
-        continue;
-      }
       try {
         size = size ?? [Math.min(f.width, 320 * f.width / Math.min(f.width, f.height)) | 0, Math.min(f.height, 320 * f.height / Math.min(f.width, f.height)) | 0];
-        if (!pending.length) firstAt = performance.now();
-        pending.push(frameToRgb(f.frame, size[0], size[1], canvas));
+        recent.push({ rgb: frameToRgb(f.frame, size[0], size[1], canvas), at: performance.now(), n: stats.framesIn });
       } finally {
         f.close();
       }
-      if (pending.length === stride) {
-        handleChunk(joinFrames([...history, ...pending], size[0], size[1], stats.fpsIn), firstAt);
-        history = keep ? [...history, ...pending].slice(-keep) : [];
-        pending = [];
+      if (recent.length > keep + stride) recent.shift();
+      if (++fresh > stride) {
+        // the engine is behind the camera: the oldest frame not yet in a chunk will never be in
+        // one (the next chunk takes the newest); drop it, never queue
+        stats.framesDropped++;
+        fresh = stride;
       }
+      maybeStart();
     }
   })().catch((e) => { running = false; onError(e); });
 

@@ -178,9 +178,10 @@ for (const device of ['cpu', 'webgpu']) {
       const late = await heapAt();
       t.diagnostic(`${device}: ${JSON.stringify(s)}; JS heap ${(early / 1e6).toFixed(1)} → ${(late / 1e6).toFixed(1)} MB`);
       assert.ok(s.chunks > first.chunks, `no chunk arrived in 6 s (${first.chunks} → ${s.chunks})`);
-      // every frame read is in a chunk, dropped, or in the chunk being collected (< 4)
+      // every frame read is in a finished chunk, dropped, or waiting: in the chunk the engine has
+      // (4) or in the next one being collected (at most 4); nothing else is held
       const unaccounted = s.framesIn - 4 * s.chunks - s.framesDropped;
-      assert.ok(unaccounted >= 0 && unaccounted < 8, `frames: ${JSON.stringify(s)}`);
+      assert.ok(unaccounted >= 0 && unaccounted <= 8, `frames: ${JSON.stringify(s)}`);
       assert.ok(s.kbitPerSecond > 0 && s.latencyMs > 0 && s.fpsIn > 0);
       assert.match(await page.textContent('#live-stats'), /fps in, .* frames dropped; latency \d+ ms; tokens [\d.]+ kbit\/s; PSNR [\d.]+ dB/);
       // frames are closed and chunks not queued: the heap does not grow with the stream
