@@ -185,6 +185,27 @@ pub(crate) struct Strided<'a> {
 }
 
 impl BSource for Strided<'_> {
+    fn pack(&self, p0: usize, kc: usize, j0: usize, cols: usize, nr: usize, panel: &mut [f32]) {
+        if self.rs != 1 || self.cs == 1 {
+            // row-major (or general): row by row
+            for p in 0..kc {
+                let row = &mut panel[p * nr..][..nr];
+                self.row(p0 + p, j0, &mut row[..cols]);
+                row[cols..].fill(0.0);
+            }
+            return;
+        }
+        // a transposed matrix (B = Mᵀ, e.g. a weight used as Wᵀ): read each column's kc values
+        // where they are contiguous, and write them down the panel
+        panel[..kc * nr].fill(0.0);
+        for q in 0..cols {
+            let column = &self.b[(j0 + q) * self.cs + p0..][..kc];
+            for (p, v) in column.iter().enumerate() {
+                panel[p * nr + q] = *v;
+            }
+        }
+    }
+
     fn row(&self, p: usize, j0: usize, dst: &mut [f32]) {
         let src = p * self.rs + j0 * self.cs;
         if self.cs == 1 {

@@ -5,7 +5,8 @@
 
 use half::f16;
 
-use super::{dot, parallel_rows};
+use super::dot;
+use super::threads::{parallel_rows_paced, Pace};
 
 /// Below this many multiply-adds a product runs on one thread.
 const MIN_PARALLEL_MACS: usize = 1 << 16;
@@ -14,7 +15,7 @@ const MIN_PARALLEL_MACS: usize = 1 << 16;
 pub(crate) fn gemv(w: &[f32], x: &[f32], out: &mut [f32]) {
     let d_in = x.len();
     assert_eq!(w.len(), out.len() * d_in, "gemv: {} weights for {} rows of {d_in}", w.len(), out.len());
-    parallel_rows(out, 1, d_in, MIN_PARALLEL_MACS, |r0, part| rows(&w[r0 * d_in..][..part.len() * d_in], x, part));
+    parallel_rows_paced(Pace::Short, out, 1, d_in, MIN_PARALLEL_MACS, |r0, part| rows(&w[r0 * d_in..][..part.len() * d_in], x, part));
 }
 
 /// [`gemv`] with f16 weights, widened to f32 as they are loaded: the same products and sums as
@@ -22,7 +23,7 @@ pub(crate) fn gemv(w: &[f32], x: &[f32], out: &mut [f32]) {
 pub(crate) fn gemv_f16(w: &[f16], x: &[f32], out: &mut [f32]) {
     let d_in = x.len();
     assert_eq!(w.len(), out.len() * d_in, "gemv: {} weights for {} rows of {d_in}", w.len(), out.len());
-    parallel_rows(out, 1, d_in, MIN_PARALLEL_MACS, |r0, part| {
+    parallel_rows_paced(Pace::Short, out, 1, d_in, MIN_PARALLEL_MACS, |r0, part| {
         let w = &w[r0 * d_in..][..part.len() * d_in];
         match super::gemm::best_kernel() {
             // SAFETY: `best_kernel` only names instruction sets this processor has

@@ -19,7 +19,7 @@ pub(crate) use gemv::{gemv, gemv_f16};
 use im2col::{Gather, Padded};
 pub(crate) use ops::{dot, softmax_mix};
 pub use threads::thread_count;
-pub(crate) use threads::{parallel_for_each, parallel_rows};
+pub(crate) use threads::{parallel_for_each, parallel_rows, parallel_rows_paced, Pace};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Cpu;

@@ -17,25 +17,39 @@ pub fn thread_count() -> usize {
     })
 }
 
+/// How long the loops of a workload run, which decides the pool they go to (measured: see
+/// [`pool`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pace {
+    /// Milliseconds each, back to back: convolutions, GEMMs.
+    Long,
+    /// Tens of microseconds each, thousands a second: a decoding step's products.
+    Short,
+}
+
 /// Runs `task(i)` for `i` in `0..tasks`, the tasks dealt out in contiguous runs, one run per
 /// thread; the calling thread takes the first run. Below `min_work` units of work in all
-/// (`work` is the caller's estimate, e.g. multiply-adds) it runs inline, because starting a
-/// thread costs tens of microseconds.
+/// (`work` is the caller's estimate, e.g. multiply-adds) it runs inline, because handing work to
+/// another thread costs microseconds.
 pub fn parallel_for(tasks: usize, work: usize, min_work: usize, task: impl Fn(usize) + Sync) {
+    parallel_for_paced(Pace::Long, tasks, work, min_work, task)
+}
+
+pub(crate) fn parallel_for_paced(pace: Pace, tasks: usize, work: usize, min_work: usize, task: impl Fn(usize) + Sync) {
     let threads = thread_count().min(tasks);
     if threads <= 1 || work < min_work || cfg!(target_arch = "wasm32") {
         (0..tasks).for_each(task);
         return;
     }
-    run_split(tasks, threads, &task);
+    run_split(pace, tasks, threads, &task);
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn run_split(tasks: usize, threads: usize, task: &(impl Fn(usize) + Sync)) {
+fn run_split(pace: Pace, tasks: usize, threads: usize, task: &(impl Fn(usize) + Sync)) {
     let per = tasks.div_ceil(threads);
     let range = move |t: usize| t * per..((t + 1) * per).min(tasks);
     // the calling thread runs the first share: no wait for a worker to wake for work it can do
-    pool().in_place_scope(|s| {
+    pool(pace).in_place_scope(|s| {
         for t in 1..threads {
             s.spawn(move |_| range(t).for_each(task));
         }
@@ -44,23 +58,26 @@ fn run_split(tasks: usize, threads: usize, task: &(impl Fn(usize) + Sync)) {
 }
 
 #[cfg(target_arch = "wasm32")]
-fn run_split(tasks: usize, _threads: usize, task: &(impl Fn(usize) + Sync)) {
+fn run_split(_pace: Pace, tasks: usize, _threads: usize, task: &(impl Fn(usize) + Sync)) {
     (0..tasks).for_each(task);
 }
 
-/// One pool for the process, sized by [`thread_count`]: its workers stay up between the many short
-/// loops of one forward pass, where starting threads each time would cost more than some of the
-/// loops themselves. (The caller runs one share of each loop itself, so one worker is usually
-/// spare; measured, that beat both a smaller pool and handing the whole loop to the pool.)
+/// The process's worker threads, which stay up between loops (starting threads each time would
+/// cost more than some of the loops themselves). Two pools, measured on 2 cores: long loops run
+/// fastest beside [`thread_count`] − 1 workers (an extra idle worker spinning after each loop
+/// takes cycles from the two that compute: 266 against 279 ms for the VideoGPT-width clip);
+/// short loops run fastest with one worker more, which is often still awake when the next loop
+/// comes (212 against 159 tokens/s for the 576-wide prior). An unused pool's threads sleep.
 #[cfg(not(target_arch = "wasm32"))]
-fn pool() -> &'static rayon::ThreadPool {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(thread_count())
-            .thread_name(|i| format!("videogpt-cpu-{i}"))
-            .build()
-            .expect("could not start the CPU threads")
+fn pool(pace: Pace) -> &'static rayon::ThreadPool {
+    static LONG: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    static SHORT: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    let (cell, size, name) = match pace {
+        Pace::Long => (&LONG, thread_count() - 1, "videogpt-cpu"),
+        Pace::Short => (&SHORT, thread_count(), "videogpt-step"),
+    };
+    cell.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new().num_threads(size.max(1)).thread_name(move |i| format!("{name}-{i}")).build().expect("could not start the CPU threads")
     })
 }
 
@@ -82,11 +99,16 @@ unsafe impl Sync for SharedMut {}
 /// Splits `out` into `parts` nearly equal runs of whole `unit`-sized rows and runs
 /// `task(first_row, rows)` on each in parallel.
 pub fn parallel_rows(out: &mut [f32], unit: usize, work_per_row: usize, min_work: usize, task: impl Fn(usize, &mut [f32]) + Sync) {
+    parallel_rows_paced(Pace::Long, out, unit, work_per_row, min_work, task)
+}
+
+/// [`parallel_rows`] for loops of the given [`Pace`].
+pub(crate) fn parallel_rows_paced(pace: Pace, out: &mut [f32], unit: usize, work_per_row: usize, min_work: usize, task: impl Fn(usize, &mut [f32]) + Sync) {
     let rows = out.len() / unit.max(1);
     let threads = thread_count().min(rows.max(1));
     let per = rows.div_ceil(threads.max(1)).max(1);
     let ptr = SharedMut(out.as_mut_ptr());
-    parallel_for(rows.div_ceil(per), rows * work_per_row, min_work, |i| {
+    parallel_for_paced(pace, rows.div_ceil(per), rows * work_per_row, min_work, |i| {
         let (r0, r1) = (i * per, ((i + 1) * per).min(rows));
         // SAFETY: the runs [r0, r1) are disjoint and inside `out`
         let part = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(r0 * unit), (r1 - r0) * unit) };

@@ -262,7 +262,8 @@ impl Gpt {
         // one unit per (row, head), over the cores; masked positions are skipped, which sums
         // the same as giving them −∞ (their weights would be exactly 0)
         let work = (first + m) * d * 2;
-        crate::cpu::parallel_rows(&mut out, dk, work / heads, 1 << 16, |u0, part| {
+        let pace = if m == 1 { crate::cpu::Pace::Short } else { crate::cpu::Pace::Long };
+        crate::cpu::parallel_rows_paced(pace, &mut out, dk, work / heads, 1 << 16, |u0, part| {
             let mut scores = Vec::new();
             for (du, o) in part.chunks_exact_mut(dk).enumerate() {
                 let (r, h) = ((u0 + du) / heads, (u0 + du) % heads);
