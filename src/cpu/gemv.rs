@@ -63,45 +63,30 @@ fn rows(w: &[f32], x: &[f32], out: &mut [f32]) {
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// Four rows per pass, each with its own accumulator, so that four FMA chains are in
-    /// flight; the tail past the last multiple of 16 is summed in scalar.
+    use half::f16;
+
+    /// Rows of f32 weights.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn avx512(w: &[f32], x: &[f32], out: &mut [f32]) {
-        let d = x.len();
-        let body = d / 16 * 16;
-        let (xp, wp) = (x.as_ptr(), w.as_ptr());
-        let tail = |r: usize| (body..d).map(|i| w[r * d + i] * x[i]).sum::<f32>();
-        let mut r = 0;
-        while r + 4 <= out.len() {
-            let mut acc = [_mm512_setzero_ps(); 4];
-            for i in (0..body).step_by(16) {
-                let xv = _mm512_loadu_ps(xp.add(i));
-                for (q, a) in acc.iter_mut().enumerate() {
-                    *a = _mm512_fmadd_ps(_mm512_loadu_ps(wp.add((r + q) * d + i)), xv, *a);
-                }
-            }
-            for (q, a) in acc.iter().enumerate() {
-                out[r + q] = _mm512_reduce_add_ps(*a) + tail(r + q);
-            }
-            r += 4;
-        }
-        for (r, o) in out.iter_mut().enumerate().skip(r) {
-            let mut a = _mm512_setzero_ps();
-            for i in (0..body).step_by(16) {
-                a = _mm512_fmadd_ps(_mm512_loadu_ps(wp.add(r * d + i)), _mm512_loadu_ps(xp.add(i)), a);
-            }
-            *o = _mm512_reduce_add_ps(a) + tail(r);
-        }
+        rows_avx512(|at| _mm512_loadu_ps(w.as_ptr().add(at)), |at| w[at], x, out)
     }
 
-    /// [`avx512`] with f16 rows, widened 16 at a time (`vcvtph2ps`).
+    /// Rows of f16 weights, widened 16 at a time (`vcvtph2ps`) to the same values.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn avx512_f16(w: &[half::f16], x: &[f32], out: &mut [f32]) {
+    pub(super) unsafe fn avx512_f16(w: &[f16], x: &[f32], out: &mut [f32]) {
+        let wp = w.as_ptr() as *const u16;
+        rows_avx512(|at| _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(at) as *const __m256i)), |at| w[at].to_f32(), x, out)
+    }
+
+    /// Four rows per pass, each with its own accumulator, so that four FMA chains are in
+    /// flight; the tail past the last multiple of 16 is summed in scalar. `load(at)` gives the 16
+    /// weights from index `at`, `weight(at)` one.
+    #[inline(always)]
+    unsafe fn rows_avx512(load: impl Fn(usize) -> __m512, weight: impl Fn(usize) -> f32, x: &[f32], out: &mut [f32]) {
         let d = x.len();
         let body = d / 16 * 16;
-        let (xp, wp) = (x.as_ptr(), w.as_ptr() as *const u16);
-        let load = |at: usize| _mm512_cvtph_ps(_mm256_loadu_si256(wp.add(at) as *const __m256i));
-        let tail = |r: usize| (body..d).map(|i| w[r * d + i].to_f32() * x[i]).sum::<f32>();
+        let xp = x.as_ptr();
+        let tail = |r: usize| (body..d).map(|i| weight(r * d + i) * x[i]).sum::<f32>();
         let mut r = 0;
         while r + 4 <= out.len() {
             let mut acc = [_mm512_setzero_ps(); 4];
@@ -125,46 +110,36 @@ mod x86 {
         }
     }
 
-    /// [`avx2`] with f16 rows, widened 8 at a time.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn avx2_f16(w: &[half::f16], x: &[f32], out: &mut [f32]) {
-        let d = x.len();
-        let body = d / 8 * 8;
-        let (xp, wp) = (x.as_ptr(), w.as_ptr() as *const u16);
-        let load = |at: usize| _mm256_cvtph_ps(_mm_loadu_si128(wp.add(at) as *const __m128i));
-        let sum8 = |v: __m256| {
-            let mut lanes = [0.0f32; 8];
-            _mm256_storeu_ps(lanes.as_mut_ptr(), v);
-            lanes.iter().sum::<f32>()
-        };
-        let tail = |r: usize| (body..d).map(|i| w[r * d + i].to_f32() * x[i]).sum::<f32>();
-        for (r, o) in out.iter_mut().enumerate() {
-            let mut a = _mm256_setzero_ps();
-            for i in (0..body).step_by(8) {
-                a = _mm256_fmadd_ps(load(r * d + i), _mm256_loadu_ps(xp.add(i)), a);
-            }
-            *o = sum8(a) + tail(r);
-        }
-    }
-
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn avx2(w: &[f32], x: &[f32], out: &mut [f32]) {
+        rows_avx2(|at| _mm256_loadu_ps(w.as_ptr().add(at)), |at| w[at], x, out)
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn avx2_f16(w: &[f16], x: &[f32], out: &mut [f32]) {
+        let wp = w.as_ptr() as *const u16;
+        rows_avx2(|at| _mm256_cvtph_ps(_mm_loadu_si128(wp.add(at) as *const __m128i)), |at| w[at].to_f32(), x, out)
+    }
+
+    /// [`rows_avx512`] with 8-lane registers.
+    #[inline(always)]
+    unsafe fn rows_avx2(load: impl Fn(usize) -> __m256, weight: impl Fn(usize) -> f32, x: &[f32], out: &mut [f32]) {
         let d = x.len();
         let body = d / 8 * 8;
-        let (xp, wp) = (x.as_ptr(), w.as_ptr());
+        let xp = x.as_ptr();
         let sum8 = |v: __m256| {
             let mut lanes = [0.0f32; 8];
             _mm256_storeu_ps(lanes.as_mut_ptr(), v);
             lanes.iter().sum::<f32>()
         };
-        let tail = |r: usize| (body..d).map(|i| w[r * d + i] * x[i]).sum::<f32>();
+        let tail = |r: usize| (body..d).map(|i| weight(r * d + i) * x[i]).sum::<f32>();
         let mut r = 0;
         while r + 4 <= out.len() {
             let mut acc = [_mm256_setzero_ps(); 4];
             for i in (0..body).step_by(8) {
                 let xv = _mm256_loadu_ps(xp.add(i));
                 for (q, a) in acc.iter_mut().enumerate() {
-                    *a = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add((r + q) * d + i)), xv, *a);
+                    *a = _mm256_fmadd_ps(load((r + q) * d + i), xv, *a);
                 }
             }
             for (q, a) in acc.iter().enumerate() {
@@ -175,7 +150,7 @@ mod x86 {
         for (r, o) in out.iter_mut().enumerate().skip(r) {
             let mut a = _mm256_setzero_ps();
             for i in (0..body).step_by(8) {
-                a = _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(r * d + i)), _mm256_loadu_ps(xp.add(i)), a);
+                a = _mm256_fmadd_ps(load(r * d + i), _mm256_loadu_ps(xp.add(i)), a);
             }
             *o = sum8(a) + tail(r);
         }
