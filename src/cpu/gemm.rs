@@ -163,18 +163,9 @@ impl Epilogue<'_> {
 /// Where the rows of B come from when they are packed: a strided matrix, or a gather such as
 /// im2col, which then never exists as a whole.
 pub(crate) trait BSource: Sync {
-    /// Writes `B[p][j0 .. j0 + dst.len()]` into `dst`.
-    fn row(&self, p: usize, j0: usize, dst: &mut [f32]);
-
     /// Packs rows `p0 .. p0 + kc` and columns `j0 .. j0 + cols` as `panel[p][nr]`, zero past
     /// `cols`.
-    fn pack(&self, p0: usize, kc: usize, j0: usize, cols: usize, nr: usize, panel: &mut [f32]) {
-        for p in 0..kc {
-            let row = &mut panel[p * nr..][..nr];
-            self.row(p0 + p, j0, &mut row[..cols]);
-            row[cols..].fill(0.0);
-        }
-    }
+    fn pack(&self, p0: usize, kc: usize, j0: usize, cols: usize, nr: usize, panel: &mut [f32]);
 }
 
 /// B as a strided matrix.
@@ -205,7 +196,10 @@ impl BSource for Strided<'_> {
             }
         }
     }
+}
 
+impl Strided<'_> {
+    /// `B[p][j0 .. j0 + dst.len()]`.
     fn row(&self, p: usize, j0: usize, dst: &mut [f32]) {
         let src = p * self.rs + j0 * self.cs;
         if self.cs == 1 {

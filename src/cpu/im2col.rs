@@ -110,12 +110,6 @@ impl BSource for Gather<'_> {
             }
         }
     }
-
-    fn row(&self, p: usize, j0: usize, dst: &mut [f32]) {
-        let mut packed = vec![0.0f32; dst.len()];
-        self.pack(p, 1, j0, dst.len(), dst.len(), &mut packed);
-        dst.copy_from_slice(&packed);
-    }
 }
 
 /// `out = src`, with the run lengths of the latent grids as fixed-size copies (two or four
