@@ -454,6 +454,22 @@ mod x86 {
 mod wasm {
     use core::arch::wasm32::*;
 
+    /// `a·b + c`, rounded twice: core wasm SIMD has no fused multiply-add.
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    #[inline(always)]
+    fn madd(a: v128, b: v128, c: v128) -> v128 {
+        f32x4_add(c, f32x4_mul(a, b))
+    }
+
+    /// Relaxed SIMD's multiply-add, which an engine may fuse (one rounding) or not: only in a
+    /// build made to measure it (`RUSTFLAGS=-Ctarget-feature=+simd128,+relaxed-simd`), because
+    /// its tokens would depend on the browser (docs/performance.md).
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    fn madd(a: v128, b: v128, c: v128) -> v128 {
+        f32x4_relaxed_madd(a, b, c)
+    }
+
     /// 6 rows × 8 columns: twelve v128 accumulators, which fit the 16 xmm registers the
     /// engines map wasm SIMD to.
     pub(super) unsafe fn simd128_6x8(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
@@ -463,8 +479,8 @@ mod wasm {
             let b1 = v128_load(b.add(p * 8 + 4) as *const v128);
             for (r, row) in acc.iter_mut().enumerate() {
                 let av = f32x4_splat(*a.add(p * 6 + r));
-                row[0] = f32x4_add(row[0], f32x4_mul(av, b0));
-                row[1] = f32x4_add(row[1], f32x4_mul(av, b1));
+                row[0] = madd(av, b0, row[0]);
+                row[1] = madd(av, b1, row[1]);
             }
         }
         for (r, row) in acc.iter().enumerate() {
