@@ -104,6 +104,14 @@ impl BSource for Gather<'_> {
                 let out = &mut row[q0..q0 + len];
                 if s[2] == 1 {
                     copy_run(&src[at..at + len], out);
+                } else if s[2] == 2 && len == 16 {
+                    // the downsampling convs' runs: every other value of 31, fixed size so the
+                    // compiler turns it into shuffles
+                    let pairs = <&[f32; 31]>::try_from(&src[at..at + 31]).unwrap();
+                    let out = <&mut [f32; 16]>::try_from(out).unwrap();
+                    for (i, v) in out.iter_mut().enumerate() {
+                        *v = pairs[2 * i];
+                    }
                 } else {
                     out.iter_mut().enumerate().for_each(|(i, v)| *v = src[at + i * s[2]]);
                 }
