@@ -133,3 +133,30 @@ fn the_moving_mnist_prior_scores_the_held_out_clips_as_documented() {
     let mean = bits.iter().sum::<f64>() / bits.len() as f64;
     assert!((mean - 2.357).abs() < 0.0015, "held-out bits per token {mean:.5}, documented 2.357");
 }
+
+/// `videogpt args` with `VIDEOGPT_THREADS=threads`, which must succeed.
+fn run_on_threads(threads: usize, args: &[&str]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_videogpt")).args(args).env("VIDEOGPT_THREADS", threads.to_string()).output().unwrap();
+    assert!(out.status.success(), "VIDEOGPT_THREADS={threads} videogpt {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_cpu_path_gives_the_same_bytes_on_one_thread_as_on_several() {
+    // Every product sums each output in the same order however its columns, rows or heads are
+    // split over the threads, so a machine's core count cannot change a reconstruction or a
+    // sample: the files must be byte for byte equal.
+    let film = root().join("www/media/calais-1906.mp4");
+    let prior = model("mmnist-prior");
+    let mut files = Vec::new();
+    for threads in [1, 3] {
+        let path = |name: &str| tmp(&format!("threads{threads}-{name}"));
+        let (recon, tokens, sample, sampled_tokens) = (path("recon.npy"), path("tokens.vgt"), path("sample.npy"), path("sample-tokens.npy"));
+        run_on_threads(threads, &["reconstruct", "--model", s(&model("natural-64")), "--input", s(&film), "--output", s(&recon), "--device", "cpu"]);
+        run_on_threads(threads, &["encode", "--model", s(&model("natural-64")), "--input", s(&film), "--output", s(&tokens), "--device", "cpu"]);
+        run_on_threads(threads, &["sample", "--model", s(&prior), "--seed", "3", "--output", s(&sample), "--tokens", s(&sampled_tokens)]);
+        files.push([recon, tokens, sampled_tokens, sample].map(|p| std::fs::read(p).unwrap()));
+    }
+    for (i, what) in ["reconstruction", "tokens", "sampled tokens", "decoded sample"].iter().enumerate() {
+        assert!(files[0][i] == files[1][i], "the {what} on 1 thread differ from those on 3");
+    }
+}
