@@ -29,6 +29,9 @@ pub struct Cpu;
 /// scatter, whose 64·cout rows fill the register tiles that cout alone would leave empty.
 const SUBPIXEL_MIN_COUT: usize = 16;
 
+/// Largest buffer of the narrow transposed convs' GEMM output, in floats (64 MiB).
+const MAX_SCATTER_FLOATS: usize = 16 << 20;
+
 impl Backend for Cpu {
     type Buffer = Vec<f32>;
     type IndexBuffer = Vec<u32>;
@@ -245,37 +248,48 @@ fn attend(x: &[f32], d: Dims, c: usize, n_head: usize) -> Vec<f32> {
 fn conv_transpose_scatter(x: &Tensor<Cpu>, convt: &ConvTranspose3d<Cpu>, relu: bool) -> Tensor<Cpu> {
     let (i, s) = (x.dims, convt.stride);
     let o = Dims::new(convt.cout, i.t * s[0], i.h * s[1], i.w * s[2]);
-    let (rows, n) = (convt.cout * 64, i.positions());
-    let mut y = vec![0.0f32; rows * n];
-    // A[(co, k)][ci] = W[ci][(co, k)]
-    sgemm(rows, convt.cin, n, &convt.weight, 1, rows as isize, &x.buf, n as isize, 1, 0.0, &mut y, n as isize, 1);
+    let (rows, frame, n_in) = (convt.cout * 64, i.h * i.w, i.positions());
+    // Y is 8× the output it scatters into: a few input frames at a time keep it within 64 MiB
+    // at any resolution
+    let frames_per_chunk = (MAX_SCATTER_FLOATS / (rows * frame)).clamp(1, i.t);
+    let mut y = vec![0.0f32; rows * frame * frames_per_chunk];
     let mut out = vec![0.0f32; o.len()];
-    parallel_rows(&mut out, o.positions(), 64 * n, 1 << 18, |co0, channels| {
-        for (r, ch) in channels.chunks_exact_mut(o.positions()).enumerate() {
-            let co = co0 + r;
-            for (kidx, yrow) in y[co * 64 * n..][..64 * n].chunks_exact(n).enumerate() {
-                let (kt, kh, kw) = (kidx / 16, kidx / 4 % 4, kidx % 4);
-                for it in 0..i.t {
-                    let ot = (it * s[0] + kt) as isize - 1;
-                    if ot < 0 || ot >= o.t as isize {
-                        continue;
-                    }
-                    for ih in 0..i.h {
-                        let oh = (ih * s[1] + kh) as isize - 1;
-                        if oh < 0 || oh >= o.h as isize {
+    for t0 in (0..i.t).step_by(frames_per_chunk) {
+        let (nt, n) = (frames_per_chunk.min(i.t - t0), frames_per_chunk.min(i.t - t0) * frame);
+        // A[(co, k)][ci] = W[ci][(co, k)]; B = the chunk's frames of x
+        sgemm(rows, convt.cin, n, &convt.weight, 1, rows as isize, &x.buf[t0 * frame..], n_in as isize, 1, 0.0, &mut y, n as isize, 1);
+        parallel_rows(&mut out, o.positions(), 64 * n, 1 << 18, |co0, channels| {
+            for (r, ch) in channels.chunks_exact_mut(o.positions()).enumerate() {
+                let co = co0 + r;
+                for (kidx, yrow) in y[co * 64 * n..][..64 * n].chunks_exact(n).enumerate() {
+                    let (kt, kh, kw) = (kidx / 16, kidx / 4 % 4, kidx % 4);
+                    for it in 0..nt {
+                        let ot = ((t0 + it) * s[0] + kt) as isize - 1;
+                        if ot < 0 || ot >= o.t as isize {
                             continue;
                         }
-                        let dst = &mut ch[(ot as usize * o.h + oh as usize) * o.w..][..o.w];
-                        for (iw, v) in yrow[(it * i.h + ih) * i.w..][..i.w].iter().enumerate() {
-                            let ow = (iw * s[2] + kw) as isize - 1;
-                            if ow >= 0 && ow < o.w as isize {
-                                dst[ow as usize] += v;
+                        for ih in 0..i.h {
+                            let oh = (ih * s[1] + kh) as isize - 1;
+                            if oh < 0 || oh >= o.h as isize {
+                                continue;
+                            }
+                            let dst = &mut ch[(ot as usize * o.h + oh as usize) * o.w..][..o.w];
+                            for (iw, v) in yrow[(it * i.h + ih) * i.w..][..i.w].iter().enumerate() {
+                                let ow = (iw * s[2] + kw) as isize - 1;
+                                if ow >= 0 && ow < o.w as isize {
+                                    dst[ow as usize] += v;
+                                }
                             }
                         }
                     }
                 }
             }
-            let b = convt.bias[co];
+        });
+    }
+    let n_out = o.positions();
+    parallel_rows(&mut out, n_out, n_out, 1 << 18, |co0, channels| {
+        for (r, ch) in channels.chunks_exact_mut(n_out).enumerate() {
+            let b = convt.bias[co0 + r];
             ch.iter_mut().for_each(|v| *v = if relu { (*v + b).max(0.0) } else { *v + b });
         }
     });
