@@ -25,6 +25,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/videogpt-web/target}"
 cargo test --release --locked "$@"
 # a filter or other cargo test arguments run just those Rust tests
 [ $# -gt 0 ] && exit 0
+# the CPU path's other microkernels (AVX2, plain Rust) against the same PyTorch goldens, where
+# this processor runs them (the tests above used the fastest it has)
+for kernel in avx2 portable; do
+  VIDEOGPT_CPU_KERNEL=$kernel cargo test --release --locked --test cpu_parity --test gpt_parity --test gpt_sampling --test gemm -q
+done
 
 # the code stays formatted and clippy-clean, native and wasm
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt

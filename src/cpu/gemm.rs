@@ -235,9 +235,19 @@ pub(crate) fn best_kernel() -> Microkernel {
     best()
 }
 
+/// [`Microkernel::best`], unless `VIDEOGPT_CPU_KERNEL` names another this processor runs
+/// (`avx512`, `avx2`, `portable`): the tests run the PyTorch goldens through each.
 fn best() -> Microkernel {
     static BEST: std::sync::OnceLock<Microkernel> = std::sync::OnceLock::new();
-    *BEST.get_or_init(Microkernel::best)
+    *BEST.get_or_init(|| {
+        let named = match std::env::var("VIDEOGPT_CPU_KERNEL").as_deref() {
+            Ok("avx512") => Some(Microkernel::Avx512),
+            Ok("avx2") => Some(Microkernel::Avx2),
+            Ok("portable") => Some(Microkernel::Portable),
+            _ => None,
+        };
+        named.filter(|k| k.is_supported()).unwrap_or_else(Microkernel::best)
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
