@@ -468,12 +468,23 @@ impl Gpu {
 
     /// The uniform holding `words` (padded to 16 bytes), made the first time these words are asked for.
     fn uniform(&self, params: &[u32]) -> wgpu::Buffer {
-        let mut words = params.to_vec();
-        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
+        // padded to whole 16-byte rows; looked up without allocating (every kernel's parameters
+        // fit in 64 words), copied into the cache only when new
+        let len = params.len().div_ceil(4).max(1) * 4;
+        let mut padded = [0u32; 64];
+        let words: Vec<u32>;
+        let key: &[u32] = if len <= padded.len() {
+            padded[..params.len()].copy_from_slice(params);
+            &padded[..len]
+        } else {
+            words = params.iter().copied().chain(std::iter::repeat(0)).take(len).collect();
+            &words
+        };
         let mut cache = self.uniforms.borrow_mut();
-        if let Some(buf) = cache.get(&words) {
+        if let Some(buf) = cache.get(key) {
             return buf.clone();
         }
+        let words = key.to_vec();
         if cache.len() >= MAX_CACHED_UNIFORMS {
             cache.clear();
         }
