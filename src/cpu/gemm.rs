@@ -112,7 +112,7 @@ pub fn sgemm(
     rsc: isize,
     csc: isize,
 ) {
-    sgemm_with(best(), m, k, n, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
+    sgemm_with(best_kernel(), m, k, n, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
 }
 
 /// [`sgemm`] with a given microkernel (the tests run each one the processor supports).
@@ -157,6 +157,24 @@ pub(crate) struct Epilogue<'a> {
 impl Epilogue<'_> {
     fn is_empty(&self) -> bool {
         self.row_bias.is_none() && self.col_bias.is_none() && self.residual.is_none() && !self.relu
+    }
+
+    /// Applied to `dst`, the finished part of row `row` of C from column `col0`, which starts at
+    /// element `at` of C: in separate passes over the row, each of which vectorises.
+    fn apply(&self, dst: &mut [f32], row: usize, col0: usize, at: usize) {
+        if let Some(b) = self.row_bias {
+            let b = b[row];
+            dst.iter_mut().for_each(|v| *v += b);
+        }
+        if let Some(b) = self.col_bias {
+            dst.iter_mut().zip(&b[col0..]).for_each(|(v, b)| *v += b);
+        }
+        if let Some(res) = self.residual {
+            dst.iter_mut().zip(&res[at..]).for_each(|(v, r)| *v += r);
+        }
+        if self.relu {
+            dst.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
     }
 }
 
@@ -227,17 +245,13 @@ pub(crate) fn sgemm_from(
     csc: isize,
     epilogue: &Epilogue,
 ) {
-    gemm(best(), m, k, n, a, rsa, csa, b, beta, c, rsc, csc, epilogue)
+    gemm(best_kernel(), m, k, n, a, rsa, csa, b, beta, c, rsc, csc, epilogue)
 }
 
-/// The microkernel [`sgemm`] uses: [`Microkernel::best`], found once.
+/// The microkernel [`sgemm`] and the GEMVs use, found once: [`Microkernel::best`], unless
+/// `VIDEOGPT_CPU_KERNEL` names another this processor runs (`avx512`, `avx2`, `portable`): the
+/// tests run the PyTorch goldens through each.
 pub(crate) fn best_kernel() -> Microkernel {
-    best()
-}
-
-/// [`Microkernel::best`], unless `VIDEOGPT_CPU_KERNEL` names another this processor runs
-/// (`avx512`, `avx2`, `portable`): the tests run the PyTorch goldens through each.
-fn best() -> Microkernel {
     static BEST: std::sync::OnceLock<Microkernel> = std::sync::OnceLock::new();
     *BEST.get_or_init(|| {
         let named = match std::env::var("VIDEOGPT_CPU_KERNEL").as_deref() {
@@ -342,34 +356,15 @@ fn gemm(
                         // [j0, j0 + nc) of every row
                         if csc == 1 {
                             let dst = unsafe { std::slice::from_raw_parts_mut(c_ptr.get().add(base), cols) };
-                            if p0 + kc == k && !epilogue.is_empty() {
-                                // in separate passes over the row, each of which vectorises
-                                if p0 > 0 || beta == 1.0 {
-                                    dst.iter_mut().zip(tile_row).for_each(|(v, t)| *v += t);
-                                } else if beta == 0.0 {
-                                    dst.copy_from_slice(tile_row);
-                                } else {
-                                    dst.iter_mut().zip(tile_row).for_each(|(v, t)| *v = beta * *v + t);
-                                }
-                                if let Some(b) = epilogue.row_bias {
-                                    let b = b[i * mr + r];
-                                    dst.iter_mut().for_each(|v| *v += b);
-                                }
-                                if let Some(b) = epilogue.col_bias {
-                                    dst.iter_mut().zip(&b[j0 + j * nr..][..cols]).for_each(|(v, b)| *v += b);
-                                }
-                                if let Some(res) = epilogue.residual {
-                                    dst.iter_mut().zip(&res[base..base + cols]).for_each(|(v, r)| *v += r);
-                                }
-                                if epilogue.relu {
-                                    dst.iter_mut().for_each(|v| *v = v.max(0.0));
-                                }
-                            } else if p0 > 0 || beta == 1.0 {
+                            if p0 > 0 || beta == 1.0 {
                                 dst.iter_mut().zip(tile_row).for_each(|(v, t)| *v += t);
                             } else if beta == 0.0 {
                                 dst.copy_from_slice(tile_row);
                             } else {
                                 dst.iter_mut().zip(tile_row).for_each(|(v, t)| *v = beta * *v + t);
+                            }
+                            if p0 + kc == k {
+                                epilogue.apply(dst, i * mr + r, j0 + j * nr, base);
                             }
                         } else {
                             assert!(epilogue.is_empty(), "an epilogue needs a row-major c");
