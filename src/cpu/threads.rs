@@ -82,28 +82,42 @@ fn pool(pace: Pace) -> &'static rayon::ThreadPool {
 }
 
 /// A raw pointer the tasks of one [`parallel_for`] share to write disjoint parts of one output.
-#[derive(Clone, Copy)]
-pub(crate) struct SharedMut(pub *mut f32);
+pub(crate) struct SharedMut<T = f32>(pub *mut T);
 
-impl SharedMut {
+// derived Clone/Copy would require `T: Copy`; the pointer is always copyable
+impl<T> Clone for SharedMut<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
     /// The pointer (a method, so closures capture the whole `Sync` wrapper, not its field).
-    pub(crate) fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut T {
         self.0
     }
 }
 
 // SAFETY: only used by tasks that write disjoint elements, all joined before the borrow ends.
-unsafe impl Send for SharedMut {}
-unsafe impl Sync for SharedMut {}
+unsafe impl<T: Send> Send for SharedMut<T> {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
 
-/// Splits `out` into `parts` nearly equal runs of whole `unit`-sized rows and runs
+/// Splits `out` into one nearly equal run of whole `unit`-sized rows per thread and runs
 /// `task(first_row, rows)` on each in parallel.
 pub fn parallel_rows(out: &mut [f32], unit: usize, work_per_row: usize, min_work: usize, task: impl Fn(usize, &mut [f32]) + Sync) {
     parallel_rows_paced(Pace::Long, out, unit, work_per_row, min_work, task)
 }
 
-/// [`parallel_rows`] for loops of the given [`Pace`].
-pub(crate) fn parallel_rows_paced(pace: Pace, out: &mut [f32], unit: usize, work_per_row: usize, min_work: usize, task: impl Fn(usize, &mut [f32]) + Sync) {
+/// [`parallel_rows`] for loops of the given [`Pace`], over any element type.
+pub(crate) fn parallel_rows_paced<T: Send>(
+    pace: Pace,
+    out: &mut [T],
+    unit: usize,
+    work_per_row: usize,
+    min_work: usize,
+    task: impl Fn(usize, &mut [T]) + Sync,
+) {
     let rows = out.len() / unit.max(1);
     let threads = thread_count().min(rows.max(1));
     let per = rows.div_ceil(threads.max(1)).max(1);
@@ -119,34 +133,7 @@ pub(crate) fn parallel_rows_paced(pace: Pace, out: &mut [f32], unit: usize, work
 /// `task(i, &mut out[i])` for every element, the elements split over the cores (`work_per_item`
 /// is the caller's estimate per element, as in [`parallel_for`]).
 pub fn parallel_for_each<T: Send>(out: &mut [T], work_per_item: usize, task: impl Fn(usize, &mut T) + Sync) {
-    let len = out.len();
-    let threads = thread_count().min(len.max(1));
-    let per = len.div_ceil(threads.max(1)).max(1);
-    let base = SharedPtr(out.as_mut_ptr());
-    parallel_for(len.div_ceil(per), len * work_per_item, 1 << 20, |chunk| {
-        for i in chunk * per..((chunk + 1) * per).min(len) {
-            // SAFETY: each index belongs to exactly one chunk, and `out` outlives the call
-            task(i, unsafe { &mut *base.get().add(i) });
-        }
+    parallel_rows_paced(Pace::Long, out, 1, work_per_item, 1 << 20, |i0, part| {
+        part.iter_mut().enumerate().for_each(|(i, v)| task(i0 + i, v));
     });
 }
-
-/// [`SharedMut`] for any element type.
-struct SharedPtr<T>(*mut T);
-
-impl<T> Clone for SharedPtr<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for SharedPtr<T> {}
-
-impl<T> SharedPtr<T> {
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
-
-// SAFETY: as for SharedMut
-unsafe impl<T: Send> Send for SharedPtr<T> {}
-unsafe impl<T: Send> Sync for SharedPtr<T> {}
