@@ -16,7 +16,7 @@ pub(crate) struct Padded {
 }
 
 impl Padded {
-    /// `x` padded for `rows` read over `grid` at `stride` (as in [`Gather`]).
+    /// `x` padded for taps with these `shifts`, read over `grid` at `stride` (as in [`Gather`]).
     pub fn for_taps(x: &[f32], d: Dims, grid: [usize; 3], stride: [usize; 3], shifts: impl Iterator<Item = [isize; 3]> + Clone) -> Self {
         let size = [d.t, d.h, d.w];
         let mut front = [0usize; 3];

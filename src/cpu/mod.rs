@@ -1,7 +1,8 @@
 //! The plain-Rust backend: the reference the GPU kernels are tested against, and the fallback
-//! where no GPU adapter exists. Convolutions are im2col + SGEMM (`gemm`: packed panels, one
-//! microkernel per instruction set, the columns over every core), chunked over output frames so
-//! the column buffer stays small. The loops around the products run over the cores as well.
+//! where no GPU adapter exists. Convolutions are SGEMMs (`gemm`: packed panels, one microkernel
+//! per instruction set, the columns over every core) whose im2col columns are gathered while they
+//! are packed (`im2col`); transposed convs are one such convolution per output parity class. The
+//! loops around the products run over the cores as well (`threads`).
 
 use crate::backend::{Backend, Codes, Dims, Tensor, Volume};
 use crate::nn::{AxialAttention, ChannelAffine, ChannelNorm, Codebook, Conv3d, ConvTranspose3d};
@@ -234,8 +235,8 @@ fn attend(x: &[f32], d: Dims, c: usize, n_head: usize) -> Vec<f32> {
                         *sc = dot(q, &x[(base + j * stride) * 9 * c + (3 * a + 1) * c + head * dh..][..dh]) / scale;
                         max = max.max(*sc);
                     }
-                    let v = &x[base * 9 * c..];
-                    softmax_mix(&mut scores[..len], max, v, stride * 9 * c, (3 * a + 2) * c + head * dh, &mut o[a * c + head * dh..][..dh]);
+                    let values = (0..len).map(|j| &x[(base + j * stride) * 9 * c + (3 * a + 2) * c + head * dh..][..dh]);
+                    softmax_mix(&mut scores[..len], max, values, &mut o[a * c + head * dh..][..dh]);
                 }
             }
         }

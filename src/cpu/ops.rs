@@ -14,18 +14,17 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// Softmax of one head's `scores` (masked ones −∞) in place, then `out += Σ_j p_j · v_j`, the
-/// value rows `v[j·stride + offset ..][..out.len()]`.
-pub(crate) fn softmax_mix(scores: &mut [f32], max: f32, v: &[f32], stride: usize, offset: usize, out: &mut [f32]) {
+/// Softmax of one head's `scores` (masked ones −∞) in place, then `out += Σ_j p_j · v_j` over
+/// the value rows `values`, one per score, in order.
+pub(crate) fn softmax_mix<'a>(scores: &mut [f32], max: f32, values: impl Iterator<Item = &'a [f32]>, out: &mut [f32]) {
     let mut sum = 0.0f32;
     scores.iter_mut().for_each(|s| {
         *s = (*s - max).exp();
         sum += *s;
     });
-    let n = out.len();
-    for (j, s) in scores.iter().enumerate() {
+    for (s, v) in scores.iter().zip(values) {
         let p = s / sum;
-        out.iter_mut().zip(&v[j * stride + offset..][..n]).for_each(|(o, v)| *o += p * v);
+        out.iter_mut().zip(v).for_each(|(o, v)| *o += p * v);
     }
 }
 

@@ -1,6 +1,7 @@
 //! The prior's layers on the CPU, in inference form: VideoGPT's LayerNorm, linear layers over
 //! row vectors, a block's weights, cross-attention to frame features, and the small kernels
-//! (dot products, softmax-and-mix, GeLU2) the model file composes (spec §3.3–3.6).
+//! (GeLU2 here; dot products and softmax-and-mix are the CPU path's, `crate::cpu`) the model file
+//! composes (spec §3.3–3.6).
 
 use crate::cpu::{gemv, gemv_f16, sgemm};
 use crate::resnet::ResNet;

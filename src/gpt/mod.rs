@@ -207,7 +207,8 @@ impl Gpt {
                     *s = dot(qi, &k[j * d + h * dk..][..dk]) / scale;
                     max = max.max(*s);
                 }
-                softmax_mix(&mut scores, max, v, RESNET_DIM, h * dv, &mut out[r * RESNET_DIM + h * dv..][..dv]);
+                let values = (0..m).map(|j| &v[j * RESNET_DIM + h * dv..][..dv]);
+                softmax_mix(&mut scores, max, values, &mut out[r * RESNET_DIM + h * dv..][..dv]);
             }
         }
         x.iter_mut().zip(c.fc.forward(&out)).for_each(|(x, a)| *x += a);
@@ -264,24 +265,17 @@ impl Gpt {
         let work = (first + m) * d * 2;
         let pace = if m == 1 { crate::cpu::Pace::Short } else { crate::cpu::Pace::Long };
         crate::cpu::parallel_rows_paced(pace, &mut out, dk, work / heads, 1 << 16, |u0, part| {
-            let mut scores = Vec::new();
+            let (mut keys, mut scores) = (Vec::new(), Vec::new());
             for (du, o) in part.chunks_exact_mut(dk).enumerate() {
                 let (r, h) = ((u0 + du) / heads, (u0 + du) % heads);
                 let i = first + r;
                 let qi = &q[r * d + h * dk..][..dk];
-                let keys = (0..=i).filter(|&j| attend(self.config.attn_type, self.blocks_per_frame, i, j));
+                keys.clear();
+                keys.extend((0..=i).filter(|&j| attend(self.config.attn_type, self.blocks_per_frame, i, j)));
                 scores.clear();
-                scores.extend(keys.map(|j| (j, dot(qi, &k[j * d + h * dk..][..dk]) / scale)));
-                let max = scores.iter().fold(f32::NEG_INFINITY, |m, &(_, s)| m.max(s));
-                let mut sum = 0.0f32;
-                scores.iter_mut().for_each(|(_, s)| {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                });
-                for &(j, s) in &scores {
-                    let p = s / sum;
-                    o.iter_mut().zip(&v[j * d + h * dk..][..dk]).for_each(|(o, v)| *o += p * v);
-                }
+                scores.extend(keys.iter().map(|&j| dot(qi, &k[j * d + h * dk..][..dk]) / scale));
+                let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+                softmax_mix(&mut scores, max, keys.iter().map(|&j| &v[j * d + h * dk..][..dk]), o);
             }
         });
         out
