@@ -19,9 +19,8 @@ pub struct WeightFile<'a> {
 
 impl<'a> WeightFile<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
-        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
-        let tensors = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
-        Ok(WeightFile { tensors, metadata: meta.metadata().clone().unwrap_or_default(), taken: BTreeSet::new() })
+        let (tensors, metadata) = read(bytes)?;
+        Ok(WeightFile { tensors, metadata, taken: BTreeSet::new() })
     }
 
     /// The `__metadata__` string map (VideoGPT hparams live here).
@@ -90,6 +89,14 @@ impl<'a> WeightFile<'a> {
     }
 }
 
+/// A `.safetensors` file's tensors and its `__metadata__` string map.
+fn read(bytes: &[u8]) -> Result<(SafeTensors<'_>, HashMap<String, String>)> {
+    let unreadable = |e| Error::Weights(format!("not a readable safetensors file ({e})"));
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(unreadable)?;
+    let tensors = SafeTensors::deserialize(bytes).map_err(unreadable)?;
+    Ok((tensors, meta.metadata().clone().unwrap_or_default()))
+}
+
 /// A `.safetensors` file of `(key, dtype, shape, little-endian bytes)` tensors with `metadata`,
 /// for the weights this crate makes itself (random models for tests and benchmarks).
 pub fn to_safetensors(tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)], metadata: HashMap<String, String>) -> Vec<u8> {
@@ -102,11 +109,6 @@ pub fn to_safetensors(tensors: &[(String, Dtype, Vec<usize>, Vec<u8>)], metadata
 /// tensors and metadata as they are, the VQ-VAE's tensors under `vqvae.` (its hparams are already
 /// in the GPT's metadata as `vqvae.*`).
 pub fn bundle_prior(gpt: &[u8], vqvae: &[u8]) -> Result<Vec<u8>> {
-    let read = |bytes| {
-        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
-        let t = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
-        Ok::<_, Error>((t, meta.metadata().clone().unwrap_or_default()))
-    };
     let ((g, meta), (v, _)) = (read(gpt)?, read(vqvae)?);
     let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> =
         g.tensors().into_iter().map(|(k, t)| (k, t.dtype(), t.shape().to_vec(), t.data().to_vec())).collect();
@@ -117,8 +119,7 @@ pub fn bundle_prior(gpt: &[u8], vqvae: &[u8]) -> Result<Vec<u8>> {
 /// The same file with every f32 tensor stored as f16 (rounded to nearest), as the shipped models
 /// are: for benchmarks of weights as they ship.
 pub fn to_f16(bytes: &[u8]) -> Result<Vec<u8>> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
-    let t = SafeTensors::deserialize(bytes).map_err(|e| Error::Weights(format!("not a readable safetensors file ({e})")))?;
+    let (t, meta) = read(bytes)?;
     let tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = t
         .tensors()
         .into_iter()
@@ -131,5 +132,5 @@ pub fn to_f16(bytes: &[u8]) -> Result<Vec<u8>> {
             d => (k, d, v.shape().to_vec(), v.data().to_vec()),
         })
         .collect();
-    Ok(to_safetensors(&tensors, meta.metadata().clone().unwrap_or_default()))
+    Ok(to_safetensors(&tensors, meta))
 }
