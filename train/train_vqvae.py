@@ -37,11 +37,15 @@ from runs import add_run_arguments, device_for  # noqa: E402
 from videogpt_ref.vqvae import VQVAE, VQVAEArgs, save_vqvae  # noqa: E402
 
 
-def batches(clips, batch, rng):
-    """Random clips, random horizontal flips, to B×3×T×H×W in [-0.5, 0.5]."""
+def batches(clips, batch, rng, crop=None):
+    """Random clips, random horizontal flips (and a random crop×crop window of each, if asked), to
+    B×3×T×H×W in [-0.5, 0.5]."""
     while True:
         idx = rng.integers(0, len(clips), batch)
         x = clips[idx]
+        if crop and crop < x.shape[2]:
+            ys, xs = rng.integers(0, x.shape[2] - crop + 1, batch), rng.integers(0, x.shape[3] - crop + 1, batch)
+            x = np.stack([c[:, y:y + crop, x0:x0 + crop] for c, y, x0 in zip(x, ys, xs)])
         if x.shape[-1] == 1:  # greyscale data (Moving MNIST): the VQ-VAE takes RGB
             x = np.repeat(x, 3, axis=-1)
         flip = rng.random(batch) < 0.5
@@ -53,10 +57,16 @@ def warm_start(model, path, vectors_per_step):
     """Shipped weights (maybe f16, without the codebook's training buffers) into `model`."""
     from safetensors.torch import load_file
     sd = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+    cb = model.codebook
+    shipped = sd["codebook.embeddings"]
+    if shipped.shape[0] * 2 == cb.n_codes:  # split every code in two: a copy and a nudged copy
+        noise = torch.randn_like(shipped) * 1e-3 * shipped.std()
+        sd["codebook.embeddings"] = torch.cat([shipped, shipped + noise])
+        for k in ("codebook.N", "codebook.z_avg"):
+            sd.pop(k, None)  # rebuilt below from the split codes
     missing, unexpected = model.load_state_dict(sd, strict=False)
     assert not unexpected and all(k in ("codebook.N", "codebook.z_avg") or k.endswith("num_batches_tracked")
                                   for k in missing), (missing, unexpected)
-    cb = model.codebook
     if "codebook.N" in missing:  # every code as used as the average: none restarted at once
         cb.N.data.fill_(vectors_per_step / cb.n_codes)
         cb.z_avg.data.copy_(cb.embeddings * cb.N[:, None])
@@ -97,6 +107,10 @@ def main():
     ap.add_argument("--n-codes", type=int, default=2048)
     ap.add_argument("--downsample", default="4,4,4")
     ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--crop", type=int, default=None, help="train on random crop×crop windows (the model has no "
+                    "position embeddings); validation and test stay full size")
+    ap.add_argument("--freeze-codebook", type=int, default=0, help="no EMA updates or restarts for this many "
+                    "steps at the start of the run (a warm start's decoder adapts to the codes first)")
     add_run_arguments(ap, 200_000, "stop after this many steps in all")
     args = ap.parse_args()
     device, hardware = device_for(args)
@@ -136,7 +150,8 @@ def main():
     torch.manual_seed(args.seed)
     model = VQVAE(margs).to(device)
     if args.init:
-        warm_start(model, args.init, args.batch * (t // margs.downsample[0]) * (res // margs.downsample[1]) ** 2)
+        crop = args.crop or res
+        warm_start(model, args.init, args.batch * (t // margs.downsample[0]) * (crop // margs.downsample[1]) ** 2)
     if args.optim == "adamw":  # decay on matrices and kernels only
         decay = [p for p in model.parameters() if p.dim() >= 2]
         rest = [p for p in model.parameters() if p.dim() < 2]
@@ -176,8 +191,8 @@ def main():
                                                              last=history[-1] if history else None), indent=2))
 
     model.train()
-    stream = (natural.batches(sources, args.batch, rng, res, args.photo_share, args.aa_share) if sources
-              else batches(clips, args.batch, rng))
+    stream = (natural.batches(sources, args.batch, rng, args.crop or res, args.photo_share, args.aa_share) if sources
+              else batches(clips, args.batch, rng, args.crop))
 
     def progress():  # how far through this run, by steps or minutes, whichever ends it first
         by_steps = (step - start_step) / max(1, args.steps - start_step)
@@ -202,6 +217,7 @@ def main():
         lr = lr_at(args, step, start_step, frac)
         for group in opt.param_groups:
             group["lr"] = lr
+        model.codebook.frozen = step - start_step < args.freeze_codebook
         x = next(stream).to(device)
         recon_loss, x_recon, vq = model(x)
         loss = recon_loss + vq["commitment_loss"]

@@ -193,6 +193,7 @@ class Codebook(nn.Module):
         self.register_buffer("z_avg", self.embeddings.clone())
         self.n_codes, self.embedding_dim = n_codes, embedding_dim
         self._need_init = True
+        self.frozen = False  # training only: no EMA update nor restart (a warm start's first steps)
 
     def _tile(self, x):
         n, d = x.shape
@@ -225,7 +226,7 @@ class Codebook(nn.Module):
         e = F.embedding(idx, self.embeddings).movedim(-1, 1)
         commitment_loss = 0.25 * F.mse_loss(z, e.detach())
 
-        if self.training:  # EMA update and dead-code restarts (spec §1.8)
+        if self.training and not self.frozen:  # EMA update and dead-code restarts (spec §1.8)
             n_total = one_hot.sum(dim=0)
             z_sum = flat.t() @ one_hot
             self.N.data.mul_(0.99).add_(n_total, alpha=0.01)
