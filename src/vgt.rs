@@ -153,6 +153,11 @@ pub fn read(bytes: &[u8]) -> Result<TokenFile> {
             filled -= bits;
         }
     }
+    // the writer zeroes the last byte's unused high bits: anything else there is damage (and
+    // would make two different files decode to the same tokens)
+    if acc != 0 {
+        bail!(Input, "corrupt .vgt file (nonzero padding bits after the last index)");
+    }
     let tokens = Tokens { shape, codes };
     crate::tokens::check_codes(&tokens, n_codes).map_err(|_| crate::Error::Input("corrupt .vgt file (an index is past the codebook)".into()))?;
     Ok(TokenFile { model_id, model_hash, n_codes, tokens, fps })

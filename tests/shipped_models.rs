@@ -70,6 +70,28 @@ fn the_index_names_each_file_by_its_hash_and_every_model_loads() {
 }
 
 #[test]
+fn the_bundled_vgt_is_the_films_first_window_under_the_shipped_natural_64() {
+    // www/media/calais-1906.vgt (the embed example, docs/vgt-format.md) must name the shipped
+    // model by its hash, hold the tokens `videogpt encode` gives the film's first 16 frames, and
+    // decode to 16 frames at 64×64
+    let vgt_path = root().join("www/media/calais-1906.vgt");
+    let file = videogpt::vgt::read(&std::fs::read(&vgt_path).unwrap()).unwrap();
+    let model_bytes = std::fs::read(model("natural-64")).unwrap();
+    file.check_model(&model_bytes, 1024).expect("the bundled .vgt names the shipped natural-64");
+    assert_eq!(file.tokens.shape, [1, 4, 16, 16]);
+    let tokens = tmp("calais-tokens.npy");
+    run(&["encode", "--model", s(&model("natural-64")), "--input", s(&root().join("www/media/calais-1906.mp4")), "--output", s(&tokens), "--device", "cpu"]);
+    let npy = npyz::NpyFile::new(std::fs::File::open(&tokens).unwrap()).unwrap();
+    assert_eq!(npy.shape()[1..], [4, 16, 16]);
+    let codes: Vec<u32> = npy.into_vec::<i32>().unwrap().into_iter().take(1024).map(|c| c as u32).collect();
+    assert_eq!(file.tokens.codes, codes, "the bundled .vgt is not the film's first window under the shipped model: remake it (docs/vgt-format.md)");
+    let decoded = tmp("calais-vgt-decoded.npy");
+    run(&["decode", "--model", s(&model("natural-64")), "--input", s(&vgt_path), "--output", s(&decoded), "--device", "cpu"]);
+    let video = videogpt::video::io::read_video(&decoded).unwrap();
+    assert_eq!((video.frames, video.height, video.width), (16, 64, 64));
+}
+
+#[test]
 fn natural_64_reconstructs_the_bundled_film() {
     // the page's sample clip (Calais 1906): natural-64 measured 28.95 dB / 0.870 on it (the model
     // shipped before run 3: 26.6 dB / 0.79); the untrained tiny model gets 7.9 dB
