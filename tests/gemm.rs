@@ -49,6 +49,16 @@ fn kernels() -> Vec<Microkernel> {
     all.into_iter().filter(|k| k.is_supported()).collect()
 }
 
+/// scripts/test.sh reruns the goldens with `VIDEOGPT_CPU_KERNEL=avx2` and `=portable`: those runs
+/// must use the named kernel, not fall back to the default one.
+#[test]
+fn the_kernel_the_environment_names_is_the_one_in_use() {
+    let named = Microkernel::from_env().expect("VIDEOGPT_CPU_KERNEL names a kernel this processor runs");
+    let used = Microkernel::in_use();
+    eprintln!("CPU kernel in use: {} (VIDEOGPT_CPU_KERNEL={:?})", used.name(), std::env::var("VIDEOGPT_CPU_KERNEL").ok());
+    assert_eq!(used, named.unwrap_or_else(Microkernel::best));
+}
+
 #[test]
 fn every_microkernel_matches_a_triple_loop() {
     let cases = [

@@ -250,18 +250,52 @@ pub(crate) fn sgemm_from(
 
 /// The microkernel [`sgemm`] and the GEMVs use, found once: [`Microkernel::best`], unless
 /// `VIDEOGPT_CPU_KERNEL` names another this processor runs (`avx512`, `avx2`, `portable`): the
-/// tests run the PyTorch goldens through each.
+/// tests run the PyTorch goldens through each. The CLI checks the variable with
+/// [`Microkernel::from_env`] before any work, so a typo is an error there, not a silent fallback;
+/// a library caller that skipped that check gets a panic that says the same.
 pub(crate) fn best_kernel() -> Microkernel {
     static BEST: std::sync::OnceLock<Microkernel> = std::sync::OnceLock::new();
-    *BEST.get_or_init(|| {
-        let named = match std::env::var("VIDEOGPT_CPU_KERNEL").as_deref() {
-            Ok("avx512") => Some(Microkernel::Avx512),
-            Ok("avx2") => Some(Microkernel::Avx2),
-            Ok("portable") => Some(Microkernel::Portable),
-            _ => None,
-        };
-        named.filter(|k| k.is_supported()).unwrap_or_else(Microkernel::best)
+    *BEST.get_or_init(|| match Microkernel::from_env() {
+        Ok(named) => named.unwrap_or_else(Microkernel::best),
+        Err(e) => panic!("{e}"),
     })
+}
+
+impl Microkernel {
+    const NAMED: [(&'static str, Microkernel); 4] =
+        [("avx512", Microkernel::Avx512), ("avx2", Microkernel::Avx2), ("simd128", Microkernel::Simd128), ("portable", Microkernel::Portable)];
+
+    /// Its name, as `VIDEOGPT_CPU_KERNEL` spells it.
+    pub fn name(self) -> &'static str {
+        Self::NAMED.iter().find(|(_, k)| *k == self).map_or("portable", |(n, _)| n)
+    }
+
+    /// The kernels this processor runs, fastest first.
+    pub fn supported() -> Vec<Microkernel> {
+        Self::NAMED.iter().map(|&(_, k)| k).filter(|k| k.is_supported()).collect()
+    }
+
+    /// The kernel `VIDEOGPT_CPU_KERNEL` asks for: `None` when it is unset or empty; an error
+    /// naming the variable and this processor's kernels when it names none of them.
+    pub fn from_env() -> crate::Result<Option<Microkernel>> {
+        let Ok(value) = std::env::var("VIDEOGPT_CPU_KERNEL") else { return Ok(None) };
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let here = || Self::supported().iter().map(|k| k.name()).collect::<Vec<_>>().join(", ");
+        match Self::NAMED.iter().find(|(n, _)| *n == value) {
+            Some(&(_, k)) if k.is_supported() => Ok(Some(k)),
+            Some(_) => {
+                Err(crate::Error::Input(format!("VIDEOGPT_CPU_KERNEL={value}: this processor cannot run that kernel (this processor runs: {})", here())))
+            }
+            None => Err(crate::Error::Input(format!("VIDEOGPT_CPU_KERNEL={value} names no kernel (this processor runs: {})", here()))),
+        }
+    }
+
+    /// The kernel the CPU path uses in this process.
+    pub fn in_use() -> Microkernel {
+        best_kernel()
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -254,6 +254,11 @@ fn main() -> ExitCode {
     use commands::*;
     use prior::*;
     let cli = Cli::parse();
+    // a misspelt or unsupported kernel must not silently fall back to the default one
+    if let Err(e) = videogpt::cpu::Microkernel::from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Info { model } => models::info(&model),
         Command::Convert { input, output, f16 } => models::convert(&input, &output, f16),
