@@ -66,27 +66,49 @@ fn encode_decode_on_both_devices_match_the_reference() {
 
 #[test]
 fn reconstruct_reports_metrics_as_json() {
-    let out_video = tmp("recon.y4m");
-    let (ok, out, err) = videogpt(&[
-        "reconstruct",
-        "--model",
-        s(&fixture("vqvae_244.safetensors")),
-        "--input",
-        s(&fixture("carphone_8f.npy")),
-        "--output",
-        s(&out_video),
-        "--json",
-    ]);
+    // a clip already at the model's 32×32, so the model-sized input is the file itself and the
+    // report can be checked against PSNRs computed here from the two files
+    let clip = videogpt::video::io::read_video(&fixture("carphone_8f.npy")).unwrap();
+    let (h, w) = (32, 32);
+    let mut rgb = Vec::with_capacity(clip.frames * h * w * 3);
+    for f in 0..clip.frames {
+        for y in 40..40 + h {
+            let row = (f * clip.height + y) * clip.width * 3;
+            rgb.extend_from_slice(&clip.rgb[row + 60 * 3..row + (60 + w) * 3]);
+        }
+    }
+    let small = videogpt::video::Video { rgb, height: h, width: w, ..clip };
+    let input = tmp("recon-in-32.npy");
+    videogpt::video::io::write_video(&input, &small).unwrap();
+    // .npy: the exact frames (a .y4m would pass them through 4:2:0 YUV)
+    let out_video = tmp("recon-32.npy");
+    let (ok, out, err) = videogpt(&["reconstruct", "--model", s(&fixture("vqvae_244.safetensors")), "--input", s(&input), "--output", s(&out_video), "--json"]);
     assert!(ok, "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["frames"], 8);
     assert_eq!(report["tokens"], 4 * 8 * 8);
-    let psnr = report["psnr"].as_f64().unwrap();
-    assert!(psnr.is_finite() && psnr > 5.0 && psnr < 60.0, "{psnr}");
-    assert_eq!(report["psnr_per_frame"].as_array().unwrap().len(), 8);
-    // the metrics are those of the written frames against the model-sized input
     let recon = videogpt::video::io::read_video(&out_video).unwrap();
     assert_eq!((recon.frames, recon.height, recon.width), (8, 32, 32));
+    // the model-sized input as the engine holds it (docs/metrics.md): each byte u became the float
+    // u/255 − 0.5, and comes back as trunc((v + 0.5)·255), which is u − 1 where f32 rounding
+    // falls just below u
+    let held: Vec<u8> = small.rgb.iter().map(|&u| (((u as f32 / 255.0 - 0.5) + 0.5) * 255.0) as u8).collect();
+    assert!(held != small.rgb, "some bytes come back one lower");
+    let small = videogpt::video::Video { rgb: held, ..small };
+    // PSNR by its definition (docs/metrics.md): pooled over the clip, and for each frame
+    let db = |a: &[u8], b: &[u8]| {
+        let se: f64 = a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
+        10.0 * (255.0f64.powi(2) / (se / a.len() as f64)).log10()
+    };
+    let pooled = db(&small.rgb, &recon.rgb);
+    let n = h * w * 3;
+    let per_frame: Vec<f64> = (0..8).map(|f| db(&small.rgb[f * n..(f + 1) * n], &recon.rgb[f * n..(f + 1) * n])).collect();
+    let reported: Vec<f64> = report["psnr_per_frame"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!((report["psnr"].as_f64().unwrap() - pooled).abs() < 1e-9, "{} vs {pooled}", report["psnr"]);
+    assert_eq!(reported.len(), 8);
+    assert!(reported.iter().zip(&per_frame).all(|(a, b)| (a - b).abs() < 1e-9), "{reported:?} vs {per_frame:?}");
+    let mean = per_frame.iter().sum::<f64>() / 8.0;
+    assert!((report["psnr_frame_mean"].as_f64().unwrap() - mean).abs() < 1e-9, "{} vs {mean}", report["psnr_frame_mean"]);
 }
 
 #[test]
@@ -169,6 +191,19 @@ fn user_errors_are_reported_not_panicked() {
     std::fs::write(&junk, b"definitely not an mp4").unwrap();
     let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&junk), "--output", s(&tmp("v.npy"))]);
     assert!(!ok && err.contains("junk.mp4"), "{err}");
+}
+
+#[test]
+fn an_unknown_or_unsupported_cpu_kernel_is_an_error_not_a_fallback() {
+    let model = fixture("vqvae_444.safetensors");
+    for (value, want) in
+        [("nonsense", "VIDEOGPT_CPU_KERNEL=nonsense names no kernel"), ("simd128", "VIDEOGPT_CPU_KERNEL=simd128: this processor cannot run that kernel")]
+    {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_videogpt")).env("VIDEOGPT_CPU_KERNEL", value).args(["info", s(&model)]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{value}: {err}");
+        assert!(err.starts_with("error: ") && err.contains(want) && err.contains("this processor runs: ") && err.contains("portable"), "{value}: {err}");
+    }
 }
 
 /// `videogpt serve --port 0` on the repository; the child (kill it when done) and its address.
@@ -357,7 +392,9 @@ fn frame_conditioned_prior_samples_from_a_frame_on_both_devices() {
         grids.push(read_i32_npy(&tokens).1);
     }
     let same = grids[0].iter().zip(&grids[1]).take_while(|(a, b)| a == b).count();
-    assert!(same >= 64, "CPU and GPU part after {same} of 128 tokens");
+    // measured: all 128 equal (a draw within float rounding of a boundary, about 1e-6 a token,
+    // would part them; at this seed none is)
+    assert_eq!(same, 128, "CPU and GPU part after {same} of 128 tokens");
     let (ok, out, err) = videogpt(&["score", "--model", s(&prior), "--tokens", s(&tmp("frame-tokens-cpu.npy")), "--cond-frame", s(&clip)]);
     assert!(ok, "{err}");
     assert!(out.starts_with("clip 0: ") && out.contains("bits per token"), "{out}");

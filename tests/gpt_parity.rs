@@ -65,7 +65,8 @@ fn kv_cache_decoding_equals_the_parallel_forward() {
             worst = worst.max(max_abs_diff(&row, &parallel[i * k..(i + 1) * k]));
         }
         assert!(worst <= 1e-4, "{model}: decode step vs parallel forward max |err| {worst:e}");
-        assert!(gpt.step(&mut cache, Some(codes[codes.len() - 1])).is_err(), "a full grid takes no more steps");
+        let e = gpt.step(&mut cache, Some(codes[codes.len() - 1])).unwrap_err().to_string();
+        assert!(e.contains("the grid is full"), "a full grid takes no more steps: {e}");
     }
 }
 
@@ -164,5 +165,6 @@ fn frame_conditioned_prior_matches_reference() {
     assert!(gpt.logits(&vec![0; gpt.config.positions()], None).unwrap_err().to_string().contains("conditioned on 1 frame"));
     let plain = load("gpt_full.safetensors", "vqvae_444.safetensors");
     let f = gpt.frame_features(&cond_frames()[0]).unwrap();
-    assert!(plain.logits_with(&vec![0; 128], None, Some(&f)).is_err());
+    let e = plain.logits_with(&vec![0; 128], None, Some(&f)).unwrap_err().to_string();
+    assert!(e.contains("this GPT is not frame-conditioned"), "{e}");
 }

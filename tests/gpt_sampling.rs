@@ -70,9 +70,13 @@ fn prefix_continuation_keeps_the_prefix_and_reports_progress() {
     assert_eq!(calls.len(), 256);
     assert_eq!(calls[0], (256, 257));
     assert_eq!(*calls.last().unwrap(), (511, 512));
-    assert!(gpt.sample(&SampleOptions { temperature: 0.0, ..Default::default() }, &[], |_, _| {}).is_err());
-    assert!(gpt.sample(&SampleOptions { top_k: Some(0), ..Default::default() }, &[], |_, _| {}).is_err());
-    assert!(gpt.sample(&SampleOptions::default(), &vec![0; 600], |_, _| {}).is_err());
+    let refused = |opts: SampleOptions, prefix: &[u32]| gpt.sample(&opts, prefix, |_, _| {}).unwrap_err().to_string();
+    let e = refused(SampleOptions { temperature: 0.0, ..Default::default() }, &[]);
+    assert!(e.contains("temperature must be positive, got 0"), "{e}");
+    let e = refused(SampleOptions { top_k: Some(0), ..Default::default() }, &[]);
+    assert!(e.contains("top-k must be at least 1"), "{e}");
+    let e = refused(SampleOptions::default(), &[0; 600]);
+    assert!(e.contains("a prefix of 600 tokens is longer than the grid (512)"), "{e}");
 }
 
 #[test]

@@ -61,7 +61,8 @@ fn gpu_sampling_is_deterministic_and_keeps_the_prefix() {
     // bad inputs are refused before any GPU work
     assert!(pollster::block_on(prior.logits_by_steps(&[48; 512], None, None)).unwrap_err().to_string().contains("token 48 is out of range"));
     assert!(pollster::block_on(prior.logits_by_steps(&[0; 512], Some(1), None)).unwrap_err().to_string().contains("unconditional"));
-    assert!(pollster::block_on(prior.sample(&SampleOptions { class: Some(0), ..opts.clone() }, &[], 0, |_, _| {})).is_err());
+    let e = pollster::block_on(prior.sample(&SampleOptions { class: Some(0), ..opts.clone() }, &[], 0, |_, _| {})).unwrap_err().to_string();
+    assert!(e.contains("this GPT is unconditional; it takes no class"), "{e}");
 
     // greedy decoding on the GPU follows the CPU's teacher-forced argmax
     let greedy = pollster::block_on(prior.sample(&SampleOptions { top_k: Some(1), ..opts }, &[], 0, |_, _| {})).unwrap();
@@ -114,9 +115,9 @@ fn frame_conditioned_decoding_on_the_gpu_matches_the_reference() {
     let b = pollster::block_on(prior.sample(&opts, &[], 0, |_, _| {})).unwrap();
     let same = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
     eprintln!("frame-conditioned samples, seed 3: CPU and GPU agree on the first {same} of {n} tokens");
-    // measured: all 128 the same; a uniform draw within float rounding of a boundary between two
-    // tokens (about 1e-6 a token) may part them, and everything after it then differs
-    assert!(same * 4 >= n * 3, "CPU and GPU frame-conditioned samples part after {same} of {n} tokens");
+    // measured: all 128 the same (a uniform draw within float rounding of a boundary between two
+    // tokens, about 1e-6 a token, would part them; at this seed none is)
+    assert_eq!(same, n, "CPU and GPU frame-conditioned samples part after {same} of {n} tokens");
     let err = pollster::block_on(prior.sample(&SampleOptions::default(), &[], 0, |_, _| {})).unwrap_err().to_string();
     assert!(err.contains("conditioned on 1 frame"), "{err}");
 }

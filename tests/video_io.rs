@@ -125,7 +125,8 @@ fn metrics_behave() {
     assert!(p > 27.0 && p < 29.0, "a uniform +10 shift is about 28 dB, got {p}");
     let s = videogpt::metrics::ssim(&a, &b).unwrap();
     assert!(s > 0.9 && s < 1.0, "{s}");
-    assert!(videogpt::metrics::psnr(&a, &a.slice(0, 1)).is_err());
+    let e = videogpt::metrics::psnr(&a, &a.slice(0, 1)).unwrap_err().to_string();
+    assert!(e.contains("cannot compare a ") && e.contains("with a 1×"), "{e}");
 }
 
 /// Our metrics against independent implementations on a real distortion (carphone's first 4

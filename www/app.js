@@ -130,7 +130,7 @@ function showReconstruction(r, source) {
     ['tokens', `${r.latent.join('×')} = ${r.tokens.length} tokens of ${m.tokenBits} bits = ${(bits / 8192).toFixed(2)} KiB`],
     ['token bit rate', `${(bits / seconds / 1000).toFixed(1)} kbit/s${source.fps ? '' : ' (at 30 fps)'}`],
     ['source file bit rate', source.sourceBitsPerSecond ? `${(source.sourceBitsPerSecond / 1000).toFixed(1)} kbit/s` : '—'],
-    ['PSNR', `${mean(r.psnr).toFixed(2)} dB mean`],
+    ['PSNR', `${mean(r.psnr).toFixed(2)} dB mean of the frames`],
     ['SSIM', `${mean(r.ssim).toFixed(4)} mean`],
     ['time', r.encodeMs === undefined
       ? `${r.totalMs.toFixed(0)} ms (encode and decode in one GPU submission)`
@@ -410,6 +410,7 @@ async function start() {
     model: bytes,
     modelId: first.id,
     device: app.noWebGpu ? 'cpu' : device,
+    testHooks: params.has('test-hooks'), // the browser tests' crashForTest; never set by the page
     onDeviceLost: () => status('The GPU device was lost; restarting the engine…'),
   });
   const s = app.session;
