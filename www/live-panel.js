@@ -126,7 +126,7 @@ export function setupLive({ app, $, job, status, showError, setButtons }) {
         previous = m;
         got.chunks++;
         got.bits += m.tokens.length * app.session.model.tokenBits;
-        got.frames = [...(got.frames ?? []).slice(-15), { seq: m.seq, frames: own.data.slice() }];
+        got.frames = [...(got.frames ?? []).slice(-15), { seq: m.seq, withContext: !!withContext, frames: own.data.slice() }];
         $('live-stats').textContent = `received ${got.chunks} chunks (${got.dropped} dropped) at ${(got.bits / (performance.now() - started)).toFixed(1)} kbit/s of tokens`;
       } finally {
         busyDecoding = false;

@@ -240,7 +240,7 @@ export class Session {
     let device = o.device ?? 'auto';
     this.softwareAdapter = device === 'auto' ? await softwareAdapter() : '';
     if (this.softwareAdapter) device = 'cpu';
-    const { backend, adapter } = await this.engine.call('create', { device });
+    const { backend, adapter } = await this.engine.call('create', { device, testHooks: !!o.testHooks });
     this.backend = backend;
     this.adapter = backend === 'webgpu' ? adapter : '';
     this.fallbackReason = backend !== 'cpu' || o.device === 'cpu' ? ''
@@ -380,9 +380,9 @@ export class Session {
  * preprocess exactly). `callTimeout`: ms a call may go without an answer or progress before it
  * fails with an EngineError and the engine restarts (default 10 minutes; 0: never).
  */
-export async function load({ model, prior, device = 'auto', sha256: modelSha, priorSha256, onProgress = () => {}, onDeviceLost, workerUrl, modelId, resolution, resize, callTimeout } = {}) {
+export async function load({ model, prior, device = 'auto', sha256: modelSha, priorSha256, onProgress = () => {}, onDeviceLost, workerUrl, modelId, resolution, resize, callTimeout, testHooks } = {}) {
   if (!model && !prior) throw inputError('load() needs a model or a prior');
-  const s = new Session({ device, onDeviceLost, workerUrl, resolution, resize, callTimeout, modelId: modelId ?? (typeof model === 'string' ? model.split('/').pop().replace(/\.safetensors$/, '') : undefined) });
+  const s = new Session({ device, onDeviceLost, workerUrl, resolution, resize, callTimeout, testHooks, modelId: modelId ?? (typeof model === 'string' ? model.split('/').pop().replace(/\.safetensors$/, '') : undefined) });
   if (model) s.modelBytes = await fetchModel(model, { sha256: modelSha, onProgress: (d, t) => onProgress('model', d, t) });
   if (prior) s.priorBytes = await fetchModel(prior, { sha256: priorSha256, onProgress: (d, t) => onProgress('prior', d, t) });
   onProgress('engine', 0, 1);

@@ -55,7 +55,7 @@ async function handle(id, op, args) {
     { name: 'FetchError' });
   }
   if (op === 'create') {
-    engine = await Engine.create(args.device);
+    engine = await Engine.create(args.device, !!args.testHooks);
     return { backend: engine.backend, adapter: engine.adapter };
   }
   if (!engine) throw Object.assign(new Error('the engine is not started'), { name: 'StateError' });

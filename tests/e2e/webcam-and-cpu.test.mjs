@@ -107,7 +107,11 @@ test('the resolution picker runs the same model at 128×128; its tokens match th
 test('a panic inside the wasm engine becomes an EngineError, the engine restarts, and the next request works', async () => {
   const browser = await launch({ webgpu: false });
   try {
-    const { page } = await open(browser);
+    // the crash hook is refused without ?test-hooks (the page never sets it)
+    const { page: plain } = await open(browser);
+    const refused = await plain.evaluate(() => app.session.call('crashForTest').then(() => 'answered', (e) => e.message));
+    assert.match(refused, /crashForTest is a test hook/);
+    const { page } = await open(browser, '?model=tiny-untrained&test-hooks');
     await page.click('#use-sample');
     assert.equal(await idle(page, 'result'), '');
     const r = await page.evaluate(async () => {
@@ -255,15 +259,16 @@ test('a second tab decodes the live token stream (BroadcastChannel): the tokens 
     await sender.click('#live');
     await receiver.waitForFunction(() => app.received.chunks >= 4, null, { timeout: 120_000 });
     const sent = await sender.evaluate(() => app.liveSent.map((c) => ({ seq: c.seq, frames: Array.from(c.frames) })));
-    const got = await receiver.evaluate(() => ({ ...app.received, frames: app.received.frames.map((c) => ({ seq: c.seq, frames: Array.from(c.frames) })) }));
+    const got = await receiver.evaluate(() => ({ ...app.received, frames: app.received.frames.map((c) => ({ seq: c.seq, withContext: c.withContext, frames: Array.from(c.frames) })) }));
     await sender.click('#live');
-    // the receiver decodes each chunk with the previous chunk's tokens as context; the sender
-    // decoded it with that chunk re-encoded in its own window, so the two can differ a little
-    const common = got.frames.filter((g) => sent.some((s) => s.seq === g.seq));
-    assert.ok(common.length >= 2, `${common.length} chunks seen on both sides`);
+    // the receiver decodes each chunk with the previous chunk's tokens as context, as the sender
+    // decoded it (the same codes; only the decoder's float sums may differ): measured 61 dB and
+    // above. A chunk whose predecessor was dropped is decoded without context and is not compared.
+    const common = got.frames.filter((g) => g.withContext && sent.some((s) => s.seq === g.seq));
+    assert.ok(common.length >= 2, `${common.length} chunks decoded with context seen on both sides`);
     const db = common.map((g) => psnr(sent.find((x) => x.seq === g.seq).frames, g.frames));
     t.diagnostic(`received ${got.chunks} chunks (${got.dropped} dropped), ${(got.bits / 1000).toFixed(1)} kbit in all; receiver vs sender ${db.map((d) => d.toFixed(1)).join(' ')} dB`);
-    assert.ok(db.every((d) => d > 20), `the receiver's frames are far from the sender's: ${db}`);
+    assert.ok(db.every((d) => d > 50), `the receiver's frames differ from the sender's: ${db} dB`);
     assert.match(await receiver.textContent('#live-stats'), /received \d+ chunks .* kbit\/s of tokens/);
   } finally {
     await browser.close();
