@@ -34,9 +34,12 @@ export function setupLive({ app, $, job, status, showError, setButtons }) {
           // the tokens alone travel to any other tab of this page on this machine (?receive)
           liveChannel().postMessage({ hash: app.session.model.hash, seq: c.seq, contextSeq: c.contextSeq, latent: c.latent, tokens: c.tokens });
           app.liveSent = [...(app.liveSent ?? []).slice(-15), { seq: c.seq, frames: c.output.data }];
-          // the last KEEP_SECONDS of chunks (at the camera's rate) for "Save the last 10 s"
+          // the chunks captured in the last KEEP_SECONDS, for "Save the last 10 s": by the clock,
+          // not by a count of chunks, so a slow engine (which drops most camera frames) keeps
+          // fewer chunks rather than a longer stretch of time; never more than the camera's rate allows
           const keep = Math.ceil((KEEP_SECONDS * (c.stats.fpsIn || 30)) / c.output.frames);
-          app.liveRecent = [...(app.liveRecent ?? []).slice(1 - keep), { input: c.input, output: c.output, fps: c.stats.fpsIn || 30 }];
+          const since = c.capturedAt - KEEP_SECONDS * 1000;
+          app.liveRecent = [...(app.liveRecent ?? []).filter((k) => k.at > since).slice(1 - keep), { input: c.input, output: c.output, fps: c.stats.fpsIn || 30, at: c.capturedAt }];
           $('live-save').disabled = false;
           drawFrame($('live-in'), c.input, c.input.frames - 1);
           drawFrame($('live-out'), c.output, c.output.frames - 1);

@@ -76,10 +76,11 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
   let recent = [], fresh = 0, lastChunk = null;
   const outTimes = [];
 
-  /** The last `stride` frames of a clip (the chunk itself, without its context). */
+  /** The last `stride` frames of a clip (the chunk itself, without its context), copied: a
+   *  view would keep the whole context window alive for as long as the caller keeps the chunk. */
   const tail = (c) => {
     const n = c.height * c.width * 3;
-    return { ...c, data: c.data.subarray((c.frames - stride) * n), frames: stride };
+    return { ...c, data: c.data.slice((c.frames - stride) * n), frames: stride };
   };
 
   /** Start a chunk if the engine is free and a chunk's worth of new frames is in. */
@@ -104,7 +105,7 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
       if (!running) return;
       const windows = clip.frames / stride;
       const r = { ...full, input: tail(full.input), output: tail(full.output), psnr: full.psnr.slice(-stride),
-        tokens: full.tokens.subarray(full.tokens.length - full.tokens.length / windows),
+        tokens: full.tokens.slice(full.tokens.length - full.tokens.length / windows),
         latent: [full.latent[0] / windows, full.latent[1], full.latent[2]],
         seq: ++seq, contextSeq };
       const now = performance.now();
@@ -118,7 +119,7 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
       const psnr = r.psnr.reduce((a, b) => a + b, 0) / r.psnr.length;
       stats.psnr.push(psnr);
       if (stats.psnr.length > 120) stats.psnr.shift();
-      onChunk({ ...r, psnr, latencyMs: stats.latencyMs, stats });
+      onChunk({ ...r, psnr, capturedAt, latencyMs: stats.latencyMs, stats });
       maybeStart();
     }, (e) => { busy = false; stop(); onError(e); });
   };

@@ -163,3 +163,14 @@ export function differing(a, b) {
   for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) n++;
   return n;
 }
+
+/** The page's JavaScript memory after a full garbage collection, precisely (DevTools protocol:
+ *  the V8 heap plus ArrayBuffer backing stores, where typed arrays keep frames). The page's
+ *  `performance.memory` is bucketed and cached by Chromium, so two of its samples can differ by
+ *  tens of MB with nothing kept. */
+export async function heapBytes(page) {
+  const cdp = (page.__cdp ??= await page.context().newCDPSession(page));
+  await cdp.send('HeapProfiler.collectGarbage');
+  const u = await cdp.send('Runtime.getHeapUsage');
+  return u.usedSize + (u.backingStorageSize ?? 0);
+}
