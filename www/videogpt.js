@@ -354,6 +354,12 @@ export class Session {
     return this.call('gpuStats', { reset });
   }
 
+  /** What the engine's Worker holds: `{ wasmBytes, jsHeapBytes }` (the wasm linear memory, and
+   *  the Worker's JS heap after a GC where the browser reports it, else null); for soak tests. */
+  memory() {
+    return this.call('memory');
+  }
+
   /** Live mode (www/live.js): reconstruct `source` (a MediaStreamTrack, or an async iterator of
    *  `{ frame, width, height, close }`) chunk by chunk; `{ onChunk, onError, context }`. Returns
    *  `{ stats, stop(), done }`; frames the engine cannot keep up with are dropped and counted. */

@@ -34,7 +34,9 @@ function crashed(e) {
 }
 self.addEventListener('error', (ev) => { ev.preventDefault(); crashed(ev.error ?? ev.message); });
 self.addEventListener('unhandledrejection', (ev) => { ev.preventDefault(); crashed(ev.reason); });
-let queue = init().catch((e) => { initError = e; });
+// the wasm module's exports (its linear memory, for `memory` requests)
+let wasm = null;
+let queue = init().then((exports) => { wasm = exports; }, (e) => { initError = e; });
 
 const typed = (x) => ArrayBuffer.isView(x) ? [x.buffer] : [];
 
@@ -71,6 +73,11 @@ async function handle(id, op, args) {
     case 'sample':
       return engine.sample(args.options, (done, total, grid) => self.postMessage({ id, progress: { done, total, grid } }, [grid.buffer]));
     case 'gpuStats': return engine.gpuStats(!!args.reset);
+    // what the Worker holds: the wasm linear memory (it only grows) and, where the browser tells,
+    // the Worker's JS heap after a collection (Chromium with --js-flags=--expose-gc)
+    case 'memory':
+      self.gc?.();
+      return { wasmBytes: wasm?.memory?.buffer.byteLength ?? 0, jsHeapBytes: self.performance?.memory?.usedJSHeapSize ?? null };
     case 'loseDevice': return engine.loseDevice();
     case 'crashForTest': return engine.crashForTest();
     default: throw new Error(`unknown request ${op}`);
