@@ -65,6 +65,7 @@ fn run_gpu_stats(quick: bool) -> Result<()> {
     let clip = Video::concat(&[clip.clone(), clip])?;
     let model = std::fs::read(root.join("models/natural-64.safetensors"))?;
     for (frames, res) in [(4, 64), (16, 64), (4, 128)] {
+        eprintln!("gpu-stats: a {frames}×{res}×{res} chunk of natural-64, twice…");
         let t = Tokenizer::load(&g, &model, "")?.with_resolution(Some(res))?;
         let part = clip.slice(0, frames);
         let mut stats = Default::default();
@@ -84,6 +85,7 @@ fn run_gpu_stats(quick: bool) -> Result<()> {
     let priors = [("token, mmnist-prior (144 wide, 4 layers)", &mmnist), ("token, 576-wide prior (8 layers)", &wide)];
     // --quick: the shipped prior only (the 576-wide one takes minutes on a software adapter)
     for (name, gpt) in &priors[..if quick { 1 } else { 2 }] {
+        eprintln!("gpu-stats: sampling with the {name}…");
         let prior = videogpt::gpu::GpuPrior::new(&g, gpt)?;
         let n = gpt.config.positions() as f64;
         let mut stats = Default::default();
@@ -97,6 +99,7 @@ fn run_gpu_stats(quick: bool) -> Result<()> {
     if g.has_timestamps() {
         // per dispatch of one steady-state chunk: GPU time from the pass's timestamps
         for res in [64, 128] {
+            eprintln!("gpu-stats: timing every dispatch of a 4×{res}×{res} chunk…");
             let t = Tokenizer::load(&g, &model, "")?.with_resolution(Some(res))?;
             let part = clip.slice(0, 4);
             let x = t.preprocess(&g, &part, 0..4)?;

@@ -250,9 +250,27 @@ enum Command {
     },
 }
 
+/// Mesa's Vulkan loader (lavapipe, and drivers on headless machines) prints "error:
+/// XDG_RUNTIME_DIR is invalid or not set in the environment." when the variable is missing, which
+/// a user reads as our error; compute needs no display, so a session without one gets a private
+/// folder for it.
+fn quiet_vulkan_loader() {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join("videogpt-runtime");
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        if dir.is_dir() {
+            // single-threaded here: nothing else reads the environment yet
+            std::env::set_var("XDG_RUNTIME_DIR", &dir);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     use commands::*;
     use prior::*;
+    quiet_vulkan_loader();
     let cli = Cli::parse();
     // a misspelt or unsupported kernel must not silently fall back to the default one
     if let Err(e) = videogpt::cpu::Microkernel::from_env() {
