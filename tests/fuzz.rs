@@ -5,7 +5,7 @@
 //! the first check; a crash found here becomes a case in tests/bad_inputs.rs.
 //!
 //! `VIDEOGPT_FUZZ_ITERS` sets the executions per target (default 2,000 in CI; docs/reliability.md
-//! reports a run with 200,000). Each target prints its count and how many inputs it accepted.
+//! reports a run with 50,000). Each target prints its count and how many inputs it accepted.
 
 mod common;
 

@@ -107,7 +107,8 @@ fn natural_64_reconstructs_the_bundled_film() {
 
 #[test]
 fn mmnist_reconstructs_a_held_out_moving_mnist_clip() {
-    // test clip 0 of train/mmnist.py (t10k digits, never trained on): mmnist measured 22.04 dB /
+    // test clip 0 of train/mmnist.py (t10k digits, never trained on; `python3 train/mmnist.py --out
+    // train/out/mmnist.npz --fixture tests/fixtures/mmnist_test0.npy` remakes it): mmnist measured 22.04 dB /
     // 0.911 (21.30 / 0.906 before its second run); natural-64, not trained on digits, gets 19.1 dB /
     // 0.49 and the untrained tiny model 3.9 dB
     let clip = root().join("tests/fixtures/mmnist_test0.npy");

