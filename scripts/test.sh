@@ -37,6 +37,15 @@ for kernel in avx2 portable; do
   fi
 done
 
+# the training scripts' own tests (train/tests/, pytest: two torchrun processes against one). They
+# need PyTorch, which this script does not install (gigabytes): where it is missing they are
+# skipped, and the output says so
+if python3 -c "import torch, pytest, safetensors" 2>/dev/null; then
+  python3 -m pytest -q train/tests/
+else
+  echo "SKIPPED: train/tests/ (pytest): PyTorch, pytest or safetensors is not installed (pip install torch numpy pytest safetensors)"
+fi
+
 # the code stays formatted and clippy-clean, native and wasm
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy

@@ -11,12 +11,21 @@ def add_run_arguments(ap, steps, steps_help):
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--save-every", type=int, default=500)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                    help="auto: a CUDA GPU when there is one, else the CPU")
 
 
 def device_for(args):
-    """A CUDA GPU when there is one, else the CPU; and the hardware's name for the model card."""
+    """The device to train on (under torchrun on GPUs, this process's own GPU), and the hardware's
+    name for the model card."""
+    import os
     if args.threads:
         torch.set_num_threads(args.threads)
-    if torch.cuda.is_available():
-        return torch.device("cuda"), torch.cuda.get_device_name(0)
-    return torch.device("cpu"), f"CPU ({torch.get_num_threads()} threads)"
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: PyTorch sees no CUDA GPU here")
+    if args.device != "cpu" and torch.cuda.is_available():
+        index = int(os.environ.get("LOCAL_RANK", "0"))
+        return torch.device("cuda", index), f"{world} × {torch.cuda.get_device_name(index)}" if world > 1 else torch.cuda.get_device_name(index)
+    cpu = f"CPU ({torch.get_num_threads()} threads)"
+    return torch.device("cpu"), f"{world} processes × {cpu}" if world > 1 else cpu

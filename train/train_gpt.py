@@ -21,9 +21,23 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
+from dist import Ranks  # noqa: E402
 from runs import add_run_arguments, device_for  # noqa: E402
 from videogpt_ref import load_vqvae  # noqa: E402
 from videogpt_ref.gpt import GPTArgs, VideoGPT, save_gpt  # noqa: E402
+
+
+class NextTokenLoss(torch.nn.Module):
+    """The training objective as a module's forward, which DistributedDataParallel wraps (it syncs
+    gradients for what runs inside forward): cross-entropy of every position, mean over the batch."""
+
+    def __init__(self, gpt):
+        super().__init__()
+        self.gpt = gpt
+
+    def forward(self, x):
+        logits = self.gpt.logits(x)
+        return F.cross_entropy(logits.transpose(1, 2), x.view(x.shape[0], -1))
 
 
 @torch.no_grad()
@@ -52,19 +66,22 @@ def main():
     add_run_arguments(ap, 100_000, "length of the cosine schedule, and the most steps")
     args = ap.parse_args()
     device, hardware = device_for(args)
+    ranks = Ranks(device)
+    say = print if ranks.main else (lambda *a, **k: None)  # one process prints, logs and writes
     torch.manual_seed(args.seed)
 
     vq = load_vqvae(args.vqvae).to(device)
     data = np.load(args.data)
-    args.out.mkdir(parents=True, exist_ok=True)
     codes_path = args.out / "codes.pt"
-    if codes_path.exists():
-        codes, test_codes = torch.load(codes_path)
-    else:
-        t0 = time.time()
-        codes, test_codes = encode_all(vq, data["clips"], device), encode_all(vq, data["test"], device)
-        torch.save((codes, test_codes), codes_path)
-        print(f"encoded {len(codes)} + {len(test_codes)} clips in {time.time() - t0:.0f}s", flush=True)
+    if ranks.main:  # one process encodes the clips; the others read its file
+        args.out.mkdir(parents=True, exist_ok=True)
+        if not codes_path.exists():
+            t0 = time.time()
+            codes, test_codes = encode_all(vq, data["clips"], device), encode_all(vq, data["test"], device)
+            torch.save((codes, test_codes), codes_path)
+            print(f"encoded {len(codes)} + {len(test_codes)} clips in {time.time() - t0:.0f}s", flush=True)
+    ranks.barrier()
+    codes, test_codes = torch.load(codes_path)
 
     gargs = GPTArgs(hidden_dim=args.hidden_dim, heads=args.heads, layers=args.layers, attn_type=args.attn_type)
     model = VideoGPT(gargs, vq).to(device)
@@ -89,12 +106,13 @@ def main():
         step, trained_s = ck["step"], ck["trained_s"]
         # the log may run past the checkpoint (rows logged after its save): keep the checkpoint's
         log_path = args.out / "log.jsonl"
-        if log_path.exists():
+        if log_path.exists() and ranks.main:
             rows = [r for r in log_path.read_text().splitlines() if r and json.loads(r)["step"] <= step]
             log_path.write_text("".join(r + "\n" for r in rows))
-        print(f"resumed from step {step}", flush=True)
+        say(f"resumed from step {step}", flush=True)
     n_params = sum(p.numel() for p in params)
-    print(f"{n_params / 1e6:.2f} M parameters, {len(codes)} clips of {tuple(codes.shape[1:])} tokens, on {hardware}", flush=True)
+    trainer = ranks.wrap(NextTokenLoss(model))  # DDP when there are several processes
+    say(f"{n_params / 1e6:.2f} M parameters, {len(codes)} clips of {tuple(codes.shape[1:])} tokens, on {hardware}", flush=True)
 
     @torch.no_grad()
     def test_bits():
@@ -104,13 +122,15 @@ def main():
         return bits.mean().item()
 
     def save(test):
+        if not ranks.main:
+            return
         torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), step=step, trained_s=trained_s), ckpt_path)
         save_gpt(model, args.out / "model.safetensors")
         (args.out / "train.json").write_text(json.dumps(dict(step=step, minutes=trained_s / 60, hardware=hardware, parameters=n_params,
                                                              test_bits_per_token=test, args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}), indent=2))
 
     rng = np.random.default_rng(args.seed + step)
-    if step == 0:
+    if step == 0 and ranks.main:
         t = test_bits()
         print(f"start: test {t:.3f} bits/token", flush=True)
         with open(args.out / "log.jsonl", "a") as f:
@@ -118,10 +138,14 @@ def main():
     model.train()
     started = run_started = time.time()  # `started` restarts at each save; the budget does not
     acc, n_acc = 0.0, 0
-    while step < args.steps and (args.minutes is None or time.time() - run_started < args.minutes * 60):
-        x = codes[torch.from_numpy(rng.integers(0, len(codes), args.batch))].to(device)
-        logits = model.logits(x)
-        loss = F.cross_entropy(logits.transpose(1, 2), x.view(x.shape[0], -1))
+    while step < args.steps:
+        # rank 0's clock decides when every rank stops
+        _, out_of_time = ranks.decide(0.0, args.minutes is not None and time.time() - run_started >= args.minutes * 60)
+        if out_of_time:
+            break
+        # the global batch, drawn alike on every rank; this rank's share of it
+        x = ranks.share(codes[torch.from_numpy(rng.integers(0, len(codes), args.batch))]).to(device)
+        loss = trainer(x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -129,7 +153,7 @@ def main():
         sched.step()
         step += 1
         acc, n_acc = acc + loss.item() / math.log(2), n_acc + 1
-        if step % args.log_every == 0:
+        if step % args.log_every == 0 and ranks.main:  # rank 0's share of the batch
             elapsed = trained_s + time.time() - started
             print(f"step {step}  train {acc / n_acc:.3f} bits/token  lr {sched.get_last_lr()[0]:.2e}  {elapsed / 60:.1f} min", flush=True)
             with open(args.out / "log.jsonl", "a") as f:
@@ -139,15 +163,18 @@ def main():
         if step % args.save_every == 0:
             trained_s += time.time() - started
             started = time.time()
-            t = test_bits()
-            print(f"step {step}: test {t:.3f} bits/token", flush=True)
-            with open(args.out / "log.jsonl", "a") as f:
-                f.write(json.dumps(dict(step=step, minutes=round(trained_s / 60, 2), test_bits=round(t, 4))) + "\n")
-            save(t)
+            if ranks.main:
+                t = test_bits()
+                print(f"step {step}: test {t:.3f} bits/token", flush=True)
+                with open(args.out / "log.jsonl", "a") as f:
+                    f.write(json.dumps(dict(step=step, minutes=round(trained_s / 60, 2), test_bits=round(t, 4))) + "\n")
+                save(t)
     trained_s += time.time() - started
-    t = test_bits()
+    t = test_bits() if ranks.main else float("nan")
     save(t)
-    print(f"stopped at step {step}: test {t:.3f} bits/token; wrote {args.out / 'model.safetensors'}", flush=True)
+    ranks.barrier()
+    ranks.close()
+    say(f"stopped at step {step}: test {t:.3f} bits/token; wrote {args.out / 'model.safetensors'}", flush=True)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from dist import Ranks, globalise_batchnorm  # noqa: E402
 from runs import add_run_arguments, device_for  # noqa: E402
 from videogpt_ref.vqvae import VQVAE, VQVAEArgs, save_vqvae  # noqa: E402
 
@@ -93,7 +94,9 @@ def main():
     ap.add_argument("--sources", type=Path, help="v2: natural.py's decoded sources, sampled on the fly")
     ap.add_argument("--exclude", nargs="*", default=[], help="v1: leave out the clips of these sources (pilots)")
     ap.add_argument("--init", type=Path, help="warm start from these weights (a fresh optimiser)")
-    ap.add_argument("--optim", choices=["adam", "adamw"], default="adam")
+    ap.add_argument("--optim", choices=["adam", "adamw", "sgd"], default="adam",
+                    help="sgd (momentum 0.9) is for train/tests/test_ddp.py: Adam turns float-order noise in "
+                         "a near-zero gradient into a full-size step, so runs can only be compared under SGD")
     ap.add_argument("--warmup", type=int, default=0, help="linear warmup steps at the start of this run")
     ap.add_argument("--cooldown", type=float, default=0.0, help="fraction of this run that decays the lr to 0")
     ap.add_argument("--clip-grad", type=float, default=None)
@@ -114,6 +117,8 @@ def main():
     add_run_arguments(ap, 200_000, "stop after this many steps in all")
     args = ap.parse_args()
     device, hardware = device_for(args)
+    ranks = Ranks(device)
+    say = print if ranks.main else (lambda *a, **k: None)  # one process prints, logs and writes
 
     import natural
     sources = natural.Sources(args.sources) if args.sources else None
@@ -149,6 +154,9 @@ def main():
                       resolution=res, sequence_length=t)
     torch.manual_seed(args.seed)
     model = VQVAE(margs).to(device)
+    if ranks.distributed:
+        globalise_batchnorm(model)
+        model.codebook.ranks = ranks
     if args.init:
         crop = args.crop or res
         warm_start(model, args.init, args.batch * (t // margs.downsample[0]) * (crop // margs.downsample[1]) ** 2)
@@ -157,10 +165,14 @@ def main():
         rest = [p for p in model.parameters() if p.dim() < 2]
         opt = torch.optim.AdamW([dict(params=decay, weight_decay=0.01), dict(params=rest, weight_decay=0.0)],
                                 lr=args.lr, betas=(0.9, 0.99))
+    elif args.optim == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
     else:
         opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999))
     rng = np.random.default_rng(args.seed)
-    args.out.mkdir(parents=True, exist_ok=True)
+    if ranks.main:
+        args.out.mkdir(parents=True, exist_ok=True)
+    ranks.barrier()
     ckpt_path, log_path = args.out / "checkpoint.pt", args.out / "log.jsonl"
     step, trained_s, history = 0, 0.0, []
     if ckpt_path.exists():
@@ -174,15 +186,19 @@ def main():
         rng = np.random.default_rng(args.seed + step)
         torch.manual_seed(args.seed + step)
         # the log may run past the checkpoint (rows logged after its save): keep the checkpoint's
-        log_path.write_text("".join(json.dumps(row) + "\n" for row in history))
-        print(f"resumed from step {step} ({trained_s / 60:.1f} min trained)", flush=True)
+        if ranks.main:
+            log_path.write_text("".join(json.dumps(row) + "\n" for row in history))
+        say(f"resumed from step {step} ({trained_s / 60:.1f} min trained)", flush=True)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{n_params / 1e6:.2f} M parameters, {n_data} for {t}×{res}×{res} clips, on {hardware}", flush=True)
+    trainer = ranks.wrap(model)  # DDP when there are several processes; `model` stays the one saved
+    say(f"{n_params / 1e6:.2f} M parameters, {n_data} for {t}×{res}×{res} clips, on {hardware}", flush=True)
     start_step, stable_saved = step, False
 
     plain_args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
 
     def save():
+        if not ranks.main:
+            return
         torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, trained_s=trained_s, history=history,
                         hardware=hardware, args=plain_args), ckpt_path)
         save_vqvae(model, args.out / "model.safetensors")
@@ -202,24 +218,28 @@ def main():
     def evaluate():
         return dict(val_psnr=round(natural.frame_psnr(model, val), 3), test_psnr=round(natural.frame_psnr(model, test), 3))
 
-    if args.eval_every and step == start_step:
+    if args.eval_every and step == start_step and ranks.main:
         row = dict(step=step, minutes=round(trained_s / 60, 2), **evaluate())
         print(f"start: validation {row['val_psnr']:.2f} dB  test {row['test_psnr']:.2f} dB", flush=True)
         history.append(row)
     started = run_started = time.time()  # `started` restarts at each save; the budget does not
     acc = dict(loss=0.0, psnr=0.0, perplexity=0.0, n=0)
     window_started = time.time()
-    while step < args.steps and (args.minutes is None or time.time() - run_started < args.minutes * 60):
-        frac = progress()
+    while step < args.steps:
+        # rank 0's clock decides for everyone: the schedule and the stop must agree across ranks
+        frac, out_of_time = ranks.decide(progress(), args.minutes is not None and time.time() - run_started >= args.minutes * 60)
+        if out_of_time:
+            break
         if args.cooldown and frac > 1 - args.cooldown and not stable_saved:
-            save_vqvae(model, args.out / "stable.safetensors")  # before the decay: the next run starts here
+            if ranks.main:
+                save_vqvae(model, args.out / "stable.safetensors")  # before the decay: the next run starts here
             stable_saved = True
         lr = lr_at(args, step, start_step, frac)
         for group in opt.param_groups:
             group["lr"] = lr
         model.codebook.frozen = step - start_step < args.freeze_codebook
-        x = next(stream).to(device)
-        recon_loss, x_recon, vq = model(x)
+        x = ranks.share(next(stream)).to(device)  # the global batch's share of this rank
+        recon_loss, x_recon, vq = trainer(x)
         loss = recon_loss + vq["commitment_loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -231,11 +251,12 @@ def main():
         acc["psnr"] += psnr(x_recon.detach().clamp(-0.5, 0.5), x)
         acc["perplexity"] += vq["perplexity"].item()
         acc["n"] += 1
-        if step % args.log_every == 0:
+        if step % args.log_every == 0 and ranks.main:  # rank 0's share of the batch
             n = acc.pop("n")
             used = int((model.codebook.N >= 1).sum().item())
             elapsed = trained_s + time.time() - started
             row = dict(step=step, minutes=round(elapsed / 60, 2), **{k: round(v / n, 4) for k, v in acc.items()}, codes_used=used,
+                       codes_restarted=model.codebook.restarted,
                        lr=lr, clips_per_s=round(n * args.batch / max(1e-9, time.time() - window_started), 2),
                        threads=torch.get_num_threads(), loadavg=round(__import__("os").getloadavg()[0], 2))
             if args.eval_every and step % args.eval_every == 0:
@@ -254,11 +275,13 @@ def main():
             started = time.time()
             save()
     trained_s += time.time() - started
-    if args.eval_every:
+    if args.eval_every and ranks.main:
         history.append(dict(step=step, minutes=round(trained_s / 60, 2), final=True, **evaluate()))
         print(f"end: validation {history[-1]['val_psnr']:.2f} dB  test {history[-1]['test_psnr']:.2f} dB", flush=True)
     save()
-    print(f"stopped at step {step}; wrote {args.out / 'model.safetensors'}", flush=True)
+    say(f"stopped at step {step}; wrote {args.out / 'model.safetensors'}", flush=True)
+    ranks.barrier()
+    ranks.close()
 
 
 if __name__ == "__main__":

@@ -194,6 +194,10 @@ class Codebook(nn.Module):
         self.n_codes, self.embedding_dim = n_codes, embedding_dim
         self._need_init = True
         self.frozen = False  # training only: no EMA update nor restart (a warm start's first steps)
+        # training across processes (train/dist.py: Ranks): sums the code counts and sums over the
+        # ranks, gathers every rank's vectors for restarts and broadcasts rank 0's pick
+        self.ranks = None
+        self.restarted = 0  # codes restarted so far (training), for the logs
 
     def _tile(self, x):
         n, d = x.shape
@@ -207,6 +211,8 @@ class Codebook(nn.Module):
         self._need_init = False
         y = self._tile(flat)
         k = y[torch.randperm(y.shape[0], device=y.device)][: self.n_codes]
+        if self.ranks:
+            self.ranks.broadcast_(k)
         self.embeddings.data.copy_(k)
         self.z_avg.data.copy_(k)
         self.N.data.copy_(torch.ones(self.n_codes, device=flat.device))
@@ -219,7 +225,7 @@ class Codebook(nn.Module):
     def forward(self, z):
         flat = z.movedim(1, -1).reshape(-1, self.embedding_dim)
         if self._need_init and self.training:
-            self._init_embeddings(flat)
+            self._init_embeddings(self.ranks.gather(flat) if self.ranks else flat)
         idx = torch.argmin(self.distances(flat), dim=1)
         one_hot = F.one_hot(idx, self.n_codes).type_as(flat)
         idx = idx.view(z.shape[0], *z.shape[2:])
@@ -229,15 +235,22 @@ class Codebook(nn.Module):
         if self.training and not self.frozen:  # EMA update and dead-code restarts (spec §1.8)
             n_total = one_hot.sum(dim=0)
             z_sum = flat.t() @ one_hot
+            if self.ranks:  # every rank updates with the global batch's counts and sums
+                self.ranks.sum_(n_total)
+                self.ranks.sum_(z_sum)
             self.N.data.mul_(0.99).add_(n_total, alpha=0.01)
             self.z_avg.data.mul_(0.99).add_(z_sum.t(), alpha=0.01)
             n = self.N.sum()
             weights = (self.N + 1e-7) / (n + self.n_codes * 1e-7) * n
             self.embeddings.data.copy_(self.z_avg / weights.unsqueeze(1))
-            y = self._tile(flat)
-            rand = y[torch.randperm(y.shape[0], device=y.device)][: self.n_codes]
             usage = (self.N.view(self.n_codes, 1) >= 1).float()
-            self.embeddings.data.mul_(usage).add_(rand * (1 - usage))
+            if (usage < 1).any():  # restart the dead codes at random encoder outputs
+                self.restarted += int((usage < 1).sum().item())
+                y = self._tile(self.ranks.gather(flat) if self.ranks else flat)
+                rand = y[torch.randperm(y.shape[0], device=y.device)][: self.n_codes]
+                if self.ranks:
+                    self.ranks.broadcast_(rand)
+                self.embeddings.data.mul_(usage).add_(rand * (1 - usage))
 
         e_st = (e - z).detach() + z
         p = one_hot.mean(dim=0)
