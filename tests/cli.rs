@@ -590,3 +590,65 @@ fn streamed_reconstruction_is_each_chunk_with_its_context() {
     assert!(piped.status.success());
     assert_eq!(piped.stdout, std::fs::read(&streamed).unwrap());
 }
+
+#[test]
+fn encode_splits_a_folder_into_shards_that_cover_every_clip_once() {
+    // five clips in a folder tree (one in a subfolder, one that is no video) and a list file
+    let dir = tmp("dataset");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("more")).unwrap();
+    let clip = videogpt::video::io::read_video(&fixture("carphone_8f.npy")).unwrap();
+    let names = ["a.npy", "b.npy", "more/c.npy", "d.npy"];
+    for (i, name) in names.iter().enumerate() {
+        let part = videogpt::video::Video::concat(&[clip.slice(i, 8 - i), clip.slice(0, i)]).unwrap();
+        videogpt::video::io::write_video(&dir.join(name), &part).unwrap();
+    }
+    std::fs::write(dir.join("broken.npy"), b"not a video").unwrap();
+    std::fs::write(dir.join("notes.md"), b"not listed: not a video extension").unwrap();
+    let model = fixture("vqvae_444.safetensors");
+    let out = tmp("dataset-tokens");
+    let _ = std::fs::remove_dir_all(&out);
+    let mut seen = std::collections::BTreeMap::new();
+    for shard in ["0/2", "1/2"] {
+        let (ok, stdout, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&dir), "--output", s(&out), "--shard", shard]);
+        // the broken clip fails its shard (exit 1, named), after the others are written
+        let has_broken = err.contains("broken.npy");
+        assert_eq!(ok, !has_broken, "shard {shard}: {err}");
+        assert!(stdout.contains(&format!("shard {shard}: encoded ")) && stdout.contains("clips/s"), "{stdout}");
+        let manifest = std::fs::read_to_string(out.join(format!("manifest-{}-of-2.jsonl", &shard[..1]))).unwrap();
+        for line in manifest.lines() {
+            let row: serde_json::Value = serde_json::from_str(line).unwrap();
+            let input = row["input"].as_str().unwrap().to_string();
+            assert!(seen.insert(input.clone(), row.clone()).is_none(), "{input} is in both shards");
+        }
+    }
+    // every clip once, in one shard or the other; the broken one with its error
+    let inputs: Vec<String> = seen.keys().map(|k| k.rsplit("dataset/").next().unwrap().to_string()).collect();
+    assert_eq!(inputs, ["a.npy", "b.npy", "broken.npy", "d.npy", "more/c.npy"]);
+    assert!(seen.values().any(|r| r["error"].as_str().is_some_and(|e| e.contains("npy"))));
+    // each token file holds what `videogpt encode` gives that clip alone
+    for (input, row) in seen.iter().filter(|(_, r)| r.get("tokens").is_some()) {
+        let single = tmp("dataset-single.npy");
+        let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", input, "--output", s(&single)]);
+        assert!(ok, "{err}");
+        let file = out.join(row["tokens"].as_str().unwrap());
+        assert_eq!(read_i32_npy(&file), read_i32_npy(&single), "{input}");
+        assert_eq!(row["shape"], serde_json::json!([1, 2, 8, 8]));
+    }
+    // a second run of a shard resumes: nothing encoded again
+    let (_, stdout, _) = videogpt(&["encode", "--model", s(&model), "--input", s(&dir), "--output", s(&out), "--shard", "0/2"]);
+    assert!(stdout.contains("encoded 0 clips") && stdout.contains("already done"), "{stdout}");
+    // a list file names clips relative to itself
+    std::fs::write(dir.join("list.txt"), "a.npy\nmore/c.npy\n").unwrap();
+    let listed = tmp("dataset-list-tokens");
+    let _ = std::fs::remove_dir_all(&listed);
+    let (ok, stdout, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&dir.join("list.txt")), "--output", s(&listed)]);
+    assert!(ok && stdout.contains("encoded 2 clips"), "{stdout} {err}");
+    // bad shards and a shard of one clip are refused
+    for (shard, want) in [("2/2", "must be below the number of shards"), ("1", "is not i/n"), ("a/2", "is not a number")] {
+        let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&dir), "--output", s(&out), "--shard", shard]);
+        assert!(!ok && err.contains(want), "{shard}: {err}");
+    }
+    let (ok, _, err) = videogpt(&["encode", "--model", s(&model), "--input", s(&dir.join("a.npy")), "--output", s(&tmp("x.npy")), "--shard", "0/2"]);
+    assert!(!ok && err.contains("--shard splits a dataset"), "{err}");
+}

@@ -7,6 +7,14 @@ cross-entropy over every position), on a CUDA GPU when there is one and on the C
 The clips are encoded once by the frozen VQ-VAE; `--out` gets `checkpoint.pt` (resumable) and
 `model.safetensors`: the GPT with its VQ-VAE under `vqvae.`, VideoGPT's own layout, which
 `videogpt sample` and the web page load. Test bits per token are logged on the data's `test` clips.
+
+A dataset tokenized by the engine (any number of machines, `videogpt encode --shard i/n`) trains
+without encoding anything here:
+
+    videogpt encode --model M.safetensors --input videos/ --output tokens/ --shard 0/2   # and 1/2
+    python3 train/train_gpt.py --tokens tokens/ --vqvae M.safetensors --out train/out/prior ...
+
+Under `torchrun --nproc_per_node N` the same command trains on N processes (train/dist.py).
 """
 
 import argparse
@@ -40,6 +48,36 @@ class NextTokenLoss(torch.nn.Module):
         return F.cross_entropy(logits.transpose(1, 2), x.view(x.shape[0], -1))
 
 
+def read_token_folders(folders, latent_shape):
+    """Every window of every clip the manifests in `folders` list (`videogpt encode` over a dataset,
+    any number of shards), as one N×T'×H'×W' tensor; windows of another grid (a clip shorter than
+    one window) and clips that failed to encode are left out, and counted."""
+    import json
+    windows, other, failed = [], 0, 0
+    for folder in folders:
+        manifests = sorted(Path(folder).glob("manifest*.jsonl"))
+        if not manifests:
+            raise SystemExit(f"{folder} has no manifest*.jsonl: make it with `videogpt encode --input FOLDER --output {folder}`")
+        for manifest in manifests:
+            for line in manifest.read_text().splitlines():
+                row = json.loads(line)
+                if "tokens" not in row:
+                    failed += 1
+                    continue
+                t = np.load(Path(folder) / row["tokens"])
+                if t.ndim == 3:  # one window is written T'×H'×W'
+                    t = t[None]
+                if tuple(t.shape[1:]) != tuple(latent_shape):
+                    other += t.shape[0]
+                    continue
+                windows.append(torch.from_numpy(t.astype(np.int64)))
+    if not windows:
+        raise SystemExit(f"no token windows of {tuple(latent_shape)} in {', '.join(map(str, folders))}")
+    if other or failed:
+        print(f"left out {other} windows of another grid and {failed} clips that failed to encode", flush=True)
+    return torch.cat(windows)
+
+
 @torch.no_grad()
 def encode_all(vq, clips, device, batch=32):
     out = []
@@ -54,7 +92,11 @@ def encode_all(vq, clips, device, batch=32):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--data", type=Path, help="clips (.npz with `clips` and `test`) that the --vqvae encodes here")
+    ap.add_argument("--tokens", type=Path, nargs="*", help="instead of --data: folders of token files from "
+                    "`videogpt encode --input FOLDER --output DIR [--shard i/n]` (every manifest*.jsonl in them)")
+    ap.add_argument("--test-tokens", type=Path, nargs="*", help="with --tokens: the test windows' folders "
+                    "(default: the last 5 %% of the --tokens windows, held out)")
     ap.add_argument("--vqvae", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--hidden-dim", type=int, default=576)
@@ -71,11 +113,22 @@ def main():
     torch.manual_seed(args.seed)
 
     vq = load_vqvae(args.vqvae).to(device)
-    data = np.load(args.data)
+    if bool(args.data) == bool(args.tokens):
+        raise SystemExit("give the clips as --data FILE.npz or their tokens as --tokens FOLDER ...")
     codes_path = args.out / "codes.pt"
-    if ranks.main:  # one process encodes the clips; the others read its file
+    if ranks.main:  # one process encodes the clips (or reads the token files); the others read its file
         args.out.mkdir(parents=True, exist_ok=True)
-        if not codes_path.exists():
+        if args.tokens and not codes_path.exists():
+            codes = read_token_folders(args.tokens, vq.latent_shape)
+            if args.test_tokens:
+                test_codes = read_token_folders(args.test_tokens, vq.latent_shape)
+            else:
+                n_test = max(1, len(codes) // 20)
+                codes, test_codes = codes[:-n_test], codes[-n_test:]
+            torch.save((codes, test_codes), codes_path)
+            print(f"read {len(codes)} + {len(test_codes)} token windows", flush=True)
+        elif not codes_path.exists():
+            data = np.load(args.data)
             t0 = time.time()
             codes, test_codes = encode_all(vq, data["clips"], device), encode_all(vq, data["test"], device)
             torch.save((codes, test_codes), codes_path)
@@ -127,7 +180,7 @@ def main():
         torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), step=step, trained_s=trained_s), ckpt_path)
         save_gpt(model, args.out / "model.safetensors")
         (args.out / "train.json").write_text(json.dumps(dict(step=step, minutes=trained_s / 60, hardware=hardware, parameters=n_params,
-                                                             test_bits_per_token=test, args={k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}), indent=2))
+                                                             test_bits_per_token=test, args=vars(args)), indent=2, default=str))
 
     rng = np.random.default_rng(args.seed + step)
     if step == 0 and ranks.main:

@@ -13,9 +13,17 @@ use crate::files::{refuse_overwrite, write_clip, write_file, write_tokens};
 use crate::{Device, InputOptions, Job};
 
 pub enum Action {
-    Encode,
-    Decode { fps: Option<f64> },
-    Reconstruct { json: bool, stream: bool },
+    /// `shard` as the user wrote it (`i/n`), checked here so a bad one is an `error:` line like any other
+    Encode {
+        shard: Option<String>,
+    },
+    Decode {
+        fps: Option<f64>,
+    },
+    Reconstruct {
+        json: bool,
+        stream: bool,
+    },
 }
 
 /// Run `$body` with `$b` bound to the chosen backend. Generic code cannot be handed around as a
@@ -45,7 +53,14 @@ pub(crate) fn open_gpu() -> Result<Gpu> {
 pub fn run_job(j: Job, action: Action) -> Result<()> {
     on_backend!(j.device, |b| {
         match action {
-            Action::Encode => encode(b, &j),
+            Action::Encode { shard } if crate::dataset::is_dataset(&j.input) => {
+                let shard = shard.as_deref().map(str::parse).transpose().map_err(|e| Error::Input(format!("--shard {e}")))?;
+                crate::dataset::encode_dataset(b, &j, shard.unwrap_or_default())
+            }
+            Action::Encode { shard: Some(_) } => {
+                Err(Error::Input(format!("--shard splits a dataset: give a folder or a .txt list as --input, not {}", j.input.display())))
+            }
+            Action::Encode { shard: None } => encode(b, &j),
             Action::Decode { fps } => decode(b, &j, fps),
             Action::Reconstruct { stream: true, .. } => reconstruct_stream(b, &j),
             Action::Reconstruct { json, .. } => reconstruct(b, &j, json),

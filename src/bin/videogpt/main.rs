@@ -11,6 +11,7 @@ use videogpt::video::Resize;
 
 mod bench;
 mod commands;
+mod dataset;
 mod files;
 mod models;
 mod prior;
@@ -97,8 +98,17 @@ enum Command {
         f16: bool,
     },
     /// Video (.npy uint8 T×H×W×3, .y4m, or anything ffmpeg reads) → tokens: .npy (int32) or
-    /// .vgt (bit-packed, names the model; docs/vgt-format.md).
-    Encode(Job),
+    /// .vgt (bit-packed, names the model; docs/vgt-format.md). With a folder (every video under
+    /// it) or a .txt list of paths as --input: every clip, into the folder --output (one .npy of
+    /// tokens per clip and a manifest), resuming where an earlier run stopped.
+    Encode {
+        #[command(flatten)]
+        job: Job,
+        /// With a folder or list as --input: this run's share of the clips, i/n (0 ≤ i < n; clip
+        /// k of the sorted list goes to shard k mod n), so n machines or array jobs split a dataset.
+        #[arg(long)]
+        shard: Option<String>,
+    },
     /// Tokens (.npy, T'×H'×W' or B×T'×H'×W', or .vgt) → video (.npy, .y4m, or anything ffmpeg
     /// writes).
     Decode {
@@ -280,7 +290,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info { model } => models::info(&model),
         Command::Convert { input, output, f16 } => models::convert(&input, &output, f16),
-        Command::Encode(j) => run_job(j, Action::Encode),
+        Command::Encode { job, shard } => run_job(job, Action::Encode { shard }),
         Command::Decode { job, fps } => run_job(job, Action::Decode { fps }),
         Command::Reconstruct { job, json, stream } => run_job(job, Action::Reconstruct { json, stream }),
         Command::Sample { model, vqvae, output, tokens, n, seed, temperature, top_k, class, prefix, prefix_frames, cond_frame, device, input_options } => {
