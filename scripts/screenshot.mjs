@@ -1,5 +1,6 @@
 // The README's screenshot: the page with its default model reconstructing the bundled clip, in
-// Debian's Chromium on WebGPU (SwiftShader, so no GPU is needed; it takes a minute or two).
+// Debian's Chromium as a machine without a GPU shows it: its WebGPU adapter is SwiftShader, a
+// software one, so the page runs on the wasm CPU path and says why (seconds, not minutes).
 //
 //   bash scripts/build-web.sh && node scripts/screenshot.mjs [docs/screenshot.png] [model-id]
 import path from 'node:path';
