@@ -110,6 +110,23 @@ class Ranks:
         return t
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """y = the sum of x over the ranks, with its gradient: every rank's loss depends on every
+    rank's x through y, so the gradient reaching this rank's x is the sum of all ranks' dL/dy."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = x.clone()
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
 class GlobalBatchNorm3d(nn.BatchNorm3d):
     """BatchNorm3d whose training statistics are those of the global batch across all ranks (see
     the module's doc); the same parameters, buffers and keys as nn.BatchNorm3d."""
@@ -117,11 +134,10 @@ class GlobalBatchNorm3d(nn.BatchNorm3d):
     def forward(self, x):
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
         dims = (0, 2, 3, 4)
         count = torch.tensor(float(x.numel() // x.shape[1]), device=x.device)
         stats = torch.cat([x.sum(dims), (x * x).sum(dims), count.view(1)])
-        stats = all_reduce(stats)  # differentiable: gradients flow back to every rank's share
+        stats = _SumOverRanks.apply(stats)  # gradients flow back to every rank's share
         c = x.shape[1]
         n = stats[2 * c]
         mean = stats[:c] / n
