@@ -97,22 +97,23 @@ macro_rules! on_device {
 pub struct Engine {
     device: Device,
     adapter: String,
+    /// Whether `crashForTest` may panic: only an engine the tests create with `testHooks`.
+    test_hooks: bool,
 }
 
 #[wasm_bindgen]
 impl Engine {
     /// Open a backend: `"webgpu"` (fails without an adapter), `"cpu"`, or `"auto"` (WebGPU when
-    /// an adapter opens, else the CPU; `fallbackReason` then says why).
-    pub async fn create(device: String) -> std::result::Result<Engine, JsValue> {
-        let cpu = |why: String| Engine { device: Device::Cpu(Models::new(Cpu)), adapter: why };
+    /// an adapter opens, else the CPU; `fallbackReason` then says why). `test_hooks` enables
+    /// `crashForTest` (the browser tests only).
+    pub async fn create(device: String, test_hooks: bool) -> std::result::Result<Engine, JsValue> {
+        let cpu = |why: String| Engine { device: Device::Cpu(Models::new(Cpu)), adapter: why, test_hooks };
+        let gpu = |gpu: Gpu| Engine { adapter: gpu.describe(), device: Device::Gpu(Models::new(gpu)), test_hooks };
         match device.as_str() {
             "cpu" => Ok(cpu(String::new())),
-            "webgpu" | "gpu" => {
-                let gpu = Gpu::new().await.map_err(js_error)?;
-                Ok(Engine { adapter: gpu.describe(), device: Device::Gpu(Models::new(gpu)) })
-            }
+            "webgpu" | "gpu" => Ok(gpu(Gpu::new().await.map_err(js_error)?)),
             "auto" => Ok(match Gpu::new().await {
-                Ok(gpu) => Engine { adapter: gpu.describe(), device: Device::Gpu(Models::new(gpu)) },
+                Ok(g) => gpu(g),
                 Err(e) => cpu(e.to_string()),
             }),
             other => Err(js_error(Error::Input(format!("device must be webgpu, cpu or auto, not {other:?}")))),
@@ -300,9 +301,13 @@ impl Engine {
         })
     }
 
-    /// Panic inside a future, as an engine bug would (for testing that the page recovers).
+    /// Panic inside a future, as an engine bug would (for testing that the page recovers). A
+    /// test hook: an engine created without `test_hooks` refuses with an error.
     #[wasm_bindgen(js_name = crashForTest)]
     pub fn crash_for_test(&self) -> Promise {
+        if !self.test_hooks {
+            return Promise::reject(&js_error(Error::Input("crashForTest is a test hook: this engine was created without testHooks".into())));
+        }
         future_to_promise(async { panic!("a deliberate panic (crashForTest)") })
     }
 
