@@ -330,6 +330,9 @@ def load_vqvae(path):
         args = VQVAEArgs.from_metadata(f.metadata())
         sd = {k: f.get_tensor(k) for k in f.keys()}
     model = VQVAE(args)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+    # shipped files leave out the codebook's training buffers (its EMA counts and sums)
+    missing, unexpected = model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=False)
+    if unexpected or set(missing) - {"codebook.N", "codebook.z_avg"}:
+        raise RuntimeError(f"{path}: not a VideoGPT VQ-VAE (missing {missing}, unexpected {unexpected})")
     model.codebook._need_init = False
     return model.eval()
