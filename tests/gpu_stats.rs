@@ -1,7 +1,8 @@
 //! The GPU runtime's counters (`GpuStats`), on lavapipe: they count what the code asks of the
 //! device, checked against what the model's architecture implies, and they hold today's budgets,
 //! so that a change that adds dispatches, allocations or readbacks to a chunk or a sampled token
-//! fails here. docs/performance.md keeps the table (`videogpt bench --gpu-stats`).
+//! fails here. docs/performance.md keeps the table (`videogpt bench --gpu-stats --quick`, "GPU counters per
+//! chunk and per token").
 
 mod common;
 
@@ -24,10 +25,10 @@ fn gpu() -> Gpu {
     pollster::block_on(Gpu::new()).expect("a wgpu adapter (lavapipe in CI: apt install mesa-vulkan-drivers)")
 }
 
-/// Budgets per steady-state chunk or token (docs/performance.md has the counts before the
-/// reusable buffers and fused passes). A chunk: at most 28 dispatches, no buffer created (the
-/// pool and the uniform cache serve every one after the first), one readback, and at most 10 %
-/// of the convolutions' multiply-adds spent on idle tile rows or columns.
+/// Budgets per steady-state chunk or token (docs/performance.md has today's counts). A chunk: at
+/// most 28 dispatches, no buffer created (the pool and the uniform cache serve every one after
+/// the first), one readback, and at most 10 % of the convolutions' multiply-adds spent on idle
+/// tile rows or columns.
 const CHUNK_DISPATCHES: u64 = 28;
 const CHUNK_MAP_WAITS: u64 = 1;
 const CHUNK_FLOP_OVERHEAD: f64 = 1.1;
