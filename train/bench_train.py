@@ -68,10 +68,9 @@ def main():
     ap.add_argument("--variants", nargs="*", default=["eager", "threads1", "channels_last", "bf16", "compile"])
     args = ap.parse_args()
     clips = np.load(args.data)["clips"]
-    cpu = next(l.split(":", 1)[1].strip() for l in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-               if l.startswith("Model name"))
-    flags = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    isa = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    cpu = next(l.split(":", 1)[1].strip() for l in lscpu.splitlines() if l.startswith("Model name"))
+    isa = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in lscpu]
     print(f"{cpu} ({', '.join(isa)}), torch {torch.__version__}, stride {args.downsample}, batch {args.batch} of 16×64×64")
     print()
     print("| variant | threads | s/step (median) | clips/s | vs eager |")

@@ -52,7 +52,6 @@ def read_token_folders(folders, latent_shape):
     """Every window of every clip the manifests in `folders` list (`videogpt encode` over a dataset,
     any number of shards), as one N×T'×H'×W' tensor; windows of another grid (a clip shorter than
     one window) and clips that failed to encode are left out, and counted."""
-    import json
     windows, other, failed = [], 0, 0
     for folder in folders:
         manifests = sorted(Path(folder).glob("manifest*.jsonl"))

@@ -13,9 +13,9 @@ use crate::files::{refuse_overwrite, write_clip, write_file, write_tokens};
 use crate::{Device, InputOptions, Job};
 
 pub enum Action {
-    /// `shard` as the user wrote it (`i/n`), checked here so a bad one is an `error:` line like any other
+    /// `shard`: this run's share of a dataset (`--shard i/n`)
     Encode {
-        shard: Option<String>,
+        shard: Option<crate::dataset::Shard>,
     },
     Decode {
         fps: Option<f64>,
@@ -51,16 +51,14 @@ pub(crate) fn open_gpu() -> Result<Gpu> {
 }
 
 pub fn run_job(j: Job, action: Action) -> Result<()> {
+    let dataset = crate::dataset::is_dataset(&j.input);
+    if matches!(action, Action::Encode { shard: Some(_) }) && !dataset {
+        bail!(Input, "--shard splits a dataset: give a folder or a .txt list as --input, not {}", j.input.display());
+    }
     on_backend!(j.device, |b| {
         match action {
-            Action::Encode { shard } if crate::dataset::is_dataset(&j.input) => {
-                let shard = shard.as_deref().map(str::parse).transpose().map_err(|e| Error::Input(format!("--shard {e}")))?;
-                crate::dataset::encode_dataset(b, &j, shard.unwrap_or_default())
-            }
-            Action::Encode { shard: Some(_) } => {
-                Err(Error::Input(format!("--shard splits a dataset: give a folder or a .txt list as --input, not {}", j.input.display())))
-            }
-            Action::Encode { shard: None } => encode(b, &j),
+            Action::Encode { shard } if dataset => crate::dataset::encode_dataset(b, &j, shard.unwrap_or_default()),
+            Action::Encode { .. } => encode(b, &j),
             Action::Decode { fps } => decode(b, &j, fps),
             Action::Reconstruct { stream: true, .. } => reconstruct_stream(b, &j),
             Action::Reconstruct { json, .. } => reconstruct(b, &j, json),
@@ -103,7 +101,7 @@ pub(crate) fn tokenizer<B: Backend>(b: &B, path: &Path, bytes: &[u8], o: InputOp
 }
 
 /// Every model window of a clip, preprocessed; trailing frames that fill no window are reported.
-fn model_windows<B: Backend>(b: &B, t: &Tokenizer<B>, clip: &Video) -> Result<Vec<videogpt::backend::Tensor<B>>> {
+pub(crate) fn model_windows<B: Backend>(b: &B, t: &Tokenizer<B>, clip: &Video) -> Result<Vec<videogpt::backend::Tensor<B>>> {
     let (ranges, dropped) = t.windows(clip.frames)?;
     if dropped > 0 {
         eprintln!("note: {dropped} trailing frames do not fill a {}-frame window and are left out", t.config().sequence_length);
@@ -144,14 +142,7 @@ fn encode<B: Backend>(b: &B, j: &Job) -> Result<()> {
     }
     let (t, clip, windows) = open_clip_job(b, j)?;
     let started = Instant::now();
-    let (mut codes, mut latent) = (Vec::new(), [0; 3]);
-    for (i, x) in windows.iter().enumerate() {
-        let (c, l) = pollster::block_on(t.encode(b, x))?;
-        codes.extend(c);
-        latent = l;
-        progress("encoded", i, windows.len(), started);
-    }
-    let tokens = Tokens { shape: [windows.len(), latent[0], latent[1], latent[2]], codes };
+    let tokens = encode_windows(b, &t, &windows, |i| progress("encoded", i, windows.len(), started))?;
     if is_vgt(&j.output) {
         let id = j.model.file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned());
         let file = t.token_file(id, tokens, clip.fps.map(|f| f as f32));
@@ -165,6 +156,24 @@ fn encode<B: Backend>(b: &B, j: &Job) -> Result<()> {
     Ok(())
 }
 
+/// The token grid (B×T'×H'×W') of a clip's preprocessed model windows; `each(i)` after window i.
+pub(crate) fn encode_windows<B: Backend>(b: &B, t: &Tokenizer<B>, windows: &[videogpt::backend::Tensor<B>], mut each: impl FnMut(usize)) -> Result<Tokens> {
+    let (mut codes, mut latent) = (Vec::new(), [0; 3]);
+    for (i, x) in windows.iter().enumerate() {
+        let (c, l) = pollster::block_on(t.encode(b, x))?;
+        codes.extend(c);
+        latent = l;
+        each(i);
+    }
+    Ok(Tokens { shape: [windows.len(), latent[0], latent[1], latent[2]], codes })
+}
+
+/// A token grid from an .npy file (T'×H'×W' or B×T'×H'×W').
+pub(crate) fn read_token_npy(path: &Path) -> Result<Tokens> {
+    let file = std::fs::File::open(path).map_err(|e| Error::Io(format!("cannot open {}: {e}", path.display())))?;
+    tokens::npy::read(std::io::BufReader::new(file))
+}
+
 fn decode<B: Backend>(b: &B, j: &Job, fps: Option<f64>) -> Result<()> {
     refuse_overwrite(&j.output, &[&j.input, &j.model])?;
     let model_bytes = read_model(&j.model)?;
@@ -174,8 +183,7 @@ fn decode<B: Backend>(b: &B, j: &Job, fps: Option<f64>) -> Result<()> {
         t.check_token_file(&f)?;
         (f.tokens, f.fps.map(f64::from))
     } else {
-        let file = std::fs::File::open(&j.input).map_err(|e| Error::Io(format!("cannot open {}: {e}", j.input.display())))?;
-        (tokens::npy::read(std::io::BufReader::new(file))?, None)
+        (read_token_npy(&j.input)?, None)
     };
     let started = Instant::now();
     let mut out = pollster::block_on(t.decode(b, &tokens, |i, n| progress("decoded", i, n, started)))?;

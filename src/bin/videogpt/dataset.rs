@@ -10,11 +10,10 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use videogpt::backend::Backend;
-use videogpt::tokens::{self, Tokens};
 use videogpt::video::io::read_video;
 use videogpt::{bail, Error, Result};
 
-use crate::commands::{read_model, tokenizer};
+use crate::commands::{encode_windows, model_windows, read_model, read_token_npy, tokenizer};
 use crate::files::{write_file, write_tokens};
 use crate::Job;
 
@@ -111,10 +110,7 @@ pub fn encode_dataset<B: Backend>(b: &B, j: &Job, shard: Shard) -> Result<()> {
         let stem = input.file_stem().map_or("clip".into(), |s| s.to_string_lossy().into_owned());
         let out = j.output.join(format!("{k:06}-{stem}.npy"));
         let result = if out.exists() {
-            std::fs::File::open(&out)
-                .map_err(|e| Error::Io(format!("cannot open {}: {e}", out.display())))
-                .and_then(|f| tokens::npy::read(std::io::BufReader::new(f)))
-                .map(|tokens| (tokens.shape, true))
+            read_token_npy(&out).map(|tokens| (tokens.shape, true))
         } else {
             encode_clip(b, &t, input, &out, &j.model).map(|shape| (shape, false))
         };
@@ -139,18 +135,19 @@ pub fn encode_dataset<B: Backend>(b: &B, j: &Job, shard: Shard) -> Result<()> {
         }
     }
     let name = if shard.count == 1 { "manifest.jsonl".to_string() } else { format!("manifest-{}-of-{}.jsonl", shard.index, shard.count) };
+    let manifest_path = j.output.join(name);
     let mut text = Vec::new();
     for line in &manifest {
         writeln!(text, "{line}").expect("writing to memory");
     }
-    write_file(&j.output.join(&name), &text, &[&j.input, &j.model])?;
+    write_file(&manifest_path, &text, &[&j.input, &j.model])?;
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "shard {}/{}: encoded {encoded} clips ({windows} windows in all) in {seconds:.1} s, {:.2} clips/s; {resumed} already done; {failed} failed; manifest {}",
         shard.index,
         shard.count,
         encoded as f64 / seconds.max(1e-9),
-        j.output.join(&name).display()
+        manifest_path.display()
     );
     if failed > 0 {
         bail!(Input, "{failed} of {} clips could not be encoded (the error lines above name them; the manifest lists every clip)", mine.len());
@@ -161,18 +158,11 @@ pub fn encode_dataset<B: Backend>(b: &B, j: &Job, shard: Shard) -> Result<()> {
 /// One clip's windows → its token file; the token grid's shape.
 fn encode_clip<B: Backend>(b: &B, t: &videogpt::session::Tokenizer<B>, input: &Path, out: &Path, model: &Path) -> Result<[usize; 4]> {
     let clip = read_video(input)?;
-    let (ranges, _) = t.windows(clip.frames)?;
-    if ranges.is_empty() {
+    let windows = model_windows(b, t, &clip)?;
+    if windows.is_empty() {
         bail!(Input, "{} frames fill no {}-frame window", clip.frames, t.config().sequence_length);
     }
-    let (mut codes, mut latent) = (Vec::new(), [0; 3]);
-    for r in ranges.iter() {
-        let x = t.preprocess(b, &clip, r.clone())?;
-        let (c, l) = pollster::block_on(t.encode(b, &x))?;
-        codes.extend(c);
-        latent = l;
-    }
-    let tokens = Tokens { shape: [ranges.len(), latent[0], latent[1], latent[2]], codes };
+    let tokens = encode_windows(b, t, &windows, |_| {})?;
     write_tokens(out, &tokens, &[input, model])?;
     Ok(tokens.shape)
 }

@@ -290,7 +290,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info { model } => models::info(&model),
         Command::Convert { input, output, f16 } => models::convert(&input, &output, f16),
-        Command::Encode { job, shard } => run_job(job, Action::Encode { shard }),
+        // the shard as the user wrote it (`i/n`), checked before any model or device is opened,
+        // so a bad one is an `error:` line like any other (clap's own errors exit with 2)
+        Command::Encode { job, shard } => shard
+            .as_deref()
+            .map(str::parse::<dataset::Shard>)
+            .transpose()
+            .map_err(|e| videogpt::Error::Input(format!("--shard {e}")))
+            .and_then(|shard| run_job(job, Action::Encode { shard })),
         Command::Decode { job, fps } => run_job(job, Action::Decode { fps }),
         Command::Reconstruct { job, json, stream } => run_job(job, Action::Reconstruct { json, stream }),
         Command::Sample { model, vqvae, output, tokens, n, seed, temperature, top_k, class, prefix, prefix_frames, cond_frame, device, input_options } => {
