@@ -38,21 +38,12 @@ struct Params {
 @group(0) @binding(6) var<storage, read> scale: array<f32>;
 @group(0) @binding(7) var<storage, read> shift: array<f32>;
 
-// Tile shape: 16×16 threads, each computing RM×RN outputs, so a workgroup covers TILE_M output
-// channels × TILE_N positions. The runtime builds a second pipeline with RM = 1, RN = 8 (16×128
-// tiles) for layers with few output channels, such as the decoder's last (3 channels), which
-// would otherwise leave most of a 64-row tile idle.
-const RM: u32 = 4u;
-const RN: u32 = 4u;
-const TILE_M: u32 = 16u * RM;
-const TILE_N: u32 = 16u * RN;
-const TILE_K: u32 = 16u;
+#include "lib/gemm_tile.wgsl"
+#include "lib/conv_input.wgsl"
+
 const FLAG_RELU: u32 = 1u;     // the flags are set by the host (src/gpu/mod.rs)
 const FLAG_RESIDUAL: u32 = 2u;
 const FLAG_INPUT_NORM: u32 = 4u;
-
-var<workgroup> w_tile: array<f32, TILE_K * TILE_M>; // [TILE_K][TILE_M] weights
-var<workgroup> x_tile: array<f32, TILE_K * TILE_N>; // [TILE_K][TILE_N] input columns
 
 // X[k][n] of the implicit im2col matrix; `origin` is where output n's window starts in the input
 // (its coordinates times the stride, minus the front padding), computed once per thread.
@@ -62,15 +53,10 @@ fn column(k: u32, origin: vec3<i32>) -> f32 {
     let r = k % kvol;
     let tap = vec3<u32>(r / (p.k_h * p.k_w), (r / p.k_w) % p.k_h, r % p.k_w);
     let at = origin + vec3<i32>(tap);
-    if (any(at < vec3<i32>(0)) || any(at >= vec3<i32>(vec3<u32>(p.in_t, p.in_h, p.in_w)))) {
+    if (!in_input(at)) {
         return 0.0;
     }
-    let i = vec3<u32>(at);
-    let v = x[((ci * p.in_t + i.x) * p.in_h + i.y) * p.in_w + i.z];
-    if ((p.flags & FLAG_INPUT_NORM) != 0u) {
-        return max(v * scale[ci] + shift[ci], 0.0);
-    }
-    return v;
+    return conv_input(ci, vec3<u32>(at));
 }
 
 // Input origin of output position n (valid for n < out_t·out_h·out_w).
@@ -118,21 +104,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             x_tile[xk * TILE_N + xn] = xv;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TILE_K; kk++) {
-            var a: array<f32, RM>;
-            var b: array<f32, RN>;
-            for (var i = 0u; i < RM; i++) {
-                a[i] = w_tile[kk * TILE_M + lid.y + 16u * i];
-            }
-            for (var j = 0u; j < RN; j++) {
-                b[j] = x_tile[kk * TILE_N + lid.x + 16u * j];
-            }
-            for (var i = 0u; i < RM; i++) {
-                for (var j = 0u; j < RN; j++) {
-                    acc[i * RN + j] = fma(a[i], b[j], acc[i * RN + j]);
-                }
-            }
-        }
+        accumulate_tile(lid, &acc);
         workgroupBarrier();
     }
 

@@ -11,11 +11,8 @@
 //   @binding(5) storage read scale  : array<f32>   [cin] (read only when flags & 4)
 //   @binding(6) storage read shift  : array<f32>   [cin]
 //
-// The layer equals the full transposed convolution cropped to [1, 1 + n·s) in each dim, so along
-// a dim an output o = i·s + k − 1. Split outputs by parity class q (o = s·j + q): then only the
-// taps k = k0 + s·a with k0 = (q + 1) mod s reach it (4/s taps), from input i = j − a + off with
-// off = (q + 1 − k0) / s. Each class is an ordinary GEMM over K = cin × taps, with no wasted
-// multiplications by inserted zeros. workgroup_id.z is the class.
+// The output parity classes (lib/parity_class.wgsl) are each an ordinary GEMM over K = cin × taps,
+// with no wasted multiplications by inserted zeros. workgroup_id.z is the class.
 
 struct Params {
     cin: u32, cout: u32, flags: u32, _pad0: u32,
@@ -31,53 +28,23 @@ struct Params {
 @group(0) @binding(5) var<storage, read> scale: array<f32>;
 @group(0) @binding(6) var<storage, read> shift: array<f32>;
 
-// Tile shape: 16×16 threads, each computing RM×RN outputs, so a workgroup covers TILE_M output
-// channels × TILE_N positions. The runtime builds a second pipeline with RM = 1, RN = 8 (16×128
-// tiles) for layers with few output channels, such as the decoder's last (3 channels), which
-// would otherwise leave most of a 64-row tile idle.
-const RM: u32 = 4u;
-const RN: u32 = 4u;
-const TILE_M: u32 = 16u * RM;
-const TILE_N: u32 = 16u * RN;
-const TILE_K: u32 = 16u;
+#include "lib/gemm_tile.wgsl"
+#include "lib/conv_input.wgsl"
+#include "lib/parity_class.wgsl"
+
 const FLAG_RELU: u32 = 1u;     // the flags are set by the host (src/gpu/mod.rs)
 const FLAG_INPUT_NORM: u32 = 4u;
 
-var<workgroup> w_tile: array<f32, TILE_K * TILE_M>;
-var<workgroup> x_tile: array<f32, TILE_K * TILE_N>;
-
-struct Class {
-    q: vec3<u32>,     // parity of the outputs in this class
-    k0: vec3<u32>,    // first kernel tap that reaches them
-    off: vec3<u32>,   // input offset: i = j − a + off
-    taps: vec3<u32>,  // taps per dim, 4 / s
-}
-
-fn class_of(z: u32) -> Class {
-    let s = vec3<u32>(p.s_t, p.s_h, p.s_w);
-    var c: Class;
-    c.q = vec3<u32>(z / (s.y * s.z), (z / s.z) % s.y, z % s.z);
-    c.k0 = (c.q + 1u) % s;
-    c.off = (c.q + 1u - c.k0) / s;
-    c.taps = 4u / s;
-    return c;
-}
-
-// tap index a (per dim) of the flattened tap r
-fn tap(c: Class, r: u32) -> vec3<u32> {
-    return vec3<u32>(r / (c.taps.y * c.taps.z), (r / c.taps.z) % c.taps.y, r % c.taps.z);
-}
-
 @compute @workgroup_size(16, 16, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let c = class_of(wid.z);
+    let s = vec3<u32>(p.s_t, p.s_h, p.s_w);
+    let c = class_of(wid.z, s);
     let ntaps = c.taps.x * c.taps.y * c.taps.z;
     let n_in = p.in_t * p.in_h * p.in_w; // positions per class = input positions
     let k_len = p.cin * ntaps;
     let m0 = wid.y * TILE_M;
     let n0 = wid.x * TILE_N;
     let tid = lid.y * 16u + lid.x;
-    let s = vec3<u32>(p.s_t, p.s_h, p.s_w);
 
     // the class-grid positions this thread stages, decomposed once
     var staged: array<vec3<i32>, RN>;
@@ -111,32 +78,14 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let ci = (k0 + xk) / ntaps;
                 let a = tap(c, (k0 + xk) % ntaps);
                 let src = staged[i] - vec3<i32>(a);
-                if (all(src >= vec3<i32>(0)) && all(src < vec3<i32>(vec3<u32>(p.in_t, p.in_h, p.in_w)))) {
-                    let si = vec3<u32>(src);
-                    xv = x[((ci * p.in_t + si.x) * p.in_h + si.y) * p.in_w + si.z];
-                    if ((p.flags & FLAG_INPUT_NORM) != 0u) {
-                        xv = max(xv * scale[ci] + shift[ci], 0.0);
-                    }
+                if (in_input(src)) {
+                    xv = conv_input(ci, vec3<u32>(src));
                 }
             }
             x_tile[xk * TILE_N + xn] = xv;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TILE_K; kk++) {
-            var a: array<f32, RM>;
-            var b: array<f32, RN>;
-            for (var i = 0u; i < RM; i++) {
-                a[i] = w_tile[kk * TILE_M + lid.y + 16u * i];
-            }
-            for (var j = 0u; j < RN; j++) {
-                b[j] = x_tile[kk * TILE_N + lid.x + 16u * j];
-            }
-            for (var i = 0u; i < RM; i++) {
-                for (var j = 0u; j < RN; j++) {
-                    acc[i * RN + j] = fma(a[i], b[j], acc[i * RN + j]);
-                }
-            }
-        }
+        accumulate_tile(lid, &acc);
         workgroupBarrier();
     }
 

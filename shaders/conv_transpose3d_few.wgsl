@@ -3,7 +3,7 @@
 // every channel as the lanes of one vec4, so at most one multiply in four is spent on a channel
 // that does not exist (a 16-row GEMM tile would waste 13 of 16 on 3 channels). The sums run over k in the same order as the tiled
 // kernel's, so both give the same floats. With 3 channels the thread also writes the pixel as
-// RGBA bytes (as video::to_video makes them), which is what a chunk's readback brings home.
+// RGBA bytes (lib/bytes.wgsl's output_byte, as video::to_video makes them), which is what a chunk's readback brings home.
 //
 // Bind group 0:
 //   @binding(0) uniform      p      : Params (as conv_transpose3d.wgsl)
@@ -39,42 +39,17 @@ const FLAG_INPUT_NORM: u32 = 4u;
 
 var<workgroup> w_tile: array<vec4<f32>, TILE_K>; // [TILE_K] × the 4 channels (zeros past cout)
 
-struct Class {
-    q: vec3<u32>,
-    k0: vec3<u32>,
-    off: vec3<u32>,
-    taps: vec3<u32>,
-}
-
-fn class_of(z: u32) -> Class {
-    let s = vec3<u32>(p.s_t, p.s_h, p.s_w);
-    var c: Class;
-    c.q = vec3<u32>(z / (s.y * s.z), (z / s.z) % s.y, z % s.z);
-    c.k0 = (c.q + 1u) % s;
-    c.off = (c.q + 1u - c.k0) / s;
-    c.taps = 4u / s;
-    return c;
-}
-
-fn tap(c: Class, r: u32) -> vec3<u32> {
-    return vec3<u32>(r / (c.taps.y * c.taps.z), (r / c.taps.z) % c.taps.y, r % c.taps.z);
-}
-
-fn byte(v: f32) -> u32 {
-    if (v != v) {
-        return 0u;
-    }
-    return u32((clamp(v, -0.5, 0.5) + 0.5) * 255.0);
-}
+#include "lib/conv_input.wgsl"
+#include "lib/parity_class.wgsl"
+#include "lib/bytes.wgsl"
 
 @compute @workgroup_size(256, 1, 1)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let c = class_of(wid.z);
+    let s = vec3<u32>(p.s_t, p.s_h, p.s_w);
+    let c = class_of(wid.z, s);
     let ntaps = c.taps.x * c.taps.y * c.taps.z;
     let n_in = p.in_t * p.in_h * p.in_w;
     let k_len = p.cin * ntaps;
-    let s = vec3<u32>(p.s_t, p.s_h, p.s_w);
-    let in_dims = vec3<i32>(vec3<u32>(p.in_t, p.in_h, p.in_w));
     let n = wid.x * 256u + lid.x;
     let valid = n < n_in;
     let j = vec3<u32>(n / (p.in_h * p.in_w), (n / p.in_w) % p.in_h, n % p.in_w);
@@ -97,12 +72,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
                 let ci = (k0 + kk) / ntaps;
                 let src = base - vec3<i32>(tap(c, (k0 + kk) % ntaps));
                 var xv = 0.0;
-                if (all(src >= vec3<i32>(0)) && all(src < in_dims)) {
-                    let si = vec3<u32>(src);
-                    xv = x[((ci * p.in_t + si.x) * p.in_h + si.y) * p.in_w + si.z];
-                    if ((p.flags & FLAG_INPUT_NORM) != 0u) {
-                        xv = max(xv * scale[ci] + shift[ci], 0.0);
-                    }
+                if (in_input(src)) {
+                    xv = conv_input(ci, vec3<u32>(src));
                 }
                 acc = fma(w_tile[kk], vec4<f32>(xv), acc);
             }
@@ -124,7 +95,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
             v = max(v, 0.0);
         }
         out[m * plane + at] = v;
-        pixel |= byte(v) << (8u * m);
+        pixel |= output_byte(v) << (8u * m);
     }
     if (p.cout == 3u) {
         rgba[at] = pixel;

@@ -11,7 +11,8 @@
 //   @binding(4) storage read levels: array<f32>   [256] byte / 255
 //   @binding(5) storage rw   out   : array<f32>   [3][T][res][res]
 //   @binding(6) storage rw   rgba  : array<u32>   [T][res][res] the same pixels as RGBA bytes
-//                                                 (as video::to_video makes them: what metrics compare)
+//                                                 (lib/bytes.wgsl's input_byte, as
+//                                                 video::input_to_video makes them: what metrics compare)
 
 struct Params {
     frames: u32, height: u32, width: u32, res: u32,
@@ -25,6 +26,8 @@ struct Params {
 @group(0) @binding(4) var<storage, read> levels: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<storage, read_write> rgba: array<u32>;
+
+#include "lib/bytes.wgsl"
 
 // byte / 255 from the host's table: the CPU divides with correct rounding, WGSL's `/` may be off
 // by ulps
@@ -58,7 +61,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         let v = acc - 0.5;
         out[(c * p.frames + f) * n + oy * p.res + ox] = v;
-        pixel |= u32((clamp(v, -0.5, 0.5) + 0.5) * 255.0) << (8u * c);
+        pixel |= input_byte(v) << (8u * c);
     }
     rgba[i] = pixel;
 }

@@ -1,7 +1,8 @@
 // to_rgba8.wgsl — two 3×T×H×W clips in [-0.5, 0.5] (a reconstruction's input and output) → one
 // buffer of RGBA pixels, the first clip's then the second's, so that a chunk comes back to the
-// host in one readback of bytes rather than as floats. Each byte is what `video::to_video` makes
-// on the host: (clamp(v, −0.5, 0.5) + 0.5) · 255, truncated, 0 for NaN; alpha is 255.
+// host in one readback of bytes rather than as floats. The bytes are what `video.rs` makes on the
+// host (lib/bytes.wgsl): the input's rounded (`input_to_video`), the output's truncated as
+// VideoGPT writes them (`to_video`); alpha is 255.
 //
 // Bind group 0:
 //   @binding(0) uniform      p     : Params
@@ -20,12 +21,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
 
-fn byte(v: f32) -> u32 {
-    if (v != v) {
-        return 0u;
-    }
-    return u32((clamp(v, -0.5, 0.5) + 0.5) * 255.0);
-}
+#include "lib/bytes.wgsl"
 
 @compute @workgroup_size(256, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -34,12 +30,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (i >= 2u * n) {
         return;
     }
-    var rgb: vec3<f32>;
+    var rgb: vec3<u32>;
     if (i < n) {
-        rgb = vec3<f32>(a[i], a[n + i], a[2u * n + i]);
+        rgb = vec3<u32>(input_byte(a[i]), input_byte(a[n + i]), input_byte(a[2u * n + i]));
     } else {
         let j = i - n;
-        rgb = vec3<f32>(b[j], b[n + j], b[2u * n + j]);
+        rgb = vec3<u32>(output_byte(b[j]), output_byte(b[n + j]), output_byte(b[2u * n + j]));
     }
-    out[i] = byte(rgb.x) | (byte(rgb.y) << 8u) | (byte(rgb.z) << 16u) | (255u << 24u);
+    out[i] = rgb.x | (rgb.y << 8u) | (rgb.z << 16u) | (255u << 24u);
 }

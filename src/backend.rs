@@ -160,11 +160,11 @@ pub trait Backend {
     async fn read_codes(&self, codes: &Codes<Self>) -> Result<Vec<u32>>;
 
     /// A reconstruction brought back to the host: its codes, and its input and output clips as
-    /// uint8 frames (`video::to_video`). The GPU does this in one readback of bytes.
+    /// uint8 frames (`video::input_to_video` and `video::to_video`). The GPU does this in one readback of bytes.
     async fn read_reconstruction(&self, codes: &Codes<Self>, input: &Tensor<Self>, output: &Tensor<Self>) -> Result<(Vec<u32>, Video, Video)> {
         let tokens = self.read_codes(codes).await?;
         let output = crate::video::to_video(&self.read_volume(output).await?)?;
-        let input = crate::video::to_video(&self.read_volume(input).await?)?;
+        let input = crate::video::input_to_video(&self.read_volume(input).await?)?;
         Ok((tokens, input, output))
     }
 }

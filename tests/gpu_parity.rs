@@ -174,3 +174,54 @@ fn frame_encoder_resnet_on_the_gpu_equals_the_cpu() {
         eprintln!("clip {b}: ResNet GPU vs CPU max |err| {err:e}");
     }
 }
+
+/// A clip already at the model's size comes back as its own bytes, as the reconstruction's input
+/// (what the page shows beside the output and what PSNR compares with), on the CPU and through the
+/// GPU's three byte-writing kernels: `preprocess` (host frames), `rgba_to_rgb` → `preprocess`
+/// (frames given as a texture) and `to_rgba8` (an input uploaded as floats). They round; the
+/// model's output is truncated as VideoGPT writes it, and both devices agree on it.
+#[test]
+fn a_clip_at_the_models_size_comes_back_byte_for_byte() {
+    use videogpt::{session::Tokenizer, Backend as _};
+    let g = gpu();
+    let cpu = Cpu;
+    let full = videogpt::video::io::read_video(&fixture("carphone_8f.npy")).unwrap();
+    // an 8×32×32 crop: vqvae_444's own size, so preprocess resizes nothing
+    let mut rgb = Vec::new();
+    for f in 0..8 {
+        for y in 0..32 {
+            let row = ((f * full.height + y + 40) * full.width + 60) * 3;
+            rgb.extend_from_slice(&full.rgb[row..row + 32 * 3]);
+        }
+    }
+    let clip = videogpt::video::Video::new(8, 32, 32, rgb).unwrap();
+    let bytes = std::fs::read(fixture("vqvae_444.safetensors")).unwrap();
+    let now = || 0.0;
+    let on_cpu = {
+        let t = Tokenizer::load(&cpu, &bytes, "").unwrap();
+        assert_eq!(t.resolution, 32);
+        pollster::block_on(t.reconstruct(&cpu, &t.preprocess(&cpu, &clip, 0..8).unwrap(), &now)).unwrap()
+    };
+    assert!(on_cpu.input.rgb == clip.rgb, "CPU: the model-sized input is not the clip's bytes");
+    let t = Tokenizer::load(&g, &bytes, "").unwrap();
+    let x = t.preprocess(&g, &clip, 0..8).unwrap();
+    let on_gpu = pollster::block_on(t.reconstruct(&g, &x, &now)).unwrap();
+    assert!(on_gpu.input.rgb == clip.rgb, "GPU preprocess: the model-sized input is not the clip's bytes");
+    let rgba: Vec<u8> = clip.rgb.chunks(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+    let frames = g.upload_rgba_frames(&rgba, [8, 32, 32]).unwrap();
+    let x = g.preprocess_frames(&frames, 32, t.resize).unwrap();
+    let through_texture = pollster::block_on(t.reconstruct(&g, &x, &now)).unwrap();
+    assert!(through_texture.input.rgb == clip.rgb, "GPU texture path: the model-sized input is not the clip's bytes");
+    // floats uploaded as they are carry no bytes: to_rgba8 packs input and output
+    let volume = videogpt::video::preprocess(&clip, 32, None, t.resize).unwrap();
+    let x = videogpt::backend::Tensor { dims: volume.dims, buf: g.upload(&volume.data).unwrap() };
+    let packed = pollster::block_on(t.reconstruct(&g, &x, &now)).unwrap();
+    assert!(packed.input.rgb == clip.rgb, "GPU to_rgba8: the model-sized input is not the clip's bytes");
+    assert_eq!(on_cpu.tokens, on_gpu.tokens);
+    for (name, r) in [("preprocess", &on_gpu), ("texture", &through_texture), ("to_rgba8", &packed)] {
+        let off = r.output.rgb.iter().zip(&on_cpu.output.rgb).filter(|(a, b)| a != b).count();
+        let most = r.output.rgb.iter().zip(&on_cpu.output.rgb).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+        // the outputs differ by float rounding, so a truncation boundary may fall either side
+        assert!(most <= 1 && off * 100 <= r.output.rgb.len(), "{name}: GPU and CPU output bytes differ ({off} of them, by up to {most})");
+    }
+}

@@ -194,6 +194,20 @@ pub fn preprocess(video: &Video, resolution: usize, sequence_length: Option<usiz
 /// A 3×T×H×W volume in model range back to frames: `clamp(x, -0.5, 0.5) + 0.5`, `·255`, truncated
 /// to uint8, as VideoGPT's callers do.
 pub fn to_video(x: &Volume) -> Result<Video> {
+    quantise(x, |v| ((v.clamp(-0.5, 0.5) + 0.5) * 255.0) as u8)
+}
+
+/// The model-sized input of a clip (`preprocess`'s output) as uint8 frames. These values are the
+/// clip's own bytes resampled, so they are rounded to the nearest rather than truncated as a
+/// model's output is: at the model's size a clip comes back byte for byte (truncation turned
+/// some bytes b into b − 1, since (b/255 − 0.5 + 0.5)·255 can land a hair under b in f32).
+/// `shaders/lib/bytes.wgsl`'s `input_byte` is the same formula.
+pub fn input_to_video(x: &Volume) -> Result<Video> {
+    quantise(x, |v| ((v.clamp(-0.5, 0.5) + 0.5) * 255.0 + 0.5).floor() as u8)
+}
+
+/// A 3×T×H×W volume as T×H×W×3 bytes, each value through `byte` (NaN becomes 0: `as u8` saturates).
+fn quantise(x: &Volume, byte: impl Fn(f32) -> u8) -> Result<Video> {
     let d = x.dims;
     if d.c != 3 {
         bail!(Input, "a video volume has 3 channels, got {}", d.c);
@@ -202,7 +216,7 @@ pub fn to_video(x: &Volume) -> Result<Video> {
     let mut rgb = vec![0u8; 3 * n];
     for c in 0..3 {
         for (p, v) in x.data[c * n..(c + 1) * n].iter().enumerate() {
-            rgb[p * 3 + c] = ((v.clamp(-0.5, 0.5) + 0.5) * 255.0) as u8;
+            rgb[p * 3 + c] = byte(*v);
         }
     }
     Video::new(d.t, d.h, d.w, rgb)

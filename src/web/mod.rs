@@ -195,7 +195,7 @@ impl Engine {
             let (b, t) = (&m.backend, model.tokenizer());
             let x = model_input(b, t, &Frames::from_js(data, frames, height, width)?)?;
             let (codes, latent) = t.encode(b, &x).await?;
-            let input = video::to_video(&b.read_volume(&x).await?)?;
+            let input = video::input_to_video(&b.read_volume(&x).await?)?;
             Ok::<_, Error>(object(&[
                 ("tokens", Uint32Array::from(&codes[..]).into()),
                 ("latent", shape(&latent)),
