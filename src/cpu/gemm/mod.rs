@@ -6,6 +6,20 @@
 //! accumulators), AVX2+FMA (6×16), WebAssembly SIMD (6×8; the wasm build enables `simd128`)
 //! and a portable one. The products are summed in `k` order within a `KC` block and the blocks
 //! in order, so the result does not depend on the thread count.
+//!
+//! This file is the driver (packing, blocking, threads, the epilogue); `microkernel.rs` chooses
+//! the register tile, and each instruction set's tile has a file of its own: `x86.rs` (AVX-512,
+//! AVX2), `wasm.rs` (simd128) and `portable.rs`.
+
+mod microkernel;
+mod portable;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+pub(crate) use microkernel::best_kernel;
+pub use microkernel::Microkernel;
 
 use super::threads::{parallel_for, SharedMut};
 
@@ -17,82 +31,6 @@ const MC_PANELS: usize = 16;
 const NC: usize = 1024;
 /// Below this many multiply-adds a product runs on one thread.
 const MIN_PARALLEL_MACS: usize = 1 << 21;
-
-/// The register tile of one instruction set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Microkernel {
-    /// x86-64 with AVX-512F: 12 rows × 32 columns (24 of the 32 zmm registers accumulate).
-    Avx512,
-    /// x86-64 with AVX2 and FMA: 6 rows × 16 columns.
-    Avx2,
-    /// wasm32 built with `simd128`: 6 rows × 8 columns, multiply then add (no FMA in core wasm SIMD).
-    Simd128,
-    /// Anything else: 4 rows × 8 columns in plain Rust.
-    Portable,
-}
-
-impl Microkernel {
-    /// The fastest microkernel this processor runs.
-    pub fn best() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Microkernel::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                return Microkernel::Avx2;
-            }
-        }
-        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        {
-            return Microkernel::Simd128;
-        }
-        #[allow(unreachable_code)]
-        Microkernel::Portable
-    }
-
-    /// Whether this processor can run it.
-    pub fn is_supported(self) -> bool {
-        match self {
-            Microkernel::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            Microkernel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
-            #[cfg(target_arch = "x86_64")]
-            Microkernel::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
-            Microkernel::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
-            #[allow(unreachable_patterns)]
-            _ => false,
-        }
-    }
-
-    /// (rows, columns) of its register tile.
-    fn tile(self) -> (usize, usize) {
-        match self {
-            Microkernel::Avx512 => (12, 32),
-            Microkernel::Avx2 => (6, 16),
-            Microkernel::Simd128 => (6, 8),
-            Microkernel::Portable => (4, 8),
-        }
-    }
-
-    /// `tile[MR×NR] = Σ_p a[p][MR] ⊗ b[p][NR]` over `kc` packed steps.
-    ///
-    /// # Safety
-    /// `a` holds `kc·MR` floats, `b` `kc·NR`, `tile` `MR·NR`, and the processor supports `self`.
-    unsafe fn run(self, kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Microkernel::Avx512 => x86::avx512_nx32::<12>(kc, a, b, tile),
-            #[cfg(target_arch = "x86_64")]
-            Microkernel::Avx2 => x86::avx2_6x16(kc, a, b, tile),
-            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-            Microkernel::Simd128 => wasm::simd128_6x8(kc, a, b, tile),
-            Microkernel::Portable => portable::<4, 8>(kc, a, b, tile),
-            #[allow(unreachable_patterns)]
-            _ => unreachable!("{self:?} is not compiled for this target"),
-        }
-    }
-}
 
 /// `c[m×n] = beta·c + a[m×k] · b[k×n]`, each matrix given by its row and column strides (in
 /// floats), with the fastest microkernel for this processor.
@@ -248,56 +186,6 @@ pub(crate) fn sgemm_from(
     gemm(best_kernel(), m, k, n, a, rsa, csa, b, beta, c, rsc, csc, epilogue)
 }
 
-/// The microkernel [`sgemm`] and the GEMVs use, found once: [`Microkernel::best`], unless
-/// `VIDEOGPT_CPU_KERNEL` names another this processor runs (`avx512`, `avx2`, `portable`): the
-/// tests run the PyTorch goldens through each. The CLI checks the variable with
-/// [`Microkernel::from_env`] before any work, so a typo is an error there, not a silent fallback;
-/// a library caller that skipped that check gets a panic that says the same.
-pub(crate) fn best_kernel() -> Microkernel {
-    static BEST: std::sync::OnceLock<Microkernel> = std::sync::OnceLock::new();
-    *BEST.get_or_init(|| match Microkernel::from_env() {
-        Ok(named) => named.unwrap_or_else(Microkernel::best),
-        Err(e) => panic!("{e}"),
-    })
-}
-
-impl Microkernel {
-    const NAMED: [(&'static str, Microkernel); 4] =
-        [("avx512", Microkernel::Avx512), ("avx2", Microkernel::Avx2), ("simd128", Microkernel::Simd128), ("portable", Microkernel::Portable)];
-
-    /// Its name, as `VIDEOGPT_CPU_KERNEL` spells it.
-    pub fn name(self) -> &'static str {
-        Self::NAMED.iter().find(|(_, k)| *k == self).map_or("portable", |(n, _)| n)
-    }
-
-    /// The kernels this processor runs, fastest first.
-    pub fn supported() -> Vec<Microkernel> {
-        Self::NAMED.iter().map(|&(_, k)| k).filter(|k| k.is_supported()).collect()
-    }
-
-    /// The kernel `VIDEOGPT_CPU_KERNEL` asks for: `None` when it is unset or empty; an error
-    /// naming the variable and this processor's kernels when it names none of them.
-    pub fn from_env() -> crate::Result<Option<Microkernel>> {
-        let Ok(value) = std::env::var("VIDEOGPT_CPU_KERNEL") else { return Ok(None) };
-        if value.is_empty() {
-            return Ok(None);
-        }
-        let here = || Self::supported().iter().map(|k| k.name()).collect::<Vec<_>>().join(", ");
-        match Self::NAMED.iter().find(|(n, _)| *n == value) {
-            Some(&(_, k)) if k.is_supported() => Ok(Some(k)),
-            Some(_) => {
-                Err(crate::Error::Input(format!("VIDEOGPT_CPU_KERNEL={value}: this processor cannot run that kernel (this processor runs: {})", here())))
-            }
-            None => Err(crate::Error::Input(format!("VIDEOGPT_CPU_KERNEL={value} names no kernel (this processor runs: {})", here()))),
-        }
-    }
-
-    /// The kernel the CPU path uses in this process.
-    pub fn in_use() -> Microkernel {
-        best_kernel()
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn gemm(
     kernel: Microkernel,
@@ -425,106 +313,6 @@ fn scale_c(m: usize, n: usize, beta: f32, c: &mut [f32], rsc: isize, csc: isize)
         for j in 0..n {
             let v = &mut c[i * rsc as usize + j * csc as usize];
             *v = if beta == 0.0 { 0.0 } else { beta * *v };
-        }
-    }
-}
-
-/// The plain-Rust microkernel: `acc[r][q] += a[p][r] · b[p][q]`, in `k` order.
-unsafe fn portable<const MR: usize, const NR: usize>(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
-    let mut acc = [[0.0f32; NR]; MR];
-    for p in 0..kc {
-        let bp = &*(b.add(p * NR) as *const [f32; NR]);
-        for (r, row) in acc.iter_mut().enumerate() {
-            let av = *a.add(p * MR + r);
-            for (v, bv) in row.iter_mut().zip(bp) {
-                *v += av * bv;
-            }
-        }
-    }
-    for (r, row) in acc.iter().enumerate() {
-        std::ptr::copy_nonoverlapping(row.as_ptr(), tile.add(r * NR), NR);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use std::arch::x86_64::*;
-
-    /// MR rows × 32 columns: per step two loads of B, MR broadcasts of A, 2·MR FMAs.
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn avx512_nx32<const MR: usize>(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
-        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-        for p in 0..kc {
-            let b0 = _mm512_loadu_ps(b.add(p * 32));
-            let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*a.add(p * MR + r));
-                row[0] = _mm512_fmadd_ps(av, b0, row[0]);
-                row[1] = _mm512_fmadd_ps(av, b1, row[1]);
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            _mm512_storeu_ps(tile.add(r * 32), row[0]);
-            _mm512_storeu_ps(tile.add(r * 32 + 16), row[1]);
-        }
-    }
-
-    /// 6 rows × 16 columns: per step two loads of B, six broadcasts of A, twelve FMAs.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn avx2_6x16(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; 6];
-        for p in 0..kc {
-            let b0 = _mm256_loadu_ps(b.add(p * 16));
-            let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm256_broadcast_ss(&*a.add(p * 6 + r));
-                row[0] = _mm256_fmadd_ps(av, b0, row[0]);
-                row[1] = _mm256_fmadd_ps(av, b1, row[1]);
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            _mm256_storeu_ps(tile.add(r * 16), row[0]);
-            _mm256_storeu_ps(tile.add(r * 16 + 8), row[1]);
-        }
-    }
-}
-
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod wasm {
-    use core::arch::wasm32::*;
-
-    /// `a·b + c`, rounded twice: core wasm SIMD has no fused multiply-add.
-    #[cfg(not(target_feature = "relaxed-simd"))]
-    #[inline(always)]
-    fn madd(a: v128, b: v128, c: v128) -> v128 {
-        f32x4_add(c, f32x4_mul(a, b))
-    }
-
-    /// Relaxed SIMD's multiply-add, which an engine may fuse (one rounding) or not: only in a
-    /// build made to measure it (`RUSTFLAGS=-Ctarget-feature=+simd128,+relaxed-simd`), because
-    /// its tokens would depend on the browser (docs/performance.md).
-    #[cfg(target_feature = "relaxed-simd")]
-    #[inline(always)]
-    fn madd(a: v128, b: v128, c: v128) -> v128 {
-        f32x4_relaxed_madd(a, b, c)
-    }
-
-    /// 6 rows × 8 columns: twelve v128 accumulators, which fit the 16 xmm registers the
-    /// engines map wasm SIMD to.
-    pub(super) unsafe fn simd128_6x8(kc: usize, a: *const f32, b: *const f32, tile: *mut f32) {
-        let mut acc = [[f32x4_splat(0.0); 2]; 6];
-        for p in 0..kc {
-            let b0 = v128_load(b.add(p * 8) as *const v128);
-            let b1 = v128_load(b.add(p * 8 + 4) as *const v128);
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = f32x4_splat(*a.add(p * 6 + r));
-                row[0] = madd(av, b0, row[0]);
-                row[1] = madd(av, b1, row[1]);
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            v128_store(tile.add(r * 8) as *mut v128, row[0]);
-            v128_store(tile.add(r * 8 + 4) as *mut v128, row[1]);
         }
     }
 }
