@@ -25,6 +25,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/videogpt-web/target}"
 cargo test --release --locked "$@"
 # a filter or other cargo test arguments run just those Rust tests
 [ $# -gt 0 ] && exit 0
+# the bundle a lent GPU runs (scripts/gpu-check.sh): packed from this build and run on lavapipe
+# from its copied binaries and fixtures alone, one test of each kind (about a minute)
+bash scripts/gpu-check.sh --smoke --minutes 6
 # the CPU path's other microkernels (AVX2, plain Rust) against the same PyTorch goldens, where
 # this processor runs them (the tests above used the fastest it has); tests/gemm.rs checks that
 # the named kernel is the one in use, and an unknown or unsupported name is an error

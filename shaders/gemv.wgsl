@@ -8,7 +8,9 @@
 // Bind group 0:
 //   @binding(0) uniform      p        : Params
 //   @binding(1) storage read x        : array<f32>   [d_in] (starting at x_offset)
-//   @binding(2) storage read weight   : array<f32>   [d_out][d_in] (PyTorch Linear layout)
+//   @binding(2) storage read weight   : array<u32>   [d_out][d_in] (PyTorch Linear layout): f32
+//                                                 bits, or with FLAG_F16 f16s two to a word
+//                                                 (element 2w in word w's low half)
 //   @binding(3) storage read bias     : array<f32>   [d_out] (read only when flags & FLAG_BIAS)
 //   @binding(4) storage read residual : array<f32>   read at residual_offset + row (FLAG_RESIDUAL)
 //   @binding(5) storage rw   out      : array<f32>   written at out_offset + row
@@ -16,6 +18,9 @@
 //   @binding(7) storage rw   out2     : array<f32>   with FLAG_SPLIT3 the rows are three equal
 //   @binding(8) storage rw   out3     : array<f32>   parts: out, then out2 and out3 at split_offset
 //
+// FLAG_F16: the weights are the file's f16 values, widened to f32 as they are loaded: the same
+// products and the same order of summation as the f32 layout of the same values, from half the
+// bytes (a decoding step is bound by reading the weights once).
 // GeLU2(v) = v·sigmoid(1.702·v), VideoGPT's activation, applied before the residual add.
 // FLAG_NORM: x is replaced by (x − μ)·(rsqrt(var) + 1e−5)·g + b (spec §3.6: the epsilon sits on the
 // reciprocal square root), each workgroup computing μ and var itself in the same order as a
@@ -28,7 +33,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read> weight: array<u32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read> residual: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
@@ -42,6 +47,7 @@ const FLAG_GELU2: u32 = 2u;
 const FLAG_RESIDUAL: u32 = 4u;
 const FLAG_NORM: u32 = 8u;
 const FLAG_SPLIT3: u32 = 16u;
+const FLAG_F16: u32 = 32u;
 
 var<workgroup> partial: array<f32, THREADS>;
 
@@ -57,6 +63,29 @@ fn reduce_sum(tid: u32, v: f32) -> f32 {
     let total = partial[0];
     workgroupBarrier();
     return total;
+}
+
+// the f16 with bits `h` as an f32, exactly (by its bits rather than with unpack2x16float, which
+// some backends gate behind a capability)
+fn widen_f16(h: u32) -> f32 {
+    let sign = (h & 0x8000u) << 16u;
+    let e = (h >> 10u) & 0x1fu;
+    let m = h & 0x3ffu;
+    if (e == 0u) { // zero or subnormal: m · 2⁻²⁴, exact in f32
+        return bitcast<f32>(sign | bitcast<u32>(f32(m) * 5.9604644775390625e-8));
+    }
+    if (e == 31u) { // infinity or NaN
+        return bitcast<f32>(sign | 0x7f800000u | (m << 13u));
+    }
+    return bitcast<f32>(sign | ((e + 112u) << 23u) | (m << 13u));
+}
+
+// weight element `at` of [d_out][d_in]
+fn weight_at(at: u32) -> f32 {
+    if ((p.flags & FLAG_F16) != 0u) {
+        return widen_f16((weight[at >> 1u] >> ((at & 1u) * 16u)) & 0xffffu);
+    }
+    return bitcast<f32>(weight[at]);
 }
 
 @compute @workgroup_size(64, 1, 1)
@@ -88,7 +117,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         if (normed) {
             xi = (xi - mu) * scale * norm[i] + norm[p.d_in + i];
         }
-        acc = fma(weight[row * p.d_in + i], xi, acc);
+        acc = fma(weight_at(row * p.d_in + i), xi, acc);
     }
     let total = reduce_sum(tid, acc);
     if (tid == 0u) {

@@ -121,3 +121,30 @@ fn frame_conditioned_decoding_on_the_gpu_matches_the_reference() {
     let err = pollster::block_on(prior.sample(&SampleOptions::default(), &[], 0, |_, _| {})).unwrap_err().to_string();
     assert!(err.contains("conditioned on 1 frame"), "{err}");
 }
+
+/// A prior stored as f16 keeps its Linear weights as f16 on the GPU (two to a word, half the bytes
+/// a step reads) and gives the logits of the same values stored as f32, bit for bit: the kernel
+/// widens each weight as it loads it and sums in the same order.
+#[test]
+fn f16_weights_give_the_f32_layouts_logits_exactly_from_half_the_bytes() {
+    let g = gpu();
+    let vq = read("vqvae_422.safetensors");
+    let f16 = videogpt::weights::to_f16(&read("gpt_sparse.safetensors")).unwrap();
+    let (narrow, wide) = (Gpt::load(&f16, Some(&vq)).unwrap(), Gpt::load(&widen_to_f32(&f16), Some(&vq)).unwrap());
+    let n = narrow.config.positions();
+    let codes: Vec<u32> = (0..n as u32).map(|i| (i * 7 + 3) % narrow.config.n_codes as u32).collect();
+    let mut runs = Vec::new();
+    for gpt in [&narrow, &wide] {
+        let prior = GpuPrior::new(&g, gpt).unwrap();
+        g.reset_stats();
+        let logits = pollster::block_on(prior.logits_by_steps(&codes, None, None)).unwrap();
+        runs.push((logits, g.stats().weight_bytes));
+    }
+    let ((a, bytes_f16), (b, bytes_f32)) = (&runs[0], &runs[1]);
+    assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()), "f16 and f32 layouts' logits differ by {:e}", max_abs_diff(a, b));
+    // every matrix of every step at 2 bytes instead of 4: per layer q/k/v (3·d²), the output
+    // projection (d²) and the MLP (2·4·d²), then fc_out (d × n_codes)
+    let (d, layers, codes_n) = (narrow.config.hidden_dim, narrow.config.layers, narrow.config.n_codes);
+    let matrices = (12 * d * d * layers + d * codes_n) as u64;
+    assert_eq!(bytes_f32 - bytes_f16, 2 * matrices * n as u64, "f32 {bytes_f32} B, f16 {bytes_f16} B over {n} steps");
+}

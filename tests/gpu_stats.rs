@@ -6,17 +6,17 @@
 
 mod common;
 
-use common::{fixture, read};
+use common::{fixture, read, root};
 use videogpt::backend::Backend;
 use videogpt::gpu::{GpuPrior, GpuStats};
 use videogpt::session::Tokenizer;
 use videogpt::video::io::read_video;
-use videogpt::video::to_video;
+use videogpt::video::{input_to_video, to_video};
 use videogpt::Gpu;
 
 /// natural-64's file, its tokenizer on `g`, and a 4-frame chunk (one latent frame) of carphone.
 fn natural64_chunk(g: &Gpu) -> (Vec<u8>, Tokenizer<Gpu>, videogpt::video::Video) {
-    let model = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/models/natural-64.safetensors")).unwrap();
+    let model = std::fs::read(root().join("models/natural-64.safetensors")).unwrap();
     let t = Tokenizer::load(g, &model, "").unwrap();
     (model, t, read_video(&fixture("carphone_8f.npy")).unwrap().slice(0, 4))
 }
@@ -95,13 +95,15 @@ fn a_chunk_given_as_images_creates_nothing_either() {
 #[test]
 fn a_chunk_comes_back_as_the_bytes_of_its_floats() {
     // the pixels the preprocessing and last-layer kernels write (and the to_rgba8 pass that packs
-    // clips uploaded as floats) are exactly video::to_video of the floats they stand for
+    // clips uploaded as floats) are exactly what video.rs makes of the floats they stand for: the
+    // input's rounded (video::input_to_video), the output's truncated (video::to_video)
     let g = gpu();
     let (model, t, clip) = natural64_chunk(&g);
     let x = t.preprocess(&g, &clip, 0..4).unwrap();
     let r = pollster::block_on(t.reconstruct(&g, &x, &|| 0.0)).unwrap();
     let as_video = |v: &videogpt::backend::Tensor<videogpt::Gpu>| to_video(&pollster::block_on(g.read_volume(v)).unwrap()).unwrap();
-    assert_eq!(r.input.rgb, as_video(&x).rgb);
+    let input = input_to_video(&pollster::block_on(g.read_volume(&x)).unwrap()).unwrap();
+    assert!(r.input.rgb == input.rgb, "the input's bytes are not input_to_video of its floats");
     let vq = videogpt::vqvae::VqVae::load(&g, &model, "").unwrap();
     let y = vq.decode(&g, &g.upload_codes(&r.tokens, r.latent).unwrap()).unwrap();
     let decoded = as_video(&y);
@@ -113,7 +115,7 @@ fn a_chunk_comes_back_as_the_bytes_of_its_floats() {
     g.reset_stats();
     let (tokens, input, output) = pollster::block_on(g.read_reconstruction(&codes, &x2, &y2)).unwrap();
     assert_eq!(g.stats().by_kernel.get("to_rgba8"), Some(&1));
-    assert_eq!((tokens, input.rgb, output.rgb), (r.tokens, r.input.rgb, decoded.rgb));
+    assert!((tokens, input.rgb, output.rgb) == (r.tokens, r.input.rgb, decoded.rgb), "to_rgba8 packed other bytes");
 }
 
 #[test]
@@ -143,6 +145,14 @@ fn a_sampled_token_stays_within_its_budget() {
     assert_eq!(s.by_kernel.get("gemv").copied(), Some((4 * layers + 1) * n), "{:?}", s.by_kernel);
     assert_eq!(s.by_kernel.get("embed").copied(), Some(n - 1));
     assert_eq!(s.by_kernel.get("sample_token").copied(), Some(n));
+    // bytes of weights a token reads: the shipped f16 file's matrices at 2 bytes each (q/k/v,
+    // the output projection and the MLP per layer, then fc_out), plus biases, norms and the
+    // embedding rows in f32, which add under 10 %
+    let (d, codes) = (gpt.config.hidden_dim as u64, gpt.config.n_codes as u64);
+    let matrices = 2 * (12 * d * d * layers + d * codes);
+    let per_token = s.weight_bytes as f64 / n as f64;
+    eprintln!("{per_token:.0} bytes of weights a token, {matrices} of them the f16 matrices");
+    assert!(per_token >= matrices as f64 && per_token <= 1.1 * matrices as f64, "{per_token} bytes of weights a token; the f16 matrices are {matrices}");
 }
 
 #[test]

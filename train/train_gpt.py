@@ -20,6 +20,7 @@ Under `torchrun --nproc_per_node N` the same command trains on N processes (trai
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -91,7 +92,8 @@ def encode_all(vq, clips, device, batch=32):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, help="clips (.npz with `clips` and `test`) that the --vqvae encodes here")
+    ap.add_argument("--data", type=Path, help="clips (.npz with `clips` and `test`, and optionally `val`) that the "
+                    "--vqvae encodes here")
     ap.add_argument("--tokens", type=Path, nargs="*", help="instead of --data: folders of token files from "
                     "`videogpt encode --input FOLDER --output DIR [--shard i/n]` (every manifest*.jsonl in them)")
     ap.add_argument("--test-tokens", type=Path, nargs="*", help="with --tokens: the test windows' folders "
@@ -124,16 +126,17 @@ def main():
             else:
                 n_test = max(1, len(codes) // 20)
                 codes, test_codes = codes[:-n_test], codes[-n_test:]
-            torch.save((codes, test_codes), codes_path)
+            torch.save(dict(train=codes, val=None, test=test_codes), codes_path)
             print(f"read {len(codes)} + {len(test_codes)} token windows", flush=True)
         elif not codes_path.exists():
             data = np.load(args.data)
             t0 = time.time()
-            codes, test_codes = encode_all(vq, data["clips"], device), encode_all(vq, data["test"], device)
-            torch.save((codes, test_codes), codes_path)
-            print(f"encoded {len(codes)} + {len(test_codes)} clips in {time.time() - t0:.0f}s", flush=True)
+            held = {k: encode_all(vq, data[k], device) if k in data.files else None for k in ("val", "test")}
+            torch.save(dict(train=encode_all(vq, data["clips"], device), **held), codes_path)
+            print(f"encoded {len(data['clips'])} training clips and the held-out ones in {time.time() - t0:.0f}s", flush=True)
     ranks.barrier()
-    codes, test_codes = torch.load(codes_path)
+    saved = torch.load(codes_path)
+    codes, val_codes, test_codes = saved["train"], saved["val"], saved["test"]
 
     gargs = GPTArgs(hidden_dim=args.hidden_dim, heads=args.heads, layers=args.layers, attn_type=args.attn_type)
     model = VideoGPT(gargs, vq).to(device)
@@ -167,11 +170,21 @@ def main():
     say(f"{n_params / 1e6:.2f} M parameters, {len(codes)} clips of {tuple(codes.shape[1:])} tokens, on {hardware}", flush=True)
 
     @torch.no_grad()
-    def test_bits():
+    def held_bits(held):
         model.eval()
-        bits = torch.cat([model.bits_per_token(test_codes[i:i + 16].to(device)) for i in range(0, len(test_codes), 16)])
+        bits = torch.cat([model.bits_per_token(held[i:i + 16].to(device)) for i in range(0, len(held), 16)])
         model.train()
         return bits.mean().item()
+
+    def test_bits():
+        return held_bits(test_codes)
+
+    def evaluate(row):
+        """`row` with the held-out bits per token: the test windows', and the validation windows' where the data has them."""
+        row["test_bits"] = round(test_bits(), 4)
+        if val_codes is not None:
+            row["val_bits"] = round(held_bits(val_codes), 4)
+        return row
 
     def save(test):
         if not ranks.main:
@@ -183,13 +196,13 @@ def main():
 
     rng = np.random.default_rng(args.seed + step)
     if step == 0 and ranks.main:
-        t = test_bits()
-        print(f"start: test {t:.3f} bits/token", flush=True)
+        row = evaluate(dict(step=0, minutes=0.0))
+        print(f"start: {row}", flush=True)
         with open(args.out / "log.jsonl", "a") as f:
-            f.write(json.dumps(dict(step=0, minutes=0.0, test_bits=round(t, 4))) + "\n")
+            f.write(json.dumps(row) + "\n")
     model.train()
     started = run_started = time.time()  # `started` restarts at each save; the budget does not
-    acc, n_acc = 0.0, 0
+    acc, n_acc, logged_at = 0.0, 0, time.time()
     while step < args.steps:
         # rank 0's clock decides when every rank stops
         _, out_of_time = ranks.decide(0.0, args.minutes is not None and time.time() - run_started >= args.minutes * 60)
@@ -207,22 +220,31 @@ def main():
         acc, n_acc = acc + loss.item() / math.log(2), n_acc + 1
         if step % args.log_every == 0 and ranks.main:  # rank 0's share of the batch
             elapsed = trained_s + time.time() - started
-            print(f"step {step}  train {acc / n_acc:.3f} bits/token  lr {sched.get_last_lr()[0]:.2e}  {elapsed / 60:.1f} min", flush=True)
+            clips_per_s = n_acc * args.batch / (time.time() - logged_at)
+            print(f"step {step}  train {acc / n_acc:.3f} bits/token  lr {sched.get_last_lr()[0]:.2e}  {clips_per_s:.2f} clips/s  "
+                  f"{elapsed / 60:.1f} min", flush=True)
             with open(args.out / "log.jsonl", "a") as f:
                 f.write(json.dumps(dict(step=step, minutes=round(elapsed / 60, 2), train_bits=round(acc / n_acc, 4),
-                                    lr=sched.get_last_lr()[0])) + "\n")
-            acc, n_acc = 0.0, 0
+                                        lr=sched.get_last_lr()[0], clips_per_s=round(clips_per_s, 3),
+                                        loadavg=round(os.getloadavg()[0], 2))) + "\n")
+            acc, n_acc, logged_at = 0.0, 0, time.time()
         if step % args.save_every == 0:
             trained_s += time.time() - started
             started = time.time()
             if ranks.main:
-                t = test_bits()
-                print(f"step {step}: test {t:.3f} bits/token", flush=True)
+                row = evaluate(dict(step=step, minutes=round(trained_s / 60, 2)))
+                print(f"step {step}: {row}", flush=True)
                 with open(args.out / "log.jsonl", "a") as f:
-                    f.write(json.dumps(dict(step=step, minutes=round(trained_s / 60, 2), test_bits=round(t, 4))) + "\n")
-                save(t)
+                    f.write(json.dumps(row) + "\n")
+                save(row["test_bits"])
+            logged_at = time.time()
     trained_s += time.time() - started
-    t = test_bits() if ranks.main else float("nan")
+    t = float("nan")
+    if ranks.main:
+        row = evaluate(dict(step=step, minutes=round(trained_s / 60, 2)))
+        with open(args.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        t = row["test_bits"]
     save(t)
     ranks.barrier()
     ranks.close()

@@ -61,6 +61,9 @@ pub(crate) struct Linear {
     /// The same weights as f16 when the file stores them so (exactly the same values): a
     /// decoding step reads every weight once, and half the bytes is most of its time.
     pub(crate) weight_f16: Option<Vec<half::f16>>,
+    /// Whether the file stores the weights as f16 (the GPU path keeps them so too; on wasm
+    /// `weight_f16` is None whatever the file holds).
+    pub(crate) stored_f16: bool,
     pub(crate) bias: Option<Vec<f32>>,
     pub(crate) d_in: usize,
     pub(crate) d_out: usize,
@@ -72,7 +75,7 @@ impl Linear {
         let weight = w.take(&format!("{key}.weight"), &[d_out, d_in])?;
         // the browser's CPU path has no f16 vector loads; there the f32 copy is read
         let weight_f16 = (stored_f16 && !cfg!(target_arch = "wasm32")).then(|| weight.iter().map(|&v| half::f16::from_f32(v)).collect());
-        Ok(Linear { weight, weight_f16, bias: if bias { Some(w.take(&format!("{key}.bias"), &[d_out])?) } else { None }, d_in, d_out })
+        Ok(Linear { weight, weight_f16, stored_f16, bias: if bias { Some(w.take(&format!("{key}.bias"), &[d_out])?) } else { None }, d_in, d_out })
     }
 
     /// Rows of `x` (`[n][d_in]`) → `[n][d_out]`.

@@ -181,7 +181,7 @@ lazy_kernels! {
     axial_attention: Kernel with &[("MAX_LEN", ATTENTION_MAX_LEN as u32), ("MAX_D_HEAD", ATTENTION_MAX_D_HEAD as u32)];
     codebook_argmin: Kernel with &[("MAX_DIM", ARGMIN_MAX_DIM as u32)];
     codebook_lookup: Kernel;
-    gemv: Kernel with &[("FLAG_BIAS", GEMV_BIAS), ("FLAG_GELU2", GEMV_GELU2), ("FLAG_RESIDUAL", GEMV_RESIDUAL), ("FLAG_NORM", GEMV_NORM), ("FLAG_SPLIT3", GEMV_SPLIT3)];
+    gemv: Kernel with &[("FLAG_BIAS", GEMV_BIAS), ("FLAG_GELU2", GEMV_GELU2), ("FLAG_RESIDUAL", GEMV_RESIDUAL), ("FLAG_NORM", GEMV_NORM), ("FLAG_SPLIT3", GEMV_SPLIT3), ("FLAG_F16", GEMV_F16)];
     embed: Kernel;
     decode_attention: Kernel;
     sample_token: Kernel;

@@ -27,6 +27,7 @@ mod kernels;
 mod params;
 mod pool;
 mod prior;
+mod prior_weights;
 mod profile;
 mod runtime;
 mod stats;
@@ -35,7 +36,8 @@ pub use frames::GpuFrames;
 use kernels::Kernels;
 pub use pool::GpuBuffer;
 use pool::Pool;
-pub use prior::{GpuPrior, GpuPriorWeights};
+pub use prior::GpuPrior;
+pub use prior_weights::GpuPriorWeights;
 pub use profile::Timing;
 pub use stats::GpuStats;
 
@@ -66,6 +68,7 @@ pub(crate) const GEMV_GELU2: u32 = 2;
 pub(crate) const GEMV_RESIDUAL: u32 = 4;
 pub(crate) const GEMV_NORM: u32 = 8;
 pub(crate) const GEMV_SPLIT3: u32 = 16;
+pub(crate) const GEMV_F16: u32 = 32;
 
 /// (input frames × height × width, resolution, resize) of a clip's resize taps.
 type ResizeKey = ([usize; 3], usize, Resize);

@@ -5,70 +5,15 @@
 //! never leave the GPU while sampling; the grid is read back only as often as the caller wants
 //! progress.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::params::{DecodeAttentionParams, EmbedParams, GemvParams, SampleTokenParams};
-use super::{Gpu, GpuBuffer as Buffer, GEMV_BIAS, GEMV_GELU2, GEMV_NORM, GEMV_RESIDUAL, GEMV_SPLIT3};
+use super::params::{DecodeAttentionParams, EmbedParams, SampleTokenParams};
+use super::prior_weights::{Gemv, GpuPriorWeights, Norms};
+use super::{Gpu, GpuBuffer as Buffer};
 use crate::backend::Backend as _;
-use crate::gpt::{AttnType, FrameFeatures, Gpt, Linear, SampleOptions, Sublayers};
+use crate::gpt::{AttnType, FrameFeatures, Gpt, SampleOptions, Sublayers};
 use crate::resnet::RESNET_DIM;
 use crate::{bail, Result};
-
-struct GpuLinear {
-    weight: Buffer,
-    bias: Option<Buffer>,
-    d_in: usize,
-    d_out: usize,
-}
-
-struct GpuBlock {
-    /// w_qs, w_ks and w_vs stacked: one product writes q and this position's key and value.
-    w_qkv: GpuLinear,
-    fc: GpuLinear,
-    /// The cross-attention's query and output projections (its keys and values are computed
-    /// once per run from the frame features).
-    cross: Option<(GpuLinear, GpuLinear)>,
-    fc1: GpuLinear,
-    fc2: GpuLinear,
-}
-
-/// Where a matrix-vector product reads and writes.
-struct Gemv<'a> {
-    x: &'a Buffer,
-    x_offset: usize,
-    out: &'a Buffer,
-    out_offset: usize,
-    residual: Option<(&'a Buffer, usize)>,
-    gelu2: bool,
-    /// LayerNorm x first with these `[gain; shift]`.
-    norm: Option<&'a Buffer>,
-    /// Rows split in three: `out` gets the first part, these two buffers the others, at this offset.
-    split: Option<(&'a Buffer, &'a Buffer, usize)>,
-}
-
-impl<'a> Gemv<'a> {
-    fn new(x: &'a Buffer, out: &'a Buffer) -> Self {
-        Gemv { x, x_offset: 0, out, out_offset: 0, residual: None, gelu2: false, norm: None, split: None }
-    }
-}
-
-/// `[gain; shift]` of each norm for one class: per block (attention, MLP), then the final one.
-type Norms = Vec<Buffer>;
-
-/// A prior's weights on the GPU, uploaded once per loaded prior and shared by every run.
-pub struct GpuPriorWeights {
-    /// `fc_in` of every codebook vector, `[n_codes][hidden_dim]`: a step's input is a row of it.
-    embeddings: Buffer,
-    /// `sos + pos[0]`, the input of step 0.
-    first_input: Buffer,
-    pos: Buffer,
-    blocks: Vec<GpuBlock>,
-    fc_out: GpuLinear,
-    /// `(g, b)` per norm for a class (None: unconditioned), uploaded the first time a run asks.
-    norms: RefCell<HashMap<Option<usize>, Rc<Norms>>>,
-}
 
 pub struct GpuPrior<'g> {
     gpu: &'g Gpu,
@@ -116,92 +61,7 @@ impl<'g> GpuPrior<'g> {
     }
 }
 
-impl GpuPriorWeights {
-    fn new(gpu: &Gpu, gpt: &Gpt) -> Result<Self> {
-        let up = |l: &Linear| -> Result<GpuLinear> {
-            Ok(GpuLinear { weight: gpu.upload(&l.weight)?, bias: l.bias.as_ref().map(|b| gpu.upload(b)).transpose()?, d_in: l.d_in, d_out: l.d_out })
-        };
-        // q, k and v from one product: the three weights one after another (and their biases,
-        // zeros standing in for a missing one)
-        let stack = |ls: [&Linear; 3]| -> Result<GpuLinear> {
-            let weight: Vec<f32> = ls.iter().flat_map(|l| l.weight.iter().copied()).collect();
-            let bias =
-                ls.iter().any(|l| l.bias.is_some()).then(|| ls.iter().flat_map(|l| l.bias.clone().unwrap_or_else(|| vec![0.0; l.d_out])).collect::<Vec<f32>>());
-            Ok(GpuLinear {
-                weight: gpu.upload(&weight)?,
-                bias: bias.map(|b| gpu.upload(&b)).transpose()?,
-                d_in: ls[0].d_in,
-                d_out: ls.iter().map(|l| l.d_out).sum(),
-            })
-        };
-        // fc_in is linear: apply it to every code once (in f64, as exact as the product it replaces)
-        let e = gpt.config.embedding_dim;
-        let fc_in = &gpt.fc_in;
-        let embeddings: Vec<f32> = gpt
-            .codebook
-            .chunks_exact(e)
-            .flat_map(|code| {
-                fc_in.weight.chunks_exact(e).enumerate().map(move |(j, row)| {
-                    let bias = fc_in.bias.as_ref().map_or(0.0, |b| b[j] as f64);
-                    (bias + row.iter().zip(code).map(|(w, x)| *w as f64 * *x as f64).sum::<f64>()) as f32
-                })
-            })
-            .collect();
-        let d = gpt.config.hidden_dim;
-        let first: Vec<f32> = gpt.sos.iter().zip(&gpt.pos[..d]).map(|(s, p)| s + p).collect();
-        Ok(GpuPriorWeights {
-            embeddings: gpu.upload(&embeddings)?,
-            first_input: gpu.upload(&first)?,
-            pos: gpu.upload(&gpt.pos)?,
-            blocks: gpt
-                .blocks
-                .iter()
-                .map(|b| {
-                    Ok(GpuBlock {
-                        w_qkv: stack([&b.w_qs, &b.w_ks, &b.w_vs])?,
-                        fc: up(&b.fc)?,
-                        cross: b.cross.as_ref().map(|c| Ok::<_, crate::Error>((up(&c.w_qs)?, up(&c.fc)?))).transpose()?,
-                        fc1: up(&b.fc1)?,
-                        fc2: up(&b.fc2)?,
-                    })
-                })
-                .collect::<Result<_>>()?,
-            fc_out: up(&gpt.fc_out)?,
-            norms: Default::default(),
-        })
-    }
-}
-
 impl<'g> GpuPrior<'g> {
-    fn gemv(&self, l: &GpuLinear, io: Gemv) -> Result<()> {
-        let g = self.gpu;
-        let (gx, gy) = super::grid(l.d_out, 1, g.limits.max_compute_workgroups_per_dimension)?;
-        let flag = |on: bool, f: u32| if on { f } else { 0 };
-        let flags = flag(l.bias.is_some(), GEMV_BIAS)
-            | flag(io.gelu2, GEMV_GELU2)
-            | flag(io.residual.is_some(), GEMV_RESIDUAL)
-            | flag(io.norm.is_some(), GEMV_NORM)
-            | flag(io.split.is_some(), GEMV_SPLIT3);
-        // unused bindings get stand-ins the kernel does not touch: read-only ones the weights, the
-        // split outputs the runtime's two unused-output stand-ins
-        let (res, res_offset) = io.residual.unwrap_or((&l.weight, 0));
-        let bias = l.bias.as_ref().unwrap_or(&l.weight);
-        let norm = io.norm.unwrap_or(&l.weight);
-        let (out2, out3, split_offset) = match io.split {
-            Some(split) => split,
-            None => {
-                let (a, b) = g.unused_outputs()?;
-                (a, b, 0)
-            }
-        };
-        #[rustfmt::skip]
-        let params = GemvParams {
-            d_in: l.d_in as u32, d_out: l.d_out as u32, flags, residual_offset: res_offset as u32,
-            x_offset: io.x_offset as u32, groups_x: gx, out_offset: io.out_offset as u32, split_offset: split_offset as u32,
-        };
-        g.dispatch(g.kernels.gemv(), &params, &[io.x, &l.weight, bias, res, io.out, norm, out2, out3], (gx, gy, 1))
-    }
-
     /// The norms' gains and shifts for `class`, uploaded on first use.
     fn norms(&self, class: Option<usize>) -> Result<Rc<Norms>> {
         if let Some(norms) = self.w.norms.borrow().get(&class) {
@@ -279,11 +139,12 @@ impl<'g> GpuPrior<'g> {
             // fc_in(codebook vector of the previous token) + pos[i], from the table
             let params = EmbedParams { dim: d as u32, n_codes: c.n_codes as u32, position: i as u32, ..Default::default() };
             g.dispatch(g.kernels.embed(), &params, &[&run.token, &self.w.embeddings, &self.w.pos, &run.x], (d.div_ceil(256) as u32, 1, 1))?;
+            g.count_weight_bytes((8 * d) as u64); // a row of the embeddings and of pos
         }
         let mut step = Step { prior: self, run, i, stream: &run.x };
         self.gpt.walk_blocks(&mut step)?;
         let last_norm = run.norms.last().expect("final norm");
-        self.gemv(&self.w.fc_out, Gemv { norm: Some(last_norm), ..Gemv::new(&run.x, &run.logits) })
+        self.w.gemv(self.gpu, &self.w.fc_out, Gemv { norm: Some(last_norm), ..Gemv::new(&run.x, &run.logits) })
     }
 
     /// Sample a grid on the GPU (see [`Gpt::sample`]); the uniform numbers come from the same
@@ -357,7 +218,7 @@ impl Sublayers for Step<'_, '_> {
         // q of this position, and its k and v straight into row i of the caches, from the
         // normed x: one product
         let qkv = Gemv { norm: Some(&run.norms[2 * l]), split: Some((&run.k_cache[l], &run.v_cache[l], self.i * d)), ..Gemv::new(&run.x, &run.q) };
-        p.gemv(&b.w_qkv, qkv)?;
+        p.w.gemv(p.gpu, &b.w_qkv, qkv)?;
         #[rustfmt::skip]
         let params = DecodeAttentionParams {
             dim: d as u32, heads: c.heads as u32, position: self.i as u32, n_positions: c.positions() as u32,
@@ -365,7 +226,7 @@ impl Sublayers for Step<'_, '_> {
             ..Default::default()
         };
         g.dispatch(g.kernels.decode_attention(), &params, &[&run.q, &run.k_cache[l], &run.v_cache[l], &run.scores, &run.attn], (c.heads as u32, 1, 1))?;
-        p.gemv(&b.fc, Gemv { residual: Some((&run.x, 0)), ..Gemv::new(&run.attn, &run.x2) })?;
+        p.w.gemv(p.gpu, &b.fc, Gemv { residual: Some((&run.x, 0)), ..Gemv::new(&run.attn, &run.x2) })?;
         self.stream = &run.x2;
         Ok(())
     }
@@ -378,22 +239,22 @@ impl Sublayers for Step<'_, '_> {
         };
         // every frame feature is visible: the query sits after the last one, no sparse mask
         let m: usize = c.cond_shape().iter().product();
-        p.gemv(w_qs, Gemv { norm: Some(norm), ..Gemv::new(&run.x2, &run.q) })?;
+        p.w.gemv(p.gpu, w_qs, Gemv { norm: Some(norm), ..Gemv::new(&run.x2, &run.q) })?;
         #[rustfmt::skip]
         let params = DecodeAttentionParams {
             dim: d as u32, heads: c.heads as u32, position: (m - 1) as u32, n_positions: m as u32,
             sparse: 0, blocks_per_frame: 1, v_dim: RESNET_DIM as u32, ..Default::default()
         };
         g.dispatch(g.kernels.decode_attention(), &params, &[&run.q, k, v, &run.scores, &run.cross_out], (c.heads as u32, 1, 1))?;
-        p.gemv(fc, Gemv { residual: Some((&run.x2, 0)), ..Gemv::new(&run.cross_out, &run.x3) })?;
+        p.w.gemv(p.gpu, fc, Gemv { residual: Some((&run.x2, 0)), ..Gemv::new(&run.cross_out, &run.x3) })?;
         self.stream = &run.x3;
         Ok(())
     }
 
     fn mlp(&mut self, l: usize) -> Result<()> {
         let (p, run, b) = (self.prior, self.run, &self.prior.w.blocks[l]);
-        p.gemv(&b.fc1, Gemv { norm: Some(&run.norms[2 * l + 1]), gelu2: true, ..Gemv::new(self.stream, &run.mlp) })?;
-        p.gemv(&b.fc2, Gemv { residual: Some((self.stream, 0)), ..Gemv::new(&run.mlp, &run.x) })?;
+        p.w.gemv(p.gpu, &b.fc1, Gemv { norm: Some(&run.norms[2 * l + 1]), gelu2: true, ..Gemv::new(self.stream, &run.mlp) })?;
+        p.w.gemv(p.gpu, &b.fc2, Gemv { residual: Some((self.stream, 0)), ..Gemv::new(&run.mlp, &run.x) })?;
         self.stream = &run.x;
         Ok(())
     }

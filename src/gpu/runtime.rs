@@ -96,6 +96,16 @@ impl Gpu {
         self.device.destroy();
     }
 
+    /// The limits the device was opened with (the adapter's own: every one is asked for).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// The optional features the device was opened with (timestamp queries, where the adapter has them).
+    pub fn features(&self) -> wgpu::Features {
+        self.device.features()
+    }
+
     pub fn describe(&self) -> String {
         let a = &self.adapter;
         // browsers hide the adapter's name; say what they do tell

@@ -24,6 +24,10 @@ pub struct GpuStats {
     /// executed (whole tiles, idle rows and columns included) and useful (the layer's own).
     pub flops_executed: u64,
     pub flops_useful: u64,
+    /// Bytes of the model's weights the dispatches read (each dispatch counted once for the
+    /// weights it uses: convolution kernels and biases, norms, the codebook, the prior's Linear
+    /// layers at their stored width): what a step streams from memory at least.
+    pub weight_bytes: u64,
     /// Dispatches per kernel.
     pub by_kernel: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -45,6 +49,10 @@ impl Gpu {
         let mut s = self.stats.borrow_mut();
         s.flops_executed += executed as u64;
         s.flops_useful += useful as u64;
+    }
+
+    pub(super) fn count_weight_bytes(&self, bytes: u64) {
+        self.stats.borrow_mut().weight_bytes += bytes;
     }
 
     pub(super) fn count_buffer(&self, bytes: u64) {

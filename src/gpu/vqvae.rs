@@ -94,6 +94,8 @@ impl Gpu {
         };
         self.dispatch(self.kernels.codebook_argmin(), &params, &[&z.buf, &cb.embeddings, &cb.norms, &out, t, e], (gx, gy, 1))?;
         self.count_flops(2 * n * cb.n_codes * cb.dim, 2 * n * cb.n_codes * cb.dim);
+        // the codebook and its norms, and the table's rows
+        self.count_weight_bytes((4 * cb.n_codes * (cb.dim + 1) + 4 * table_dim * n.min(cb.n_codes)) as u64);
         let [t_, h, w] = [z.dims.t, z.dims.h, z.dims.w];
         let embedded = match (table, embedded) {
             (Some(t), Some(buf)) => Some(Tensor { dims: Dims::new(t.dim, t_, h, w), buf }),
@@ -132,6 +134,7 @@ impl Gpu {
         let groups = (o.positions().div_ceil(k.tile_n) as u32, conv.cout.div_ceil(k.tile_m) as u32, 1);
         self.dispatch(&k.kernel, &params, &[&x.buf, &conv.weight, &conv.bias, res, &out, scale, shift], groups)?;
         let depth = 2 * conv.cin * conv.kernel.iter().product::<usize>();
+        self.count_weight_bytes((4 * (conv.cout * depth / 2 + conv.cout + norm.map_or(0, |_| 2 * conv.cin))) as u64);
         self.count_flops(groups.0 as usize * k.tile_n * groups.1 as usize * k.tile_m * depth, o.positions() * conv.cout * depth);
         Ok(Tensor { dims: o, buf: out })
     }
@@ -159,6 +162,7 @@ impl Gpu {
         let classes = (s[0] * s[1] * s[2]) as u32;
         // per class, each output sums over cin × (4/s)³ taps
         let depth = 2 * convt.cin * 64 / classes as usize;
+        self.count_weight_bytes((4 * (convt.cin * convt.cout * 64 + convt.cout + norm.map_or(0, |_| 2 * convt.cin))) as u64);
         if convt.cout <= FEW_CHANNELS {
             // one thread per position computes every channel (and, for RGB, the pixel's bytes)
             let rgba = self.storage(o.positions(), "decoded clip as bytes")?;
@@ -219,6 +223,7 @@ impl Backend for Gpu {
         let (gx, gy) = grid(x.dims.len(), 256, self.limits.max_compute_workgroups_per_dimension)?;
         let params = AffineReluParams { positions: x.dims.positions() as u32, total: x.dims.len() as u32, row_threads: gx * 256, ..Default::default() };
         self.dispatch(self.kernels.affine_relu(), &params, &[&x.buf, &bn.scale, &bn.shift, &out], (gx, gy, 1))?;
+        self.count_weight_bytes((8 * x.dims.c) as u64);
         Ok(Tensor { dims: x.dims, buf: out })
     }
 
@@ -238,6 +243,7 @@ impl Backend for Gpu {
         // output twice would alias a writable buffer)
         let res = residual.map_or(&x.buf, |r| &r.buf);
         self.dispatch(self.kernels.channel_norm(), &params, &[&x.buf, &norm.weight, &norm.bias, res, &out], (gx, gy, 1))?;
+        self.count_weight_bytes((8 * x.dims.c) as u64);
         Ok(Tensor { dims: x.dims, buf: out })
     }
 
@@ -287,6 +293,7 @@ impl Backend for Gpu {
         let (gx, gy) = grid(dims.len(), 256, self.limits.max_compute_workgroups_per_dimension)?;
         let params = CodebookLookupParams { dim: cb.dim as u32, n_codes: cb.n_codes as u32, positions: dims.positions() as u32, row_threads: gx * 256 };
         self.dispatch(self.kernels.codebook_lookup(), &params, &[&codes.buf, &cb.embeddings, &out], (gx, gy, 1))?;
+        self.count_weight_bytes((4 * cb.dim * dims.positions().min(cb.n_codes)) as u64);
         Ok(Tensor { dims, buf: out })
     }
 

@@ -9,7 +9,13 @@ use videogpt::backend::{Backend, Dims, Volume};
 use videogpt::VqVae;
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    root().join("tests/fixtures").join(name)
+}
+
+/// This checkout, or `VIDEOGPT_ROOT`: a copy of `tests/fixtures/` and `models/` beside copied test
+/// executables (`scripts/gpu-check.sh --pack` makes one for a GPU machine without cargo).
+pub fn root() -> PathBuf {
+    std::env::var_os("VIDEOGPT_ROOT").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
 }
 
 /// A file `name` in this test process's own temporary folder.
@@ -41,6 +47,24 @@ pub fn with_metadata(base: &[u8], edit: impl FnOnce(&mut std::collections::HashM
     edit(&mut meta);
     let tensors: Vec<_> = st.tensors().into_iter().map(|(k, t)| (k, t.dtype(), t.shape().to_vec(), t.data().to_vec())).collect();
     videogpt::weights::to_safetensors(&tensors, meta)
+}
+
+/// The same safetensors file with every f16 tensor widened to f32 (exactly: the same values).
+pub fn widen_to_f32(bytes: &[u8]) -> Vec<u8> {
+    let st = SafeTensors::deserialize(bytes).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
+    let tensors: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(k, t)| match t.dtype() {
+            Dtype::F16 => {
+                let wide = t.data().chunks_exact(2).flat_map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32().to_le_bytes()).collect();
+                (k, Dtype::F32, t.shape().to_vec(), wide)
+            }
+            d => (k, d, t.shape().to_vec(), t.data().to_vec()),
+        })
+        .collect();
+    videogpt::weights::to_safetensors(&tensors, meta.metadata().clone().unwrap_or_default())
 }
 
 pub fn read(name: &str) -> Vec<u8> {

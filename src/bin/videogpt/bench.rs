@@ -35,10 +35,17 @@ pub struct Args {
     gpu_stats: bool,
 }
 
+/// Where the bundled clip, the shipped models and the reference scripts are: this checkout, or
+/// `VIDEOGPT_ROOT` (a copy of `tests/fixtures/` and `models/` beside a copied binary, as
+/// `scripts/gpu-check.sh --pack` makes for a GPU machine without cargo).
+pub fn data_root() -> PathBuf {
+    std::env::var_os("VIDEOGPT_ROOT").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 /// One line of counts, divided by `per` (chunks or tokens).
 fn stats_row(what: &str, s: &videogpt::gpu::GpuStats, per: f64) {
     println!(
-        "| {what} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} | {:.1} | {} |",
+        "| {what} | {:.1} | {:.1} | {:.2} | {:.1} | {:.2} | {:.2} | {:.1} | {:.1} | {} |",
         s.dispatches as f64 / per,
         s.buffers_created as f64 / per,
         s.bytes_created as f64 / per / 1e6,
@@ -46,6 +53,7 @@ fn stats_row(what: &str, s: &videogpt::gpu::GpuStats, per: f64) {
         s.submits as f64 / per,
         s.map_waits as f64 / per,
         s.readback_bytes as f64 / per / 1e3,
+        s.weight_bytes as f64 / per / 1e3,
         if s.flops_useful > 0 { format!("{:.2}", s.flops_executed as f64 / s.flops_useful as f64) } else { "—".into() }
     );
 }
@@ -55,12 +63,14 @@ fn stats_row(what: &str, s: &videogpt::gpu::GpuStats, per: f64) {
 /// and of a VideoGPT-width (576) one. Steady state: each is measured on its second run.
 fn run_gpu_stats(quick: bool) -> Result<()> {
     use videogpt::session::Tokenizer;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = data_root();
     let g = pollster::block_on(Gpu::new())?;
     println!("gpu: {}", g.describe());
     println!();
-    println!("| per | dispatches | buffers created | MB created | bind groups | submits | map waits | KB read back | executed / useful FLOPs |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| per | dispatches | buffers created | MB created | bind groups | submits | map waits | KB read back | KB of weights read | executed / useful FLOPs |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let clip = read_video(&root.join("tests/fixtures/carphone_8f.npy"))?;
     let clip = Video::concat(&[clip.clone(), clip])?;
     let model = std::fs::read(root.join("models/natural-64.safetensors"))?;
@@ -81,10 +91,17 @@ fn run_gpu_stats(quick: bool) -> Result<()> {
     let mmnist = videogpt::gpt::Gpt::load(&prior_bytes, None)?;
     let vq = VqVaeConfig { n_codes: 1024, ..VqVaeConfig::default() };
     let wide_config = videogpt::gpt::GptConfig::videogpt_default(&vq);
-    let wide = videogpt::gpt::Gpt::load(&videogpt::gpt::random_weights(&wide_config, &vq, 1), Some(&videogpt::vqvae::random_weights(&vq, 1)))?;
-    let priors = [("token, mmnist-prior (144 wide, 4 layers)", &mmnist), ("token, 576-wide prior (8 layers)", &wide)];
+    let (wide_f32, wide_vq) = (videogpt::gpt::random_weights(&wide_config, &vq, 1), videogpt::vqvae::random_weights(&vq, 1));
+    let wide = videogpt::gpt::Gpt::load(&wide_f32, Some(&wide_vq))?;
+    // as the shipped priors are stored: f16 weights, which the GEMVs read at half the bytes
+    let wide_f16 = videogpt::gpt::Gpt::load(&videogpt::weights::to_f16(&wide_f32)?, Some(&wide_vq))?;
+    let priors = [
+        ("token, mmnist-prior (144 wide, 4 layers, f16)", &mmnist),
+        ("token, 576-wide prior (8 layers, f32)", &wide),
+        ("token, 576-wide prior (8 layers, f16)", &wide_f16),
+    ];
     // --quick: the shipped prior only (the 576-wide one takes minutes on a software adapter)
-    for (name, gpt) in &priors[..if quick { 1 } else { 2 }] {
+    for (name, gpt) in &priors[..if quick { 1 } else { 3 }] {
         eprintln!("gpu-stats: sampling with the {name}…");
         let prior = videogpt::gpu::GpuPrior::new(&g, gpt)?;
         let n = gpt.config.positions() as f64;
@@ -111,14 +128,22 @@ fn run_gpu_stats(quick: bool) -> Result<()> {
             println!();
             println!("4×{res}×{res} chunk, per dispatch (GPU timestamps):");
             println!();
-            println!("| # | kernel | MFLOP | µs | GFLOP/s |");
-            println!("|---:|---|---:|---:|---:|");
+            // GFLOP/s against the adapter's FP32 peak, where we know it (gpu_info.rs)
+            let peak = crate::gpu_info::peak_gflops(&g);
+            let of_peak = |gflops: f64| peak.map_or("—".into(), |(p, _)| format!("{:.1} %", 100.0 * gflops / p));
+            println!("| # | kernel | MFLOP | µs | GFLOP/s | of FP32 peak |");
+            println!("|---:|---|---:|---:|---:|---:|");
             for (i, t) in timings.iter().enumerate() {
-                let gflops = if t.flops > 0 { format!("{:.1}", t.flops as f64 / t.nanoseconds) } else { "—".into() };
-                println!("| {i} | {} | {:.1} | {:.0} | {gflops} |", t.kernel, t.flops as f64 / 1e6, t.nanoseconds / 1e3);
+                let (gflops, share) = if t.flops > 0 {
+                    let r = t.flops as f64 / t.nanoseconds;
+                    (format!("{r:.1}"), of_peak(r))
+                } else {
+                    ("—".into(), "—".into())
+                };
+                println!("| {i} | {} | {:.1} | {:.0} | {gflops} | {share} |", t.kernel, t.flops as f64 / 1e6, t.nanoseconds / 1e3);
             }
             let (flops, ns): (u64, f64) = (timings.iter().map(|t| t.flops).sum(), timings.iter().map(|t| t.nanoseconds).sum());
-            println!("| | all | {:.1} | {:.0} | {:.1} |", flops as f64 / 1e6, ns / 1e3, flops as f64 / ns);
+            println!("| | all | {:.1} | {:.0} | {:.1} | {} |", flops as f64 / 1e6, ns / 1e3, flops as f64 / ns, of_peak(flops as f64 / ns));
         }
     } else {
         println!();
@@ -160,7 +185,7 @@ fn time<B: Backend>(b: &B, model: &VqVae<B>, clip: &Volume, repeat: u16) -> Resu
 }
 
 fn torch_reference(cfg: &VqVaeConfig, repeat: u16) -> std::result::Result<(f64, f64), String> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("train/bench_reference.py");
+    let script = data_root().join("train/bench_reference.py");
     let out = Command::new("python3")
         .arg(script)
         .args(["--n_hiddens", &cfg.n_hiddens.to_string(), "--n_res_layers", &cfg.n_res_layers.to_string()])
@@ -183,7 +208,7 @@ fn row(model: &str, engine: &str, (e, d): (f64, f64), baseline: Option<f64>) {
 
 /// PyTorch reference sampler with a KV cache, tokens per second.
 fn torch_prior(latent: [usize; 3], c: &videogpt::gpt::GptConfig) -> std::result::Result<f64, String> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("train/bench_gpt_reference.py");
+    let script = data_root().join("train/bench_gpt_reference.py");
     let out = Command::new("python3")
         .arg(script)
         .args(["--latent", &format!("{},{},{}", latent[0], latent[1], latent[2])])
@@ -260,7 +285,7 @@ pub fn run(args: Args) -> Result<()> {
     let source = match &args.input {
         Some(p) => read_video(p)?,
         None => {
-            let clip = read_video(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/carphone_8f.npy"))?;
+            let clip = read_video(&data_root().join("tests/fixtures/carphone_8f.npy"))?;
             Video::concat(&[clip.clone(), clip])?
         }
     };

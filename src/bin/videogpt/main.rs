@@ -13,6 +13,7 @@ mod bench;
 mod commands;
 mod dataset;
 mod files;
+mod gpu_info;
 mod models;
 mod prior;
 mod serve;
@@ -190,6 +191,9 @@ enum Command {
     /// Time encode+decode of a 16×64×64 clip for a VideoGPT-width and a small model, on the
     /// CPU and on the GPU, and the PyTorch reference on the CPU when python3 has torch.
     Bench(bench::Args),
+    /// Describe the GPU adapter wgpu picks here: name, backend, driver, limits, features, and its
+    /// FP32 peak where known (the first lines of scripts/gpu-check.sh's report).
+    Gpu,
     /// Serve the web demo on 127.0.0.1.
     Serve(serve::Args),
     /// Write a randomly initialised VQ-VAE (for tests and benchmarks; defaults are VideoGPT's).
@@ -318,6 +322,7 @@ fn main() -> ExitCode {
         }
         Command::Score { model, vqvae, tokens, class, cond_frame } => score(&model, vqvae.as_deref(), &tokens, class, cond_frame.as_deref()),
         Command::Bench(args) => bench::run(args),
+        Command::Gpu => gpu_info::run(),
         Command::Serve(args) => serve::run(args),
         Command::RandomModel { output, n_hiddens, n_res_layers, embedding_dim, n_codes, downsample, resolution, sequence_length, seed, calibrate } => {
             tools::random_model(&output, [n_hiddens, n_res_layers, embedding_dim, n_codes, resolution, sequence_length], downsample, seed, calibrate.as_deref())
