@@ -118,6 +118,18 @@ fn preprocess_kernel_equals_the_cpu_and_torch() {
     }
 }
 
+/// The first `frames` frames of `clip`, cropped to h×w from (y0, x0).
+fn crop(clip: &videogpt::video::Video, frames: usize, (y0, x0): (usize, usize), (h, w): (usize, usize)) -> videogpt::video::Video {
+    let mut rgb = Vec::with_capacity(frames * h * w * 3);
+    for f in 0..frames {
+        for y in 0..h {
+            let row = ((f * clip.height + y + y0) * clip.width + x0) * 3;
+            rgb.extend_from_slice(&clip.rgb[row..row + w * 3]);
+        }
+    }
+    videogpt::video::Video::new(frames, h, w, rgb).unwrap()
+}
+
 /// Frames that reach the GPU as a texture (the page's ImageBitmap path goes through the same
 /// texture → `rgba_to_rgb` → preprocess kernels) give back the exact bytes and the same model input.
 #[test]
@@ -126,17 +138,7 @@ fn frames_through_a_texture_are_exact() {
     let g = gpu();
     let clip = videogpt::video::io::read_video(&fixture("carphone_8f.npy")).unwrap();
     // 176 px rows are 704 bytes, padded to 768 in the copy; a 37 px wide crop gives odd byte counts
-    let narrow = {
-        let (h, w) = (19, 37);
-        let mut rgb = Vec::new();
-        for f in 0..3 {
-            for y in 0..h {
-                let row = ((f * clip.height + y + 5) * clip.width + 11) * 3;
-                rgb.extend_from_slice(&clip.rgb[row..row + w * 3]);
-            }
-        }
-        videogpt::video::Video::new(3, h, w, rgb).unwrap()
-    };
+    let narrow = crop(&clip, 3, (5, 11), (19, 37));
     for (name, clip, res) in [("carphone", &clip, 32), ("narrow", &narrow, 16)] {
         let rgba: Vec<u8> = clip.rgb.chunks(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
         let on_gpu = g.upload_rgba_frames(&rgba, [clip.frames, clip.height, clip.width]).unwrap();
@@ -187,14 +189,7 @@ fn a_clip_at_the_models_size_comes_back_byte_for_byte() {
     let cpu = Cpu;
     let full = videogpt::video::io::read_video(&fixture("carphone_8f.npy")).unwrap();
     // an 8×32×32 crop: vqvae_444's own size, so preprocess resizes nothing
-    let mut rgb = Vec::new();
-    for f in 0..8 {
-        for y in 0..32 {
-            let row = ((f * full.height + y + 40) * full.width + 60) * 3;
-            rgb.extend_from_slice(&full.rgb[row..row + 32 * 3]);
-        }
-    }
-    let clip = videogpt::video::Video::new(8, 32, 32, rgb).unwrap();
+    let clip = crop(&full, 8, (40, 60), (32, 32));
     let bytes = std::fs::read(fixture("vqvae_444.safetensors")).unwrap();
     let now = || 0.0;
     let on_cpu = {

@@ -38,6 +38,22 @@ T = 16
 MAX_SHORT = 256
 MORE_DEBS = ["mate-backgrounds", "visp-images-data"]
 VALIDATION = {"diver.mov", "motion.mov", "photo-coffee.png", "photo-astronaut.png", "photo-china.jpg"}
+# the same sources as a v1 file (data.py) names them
+VALIDATION_V1 = {name.removeprefix("photo-") for name in VALIDATION}
+
+
+def v1_clips_without(data, names):
+    """The clips of a v1 file (`data.py`: `clips`, and `sources` as "name: N clips" rows in the
+    order of the clips) without those of the sources in `names`."""
+    clips, keep, at = data["clips"], np.ones(len(data["clips"]), bool), 0
+    for row in data["sources"]:
+        name, count = str(row).split(": ")
+        count = int(count.split()[0])
+        if name in names:
+            keep[at:at + count] = False
+        at += count
+    assert at == len(clips), "the v1 file's source counts do not cover its clips"
+    return clips[keep]
 
 
 def probe(path):

@@ -17,21 +17,9 @@ import numpy as np
 
 import natural
 
-# the sources natural.Sources(hold_out=True) keeps for validation, as v1 names them
-HELD = ("diver.mov", "motion.mov", "coffee.png", "astronaut.png", "china.jpg")
-
-
 def training_clips(v1: Path, flip: bool):
-    data = np.load(v1)
-    clips, keep, at = data["clips"], np.ones(len(data["clips"]), bool), 0
-    for row in data["sources"]:  # "name: N clips", in the order of the clips
-        name, count = str(row).split(": ")
-        count = int(count.split()[0])
-        if name in HELD:
-            keep[at:at + count] = False
-        at += count
-    assert at == len(clips), "the v1 file's source counts do not cover its clips"
-    clips = clips[keep]
+    """The v1 clips of every source but the tokenizer's validation ones, and their mirror images."""
+    clips = natural.v1_clips_without(np.load(v1), natural.VALIDATION_V1)
     return np.concatenate([clips, clips[:, :, :, ::-1]]) if flip else clips
 
 

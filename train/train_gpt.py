@@ -176,12 +176,9 @@ def main():
         model.train()
         return bits.mean().item()
 
-    def test_bits():
-        return held_bits(test_codes)
-
     def evaluate(row):
         """`row` with the held-out bits per token: the test windows', and the validation windows' where the data has them."""
-        row["test_bits"] = round(test_bits(), 4)
+        row["test_bits"] = round(held_bits(test_codes), 4)
         if val_codes is not None:
             row["val_bits"] = round(held_bits(val_codes), 4)
         return row

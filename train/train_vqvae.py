@@ -131,15 +131,8 @@ def main():
         data = np.load(args.data)
         clips = data["clips"]
         t, res = clips.shape[1], clips.shape[2]
-        if args.exclude:  # v1 files list their sources in order, each with its count of clips
-            keep, at = np.ones(len(clips), bool), 0
-            for row in data["sources"]:
-                name, count = str(row).split(": ")
-                count = int(count.split()[0])
-                if name in args.exclude:
-                    keep[at:at + count] = False
-                at += count
-            clips = clips[keep]
+        if args.exclude:
+            clips = natural.v1_clips_without(data, args.exclude)
         n_data = f"{len(clips)} clips"
     val = test = None
     if args.eval_every and clips is not None and "test" in data.files:

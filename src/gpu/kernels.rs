@@ -137,38 +137,28 @@ macro_rules! lazy_kernels {
             }
             $(
                 pub(super) fn $name(&self) -> &$ty {
-                    self.$name.get_or_init(|| {
-                        let name = stringify!($name);
-                        let source = include_str!(concat!("../../shaders/", stringify!($name), ".wgsl"));
-                        #[allow(unused_mut, unused_assignments)]
-                        let mut constants: &[(&str, u32)] = &[];
-                        $(constants = $consts;)?
-                        $ty::build(&self.device, name, &compose(name, source, constants))
-                    })
+                    self.$name.get_or_init(|| $ty::build(&self.device, stringify!($name), &composed_source(stringify!($name))))
                 }
             )*
+        }
+
+        /// `shaders/NAME.wgsl` with its includes resolved and the host's constants set.
+        fn composed_source(name: &str) -> String {
+            match name {
+                $(stringify!($name) => {
+                    #[allow(unused_mut, unused_assignments)]
+                    let mut constants: &[(&str, u32)] = &[];
+                    $(constants = $consts;)?
+                    compose(name, include_str!(concat!("../../shaders/", stringify!($name), ".wgsl")), constants)
+                })*
+                _ => unreachable!("{name} is not a kernel of lazy_kernels!"),
+            }
         }
 
         /// (kernel, source as compiled) of every pipeline the runtime can build, tile variants included.
         #[cfg(test)]
         fn all_sources() -> Vec<(String, String)> {
-            let mut all = Vec::new();
-            $({
-                let name = stringify!($name);
-                let source = include_str!(concat!("../../shaders/", stringify!($name), ".wgsl"));
-                #[allow(unused_mut, unused_assignments)]
-                let mut constants: &[(&str, u32)] = &[];
-                $(constants = $consts;)?
-                let composed = compose(name, source, constants);
-                if stringify!($ty) == "TileVariants" {
-                    for shape in TILE_SHAPES {
-                        all.push((format!("{name} {shape:?}"), with_tile_shape(name, &composed, shape)));
-                    }
-                } else {
-                    all.push((name.to_string(), composed));
-                }
-            })*
-            all
+            [$($ty::sources_built(stringify!($name), composed_source(stringify!($name)))),*].concat()
         }
     };
 }
@@ -195,11 +185,23 @@ impl Kernel {
     fn build(device: &wgpu::Device, name: &'static str, source: &str) -> Self {
         kernel(device, name, source)
     }
+
+    /// (name, source) of the pipeline `build` makes of `source`.
+    #[cfg(test)]
+    fn sources_built(name: &str, source: String) -> Vec<(String, String)> {
+        vec![(name.to_string(), source)]
+    }
 }
 
 impl TileVariants {
     fn build(device: &wgpu::Device, name: &'static str, source: &str) -> Self {
         TileVariants::new(device, name, source)
+    }
+
+    /// (name and tile shape, source) of each pipeline `build` makes of `source`.
+    #[cfg(test)]
+    fn sources_built(name: &str, source: String) -> Vec<(String, String)> {
+        TILE_SHAPES.iter().map(|&shape| (format!("{name} {shape:?}"), with_tile_shape(name, &source, shape))).collect()
     }
 }
 

@@ -89,7 +89,6 @@ impl Gpu {
         Ok(gpu)
     }
 
-    /// "name (backend)" of the adapter in use.
     /// Destroy the device as a driver reset would; later work fails with `Error::DeviceLost`
     /// (for tests of the callers' recovery).
     pub fn destroy(&self) {
@@ -106,6 +105,7 @@ impl Gpu {
         self.device.features()
     }
 
+    /// "name (backend)" of the adapter in use.
     pub fn describe(&self) -> String {
         let a = &self.adapter;
         // browsers hide the adapter's name; say what they do tell

@@ -134,7 +134,8 @@ impl Gpu {
         let groups = (o.positions().div_ceil(k.tile_n) as u32, conv.cout.div_ceil(k.tile_m) as u32, 1);
         self.dispatch(&k.kernel, &params, &[&x.buf, &conv.weight, &conv.bias, res, &out, scale, shift], groups)?;
         let depth = 2 * conv.cin * conv.kernel.iter().product::<usize>();
-        self.count_weight_bytes((4 * (conv.cout * depth / 2 + conv.cout + norm.map_or(0, |_| 2 * conv.cin))) as u64);
+        // the kernel, the bias, and the fused norm's scale and shift
+        self.count_weight_bytes((4 * (conv.cout * conv.cin * conv.kernel.iter().product::<usize>() + conv.cout + norm.map_or(0, |_| 2 * conv.cin))) as u64);
         self.count_flops(groups.0 as usize * k.tile_n * groups.1 as usize * k.tile_m * depth, o.positions() * conv.cout * depth);
         Ok(Tensor { dims: o, buf: out })
     }
