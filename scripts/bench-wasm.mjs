@@ -1,8 +1,9 @@
 // The wasm CPU path in headless Chromium (no WebGPU; --webgpu: SwiftShader's WebGPU instead): the
-// bundled clip reconstructed with natural-64 at 64×64 and 128×128, live mode fed by a 30 fps
-// camera, and one sample of mmnist-prior, median of N runs after a warm-up, through the JS API. Prints a markdown row per measurement; docs/performance.md keeps
+// bundled clip reconstructed with a tokenizer (natural-64 unless --model ID) at 64×64 and 128×128,
+// live mode fed by a 30 fps camera, and one sample of mmnist-prior, median of N runs after a
+// warm-up, through the JS API. Prints a markdown row per measurement; docs/performance.md keeps
 // the table. Build the engine first (scalar: bash scripts/build-web.sh; SIMD: see the doc).
-//   node scripts/bench-wasm.mjs [--runs 5] [--label scalar] [--webgpu] [--live-only]
+//   node scripts/bench-wasm.mjs [--runs 5] [--label scalar] [--webgpu] [--live-only] [--model ID] [--no-sample]
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { launch } from '../tests/e2e/browser.mjs';
@@ -14,13 +15,15 @@ const label = arg('label', 'build');
 const device = process.argv.includes('--webgpu') ? 'webgpu' : 'cpu';
 // --live-only: the live rows alone (on SwiftShader a 16-frame reconstruction takes most of a minute)
 const liveOnly = process.argv.includes('--live-only');
+const model = `models/${arg('model', 'natural-64')}.safetensors`;
+const noSample = process.argv.includes('--no-sample');
 const server = await serve();
 const browser = await launch({ webgpu: device === 'webgpu' });
 try {
   const page = await browser.newPage();
   await page.goto(`${server.url}?device=${device}`);
   await page.waitForFunction(() => window.app?.session, null, { timeout: 180_000 });
-  const result = await page.evaluate(async ([n, device, liveOnly]) => {
+  const result = await page.evaluate(async ([n, device, liveOnly, model, noSample]) => {
     const { load } = await import('./www/videogpt.js');
     const { decodeVideoFile } = await import('./www/media.js');
     const file = await (await fetch('www/media/calais-1906.mp4')).arrayBuffer();
@@ -28,7 +31,7 @@ try {
     const median = (v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
     const out = {};
     for (const resolution of liveOnly ? [] : [64, 128]) {
-      const s = await load({ model: 'models/natural-64.safetensors', device, resolution });
+      const s = await load({ model, device, resolution });
       const enc = [], dec = [];
       for (let i = 0; i <= n; i++) {
         const r = await s.reconstruct(frames);
@@ -39,7 +42,7 @@ try {
     }
     // live mode fed by a 30 fps camera (the clip's frames, looped) for 6 s: frames out per second
     for (const resolution of [64, 128]) {
-      const s = await load({ model: 'models/natural-64.safetensors', device, resolution });
+      const s = await load({ model, device, resolution });
       const n = frames.height * frames.width * 3;
       const canvas = new OffscreenCanvas(frames.width, frames.height);
       const ctx = canvas.getContext('2d');
@@ -61,10 +64,12 @@ try {
       await h.done;
       await new Promise((r) => setTimeout(r, 1000));
       const st = h.stats;
-      out[`live ${resolution}×${resolution}, 30 fps camera`] = { fps: (st.chunks * 4) / 6, dropped: st.framesDropped, of: st.framesIn };
+      // a chunk is the temporal stride's frames (4 for natural-64, 2 for stride 2,4,4)
+      const chunk = s.model.downsample[0];
+      out[`live ${resolution}×${resolution}, 30 fps camera`] = { fps: (st.chunks * chunk) / 6, dropped: st.framesDropped, of: st.framesIn };
       s.close();
     }
-    if (liveOnly) return out;
+    if (liveOnly || noSample) return out;
     const p = await load({ prior: 'models/mmnist-prior.safetensors', device: 'cpu' });
     const times = [];
     for (let i = 0; i <= n; i++) {
@@ -75,10 +80,10 @@ try {
     out['sample mmnist-prior (1,024 tokens, decoded)'] = { total: median(times) };
     p.close();
     return out;
-  }, [runs, device, liveOnly]);
+  }, [runs, device, liveOnly, model, noSample]);
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const chromium = execFileSync('chromium', ['--version'], { encoding: 'utf8' }).trim();
-  console.log(`${chromium}, ${os.cpus().length} cores of ${cpu}; median of ${runs} runs after a warm-up`);
+  console.log(`${model}: ${chromium}, ${os.cpus().length} cores of ${cpu}; median of ${runs} runs after a warm-up`);
   for (const [what, t] of Object.entries(result)) {
     if (t.fps !== undefined) {
       console.log(`| ${what} | ${label} | ${t.fps.toFixed(1)} frames/s out, ${t.dropped} of ${t.of} frames dropped |`);

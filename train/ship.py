@@ -4,11 +4,16 @@ by a model card in models/NAME.md.
 
     python3 train/ship.py train/out/natural-64/model.safetensors --name natural-64 --kind vqvae \\
         --f16 --description "..." --card-extra docs-snippet.md [--default]
+    python3 train/ship.py --reindex     # refresh every entry's token fields from its file
+
+A tokenizer's entry says what its tokens cost, for the page's picker and the ladder table:
+`tokens` (the latent grid of a 16×64×64 clip), `code_bits` and `bits_per_pixel`.
 """
 
 import argparse
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,18 +24,40 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAINING_ONLY = ("codebook.N", "codebook.z_avg", "num_batches_tracked")
 
 
+def token_fields(meta):
+    """What a 16×64×64 clip costs in tokens under a VQ-VAE's hyperparameters (its metadata)."""
+    stride = [int(d) for d in meta["downsample"].split(",")]
+    grid = [n // d for n, d in zip((16, 64, 64), stride)]
+    bits = math.ceil(math.log2(int(meta["n_codes"])))
+    return {"tokens": grid, "code_bits": bits, "bits_per_pixel": round(math.prod(grid) * bits / (16 * 64 * 64), 4)}
+
+
+def reindex(index_path):
+    index = json.loads(index_path.read_text())
+    for entry in index["vqvae"]:
+        with safe_open(str(ROOT / entry["file"]), "np") as f:
+            entry.update(token_fields(f.metadata()))
+    index_path.write_text(json.dumps(index, indent=2, ensure_ascii=False) + "\n")
+    print(f"updated {index_path}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("source", type=Path)
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--kind", choices=["vqvae", "prior"], required=True)
+    ap.add_argument("source", type=Path, nargs="?")
+    ap.add_argument("--reindex", action="store_true", help="only refresh the token fields of the index's tokenizers")
+    ap.add_argument("--name")
+    ap.add_argument("--kind", choices=["vqvae", "prior"])
     ap.add_argument("--f16", action="store_true", help="store floats as f16 (the engine computes in f32)")
-    ap.add_argument("--description", required=True)
+    ap.add_argument("--description")
     ap.add_argument("--card", type=Path, help="markdown for the model card (data, steps, hardware, metrics)")
     ap.add_argument("--default", action="store_true", help="make it the page's default model")
     ap.add_argument("--temperature", type=float, help="a prior's suggested sampling temperature (the page starts with it)")
     ap.add_argument("--top-k", type=int, help="a prior's suggested top-k")
     args = ap.parse_args()
+    if args.reindex:
+        return reindex(ROOT / "models" / "index.json")
+    if not (args.source and args.name and args.kind and args.description):
+        ap.error("source, --name, --kind and --description are needed to ship a model")
 
     with safe_open(str(args.source), "np") as f:
         meta = f.metadata()
@@ -45,6 +72,8 @@ def main():
     index = json.loads(index_path.read_text())
     entry = {"id": args.name, "file": f"models/{out.name}", "sha256": hashlib.sha256(data).hexdigest(),
              "bytes": len(data), "description": args.description}
+    if args.kind == "vqvae":
+        entry.update(token_fields(meta))
     if args.kind == "prior" and (args.temperature or args.top_k):
         entry["sampling"] = {"temperature": args.temperature or 1.0, "top_k": args.top_k or 0}
     if args.card:

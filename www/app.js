@@ -369,7 +369,9 @@ function fill(select, list, selected) {
   select.replaceChildren(...list.map((m) => {
     const o = document.createElement('option');
     o.value = m.id;
-    o.textContent = `${m.id} (${(m.bytes / 1e6).toFixed(1)} MB)`;
+    // a tokenizer says what a 16×64×64 clip costs under it (models/index.json, train/ship.py)
+    const cost = m.tokens ? ` · ${m.tokens.join('×')} tokens × ${m.code_bits} bits` : '';
+    o.textContent = `${m.id}${cost} (${(m.bytes / 1e6).toFixed(1)} MB)`;
     o.title = m.description;
     o.selected = m.id === selected;
     return o;

@@ -100,3 +100,25 @@ test("the generation panel samples the default prior at its suggested settings, 
   assert.equal(off, 0, 'the CPU path in the page and the CLI use the same sampler and seed');
   assert.deepEqual(seen.errors, []);
 });
+
+test('the picker offers the ladder with what each tokenizer costs, and each reconstructs the bundled clip as the CLI does', async (t) => {
+  const ladder = index.vqvae.filter((m) => m.id.startsWith('natural'));
+  assert.ok(ladder.length >= 2, 'natural-64 and at least one finer stride');
+  const options = await page.$$eval('#model-select option', (os) => Object.fromEntries(os.map((o) => [o.value, o.textContent])));
+  for (const m of ladder) {
+    // e.g. "natural-stride2x4x4 · 8×16×16 tokens × 11 bits (2.5 MB)"
+    assert.match(options[m.id], new RegExp(`^${m.id} · ${m.tokens.join('×')} tokens × ${m.code_bits} bits \\(`));
+    await page.selectOption('#model-select', m.id);
+    await page.waitForFunction((id) => document.getElementById('model-info').textContent.startsWith(`${id}:`) && document.body.dataset.state !== 'busy', m.id, { timeout: 120_000 });
+    await page.evaluate(() => { window.app.result = null; });
+    await page.click('#use-sample');
+    assert.equal(await idle(page, 'result'), '');
+    const r = await page.evaluate(() => ({ latent: app.result.latent, tokens: Array.from(app.result.tokens), psnr: app.result.psnr }));
+    assert.deepEqual(r.latent, m.tokens, `${m.id}: the grid the index says`);
+    const verdict = await checkTokens(page, 'app.frames', r.tokens, r.latent, `models/${m.id}.safetensors`);
+    const mean = r.psnr.reduce((a, b) => a + b, 0) / r.psnr.length;
+    t.diagnostic(`${m.id} on the page's CPU path: ${mean.toFixed(2)} dB; vs the CLI: ${verdict}`);
+    assert.match(verdict, /^identical/);
+  }
+  assert.deepEqual(seen.errors, []);
+});
