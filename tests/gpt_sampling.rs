@@ -196,3 +196,35 @@ fn f16_weights_step_to_the_same_logits_as_their_f32_values() {
         previous = Some(la.iter().enumerate().fold((0, f32::NEG_INFINITY), |m, (j, &v)| if v > m.1 { (j as u32, v) } else { m }).0);
     }
 }
+
+#[test]
+fn a_prefix_can_start_anywhere_in_a_film_and_only_that_window_is_kept() {
+    // `sample --prefix FILM --start N` continues frames N..N+16 of the bundled film: its first
+    // latent frame is the tokens `encode` gives those frames cut out of the whole decoded film,
+    // not the film's opening; a start past the end is a clear error.
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let film = root.join("www/media/calais-1906.mp4");
+    let (prior, vqvae) = (root.join("models/tiny-untrained-prior.safetensors"), root.join("models/tiny-untrained.safetensors"));
+    let first_frame_tokens = |tokens: &std::path::Path| -> Vec<i32> {
+        let npy = npyz::NpyFile::new(std::fs::File::open(tokens).unwrap()).unwrap();
+        npy.into_vec::<i32>().unwrap()[..256].to_vec()
+    };
+    let sampled = |start: &str| {
+        let (video, tokens) = (tmp(&format!("start{start}.npy")), tmp(&format!("start{start}-tokens.npy")));
+        let (ok, _, err) = videogpt(&["sample", "--model", s(&prior), "--prefix", s(&film), "--start", start, "--output", s(&video), "--tokens", s(&tokens)]);
+        assert!(ok, "{err}");
+        first_frame_tokens(&tokens)
+    };
+    let whole = videogpt::video::io::read_video(&film).unwrap();
+    let window = tmp("film-window-40.npy");
+    videogpt::video::io::write_video(&window, &whole.slice(40, 16)).unwrap();
+    let encoded = tmp("film-window-40-tokens.npy");
+    let (ok, _, err) = videogpt(&["encode", "--model", s(&vqvae), "--input", s(&window), "--output", s(&encoded)]);
+    assert!(ok, "{err}");
+    let at40 = sampled("40");
+    assert_eq!(at40, first_frame_tokens(&encoded), "the kept tokens are not those of frames 40..56");
+    assert_ne!(at40, sampled("0"), "frame 40's window kept the film's opening");
+
+    let (ok, _, err) = videogpt(&["sample", "--model", s(&prior), "--prefix", s(&film), "--start", "500", "--output", s(&tmp("start500.npy"))]);
+    assert!(!ok && err.contains("starts at frame 500, but the clip has 78 frames"), "{err}");
+}

@@ -70,6 +70,29 @@ fn the_index_names_each_file_by_its_hash_and_every_model_loads() {
 }
 
 #[test]
+fn each_prior_holds_the_tokenizer_the_index_pairs_it_with() {
+    // The page continues a clip with the prior whose `vqvae` is the loaded tokenizer: that prior
+    // must hold exactly that tokenizer's weights under `vqvae.`, or its continuation would be
+    // sampled over codes that mean something else.
+    let index = index();
+    for entry in index["prior"].as_array().unwrap() {
+        let id = entry["id"].as_str().unwrap();
+        let tokenizer = entry["vqvae"].as_str().unwrap_or_else(|| panic!("prior {id} names no vqvae"));
+        let (prior_bytes, vqvae_bytes) = (std::fs::read(model(id)).unwrap(), std::fs::read(model(tokenizer)).unwrap());
+        let (prior, vqvae) = (safetensors::SafeTensors::deserialize(&prior_bytes).unwrap(), safetensors::SafeTensors::deserialize(&vqvae_bytes).unwrap());
+        let mut inside: Vec<String> = prior.names().into_iter().filter_map(|k| k.strip_prefix("vqvae.").map(str::to_owned)).collect();
+        let mut own: Vec<String> = vqvae.names().into_iter().map(str::to_owned).collect();
+        inside.sort();
+        own.sort();
+        assert_eq!(inside, own, "{id} holds other tensors than {tokenizer}");
+        for k in &own {
+            let (a, b) = (prior.tensor(&format!("vqvae.{k}")).unwrap(), vqvae.tensor(k).unwrap());
+            assert!(a.dtype() == b.dtype() && a.shape() == b.shape() && a.data() == b.data(), "{id}'s vqvae.{k} is not {tokenizer}'s");
+        }
+    }
+}
+
+#[test]
 fn the_bundled_vgt_is_the_films_first_window_under_the_shipped_natural_64() {
     // www/media/calais-1906.vgt (the embed example, docs/vgt-format.md) must name the shipped
     // model by its hash, hold the tokens `videogpt encode` gives the film's first 16 frames, and

@@ -53,6 +53,8 @@ def main():
     ap.add_argument("--default", action="store_true", help="make it the page's default model")
     ap.add_argument("--temperature", type=float, help="a prior's suggested sampling temperature (the page starts with it)")
     ap.add_argument("--top-k", type=int, help="a prior's suggested top-k")
+    ap.add_argument("--vqvae-id", help="a prior's tokenizer (the index id of the VQ-VAE it was trained over): the page "
+                    "pairs them, so that Continue this clip uses the prior of the clip's tokens")
     args = ap.parse_args()
     if args.reindex:
         return reindex(ROOT / "models" / "index.json")
@@ -74,6 +76,8 @@ def main():
              "bytes": len(data), "description": args.description}
     if args.kind == "vqvae":
         entry.update(token_fields(meta))
+    if args.kind == "prior" and args.vqvae_id:
+        entry["vqvae"] = args.vqvae_id
     if args.kind == "prior" and (args.temperature or args.top_k):
         entry["sampling"] = {"temperature": args.temperature or 1.0, "top_k": args.top_k or 0}
     if args.card:

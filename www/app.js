@@ -58,8 +58,8 @@ async function job(label, fn) {
   try {
     await fn();
   } catch (e) {
-    status('');
-    showError(e);
+    status(e.name === 'CancelledError' ? 'Cancelled.' : '');
+    if (e.name !== 'CancelledError') showError(e);
   } finally {
     busy = false;
     document.body.dataset.state = 'idle';
@@ -252,30 +252,37 @@ async function generate(prefixFrom) {
       temperature: Number($('temperature').value) || 1,
       topK: Number($('top-k').value) > 0 ? Number($('top-k').value) : undefined,
     };
-    if (prefixFrom) {
-      // the prior's own VQ-VAE tokenizes the clip; its first latent frame is kept
-      const { tokens } = await app.session.encode(prefixFrom, { forPrior: true });
-      options.prefix = tokens.subarray(0, p.latent[1] * p.latent[2]);
-    }
     const started = performance.now();
     app.sampleProgress = [];
     $('sample-out').hidden = false;
     const canvas = $('sample-tokens');
-    const result = await app.session.sample({
-      ...options,
-      onProgress: (done, total, grid) => {
-        app.sampleProgress.push(done);
-        progress($('sample-progress'), done, total);
-        drawTokens(canvas, grid, p.latent);
-        status(`Sampling: ${done}/${total} tokens (${(done / ((performance.now() - started) / 1000)).toFixed(0)} tokens/s)…`);
-      },
-    });
+    const onToken = (done, total, grid) => {
+      app.sampleProgress.push(done);
+      progress($('sample-progress'), done, total);
+      drawTokens(canvas, grid, p.latent);
+      status(`Sampling: ${done}/${total} tokens (${(done / ((performance.now() - started) / 1000)).toFixed(0)} tokens/s)…`);
+    };
+    const cancel = $('cancel-sample');
+    cancel.hidden = false;
+    cancel.onclick = () => { status('Cancelling…'); app.session.cancel(); };
+    let result;
+    try {
+      // continuing: the prior's own VQ-VAE tokenizes the clip and its first latent frame is kept
+      result = prefixFrom
+        ? await app.session.continue(prefixFrom, { ...options, prefixFrames: 1, onToken })
+        : await app.session.sample({ ...options, onProgress: onToken });
+    } finally {
+      cancel.hidden = true;
+      $('sample-progress').hidden = true;
+    }
     app.sample = result;
     drawTokens(canvas, result.tokens, result.latent);
     player.set($('sample-video'), result.video);
-    $('sample-progress').hidden = true;
     const seconds = (performance.now() - started) / 1000;
-    status(`Sampled ${result.tokens.length} tokens in ${seconds.toFixed(1)} s and decoded ${result.video.frames} frames.`);
+    const kept = result.prefixFrames ? result.prefixFrames * (result.video.frames / result.latent[0]) : 0;
+    status(kept
+      ? `Continued the clip with ${app.priorId}: its first ${kept} frames kept (through the tokenizer), ${result.tokens.length - result.prefixFrames * result.latent[1] * result.latent[2]} tokens sampled in ${seconds.toFixed(1)} s.`
+      : `Sampled ${result.tokens.length} tokens in ${seconds.toFixed(1)} s and decoded ${result.video.frames} frames.`);
   });
 }
 $('sample').onclick = () => generate(null);
@@ -351,6 +358,7 @@ $('resolution').onchange = () => job('Loading the model…', async () => {
 $('model-select').onchange = () => job('Loading the model…', async () => {
   const entry = app.models.vqvae.find((m) => m.id === $('model-select').value);
   await useModel(entry.file, entry.id, entry.sha256);
+  pairPrior(entry.id);
   status(`Loaded ${entry.id}.`);
 });
 /** A model file the user picked or dropped: safetensors, or an original VideoGPT checkpoint,
@@ -370,7 +378,7 @@ function fill(select, list, selected) {
     const o = document.createElement('option');
     o.value = m.id;
     // a tokenizer says what a 16×64×64 clip costs under it (models/index.json, train/ship.py)
-    const cost = m.tokens ? ` · ${m.tokens.join('×')} tokens × ${m.code_bits} bits` : '';
+    const cost = m.tokens ? ` · ${m.tokens.join('×')} tokens × ${m.code_bits} bits` : m.vqvae ? ` · over ${m.vqvae}` : '';
     o.textContent = `${m.id}${cost} (${(m.bytes / 1e6).toFixed(1)} MB)`;
     o.title = m.description;
     o.selected = m.id === selected;
@@ -381,6 +389,16 @@ function fill(select, list, selected) {
 /** The index entry of the prior picked in the generation panel. */
 function selectedPrior() {
   return app.models.prior.find((m) => m.id === $('prior-select').value);
+}
+
+/** The prior trained over the tokenizer `modelId` (`vqvae` in models/index.json) becomes the
+ *  generation panel's, so that **Continue this clip** continues in the clip's own tokens; other
+ *  priors stay in the list for sampling. */
+function pairPrior(modelId) {
+  const paired = app.models.prior.find((m) => m.vqvae === modelId);
+  if (!paired || $('prior-select').value === paired.id) return;
+  $('prior-select').value = paired.id;
+  useSampling(paired);
 }
 
 /** A prior's suggested sampling settings (`sampling` in models/index.json) fill the panel's
@@ -398,7 +416,8 @@ async function start() {
   const first = app.models.vqvae.find((m) => m.id === (params.get('model') ?? app.models.default)) ?? app.models.vqvae[0];
   fill($('model-select'), app.models.vqvae, first.id);
   // ?prior=ID picks the generation panel's prior (the tests pin the tiny one), like ?model=ID
-  const prior = app.models.prior.find((m) => m.id === params.get('prior')) ?? app.models.prior[0];
+  const prior = app.models.prior.find((m) => m.id === params.get('prior'))
+    ?? app.models.prior.find((m) => m.vqvae === first.id) ?? app.models.prior[0];
   fill($('prior-select'), app.models.prior, prior?.id);
   useSampling(prior);
   $('prior-select').addEventListener('change', () => useSampling(selectedPrior()));

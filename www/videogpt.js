@@ -175,9 +175,10 @@ class EngineWorker {
     });
   }
 
-  terminate() {
+  /** Stop the Worker at once (even mid-computation); pending calls fail with `why`. */
+  terminate(why = new Error('the session was closed')) {
     this.worker.terminate();
-    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(new Error('the session was closed')); }
+    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(why); }
     this.pending.clear();
   }
 }
@@ -253,6 +254,7 @@ export class Session {
    *  and retry. When the engine crashed (an EngineError: a bug, or input it should have refused),
    *  restart it too, so later requests work, but report the error instead of retrying. */
   async call(op, args, opts) {
+    await this.restarting; // after cancel(), the fresh Worker has the models again
     opts = { ...opts, timeout: opts?.timeout ?? this.options.callTimeout ?? CALL_TIMEOUT_MS };
     try {
       return await this.engine.call(op, args, opts);
@@ -325,6 +327,33 @@ export class Session {
     if (options.prefix) options.prefix = Array.from(options.prefix);
     const r = await this.call('sample', { options }, { onProgress: onProgress && ((p) => onProgress(p.done, p.total, p.grid)) });
     return { tokens: r.tokens, latent: r.latent, video: asFrames(r.video, r.size) };
+  }
+
+  /** Continue a clip: the prior's own VQ-VAE tokenizes `frames`, its first `prefixFrames` latent
+   *  frames are kept and the rest sampled. `{ prefixFrames = 1, seed, temperature, topK, class,
+   *  onToken(done, total, gridSoFar) }` → `{ tokens, latent, video, prefixFrames }`, the video
+   *  decoded from the whole grid (its first prefixFrames × the temporal stride frames are the
+   *  clip's own, through the tokenizer). `videogpt sample --prefix CLIP --prefix-frames N` is the
+   *  same on the command line. */
+  async continue(frames, { prefixFrames = 1, onToken, onProgress, ...options } = {}) {
+    if (!this.prior) throw inputError('no prior loaded: pass prior to load()');
+    const [t, h, w] = this.prior.latent;
+    if (!(Number.isInteger(prefixFrames) && prefixFrames >= 1 && prefixFrames < t)) {
+      throw inputError(`prefixFrames must be a whole number from 1 to ${t - 1} (the prior's latent frames minus one)`);
+    }
+    const { tokens } = await this.encode(frames, { forPrior: true });
+    const prefix = tokens.subarray(0, prefixFrames * h * w);
+    return { ...(await this.sample({ ...options, prefix, onProgress: onToken ?? onProgress })), prefixFrames };
+  }
+
+  /** Stop what the engine is doing (a long sample, a reconstruction): the Worker is stopped
+   *  mid-computation, its pending calls fail with a CancelledError, and a fresh one is started
+   *  with the same models, so the session stays usable (calls made meanwhile wait for it). */
+  async cancel() {
+    if (!this.engine || this.restarting) return this.restarting;
+    this.engine.terminate(Object.assign(new Error('cancelled'), { name: 'CancelledError' }));
+    this.restarting = this.start().finally(() => { this.restarting = null; });
+    return this.restarting;
   }
 
   /** Replace the VQ-VAE (URL, File or bytes, as for load()); returns its hparams. `resolution`

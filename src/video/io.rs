@@ -36,6 +36,22 @@ pub fn read_video(path: &Path) -> Result<Video> {
     }
 }
 
+/// Frames `start..start + count` of a video file (fewer at its end): for a container ffmpeg
+/// decodes only up to the last of them, so a window of a long film costs that window, not the film.
+pub fn read_video_frames(path: &Path, start: usize, count: usize) -> Result<Video> {
+    let clip = match extension(path).as_str() {
+        "npy" | "y4m" => read_video(path)?,
+        _ => {
+            std::fs::File::open(path).map_err(|e| Error::Io(format!("cannot open {}: {e}", path.display())))?;
+            read_ffmpeg_limited(path, Some(start.saturating_add(count)))?
+        }
+    };
+    if start >= clip.frames {
+        bail!(Input, "{}: starts at frame {start}, but the clip has {} frames", path.display(), clip.frames);
+    }
+    Ok(clip.slice(start, count.min(clip.frames - start)))
+}
+
 pub fn write_video(path: &Path, video: &Video) -> Result<()> {
     let create = || std::fs::File::create(path).map_err(|e| Error::Io(format!("cannot create {}: {e}", path.display())));
     match extension(path).as_str() {
@@ -267,6 +283,11 @@ fn tool(name: &str) -> Result<Command> {
 }
 
 fn read_ffmpeg(path: &Path) -> Result<Video> {
+    read_ffmpeg_limited(path, None)
+}
+
+/// Decode with ffmpeg, at most `frames` frames when given.
+fn read_ffmpeg_limited(path: &Path, frames: Option<usize>) -> Result<Video> {
     let probe = tool("ffprobe")?
         .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=width,height,avg_frame_rate", "-of", "csv=p=0"])
         .arg(path)
@@ -286,7 +307,9 @@ fn read_ffmpeg(path: &Path) -> Result<Video> {
     let mut child = tool("ffmpeg")?
         .args(["-v", "error", "-nostdin", "-i"])
         .arg(path)
-        .args(["-map", "0:v:0", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"])
+        .args(["-map", "0:v:0", "-fps_mode", "passthrough"])
+        .args(frames.map(|n| ["-frames:v".to_owned(), n.to_string()]).into_iter().flatten())
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;

@@ -13,7 +13,9 @@ import { ROOT, checkTokens, cli, cliTokensFor, differing, goto, idle, pageBytes,
 
 const index = JSON.parse(fs.readFileSync(path.join(ROOT, 'models/index.json'), 'utf8'));
 const MODEL = index.vqvae.find((m) => m.id === index.default);
-const PRIOR = index.prior[0];
+// the generation panel starts with the prior trained over the default tokenizer, so that
+// Continue this clip continues in the clip's own tokens
+const PRIOR = index.prior.find((m) => m.vqvae === index.default) ?? index.prior[0];
 let browser, server, page, seen;
 
 before(async () => {
@@ -98,6 +100,30 @@ test("the generation panel samples the default prior at its suggested settings, 
   const off = differing(s.tokens, want.data);
   t.diagnostic(`default prior, page (wasm CPU) vs CLI: ${off} of ${s.tokens.length} tokens differ`);
   assert.equal(off, 0, 'the CPU path in the page and the CLI use the same sampler and seed');
+  assert.deepEqual(seen.errors, []);
+});
+
+test("Continue this clip continues the bundled clip with the default tokenizer's prior, as videogpt sample --prefix does", async (t) => {
+  assert.equal(PRIOR.vqvae, MODEL.id, `no shipped prior over ${MODEL.id}`);
+  assert.equal(await page.inputValue('#prior-select'), PRIOR.id);
+  await page.evaluate(() => { window.app.sample = null; });
+  await page.click('#continue');
+  assert.equal(await idle(page, 'sample'), '');
+  const s = await page.evaluate(() => ({ tokens: Array.from(app.sample.tokens), latent: app.sample.latent }));
+  // the CLI continues the same frames (the bytes the engine saw) with the same seed and settings
+  const { tokens: clipTokens, frames } = await cliTokensFor(page, 'app.frames', `models/${MODEL.id}.safetensors`);
+  const [seed, temperature, topK] = await page.evaluate(() => ['seed', 'temperature', 'top-k'].map((id) => document.getElementById(id).value));
+  const out = path.join(tmp, 'default-continue-tokens.npy');
+  cli('sample', '--model', `models/${PRIOR.id}.safetensors`, '--prefix', frames, '--prefix-frames', '1', '--seed', seed || '0',
+    '--temperature', temperature, '--top-k', topK, '--output', path.join(tmp, 'default-continue.npy'), '--tokens', out);
+  const want = readNpy(out);
+  assert.deepEqual(want.shape.slice(-3), s.latent);
+  const frame = s.latent[1] * s.latent[2];
+  assert.deepEqual(s.tokens.slice(0, frame), Array.from(clipTokens.slice(0, frame)), 'the first latent frame is the clip\'s');
+  const off = differing(s.tokens, want.data);
+  t.diagnostic(`${PRIOR.id} continuing the bundled clip, page (wasm CPU) vs CLI: ${off} of ${s.tokens.length} tokens differ; ${differing(s.tokens.slice(frame), clipTokens.slice(frame))} of the sampled ones differ from the clip's own`);
+  assert.equal(off, 0, 'the page and the CLI continue the same frames with the same sampler and seed');
+  assert.ok(differing(s.tokens.slice(frame), clipTokens.slice(frame)) > frame, 'the rest is sampled, not copied');
   assert.deepEqual(seen.errors, []);
 });
 

@@ -29,6 +29,8 @@ after(async () => {
 });
 
 /** Clear the last result, run `action`, wait for the page's job; returns the error text. */
+let seed0; // the page's seed-0 sample, from the sampling test
+
 async function run(action, what = 'result') {
   await page.evaluate((w) => { window.app[w] = null; }, what);
   await action();
@@ -255,6 +257,28 @@ test('sampling reports progress, repeats with its seed, and matches videogpt sam
   assert.ok(off <= 10, `WebGPU and CPU samplers disagree at ${off} of 1024 positions for seed 0`);
   const again = await page.evaluate(async () => Array.from((await app.session.sample({ seed: 0 })).tokens));
   assert.deepEqual(again, s.tokens, 'the same seed gave another sample on the same device');
+  seed0 = s.tokens;
+});
+
+test('Cancel stops sampling mid-way, and the restarted engine samples the same clip again', async (t) => {
+  assert.ok(seed0, 'the sampling test ran first');
+  await page.evaluate(() => { window.app.sample = null; window.app.sampleProgress = []; });
+  assert.equal(await page.isVisible('#cancel-sample'), false, 'Cancel shows only while sampling');
+  await page.click('#sample');
+  await page.waitForFunction(() => window.app.sampleProgress.length > 0, null, { timeout: 120_000 });
+  await page.click('#cancel-sample');
+  await page.waitForFunction(() => document.body.dataset.state !== 'busy', null, { timeout: 120_000 });
+  const after = await page.evaluate(() => ({
+    sample: window.app.sample, reports: window.app.sampleProgress.length, status: document.getElementById('status').textContent,
+    error: document.getElementById('error').hidden ? '' : document.getElementById('error').textContent,
+  }));
+  t.diagnostic(`cancelled after ${after.reports} progress reports`);
+  assert.deepEqual([after.sample, after.status, after.error], [null, 'Cancelled.', '']);
+  assert.ok(after.reports < 64, 'it stopped before the last token');
+  // the Worker was replaced and has the models again: the same seed gives the same clip
+  const error = await run(() => page.click('#sample'), 'sample');
+  assert.equal(error, '');
+  assert.deepEqual(await page.evaluate(() => Array.from(app.sample.tokens)), seed0);
 });
 
 test('"continue this clip" keeps the first latent frame of the input', async () => {

@@ -164,6 +164,9 @@ enum Command {
         /// Latent frames (of T') taken from --prefix.
         #[arg(long, default_value_t = 1)]
         prefix_frames: usize,
+        /// The frame of --prefix its window starts at (a film of any length: only that window is decoded).
+        #[arg(long, default_value_t = 0)]
+        start: usize,
         /// Conditioning frames of a frame-conditioned GPT: the first n_cond_frames frames of this
         /// image or clip, preprocessed as the VQ-VAE's input.
         #[arg(long)]
@@ -304,7 +307,23 @@ fn main() -> ExitCode {
             .and_then(|shard| run_job(job, Action::Encode { shard })),
         Command::Decode { job, fps } => run_job(job, Action::Decode { fps }),
         Command::Reconstruct { job, json, stream } => run_job(job, Action::Reconstruct { json, stream }),
-        Command::Sample { model, vqvae, output, tokens, n, seed, temperature, top_k, class, prefix, prefix_frames, cond_frame, device, input_options } => {
+        Command::Sample {
+            model,
+            vqvae,
+            output,
+            tokens,
+            n,
+            seed,
+            temperature,
+            top_k,
+            class,
+            prefix,
+            prefix_frames,
+            start,
+            cond_frame,
+            device,
+            input_options,
+        } => {
             let opts = videogpt::gpt::SampleOptions { temperature, top_k, seed, class, frames: None };
             let prefix = prefix.map(|p| (p, prefix_frames));
             let job = SampleJob {
@@ -315,6 +334,7 @@ fn main() -> ExitCode {
                 n,
                 opts: &opts,
                 prefix: prefix.as_ref(),
+                start,
                 cond_frame: cond_frame.as_deref(),
                 input: input_options,
             };

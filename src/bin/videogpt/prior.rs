@@ -8,7 +8,11 @@ use videogpt::backend::Backend;
 use videogpt::gpt::{FrameFeatures, Gpt, SampleOptions};
 use videogpt::session::{Prior, Tokenizer};
 use videogpt::tokens::{self, Tokens};
-use videogpt::video::{self, io::read_video, Resize};
+use videogpt::video::{
+    self,
+    io::{read_video, read_video_frames},
+    Resize,
+};
 use videogpt::{bail, Cpu, Error, Gpu, Result};
 
 use crate::commands::{in_file, in_input, is_vgt, open_gpu, read_input, read_model, require_extension};
@@ -24,6 +28,8 @@ pub struct SampleJob<'a> {
     pub n: usize,
     pub opts: &'a SampleOptions,
     pub prefix: Option<&'a (PathBuf, usize)>,
+    /// The first frame of --prefix's window.
+    pub start: usize,
     pub cond_frame: Option<&'a Path>,
     pub input: InputOptions,
 }
@@ -73,7 +79,8 @@ fn sample_on<B: Backend>(b: &B, gpu: Option<&Gpu>, job: &SampleJob) -> Result<()
             if *frames == 0 || *frames >= lt {
                 bail!(Input, "--prefix-frames must be between 1 and {} (the GPT's latent frames)", lt - 1);
             }
-            let clip = read_video(clip)?;
+            // only the window it continues is decoded: a prefix may be a long film
+            let clip = read_video_frames(clip, job.start, prior.tokenizer.config().sequence_length)?;
             let first = prior.tokenizer.windows(clip.frames)?.0.remove(0);
             let (codes, _) = pollster::block_on(prior.tokenizer.encode(b, &prior.tokenizer.preprocess(b, &clip, first)?))?;
             prior.prefix(&codes, *frames)?
