@@ -9,7 +9,10 @@ import os from 'node:os';
 import { launch } from '../tests/e2e/browser.mjs';
 import { serve } from '../tests/e2e/helpers.mjs';
 
-const arg = (name, fallback) => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : fallback; };
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : fallback;
+};
 const runs = Number(arg('runs', 5));
 const label = arg('label', 'build');
 const device = process.argv.includes('--webgpu') ? 'webgpu' : 'cpu';
@@ -23,64 +26,76 @@ try {
   const page = await browser.newPage();
   await page.goto(`${server.url}?device=${device}`);
   await page.waitForFunction(() => window.app?.session, null, { timeout: 180_000 });
-  const result = await page.evaluate(async ([n, device, liveOnly, model, noSample]) => {
-    const { load } = await import('./www/videogpt.js');
-    const { decodeVideoFile } = await import('./www/media.js');
-    const file = await (await fetch('www/media/calais-1906.mp4')).arrayBuffer();
-    const frames = await decodeVideoFile(file, { maxFrames: 16 });
-    const median = (v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
-    const out = {};
-    for (const resolution of liveOnly ? [] : [64, 128]) {
-      const s = await load({ model, device, resolution });
-      const enc = [], dec = [];
-      for (let i = 0; i <= n; i++) {
-        const r = await s.reconstruct(frames);
-        if (i > 0) { enc.push(r.encodeMs ?? r.totalMs); dec.push(r.decodeMs ?? 0); }
+  const result = await page.evaluate(
+    async ([n, device, liveOnly, model, noSample]) => {
+      const { load } = await import('./www/videogpt.js');
+      const { decodeVideoFile } = await import('./www/media.js');
+      const file = await (await fetch('www/media/calais-1906.mp4')).arrayBuffer();
+      const frames = await decodeVideoFile(file, { maxFrames: 16 });
+      const median = (v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
+      const out = {};
+      for (const resolution of liveOnly ? [] : [64, 128]) {
+        const s = await load({ model, device, resolution });
+        const enc = [],
+          dec = [];
+        for (let i = 0; i <= n; i++) {
+          const r = await s.reconstruct(frames);
+          if (i > 0) {
+            enc.push(r.encodeMs ?? r.totalMs);
+            dec.push(r.decodeMs ?? 0);
+          }
+        }
+        out[`reconstruct ${resolution}×${resolution}`] = { encode: median(enc), decode: median(dec) };
+        s.close();
       }
-      out[`reconstruct ${resolution}×${resolution}`] = { encode: median(enc), decode: median(dec) };
-      s.close();
-    }
-    // live mode fed by a 30 fps camera (the clip's frames, looped) for 6 s: frames out per second
-    for (const resolution of [64, 128]) {
-      const s = await load({ model, device, resolution });
-      const n = frames.height * frames.width * 3;
-      const canvas = new OffscreenCanvas(frames.width, frames.height);
-      const ctx = canvas.getContext('2d');
-      let i = 0;
-      const t0 = performance.now();
-      const camera = {
-        async next() {
-          if (performance.now() - t0 > 6000) return { done: true };
-          await new Promise((r) => setTimeout(r, Math.max(0, t0 + i * 33.3 - performance.now())));
-          const rgb = frames.data.subarray((i % frames.frames) * n, (i % frames.frames + 1) * n);
-          const rgba = new Uint8ClampedArray(frames.height * frames.width * 4);
-          for (let p = 0, q = 0; p < rgb.length; p += 3, q += 4) { rgba[q] = rgb[p]; rgba[q + 1] = rgb[p + 1]; rgba[q + 2] = rgb[p + 2]; rgba[q + 3] = 255; }
-          ctx.putImageData(new ImageData(rgba, frames.width, frames.height), 0, 0);
-          i++;
-          return { value: { frame: canvas, width: frames.width, height: frames.height, close() {} } };
-        },
-      };
-      const h = await s.live(camera);
-      await h.done;
-      await new Promise((r) => setTimeout(r, 1000));
-      const st = h.stats;
-      // a chunk is the temporal stride's frames (4 for natural-64, 2 for stride 2,4,4)
-      const chunk = s.model.downsample[0];
-      out[`live ${resolution}×${resolution}, 30 fps camera`] = { fps: (st.chunks * chunk) / 6, dropped: st.framesDropped, of: st.framesIn };
-      s.close();
-    }
-    if (liveOnly || noSample) return out;
-    const p = await load({ prior: 'models/mmnist-prior.safetensors', device: 'cpu' });
-    const times = [];
-    for (let i = 0; i <= n; i++) {
-      const t0 = performance.now();
-      await p.sample({ seed: i, temperature: 0.8, topK: 8 });
-      if (i > 0) times.push(performance.now() - t0);
-    }
-    out['sample mmnist-prior (1,024 tokens, decoded)'] = { total: median(times) };
-    p.close();
-    return out;
-  }, [runs, device, liveOnly, model, noSample]);
+      // live mode fed by a 30 fps camera (the clip's frames, looped) for 6 s: frames out per second
+      for (const resolution of [64, 128]) {
+        const s = await load({ model, device, resolution });
+        const n = frames.height * frames.width * 3;
+        const canvas = new OffscreenCanvas(frames.width, frames.height);
+        const ctx = canvas.getContext('2d');
+        let i = 0;
+        const t0 = performance.now();
+        const camera = {
+          async next() {
+            if (performance.now() - t0 > 6000) return { done: true };
+            await new Promise((r) => setTimeout(r, Math.max(0, t0 + i * 33.3 - performance.now())));
+            const rgb = frames.data.subarray((i % frames.frames) * n, ((i % frames.frames) + 1) * n);
+            const rgba = new Uint8ClampedArray(frames.height * frames.width * 4);
+            for (let p = 0, q = 0; p < rgb.length; p += 3, q += 4) {
+              rgba[q] = rgb[p];
+              rgba[q + 1] = rgb[p + 1];
+              rgba[q + 2] = rgb[p + 2];
+              rgba[q + 3] = 255;
+            }
+            ctx.putImageData(new ImageData(rgba, frames.width, frames.height), 0, 0);
+            i++;
+            return { value: { frame: canvas, width: frames.width, height: frames.height, close() {} } };
+          },
+        };
+        const h = await s.live(camera);
+        await h.done;
+        await new Promise((r) => setTimeout(r, 1000));
+        const st = h.stats;
+        // a chunk is the temporal stride's frames (4 for natural-64, 2 for stride 2,4,4)
+        const chunk = s.model.downsample[0];
+        out[`live ${resolution}×${resolution}, 30 fps camera`] = { fps: (st.chunks * chunk) / 6, dropped: st.framesDropped, of: st.framesIn };
+        s.close();
+      }
+      if (liveOnly || noSample) return out;
+      const p = await load({ prior: 'models/mmnist-prior.safetensors', device: 'cpu' });
+      const times = [];
+      for (let i = 0; i <= n; i++) {
+        const t0 = performance.now();
+        await p.sample({ seed: i, temperature: 0.8, topK: 8 });
+        if (i > 0) times.push(performance.now() - t0);
+      }
+      out['sample mmnist-prior (1,024 tokens, decoded)'] = { total: median(times) };
+      p.close();
+      return out;
+    },
+    [runs, device, liveOnly, model, noSample],
+  );
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const chromium = execFileSync('chromium', ['--version'], { encoding: 'utf8' }).trim();
   console.log(`${model}: ${chromium}, ${os.cpus().length} cores of ${cpu}; median of ${runs} runs after a warm-up`);

@@ -84,5 +84,7 @@ if ! node_ok; then
   node_ok || { echo "error: the browser tests need Node 20.10 or newer (found $(node --version))" >&2; exit 1; }
 fi
 echo "browser tests on Node $(node --version)"
+# the JS is formatted and lint-clean, as the Rust is (Biome, pinned in package.json; biome.json)
+npx --no-install biome check
 # the files, not the folder: from Node 21 a folder argument is taken as a module, not searched
 VIDEOGPT_BIN="$CARGO_TARGET_DIR/release/videogpt" node --test --test-concurrency=1 tests/e2e/*.test.mjs

@@ -26,24 +26,30 @@ window.app = app;
 
 // ---------- status, progress, errors ----------
 
-function status(text) { $('status').textContent = text; }
+function status(text) {
+  $('status').textContent = text;
+}
 
 function showError(e) {
   const box = $('error');
   box.hidden = !e;
   if (!e) return;
-  const hint = {
-    DeviceLostError: ' The GPU was reset; the page restarted the engine, so try again.',
-    MediaError: '',
-    FetchError: ' Check that the file is served (scripts/serve.sh).',
-  }[e.name] ?? '';
-  box.textContent = `${e.name && e.name !== 'Error' ? e.name + ': ' : ''}${e.message}${hint}`;
+  const hint =
+    {
+      DeviceLostError: ' The GPU was reset; the page restarted the engine, so try again.',
+      MediaError: '',
+      FetchError: ' Check that the file is served (scripts/serve.sh).',
+    }[e.name] ?? '';
+  box.textContent = `${e.name && e.name !== 'Error' ? `${e.name}: ` : ''}${e.message}${hint}`;
   console.warn(e);
 }
 
 function progress(el, done, total) {
   el.hidden = false;
-  if (total > 0) { el.max = total; el.value = done; } else el.removeAttribute('value'); // indeterminate
+  if (total > 0) {
+    el.max = total;
+    el.value = done;
+  } else el.removeAttribute('value'); // indeterminate
 }
 
 let busy = false;
@@ -84,8 +90,13 @@ const player = {
   fps: 8,
   playing: true,
   start: performance.now(),
-  set(canvas, clip) { this.clips.set(canvas, clip); this.draw(true); },
-  frame() { return Math.floor(((performance.now() - this.start) / 1000) * this.fps); },
+  set(canvas, clip) {
+    this.clips.set(canvas, clip);
+    this.draw(true);
+  },
+  frame() {
+    return Math.floor(((performance.now() - this.start) / 1000) * this.fps);
+  },
   last: -1,
   draw(force) {
     const i = this.frame();
@@ -125,26 +136,37 @@ function showReconstruction(r, source) {
   const seconds = r.input.frames / (source.fps || 30);
   const rows = [
     ['backend', app.session.backend === 'webgpu' ? `WebGPU (${app.session.adapter})` : 'CPU (WebAssembly)'],
-    ['input', `${source.frames} frames at ${source.width}×${source.height}${source.fps ? `, ${source.fps.toFixed(1)} fps` : ''} → ${r.input.frames}×${r.input.height}×${r.input.width}`],
+    [
+      'input',
+      `${source.frames} frames at ${source.width}×${source.height}${source.fps ? `, ${source.fps.toFixed(1)} fps` : ''} → ${r.input.frames}×${r.input.height}×${r.input.width}`,
+    ],
     ['frames to the engine', source.images ? 'as images, copied GPU to GPU (copyExternalImageToTexture)' : 'as RGB bytes'],
     ['tokens', `${r.latent.join('×')} = ${r.tokens.length} tokens of ${m.tokenBits} bits = ${(bits / 8192).toFixed(2)} KiB`],
     ['token bit rate', `${(bits / seconds / 1000).toFixed(1)} kbit/s${source.fps ? '' : ' (at 30 fps)'}`],
     ['source file bit rate', source.sourceBitsPerSecond ? `${(source.sourceBitsPerSecond / 1000).toFixed(1)} kbit/s` : '—'],
     ['PSNR', `${mean(r.psnr).toFixed(2)} dB mean of the frames`],
     ['SSIM', `${mean(r.ssim).toFixed(4)} mean`],
-    ['time', r.encodeMs === undefined
-      ? `${r.totalMs.toFixed(0)} ms (encode and decode in one GPU submission)`
-      : `encode ${r.encodeMs.toFixed(0)} ms, decode ${r.decodeMs.toFixed(0)} ms`],
+    [
+      'time',
+      r.encodeMs === undefined
+        ? `${r.totalMs.toFixed(0)} ms (encode and decode in one GPU submission)`
+        : `encode ${r.encodeMs.toFixed(0)} ms, decode ${r.decodeMs.toFixed(0)} ms`,
+    ],
   ];
-  $('stats').replaceChildren(...rows.flatMap(([k, v]) => {
-    const dt = document.createElement('dt'); dt.textContent = k;
-    const dd = document.createElement('dd'); dd.textContent = v; dd.dataset.stat = k;
-    return [dt, dd];
-  }));
+  $('stats').replaceChildren(
+    ...rows.flatMap(([k, v]) => {
+      const dt = document.createElement('dt');
+      dt.textContent = k;
+      const dd = document.createElement('dd');
+      dd.textContent = v;
+      dd.dataset.stat = k;
+      return [dt, dd];
+    }),
+  );
 }
 
 async function reconstruct(frames, label) {
-  if (app.frames !== frames) app.frames?.images?.forEach((b) => b.close());
+  if (app.frames !== frames) for (const b of app.frames?.images ?? []) b.close();
   app.frames = frames;
   status(`${label}: encoding and decoding on ${app.session.backend === 'webgpu' ? 'the GPU' : 'the CPU'}…`);
   progress($('work-progress'), 0, 0);
@@ -170,7 +192,8 @@ async function fromFile(file) {
 $('export-png').onclick = () => {
   const clip = app.result.output;
   const strip = document.createElement('canvas');
-  strip.width = clip.width * clip.frames; strip.height = clip.height;
+  strip.width = clip.width * clip.frames;
+  strip.height = clip.height;
   const tmp = document.createElement('canvas');
   for (let i = 0; i < clip.frames; i++) {
     drawFrame(tmp, clip, i);
@@ -179,11 +202,12 @@ $('export-png').onclick = () => {
   strip.toBlob((b) => download(b, 'reconstruction.png'), 'image/png');
 };
 
-$('export-webm').onclick = () => job('Encoding the reconstruction as WebM…', async () => {
-  const bytes = await encodeWebm(app.result.output, { fps: player.fps });
-  download(new Blob([bytes], { type: 'video/webm' }), 'reconstruction.webm');
-  status(`Saved reconstruction.webm (${(bytes.length / 1024).toFixed(1)} KiB, ${app.result.output.frames} frames at ${player.fps} fps).`);
-});
+$('export-webm').onclick = () =>
+  job('Encoding the reconstruction as WebM…', async () => {
+    const bytes = await encodeWebm(app.result.output, { fps: player.fps });
+    download(new Blob([bytes], { type: 'video/webm' }), 'reconstruction.webm');
+    status(`Saved reconstruction.webm (${(bytes.length / 1024).toFixed(1)} KiB, ${app.result.output.frames} frames at ${player.fps} fps).`);
+  });
 
 app.tokensToNpy = tokensToNpy;
 
@@ -264,7 +288,10 @@ async function generate(prefixFrom) {
     };
     const cancel = $('cancel-sample');
     cancel.hidden = false;
-    cancel.onclick = () => { status('Cancelling…'); app.session.cancel(); };
+    cancel.onclick = () => {
+      status('Cancelling…');
+      app.session.cancel();
+    };
     let result;
     try {
       // continuing: the prior's own VQ-VAE tokenizes the clip and its first latent frame is kept
@@ -280,9 +307,11 @@ async function generate(prefixFrom) {
     player.set($('sample-video'), result.video);
     const seconds = (performance.now() - started) / 1000;
     const kept = result.prefixFrames ? result.prefixFrames * (result.video.frames / result.latent[0]) : 0;
-    status(kept
-      ? `Continued the clip with ${app.priorId}: its first ${kept} frames kept (through the tokenizer), ${result.tokens.length - result.prefixFrames * result.latent[1] * result.latent[2]} tokens sampled in ${seconds.toFixed(1)} s.`
-      : `Sampled ${result.tokens.length} tokens in ${seconds.toFixed(1)} s and decoded ${result.video.frames} frames.`);
+    status(
+      kept
+        ? `Continued the clip with ${app.priorId}: its first ${kept} frames kept (through the tokenizer), ${result.tokens.length - result.prefixFrames * result.latent[1] * result.latent[2]} tokens sampled in ${seconds.toFixed(1)} s.`
+        : `Sampled ${result.tokens.length} tokens in ${seconds.toFixed(1)} s and decoded ${result.video.frames} frames.`,
+    );
   });
 }
 $('sample').onclick = () => generate(null);
@@ -290,18 +319,30 @@ $('continue').onclick = () => generate(app.frames);
 
 // ---------- inputs ----------
 
-$('use-sample').onclick = () => job('Decoding the sample clip…', async () => {
-  const response = await fetch(SAMPLE_CLIP);
-  if (!response.ok) throw new Error(`could not load ${SAMPLE_CLIP}: HTTP ${response.status}`);
-  const n = app.session.model.sequenceLength;
-  const frames = await decodeVideoFile(await response.arrayBuffer(), { maxFrames: n, images: asImages(), onProgress: (d, t) => progress($('work-progress'), d, t) });
-  await reconstruct(frames, 'Calais, 1906');
-});
+$('use-sample').onclick = () =>
+  job('Decoding the sample clip…', async () => {
+    const response = await fetch(SAMPLE_CLIP);
+    if (!response.ok) throw new Error(`could not load ${SAMPLE_CLIP}: HTTP ${response.status}`);
+    const n = app.session.model.sequenceLength;
+    const frames = await decodeVideoFile(await response.arrayBuffer(), {
+      maxFrames: n,
+      images: asImages(),
+      onProgress: (d, t) => progress($('work-progress'), d, t),
+    });
+    await reconstruct(frames, 'Calais, 1906');
+  });
 
-$('file-input').onchange = (e) => { const f = e.target.files[0]; e.target.value = ''; if (f) fromFile(f); };
+$('file-input').onchange = (e) => {
+  const f = e.target.files[0];
+  e.target.value = '';
+  if (f) fromFile(f);
+};
 
 const drop = $('drop');
-drop.ondragover = (e) => { e.preventDefault(); drop.classList.add('over'); };
+drop.ondragover = (e) => {
+  e.preventDefault();
+  drop.classList.add('over');
+};
 drop.ondragleave = () => drop.classList.remove('over');
 drop.ondrop = (e) => {
   e.preventDefault();
@@ -313,15 +354,19 @@ drop.ondrop = (e) => {
   else fromFile(f);
 };
 
-$('record-webcam').onclick = () => job('Opening the camera…', async () => {
-  const n = app.session.model.sequenceLength;
-  const frames = await recordWebcam({
-    frames: n,
-    images: asImages(),
-    onFrame: (i, total) => { progress($('work-progress'), i, total); status(`Recording: frame ${i}/${total}`); },
+$('record-webcam').onclick = () =>
+  job('Opening the camera…', async () => {
+    const n = app.session.model.sequenceLength;
+    const frames = await recordWebcam({
+      frames: n,
+      images: asImages(),
+      onFrame: (i, total) => {
+        progress($('work-progress'), i, total);
+        status(`Recording: frame ${i}/${total}`);
+      },
+    });
+    await reconstruct(frames, 'Webcam');
   });
-  await reconstruct(frames, 'Webcam');
-});
 
 // ---------- live mode (www/live-panel.js) ----------
 
@@ -333,8 +378,12 @@ const { startReceiving } = setupLive({ app, $, job, status, showError, setButton
 const pickedResolution = () => Number($('resolution').value) || undefined;
 
 async function useModel(source, label, sha256) {
-  await app.session.loadModel(source, { sha256, modelId: label, resolution: pickedResolution() ?? null,
-    onProgress: (d, t) => progress($('load-progress'), d, t) });
+  await app.session.loadModel(source, {
+    sha256,
+    modelId: label,
+    resolution: pickedResolution() ?? null,
+    onProgress: (d, t) => progress($('load-progress'), d, t),
+  });
   showModel(label);
   app.result = null;
 }
@@ -344,28 +393,34 @@ function showModel(label) {
   const res = info.inputResolution ?? info.resolution;
   const [dt, dh, dw] = info.downsample;
   $('load-progress').hidden = true;
-  $('model-info').textContent = `${label}: ${(info.parameters / 1e6).toFixed(2)} M parameters; running at ${res}×${res}`
-    + `${res !== info.resolution ? ` (trained at ${info.resolution}×${info.resolution})` : ''}: `
-    + `${info.sequenceLength}×${res}×${res} clips → ${info.sequenceLength / dt}×${res / dh}×${res / dw} tokens of ${info.tokenBits} bits (downsample ${info.downsample.join(',')}).`;
+  $('model-info').textContent =
+    `${label}: ${(info.parameters / 1e6).toFixed(2)} M parameters; running at ${res}×${res}` +
+    `${res !== info.resolution ? ` (trained at ${info.resolution}×${info.resolution})` : ''}: ` +
+    `${info.sequenceLength}×${res}×${res} clips → ${info.sequenceLength / dt}×${res / dh}×${res / dw} tokens of ${info.tokenBits} bits (downsample ${info.downsample.join(',')}).`;
 }
 
-$('resolution').onchange = () => job('Loading the model…', async () => {
-  const entry = app.models.vqvae.find((m) => m.id === $('model-select').value);
-  await useModel(app.session.modelBytes ?? entry.file, app.session.modelId, entry?.sha256);
-  status(`Running at ${app.session.model.inputResolution}×${app.session.model.inputResolution}.`);
-});
+$('resolution').onchange = () =>
+  job('Loading the model…', async () => {
+    const entry = app.models.vqvae.find((m) => m.id === $('model-select').value);
+    await useModel(app.session.modelBytes ?? entry.file, app.session.modelId, entry?.sha256);
+    status(`Running at ${app.session.model.inputResolution}×${app.session.model.inputResolution}.`);
+  });
 
-$('model-select').onchange = () => job('Loading the model…', async () => {
-  const entry = app.models.vqvae.find((m) => m.id === $('model-select').value);
-  await useModel(entry.file, entry.id, entry.sha256);
-  pairPrior(entry.id);
-  status(`Loaded ${entry.id}.`);
-});
+$('model-select').onchange = () =>
+  job('Loading the model…', async () => {
+    const entry = app.models.vqvae.find((m) => m.id === $('model-select').value);
+    await useModel(entry.file, entry.id, entry.sha256);
+    pairPrior(entry.id);
+    status(`Loaded ${entry.id}.`);
+  });
 /** A model file the user picked or dropped: safetensors, or an original VideoGPT checkpoint,
  *  which the Worker converts without running its pickle. */
 function loadModelFile(f) {
   const verb = /\.safetensors$/i.test(f.name) ? 'Loading' : 'Converting';
-  job(`${verb} ${f.name}…`, async () => { await useModel(f, f.name); status(`Loaded ${f.name}.`); });
+  job(`${verb} ${f.name}…`, async () => {
+    await useModel(f, f.name);
+    status(`Loaded ${f.name}.`);
+  });
 }
 $('model-file').onchange = (e) => {
   const f = e.target.files[0];
@@ -374,16 +429,18 @@ $('model-file').onchange = (e) => {
 };
 
 function fill(select, list, selected) {
-  select.replaceChildren(...list.map((m) => {
-    const o = document.createElement('option');
-    o.value = m.id;
-    // a tokenizer says what a 16×64×64 clip costs under it (models/index.json, train/ship.py)
-    const cost = m.tokens ? ` · ${m.tokens.join('×')} tokens × ${m.code_bits} bits` : m.vqvae ? ` · over ${m.vqvae}` : '';
-    o.textContent = `${m.id}${cost} (${(m.bytes / 1e6).toFixed(1)} MB)`;
-    o.title = m.description;
-    o.selected = m.id === selected;
-    return o;
-  }));
+  select.replaceChildren(
+    ...list.map((m) => {
+      const o = document.createElement('option');
+      o.value = m.id;
+      // a tokenizer says what a 16×64×64 clip costs under it (models/index.json, train/ship.py)
+      const cost = m.tokens ? ` · ${m.tokens.join('×')} tokens × ${m.code_bits} bits` : m.vqvae ? ` · over ${m.vqvae}` : '';
+      o.textContent = `${m.id}${cost} (${(m.bytes / 1e6).toFixed(1)} MB)`;
+      o.title = m.description;
+      o.selected = m.id === selected;
+      return o;
+    }),
+  );
 }
 
 /** The index entry of the prior picked in the generation panel. */
@@ -416,8 +473,7 @@ async function start() {
   const first = app.models.vqvae.find((m) => m.id === (params.get('model') ?? app.models.default)) ?? app.models.vqvae[0];
   fill($('model-select'), app.models.vqvae, first.id);
   // ?prior=ID picks the generation panel's prior (the tests pin the tiny one), like ?model=ID
-  const prior = app.models.prior.find((m) => m.id === params.get('prior'))
-    ?? app.models.prior.find((m) => m.vqvae === first.id) ?? app.models.prior[0];
+  const prior = app.models.prior.find((m) => m.id === params.get('prior')) ?? app.models.prior.find((m) => m.vqvae === first.id) ?? app.models.prior[0];
   fill($('prior-select'), app.models.prior, prior?.id);
   useSampling(prior);
   $('prior-select').addEventListener('change', () => useSampling(selectedPrior()));
@@ -459,4 +515,6 @@ async function start() {
 }
 
 app.ready = job('Loading the model…', start);
-app.ready.then(() => { if (!app.session) document.body.dataset.state = 'failed'; });
+app.ready.then(() => {
+  if (!app.session) document.body.dataset.state = 'failed';
+});

@@ -14,14 +14,20 @@ export function codeColour(code) {
 /** Latent frames side by side, one pixel per token; positions not drawn yet stay dark. */
 export function drawTokens(canvas, tokens, [t, h, w]) {
   const gap = 1;
-  canvas.width = t * (w + gap) - gap; canvas.height = h;
+  canvas.width = t * (w + gap) - gap;
+  canvas.height = h;
   const img = new ImageData(canvas.width, canvas.height);
-  for (let f = 0; f < t; f++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) {
-    const i = (f * h + y) * w + x;
-    const j = (y * canvas.width + f * (w + gap) + x) * 4;
-    const [r, g, b] = i < tokens.length ? codeColour(tokens[i]) : [24, 24, 24];
-    img.data[j] = r; img.data[j + 1] = g; img.data[j + 2] = b; img.data[j + 3] = 255;
-  }
+  for (let f = 0; f < t; f++)
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) {
+        const i = (f * h + y) * w + x;
+        const j = (y * canvas.width + f * (w + gap) + x) * 4;
+        const [r, g, b] = i < tokens.length ? codeColour(tokens[i]) : [24, 24, 24];
+        img.data[j] = r;
+        img.data[j + 1] = g;
+        img.data[j + 2] = b;
+        img.data[j + 3] = 255;
+      }
   canvas.getContext('2d').putImageData(img, 0, 0);
 }
 
@@ -31,20 +37,29 @@ export function drawMetrics(canvas, psnr, ssim) {
   const { width: W, height: H } = canvas;
   const pad = 24;
   ctx.clearRect(0, 0, W, H);
-  ctx.strokeStyle = '#888'; ctx.fillStyle = '#555'; ctx.font = '10px sans-serif';
+  ctx.strokeStyle = '#888';
+  ctx.fillStyle = '#555';
+  ctx.font = '10px sans-serif';
   ctx.strokeRect(pad, 4, W - pad - 4, H - pad);
   const top = 40; // dB
   for (const v of [0, 10, 20, 30, 40]) ctx.fillText(String(v), 2, 4 + (H - pad) * (1 - v / top) + 3);
   ctx.fillText('frame', W / 2 - 12, H - 6);
   const line = (values, scale, colour) => {
-    ctx.strokeStyle = colour; ctx.lineWidth = 2; ctx.beginPath();
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = 2;
+    ctx.beginPath();
     values.forEach((v, i) => {
       const x = pad + ((W - pad - 4) * (i + 0.5)) / values.length;
       const y = 4 + (H - pad) * (1 - Math.min(Math.max(v * scale, 0), top) / top);
-      if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+      if (i) ctx.lineTo(x, y);
+      else ctx.moveTo(x, y);
     });
     ctx.stroke();
   };
-  line(Array.from(psnr, (v) => (Number.isFinite(v) ? v : top)), 1, '#1f77b4');
+  line(
+    Array.from(psnr, (v) => (Number.isFinite(v) ? v : top)),
+    1,
+    '#1f77b4',
+  );
   line(Array.from(ssim), 40, '#ff7f0e');
 }

@@ -19,14 +19,19 @@ export function setupLive({ app, $, job, status, showError, setButtons }) {
 
   async function startLive() {
     let stopped;
-    const running = new Promise((resolve) => { stopped = resolve; });
+    const running = new Promise((resolve) => {
+      stopped = resolve;
+    });
     job('Live: opening the camera…', async () => {
       const track = await openCamera();
       app.liveTrack = track;
       $('live-view').hidden = false;
       $('live').setAttribute('aria-pressed', 'true');
       $('live').textContent = 'Stop live';
-      const fail = (e) => { showError(e); stopLive(); };
+      const fail = (e) => {
+        showError(e);
+        stopLive();
+      };
       app.live = live(app.session, track, {
         stopTrack: true,
         onError: fail,
@@ -39,14 +44,18 @@ export function setupLive({ app, $, job, status, showError, setButtons }) {
           // fewer chunks rather than a longer stretch of time; never more than the camera's rate allows
           const keep = Math.ceil((KEEP_SECONDS * (c.stats.fpsIn || 30)) / c.output.frames);
           const since = c.capturedAt - KEEP_SECONDS * 1000;
-          app.liveRecent = [...(app.liveRecent ?? []).filter((k) => k.at > since).slice(1 - keep), { input: c.input, output: c.output, fps: c.stats.fpsIn || 30, at: c.capturedAt }];
+          app.liveRecent = [
+            ...(app.liveRecent ?? []).filter((k) => k.at > since).slice(1 - keep),
+            { input: c.input, output: c.output, fps: c.stats.fpsIn || 30, at: c.capturedAt },
+          ];
           $('live-save').disabled = false;
           drawFrame($('live-in'), c.input, c.input.frames - 1);
           drawFrame($('live-out'), c.output, c.output.frames - 1);
           drawMetrics($('live-plot'), c.stats.psnr, []);
           const s = c.stats;
-          $('live-stats').textContent = `${s.fpsIn.toFixed(1)} fps in, ${s.fpsOut.toFixed(1)} fps out, ${s.framesDropped} frames dropped; `
-            + `latency ${s.latencyMs.toFixed(0)} ms; tokens ${s.kbitPerSecond.toFixed(1)} kbit/s; PSNR ${c.psnr.toFixed(2)} dB`;
+          $('live-stats').textContent =
+            `${s.fpsIn.toFixed(1)} fps in, ${s.fpsOut.toFixed(1)} fps out, ${s.framesDropped} frames dropped; ` +
+            `latency ${s.latencyMs.toFixed(0)} ms; tokens ${s.kbitPerSecond.toFixed(1)} kbit/s; PSNR ${c.psnr.toFixed(2)} dB`;
         },
       });
       app.liveStopped = stopped;
@@ -68,7 +77,9 @@ export function setupLive({ app, $, job, status, showError, setButtons }) {
     status(`Live stopped: ${l.stats.chunks} chunks, ${l.stats.framesDropped} of ${l.stats.framesIn} frames dropped.`);
   }
 
-  document.addEventListener('visibilitychange', () => { if (document.hidden) stopLive(); });
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden) stopLive();
+  });
 
   /** The last 10 s, while live or after: the camera's frames (model-sized) re-encoded as a .vgt
    *  of whole windows, which any page or `videogpt decode` reads, and the live reconstruction as
@@ -82,15 +93,23 @@ export function setupLive({ app, $, job, status, showError, setButtons }) {
       const join = (key) => {
         const { width, height } = recent[0][key];
         const n = width * height * 3;
-        return joinFrames(recent.flatMap((c) => Array.from({ length: c[key].frames }, (_, i) => c[key].data.subarray(i * n, (i + 1) * n))), width, height, fps);
+        return joinFrames(
+          recent.flatMap((c) => Array.from({ length: c[key].frames }, (_, i) => c[key].data.subarray(i * n, (i + 1) * n))),
+          width,
+          height,
+          fps,
+        );
       };
-      const input = join('input'), output = join('output');
+      const input = join('input'),
+        output = join('output');
       const webm = await encodeWebm(output, { fps });
       const vgt = await app.session.encodeVgt(input, { modelId: app.session.modelId, fps });
       download(new Blob([vgt]), 'live.vgt');
       download(new Blob([webm], { type: 'video/webm' }), 'live.webm');
       app.liveSaved = { frames: input.frames, fps, vgtBytes: vgt.length, webmBytes: webm.length };
-      status(`Saved the last ${(input.frames / fps).toFixed(1)} s: live.vgt (${(vgt.length / 1024).toFixed(1)} KiB of tokens) and live.webm (${input.frames} frames at ${fps} fps).`);
+      status(
+        `Saved the last ${(input.frames / fps).toFixed(1)} s: live.vgt (${(vgt.length / 1024).toFixed(1)} KiB of tokens) and live.webm (${input.frames} frames at ${fps} fps).`,
+      );
     } catch (e) {
       showError(e);
     } finally {
@@ -103,7 +122,8 @@ export function setupLive({ app, $, job, status, showError, setButtons }) {
    *  them: the tokens as a ~10 kbit/s video transport; WebRTC data channels would carry them
    *  between machines). */
   function liveChannel() {
-    return (channel ??= new BroadcastChannel('videogpt-live'));
+    channel ??= new BroadcastChannel('videogpt-live');
+    return channel;
   }
 
   /** ?receive: decode the live tokens another tab broadcasts, each chunk with the chunk before it
@@ -111,26 +131,37 @@ export function setupLive({ app, $, job, status, showError, setButtons }) {
   function startReceiving() {
     $('live-view').hidden = false;
     $('live-in').parentElement.hidden = true;
-    const got = (app.received = { chunks: 0, dropped: 0, bits: 0, frames: [] });
+    const got = { chunks: 0, dropped: 0, bits: 0, frames: [] };
+    app.received = got;
     const started = performance.now();
-    let previous = null, busyDecoding = false;
+    let previous = null,
+      busyDecoding = false;
     liveChannel().onmessage = async ({ data: m }) => {
-      if (m.hash !== app.session.model.hash) { status('Receiving tokens of another model: load the same model here.'); return; }
-      if (busyDecoding) { got.dropped++; previous = null; return; }
+      if (m.hash !== app.session.model.hash) {
+        status('Receiving tokens of another model: load the same model here.');
+        return;
+      }
+      if (busyDecoding) {
+        got.dropped++;
+        previous = null;
+        return;
+      }
       busyDecoding = true;
       try {
         const withContext = previous && m.contextSeq === previous.seq;
         const tokens = withContext ? Uint32Array.from([...previous.tokens, ...m.tokens]) : m.tokens;
         const latent = [m.latent[0] * (withContext ? 2 : 1), m.latent[1], m.latent[2]];
         const video = await app.session.decode({ tokens, latent });
-        const n = video.height * video.width * 3, frames = video.frames / latent[0] * m.latent[0];
+        const n = video.height * video.width * 3,
+          frames = (video.frames / latent[0]) * m.latent[0];
         const own = { ...video, data: video.data.subarray((video.frames - frames) * n), frames };
         drawFrame($('live-out'), own, own.frames - 1);
         previous = m;
         got.chunks++;
         got.bits += m.tokens.length * app.session.model.tokenBits;
         got.frames = [...(got.frames ?? []).slice(-15), { seq: m.seq, withContext: !!withContext, frames: own.data.slice() }];
-        $('live-stats').textContent = `received ${got.chunks} chunks (${got.dropped} dropped) at ${(got.bits / (performance.now() - started)).toFixed(1)} kbit/s of tokens`;
+        $('live-stats').textContent =
+          `received ${got.chunks} chunks (${got.dropped} dropped) at ${(got.bits / (performance.now() - started)).toFixed(1)} kbit/s of tokens`;
       } finally {
         busyDecoding = false;
       }

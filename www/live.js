@@ -17,7 +17,8 @@ import { joinFrames, frameToRgb, MediaError } from './media.js';
 
 /** Open the camera for live mode; the caller stops the track (or passes `stopTrack` to live()). */
 export async function openCamera({ width = 320, height = 240 } = {}) {
-  if (!navigator.mediaDevices?.getUserMedia) throw new MediaError('this browser gives pages no camera access (getUserMedia is missing; is the page on http://127.0.0.1 or https?)');
+  if (!navigator.mediaDevices?.getUserMedia)
+    throw new MediaError('this browser gives pages no camera access (getUserMedia is missing; is the page on http://127.0.0.1 or https?)');
   try {
     const stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: width }, height: { ideal: height } }, audio: false });
     return stream.getVideoTracks()[0];
@@ -40,7 +41,9 @@ function framesOf(track) {
     };
   }
   const video = document.createElement('video');
-  video.muted = true; video.playsInline = true; video.srcObject = new MediaStream([track]);
+  video.muted = true;
+  video.playsInline = true;
+  video.srcObject = new MediaStream([track]);
   const playing = video.play();
   let stopped = false;
   return {
@@ -50,7 +53,10 @@ function framesOf(track) {
       await new Promise((r) => (video.requestVideoFrameCallback ? video.requestVideoFrameCallback(r) : setTimeout(r, 33)));
       return { value: { frame: video, width: video.videoWidth, height: video.videoHeight, close() {} } };
     },
-    cancel() { stopped = true; video.srcObject = null; },
+    cancel() {
+      stopped = true;
+      video.srcObject = null;
+    },
   };
 }
 
@@ -70,10 +76,15 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
   const stats = { framesIn: 0, framesDropped: 0, chunks: 0, fpsIn: 0, fpsOut: 0, latencyMs: 0, kbitPerSecond: 0, psnr: [] };
   const canvas = new OffscreenCanvas(1, 1);
   const started = performance.now();
-  let running = true, busy = false, size = null, seq = 0;
+  let running = true,
+    busy = false,
+    size = null,
+    seq = 0;
   // the last context + stride frames read, oldest first, consecutive: { rgb, at, n } (n counts
   // frames read); `fresh` of them, the newest, are not yet in a chunk
-  let recent = [], fresh = 0, lastChunk = null;
+  let recent = [],
+    fresh = 0,
+    lastChunk = null;
   const outTimes = [];
 
   /** The last `stride` frames of a clip (the chunk itself, without its context), copied: a
@@ -95,43 +106,71 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
     const contextSeq = context && lastChunk && lastChunk.last === clipFrames[context - 1].n && context === stride ? lastChunk.seq : null;
     fresh = 0;
     lastChunk = { seq: seq + 1, last: chunk[chunk.length - 1].n };
-    handleChunk(joinFrames(clipFrames.map((f) => f.rgb), size[0], size[1], stats.fpsIn), chunk[0].at, contextSeq);
+    handleChunk(
+      joinFrames(
+        clipFrames.map((f) => f.rgb),
+        size[0],
+        size[1],
+        stats.fpsIn,
+      ),
+      chunk[0].at,
+      contextSeq,
+    );
   };
 
   const handleChunk = (clip, capturedAt, contextSeq) => {
     busy = true;
-    session.reconstruct(clip).then((full) => {
-      busy = false;
-      if (!running) return;
-      const windows = clip.frames / stride;
-      const r = { ...full, input: tail(full.input), output: tail(full.output), psnr: full.psnr.slice(-stride),
-        tokens: full.tokens.slice(full.tokens.length - full.tokens.length / windows),
-        latent: [full.latent[0] / windows, full.latent[1], full.latent[2]],
-        seq: ++seq, contextSeq };
-      const now = performance.now();
-      stats.chunks++;
-      outTimes.push(now);
-      while (outTimes.length && now - outTimes[0] > 2000) outTimes.shift();
-      stats.fpsOut = (outTimes.length * stride) / 2;
-      stats.latencyMs = now - capturedAt;
-      // the tokens that carry this chunk, at the camera's rate
-      stats.kbitPerSecond = (r.tokens.length * bits * (stats.fpsIn || 30)) / stride / 1000;
-      const psnr = r.psnr.reduce((a, b) => a + b, 0) / r.psnr.length;
-      stats.psnr.push(psnr);
-      if (stats.psnr.length > 120) stats.psnr.shift();
-      onChunk({ ...r, psnr, capturedAt, latencyMs: stats.latencyMs, stats });
-      maybeStart();
-    }, (e) => { busy = false; stop(); onError(e); });
+    session.reconstruct(clip).then(
+      (full) => {
+        busy = false;
+        if (!running) return;
+        const windows = clip.frames / stride;
+        const r = {
+          ...full,
+          input: tail(full.input),
+          output: tail(full.output),
+          psnr: full.psnr.slice(-stride),
+          tokens: full.tokens.slice(full.tokens.length - full.tokens.length / windows),
+          latent: [full.latent[0] / windows, full.latent[1], full.latent[2]],
+          seq: ++seq,
+          contextSeq,
+        };
+        const now = performance.now();
+        stats.chunks++;
+        outTimes.push(now);
+        while (outTimes.length && now - outTimes[0] > 2000) outTimes.shift();
+        stats.fpsOut = (outTimes.length * stride) / 2;
+        stats.latencyMs = now - capturedAt;
+        // the tokens that carry this chunk, at the camera's rate
+        stats.kbitPerSecond = (r.tokens.length * bits * (stats.fpsIn || 30)) / stride / 1000;
+        const psnr = r.psnr.reduce((a, b) => a + b, 0) / r.psnr.length;
+        stats.psnr.push(psnr);
+        if (stats.psnr.length > 120) stats.psnr.shift();
+        onChunk({ ...r, psnr, capturedAt, latencyMs: stats.latencyMs, stats });
+        maybeStart();
+      },
+      (e) => {
+        busy = false;
+        stop();
+        onError(e);
+      },
+    );
   };
 
   const loop = (async () => {
     while (running) {
       const { value: f, done } = await frames.next();
-      if (done || !running) { f?.close(); break; }
+      if (done || !running) {
+        f?.close();
+        break;
+      }
       stats.framesIn++;
       stats.fpsIn = stats.framesIn / ((performance.now() - started) / 1000);
       try {
-        size = size ?? [Math.min(f.width, 320 * f.width / Math.min(f.width, f.height)) | 0, Math.min(f.height, 320 * f.height / Math.min(f.width, f.height)) | 0];
+        size = size ?? [
+          Math.min(f.width, (320 * f.width) / Math.min(f.width, f.height)) | 0,
+          Math.min(f.height, (320 * f.height) / Math.min(f.width, f.height)) | 0,
+        ];
         recent.push({ rgb: frameToRgb(f.frame, size[0], size[1], canvas), at: performance.now(), n: stats.framesIn });
       } finally {
         f.close();
@@ -145,7 +184,10 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
       }
       maybeStart();
     }
-  })().catch((e) => { running = false; onError(e); });
+  })().catch((e) => {
+    running = false;
+    onError(e);
+  });
 
   function stop() {
     running = false;

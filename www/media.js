@@ -13,18 +13,24 @@ import { demuxWebm, muxWebm } from './webm.js';
 export const MAX_SHORT_SIDE = 512;
 
 export class MediaError extends Error {
-  constructor(message) { super(message); this.name = 'MediaError'; }
+  constructor(message) {
+    super(message);
+    this.name = 'MediaError';
+  }
 }
 
 /** Copy a drawable (VideoFrame, video element, canvas) into RGB bytes at `width`×`height`. */
 export function frameToRgb(source, width, height, canvas) {
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  canvas.width = width; canvas.height = height;
+  canvas.width = width;
+  canvas.height = height;
   ctx.drawImage(source, 0, 0, width, height);
   const rgba = ctx.getImageData(0, 0, width, height).data;
   const rgb = new Uint8Array(width * height * 3);
   for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
-    rgb[j] = rgba[i]; rgb[j + 1] = rgba[i + 1]; rgb[j + 2] = rgba[i + 2];
+    rgb[j] = rgba[i];
+    rgb[j + 1] = rgba[i + 1];
+    rgb[j + 2] = rgba[i + 2];
   }
   return rgb;
 }
@@ -38,7 +44,8 @@ function outputSize(w, h) {
 
 /** A frame (VideoFrame, video element) as an ImageBitmap of `width`×`height`, scaled by the browser. */
 function frameToImage(source, width, height) {
-  const w = source.displayWidth ?? source.videoWidth, h = source.displayHeight ?? source.videoHeight;
+  const w = source.displayWidth ?? source.videoWidth,
+    h = source.displayHeight ?? source.videoHeight;
   return createImageBitmap(source, w === width && h === height ? {} : { resizeWidth: width, resizeHeight: height, resizeQuality: 'medium' });
 }
 
@@ -51,7 +58,7 @@ function imageClip(images, width, height, fps) {
 export function joinFrames(list, width, height, fps) {
   const n = width * height * 3;
   const data = new Uint8Array(list.length * n);
-  list.forEach((f, i) => data.set(f, i * n));
+  for (const [i, f] of list.entries()) data.set(f, i * n);
   return { data, frames: list.length, height, width, fps };
 }
 
@@ -78,9 +85,13 @@ function byteSource(input) {
     slice = async (pos, len) => input.slice(pos, pos + len);
   } else if (input instanceof Blob) {
     source.size = input.size;
-    slice = (pos, len) => input.slice(pos, pos + len).arrayBuffer().catch((e) => {
-      throw new MediaError(`the file could not be read (${e.message}); was it moved or deleted?`);
-    });
+    slice = (pos, len) =>
+      input
+        .slice(pos, pos + len)
+        .arrayBuffer()
+        .catch((e) => {
+          throw new MediaError(`the file could not be read (${e.message}); was it moved or deleted?`);
+        });
   } else {
     throw new MediaError('expected a File, Blob or ArrayBuffer');
   }
@@ -101,10 +112,15 @@ async function demuxMp4(source, maxSamples, chunkBytes) {
   let failure = null;
   let wanted = maxSamples;
   const chunks = [];
-  file.onError = (_, message) => { failure = failure ?? message; };
+  file.onError = (_, message) => {
+    failure = failure ?? message;
+  };
   file.onReady = (info) => {
     const track = info.videoTracks[0];
-    if (!track) { failure = 'the MP4 file has no video track'; return; }
+    if (!track) {
+      failure = 'the MP4 file has no video track';
+      return;
+    }
     config = {
       codec: track.codec.startsWith('vp08') ? 'vp8' : track.codec,
       codedWidth: track.video.width,
@@ -125,13 +141,18 @@ async function demuxMp4(source, maxSamples, chunkBytes) {
     }
   };
   try {
-    let pos = 0, read = 0, sought = false;
+    let pos = 0,
+      read = 0,
+      sought = false;
     while (pos < source.size && chunks.length < wanted && !failure) {
       const ab = await source.read(pos, chunkBytes);
       read += ab.byteLength;
       // every byte is needed at most once or twice; more means boxes that point in circles
       if (read > 2 * source.size + 2 * chunkBytes) throw new Error('its boxes do not add up');
-      if (read > MAX_READ) throw new MediaError(`the first frames of this MP4 are not within its first ${MAX_READ >> 20} MiB of boxes; remux it with: ffmpeg -i INPUT -c copy -movflags +faststart clip.mp4`);
+      if (read > MAX_READ)
+        throw new MediaError(
+          `the first frames of this MP4 are not within its first ${MAX_READ >> 20} MiB of boxes; remux it with: ffmpeg -i INPUT -c copy -movflags +faststart clip.mp4`,
+        );
       let next = file.appendBuffer(MP4BoxBuffer.fromArrayBuffer(ab, pos), pos + ab.byteLength >= source.size);
       if (config && !sought) {
         sought = true;
@@ -153,7 +174,11 @@ async function demuxWebmPrefix(source, maxFrames, prefixBytes) {
   for (let prefix = Math.min(source.size, prefixBytes); ; prefix = Math.min(source.size, prefix * 4)) {
     const partial = prefix < source.size;
     let track;
-    try { track = demuxWebm(await source.read(0, prefix), { maxFrames, partial }); } catch (e) { throw e instanceof MediaError ? e : new MediaError(e.message); }
+    try {
+      track = demuxWebm(await source.read(0, prefix), { maxFrames, partial });
+    } catch (e) {
+      throw e instanceof MediaError ? e : new MediaError(e.message);
+    }
     if (track.chunks.length >= maxFrames || !partial || prefix >= MAX_WEBM_PREFIX) return track;
   }
 }
@@ -212,7 +237,9 @@ export async function decodeVideoFile(input, { maxFrames = 16, images = false, o
     if (chunks.length > 1) config.fps = 1e6 / ((chunks[chunks.length - 1].timestamp - chunks[0].timestamp) / (chunks.length - 1));
   } else {
     const hint = kind === 'unknown' ? 'an unrecognised format' : `${kind.toUpperCase()}`;
-    throw new MediaError(`this file is ${hint}; the page reads MP4 and WebM (H.264, VP8, VP9, AV1). Convert it with: ffmpeg -i INPUT -c:v libvpx-vp9 clip.webm`);
+    throw new MediaError(
+      `this file is ${hint}; the page reads MP4 and WebM (H.264, VP8, VP9, AV1). Convert it with: ffmpeg -i INPUT -c:v libvpx-vp9 clip.webm`,
+    );
   }
   if (!chunks.length) throw new MediaError('the file holds no video frames');
   const { fps, duration, ...decoderConfig } = config;
@@ -229,7 +256,8 @@ export async function decodeVideoFile(input, { maxFrames = 16, images = false, o
     output: (frame) => {
       try {
         if (decoded.length < maxFrames + 16) {
-          const w = frame.displayWidth, h = frame.displayHeight;
+          const w = frame.displayWidth,
+            h = frame.displayHeight;
           // every frame at the first one's size (a stream may change size midway)
           const [ow, oh] = decoded.length ? [decoded[0].w, decoded[0].h] : outputSize(w, h);
           if (images) {
@@ -247,7 +275,9 @@ export async function decodeVideoFile(input, { maxFrames = 16, images = false, o
         frame?.close();
       }
     },
-    error: (e) => { failure = e; },
+    error: (e) => {
+      failure = e;
+    },
   });
   try {
     decoder.configure(decoderConfig);
@@ -275,9 +305,19 @@ export async function decodeVideoFile(input, { maxFrames = 16, images = false, o
     for (const extra of bitmaps.slice(maxFrames)) if (extra.status === 'fulfilled') extra.value.close();
     const failed = bitmaps.slice(0, maxFrames).find((b) => b.status === 'rejected');
     if (failed) throw new MediaError(`a decoded frame could not be turned into an image: ${failed.reason?.message ?? failed.reason}`);
-    clip = imageClip(bitmaps.slice(0, maxFrames).map((b) => b.value), w, h, rate);
+    clip = imageClip(
+      bitmaps.slice(0, maxFrames).map((b) => b.value),
+      w,
+      h,
+      rate,
+    );
   } else {
-    clip = joinFrames(frames.map((f) => f.rgb), w, h, rate);
+    clip = joinFrames(
+      frames.map((f) => f.rgb),
+      w,
+      h,
+      rate,
+    );
   }
   // the whole file's bit rate, to compare with the tokens'
   if (duration > 0) clip.sourceBitsPerSecond = (source.size * 8) / duration;
@@ -293,7 +333,8 @@ export async function decodeVideoFile(input, { maxFrames = 16, images = false, o
  * instead of RGB bytes.
  */
 export async function recordWebcam({ frames = 16, width = 320, height = 240, images = false, onFrame = () => {} } = {}) {
-  if (!navigator.mediaDevices?.getUserMedia) throw new MediaError('this browser gives pages no camera access (getUserMedia is missing; is the page on http://127.0.0.1 or https?)');
+  if (!navigator.mediaDevices?.getUserMedia)
+    throw new MediaError('this browser gives pages no camera access (getUserMedia is missing; is the page on http://127.0.0.1 or https?)');
   let stream;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: width }, height: { ideal: height } }, audio: false });
@@ -315,12 +356,18 @@ export async function recordWebcam({ frames = 16, width = 320, height = 240, ima
       while (list.length < frames) {
         const { value: frame, done } = await reader.read();
         if (done) throw new MediaError('the camera stopped');
-        try { await grab(frame, frame.displayWidth, frame.displayHeight); } finally { frame.close(); }
+        try {
+          await grab(frame, frame.displayWidth, frame.displayHeight);
+        } finally {
+          frame.close();
+        }
       }
       reader.cancel().catch(() => {});
     } else {
       const video = document.createElement('video');
-      video.muted = true; video.playsInline = true; video.srcObject = stream;
+      video.muted = true;
+      video.playsInline = true;
+      video.srcObject = stream;
       await video.play();
       while (list.length < frames) {
         await new Promise((r) => (video.requestVideoFrameCallback ? video.requestVideoFrameCallback(r) : setTimeout(r, 33)));
@@ -329,10 +376,10 @@ export async function recordWebcam({ frames = 16, width = 320, height = 240, ima
       video.srcObject = null;
     }
   } catch (e) {
-    if (images) list.forEach((b) => b.close());
+    if (images) for (const b of list) b.close();
     throw e;
   } finally {
-    stream.getTracks().forEach((t) => t.stop());
+    for (const t of stream.getTracks()) t.stop();
   }
   const fps = track.getSettings().frameRate;
   return images ? imageClip(list, size[0], size[1], fps) : joinFrames(list, size[0], size[1], fps);
@@ -348,10 +395,16 @@ export async function encodeWebm(clip, { fps = 15 } = {}) {
   const { width, height, frames } = clip;
   const bitrate = Math.max(500_000, Math.round(width * height * fps * 2));
   let chosen = null;
-  for (const [codec, codecId] of [['vp8', 'V_VP8'], ['vp09.00.10.08', 'V_VP9']]) {
+  for (const [codec, codecId] of [
+    ['vp8', 'V_VP8'],
+    ['vp09.00.10.08', 'V_VP9'],
+  ]) {
     const config = { codec, width, height, bitrate, framerate: fps };
     const support = await VideoEncoder.isConfigSupported(config).catch(() => ({ supported: false }));
-    if (support.supported) { chosen = { config, codecId }; break; }
+    if (support.supported) {
+      chosen = { config, codecId };
+      break;
+    }
   }
   if (!chosen) throw new MediaError(`this browser cannot encode ${width}×${height} VP8 or VP9 video; save the PNG strip instead`);
   const chunks = [];
@@ -362,7 +415,9 @@ export async function encodeWebm(clip, { fps = 15 } = {}) {
       chunk.copyTo(data);
       chunks.push({ data, timestamp: chunk.timestamp, key: chunk.type === 'key' });
     },
-    error: (e) => { failure = e; },
+    error: (e) => {
+      failure = e;
+    },
   });
   const frameUs = 1e6 / fps;
   try {
@@ -371,9 +426,18 @@ export async function encodeWebm(clip, { fps = 15 } = {}) {
     for (let f = 0; f < frames; f++) {
       const rgb = clip.data.subarray(f * width * height * 3, (f + 1) * width * height * 3);
       for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
-        rgba[j] = rgb[i]; rgba[j + 1] = rgb[i + 1]; rgba[j + 2] = rgb[i + 2]; rgba[j + 3] = 255;
+        rgba[j] = rgb[i];
+        rgba[j + 1] = rgb[i + 1];
+        rgba[j + 2] = rgb[i + 2];
+        rgba[j + 3] = 255;
       }
-      const frame = new VideoFrame(rgba, { format: 'RGBA', codedWidth: width, codedHeight: height, timestamp: Math.round(f * frameUs), duration: Math.round(frameUs) });
+      const frame = new VideoFrame(rgba, {
+        format: 'RGBA',
+        codedWidth: width,
+        codedHeight: height,
+        timestamp: Math.round(f * frameUs),
+        duration: Math.round(frameUs),
+      });
       encoder.encode(frame, { keyFrame: f === 0 });
       frame.close();
     }

@@ -8,7 +8,7 @@ import { toBase64Url } from './video-gpt.js';
 export function tokensToNpy(tokens, latent) {
   let header = `{'descr': '<i4', 'fortran_order': False, 'shape': (${latent.join(', ')}), }`;
   const total = 10 + header.length + 1;
-  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
+  header += `${' '.repeat((64 - (total % 64)) % 64)}\n`;
   const bytes = new Uint8Array(10 + header.length + tokens.length * 4);
   bytes.set([0x93, ...new TextEncoder().encode('NUMPY'), 1, 0, header.length & 0xff, header.length >> 8]);
   bytes.set(new TextEncoder().encode(header), 10);
@@ -27,8 +27,10 @@ export function linkFor(page, modelId, vgt) {
 /** The two tags a blog needs, with absolute URLs resolved against `base` (this page's folder). */
 export function embedCodeFor(base, modelFile, vgt) {
   const model = modelFile ? new URL(modelFile, base).href : 'MODEL.safetensors';
-  return `<script type="module" src="${new URL('www/video-gpt.js', base).href}"></script>\n`
-    + `<video-gpt model="${model}" tokens="${toBase64Url(vgt)}" autoplay loop controls></video-gpt>`;
+  return (
+    `<script type="module" src="${new URL('www/video-gpt.js', base).href}"></script>\n` +
+    `<video-gpt model="${model}" tokens="${toBase64Url(vgt)}" autoplay loop controls></video-gpt>`
+  );
 }
 
 /** Save `blob` as a file named `name` (the browser's download). */

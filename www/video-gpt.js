@@ -54,11 +54,17 @@ const STYLE = `
 /** Frame `index` of an RGB clip onto a canvas (sized to the clip). */
 export function drawFrame(canvas, clip, index) {
   const { width: w, height: h } = clip;
-  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  if (canvas.width !== w || canvas.height !== h) {
+    canvas.width = w;
+    canvas.height = h;
+  }
   const img = new ImageData(w, h);
   const src = clip.data.subarray(index * w * h * 3, (index + 1) * w * h * 3);
   for (let i = 0, j = 0; i < src.length; i += 3, j += 4) {
-    img.data[j] = src[i]; img.data[j + 1] = src[i + 1]; img.data[j + 2] = src[i + 2]; img.data[j + 3] = 255;
+    img.data[j] = src[i];
+    img.data[j + 1] = src[i + 1];
+    img.data[j + 2] = src[i + 2];
+    img.data[j + 3] = 255;
   }
   canvas.getContext('2d').putImageData(img, 0, 0);
 }
@@ -87,12 +93,15 @@ export class VideoGptElement extends HTMLElement {
   connectedCallback() {
     this.showPoster(true);
     // lazy: nothing is fetched until the element is (nearly) on screen
-    this.observer = new IntersectionObserver((entries) => {
-      if (entries.some((e) => e.isIntersecting)) {
-        this.observer.disconnect();
-        this.render();
-      }
-    }, { rootMargin: '200px' });
+    this.observer = new IntersectionObserver(
+      (entries) => {
+        if (entries.some((e) => e.isIntersecting)) {
+          this.observer.disconnect();
+          this.render();
+        }
+      },
+      { rootMargin: '200px' },
+    );
     this.observer.observe(this);
   }
 
@@ -119,7 +128,8 @@ export class VideoGptElement extends HTMLElement {
   }
 
   async render() {
-    const run = (this.run = (this.run ?? 0) + 1);
+    this.run = (this.run ?? 0) + 1;
+    const run = this.run;
     this.state = 'loading';
     this.pause();
     this.dispatchEvent(new Event('loadstart'));
@@ -129,7 +139,8 @@ export class VideoGptElement extends HTMLElement {
       if (typeof WebAssembly === 'undefined') throw new Error('this browser runs no WebAssembly');
       this.status('loading the model…');
       const resolution = this.hasAttribute('resolution') ? Number(this.getAttribute('resolution')) : undefined;
-      if (resolution !== undefined && !(Number.isInteger(resolution) && resolution > 0)) throw new Error(`resolution must be a whole number of pixels, not ${this.getAttribute('resolution')}`);
+      if (resolution !== undefined && !(Number.isInteger(resolution) && resolution > 0))
+        throw new Error(`resolution must be a whole number of pixels, not ${this.getAttribute('resolution')}`);
       const device = this.getAttribute('device') ?? 'auto';
       if (!['auto', 'webgpu', 'cpu'].includes(device)) throw new Error(`device must be auto, webgpu or cpu, not ${device}`);
       const session = await sharedSession(model, resolution, device);
@@ -144,7 +155,9 @@ export class VideoGptElement extends HTMLElement {
         this.status('reconstructing…');
         const { decodeVideoFile } = await import('./media.js');
         const frames = await decodeVideoFile(await fetchBytes(src, true), { maxFrames: session.model.sequenceLength, images: session.backend === 'webgpu' });
-        const r = await session.reconstruct(frames).finally(() => frames.images?.forEach((b) => b.close()));
+        const r = await session.reconstruct(frames).finally(() => {
+          for (const b of frames.images ?? []) b.close();
+        });
         clip = r.output;
         this.original = r.input;
       } else {
@@ -183,7 +196,10 @@ export class VideoGptElement extends HTMLElement {
     this.button.textContent = 'Pause';
     clearInterval(this.timer);
     this.timer = setInterval(() => {
-      if (this.index + 1 >= this.frames.frames && !this.hasAttribute('loop')) { this.pause(); return; }
+      if (this.index + 1 >= this.frames.frames && !this.hasAttribute('loop')) {
+        this.pause();
+        return;
+      }
       this.index = (this.index + 1) % this.frames.frames;
       this.show();
     }, 1000 / this.fps);

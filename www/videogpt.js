@@ -17,7 +17,10 @@
 const CACHE = 'videogpt-models-v1';
 
 export class FetchError extends Error {
-  constructor(message) { super(message); this.name = 'FetchError'; }
+  constructor(message) {
+    super(message);
+    this.name = 'FetchError';
+  }
 }
 
 function hex(buffer) {
@@ -75,10 +78,14 @@ export async function fetchModel(source, { sha256: expected, onProgress = () => 
   }
   const bytes = new Uint8Array(loaded);
   let at = 0;
-  for (const p of parts) { bytes.set(p, at); at += p.length; }
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
   if (expected) {
     const got = await sha256(bytes);
-    if (got !== expected) throw new FetchError(`${url} is damaged or not the expected model (SHA-256 ${got.slice(0, 12)}…, expected ${expected.slice(0, 12)}…)`);
+    if (got !== expected)
+      throw new FetchError(`${url} is damaged or not the expected model (SHA-256 ${got.slice(0, 12)}…, expected ${expected.slice(0, 12)}…)`);
     if (cache) await cache.put(url, new Response(bytes, { headers: { 'Content-Type': 'application/octet-stream' } })).catch(() => {});
   }
   return bytes;
@@ -92,8 +99,9 @@ function remoteError({ name, message, restart }) {
 }
 
 /** What a host serving the engine to pages on other origins must send. */
-export const CORS_HINT = 'a host serving videogpt-web to pages on other origins must send "Access-Control-Allow-Origin: *" '
-  + '(and .wasm as application/wasm), and a page with a Content-Security-Policy must allow it (see the README)';
+export const CORS_HINT =
+  'a host serving videogpt-web to pages on other origins must send "Access-Control-Allow-Origin: *" ' +
+  '(and .wasm as application/wasm), and a page with a Content-Security-Policy must allow it (see the README)';
 
 /**
  * A module Worker running `url`, from any origin. Browsers start Workers only from the page's own
@@ -133,22 +141,32 @@ class EngineWorker {
       }
       const p = this.pending.get(data.id);
       if (!p) return;
-      if (data.progress) { p.arm(); p.onProgress?.(data.progress); return; }
+      if (data.progress) {
+        p.arm();
+        p.onProgress?.(data.progress);
+        return;
+      }
       this.pending.delete(data.id);
       clearTimeout(p.timer);
-      if (data.error) p.reject(remoteError(data.error)); else p.resolve(data.result);
+      if (data.error) p.reject(remoteError(data.error));
+      else p.resolve(data.result);
     };
     this.worker.onerror = (e) => {
-      const why = e.message || (this.url.origin === location.origin
-        ? 'it could not start (is www/pkg built? run scripts/build-web.sh)'
-        : `it could not be loaded from ${this.url.origin}; ${CORS_HINT}`);
+      const why =
+        e.message ||
+        (this.url.origin === location.origin
+          ? 'it could not start (is www/pkg built? run scripts/build-web.sh)'
+          : `it could not be loaded from ${this.url.origin}; ${CORS_HINT}`);
       this.fail(new Error(`the engine worker failed: ${why}`));
     };
   }
 
   fail(err) {
     this.failed = err;
-    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(err); }
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
     this.pending.clear();
   }
 
@@ -166,7 +184,9 @@ class EngineWorker {
         if (!(timeout > 0)) return;
         p.timer = setTimeout(() => {
           this.pending.delete(id);
-          reject(Object.assign(new Error(`the engine did not answer '${op}' within ${timeout / 1000} s; it was restarted`), { name: 'EngineError', restart: true }));
+          reject(
+            Object.assign(new Error(`the engine did not answer '${op}' within ${timeout / 1000} s; it was restarted`), { name: 'EngineError', restart: true }),
+          );
         }, timeout);
       };
       p.arm();
@@ -178,7 +198,10 @@ class EngineWorker {
   /** Stop the Worker at once (even mid-computation); pending calls fail with `why`. */
   terminate(why = new Error('the session was closed')) {
     this.worker.terminate();
-    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(why); }
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(why);
+    }
     this.pending.clear();
   }
 }
@@ -189,7 +212,12 @@ const inputError = (message) => Object.assign(new Error(message), { name: 'Input
 const frameArgs = (f) => {
   const sized = f && f.frames > 0 && f.height > 0 && f.width > 0;
   const size = sized && { frames: f.frames, height: f.height, width: f.width };
-  if (sized && Array.isArray(f.images) && f.images.length === f.frames && f.images.every((b) => typeof ImageBitmap !== 'undefined' && b instanceof ImageBitmap)) {
+  if (
+    sized &&
+    Array.isArray(f.images) &&
+    f.images.length === f.frames &&
+    f.images.every((b) => typeof ImageBitmap !== 'undefined' && b instanceof ImageBitmap)
+  ) {
     const bad = f.images.findIndex((b) => b.width !== f.width || b.height !== f.height);
     if (bad >= 0) throw inputError(`frame ${bad} is a closed image or not ${f.width}×${f.height}`);
     return { data: f.images, ...size };
@@ -244,8 +272,12 @@ export class Session {
     const { backend, adapter } = await this.engine.call('create', { device, testHooks: !!o.testHooks });
     this.backend = backend;
     this.adapter = backend === 'webgpu' ? adapter : '';
-    this.fallbackReason = backend !== 'cpu' || o.device === 'cpu' ? ''
-      : this.softwareAdapter ? `WebGPU here is a software renderer (${this.softwareAdapter}), slower than WebAssembly on the CPU; device 'webgpu' forces it` : adapter;
+    this.fallbackReason =
+      backend !== 'cpu' || o.device === 'cpu'
+        ? ''
+        : this.softwareAdapter
+          ? `WebGPU here is a software renderer (${this.softwareAdapter}), slower than WebAssembly on the CPU; device 'webgpu' forces it`
+          : adapter;
     if (this.modelBytes) this.model = await this.engine.call('loadVqvae', { bytes: this.modelBytes.slice(), options: this.inputOptions });
     if (this.priorBytes) this.prior = await this.engine.call('loadPrior', { bytes: this.priorBytes.slice() });
   }
@@ -352,7 +384,9 @@ export class Session {
   async cancel() {
     if (!this.engine || this.restarting) return this.restarting;
     this.engine.terminate(Object.assign(new Error('cancelled'), { name: 'CancelledError' }));
-    this.restarting = this.start().finally(() => { this.restarting = null; });
+    this.restarting = this.start().finally(() => {
+      this.restarting = null;
+    });
     return this.restarting;
   }
 
@@ -363,7 +397,14 @@ export class Session {
     const inputOptions = { ...this.inputOptions, ...(resolution !== undefined && { resolution }), ...(resize !== undefined && { resize }) };
     this.model = await this.call('loadVqvae', { bytes: bytes.slice(), options: inputOptions });
     this.inputOptions = inputOptions;
-    this.modelId = modelId ?? (typeof source === 'string' ? source.split('/').pop().replace(/\.safetensors$/, '') : source.name?.replace(/\.safetensors$/, '') ?? 'model');
+    this.modelId =
+      modelId ??
+      (typeof source === 'string'
+        ? source
+            .split('/')
+            .pop()
+            .replace(/\.safetensors$/, '')
+        : (source.name?.replace(/\.safetensors$/, '') ?? 'model'));
     this.modelBytes = bytes;
     return this.model;
   }
@@ -415,9 +456,39 @@ export class Session {
  * preprocess exactly). `callTimeout`: ms a call may go without an answer or progress before it
  * fails with an EngineError and the engine restarts (default 10 minutes; 0: never).
  */
-export async function load({ model, prior, device = 'auto', sha256: modelSha, priorSha256, onProgress = () => {}, onDeviceLost, workerUrl, modelId, resolution, resize, callTimeout, testHooks } = {}) {
+export async function load({
+  model,
+  prior,
+  device = 'auto',
+  sha256: modelSha,
+  priorSha256,
+  onProgress = () => {},
+  onDeviceLost,
+  workerUrl,
+  modelId,
+  resolution,
+  resize,
+  callTimeout,
+  testHooks,
+} = {}) {
   if (!model && !prior) throw inputError('load() needs a model or a prior');
-  const s = new Session({ device, onDeviceLost, workerUrl, resolution, resize, callTimeout, testHooks, modelId: modelId ?? (typeof model === 'string' ? model.split('/').pop().replace(/\.safetensors$/, '') : undefined) });
+  const s = new Session({
+    device,
+    onDeviceLost,
+    workerUrl,
+    resolution,
+    resize,
+    callTimeout,
+    testHooks,
+    modelId:
+      modelId ??
+      (typeof model === 'string'
+        ? model
+            .split('/')
+            .pop()
+            .replace(/\.safetensors$/, '')
+        : undefined),
+  });
   if (model) s.modelBytes = await fetchModel(model, { sha256: modelSha, onProgress: (d, t) => onProgress('model', d, t) });
   if (prior) s.priorBytes = await fetchModel(prior, { sha256: priorSha256, onProgress: (d, t) => onProgress('prior', d, t) });
   onProgress('engine', 0, 1);

@@ -32,13 +32,26 @@ function crashed(e) {
     current = null;
   }
 }
-self.addEventListener('error', (ev) => { ev.preventDefault(); crashed(ev.error ?? ev.message); });
-self.addEventListener('unhandledrejection', (ev) => { ev.preventDefault(); crashed(ev.reason); });
+self.addEventListener('error', (ev) => {
+  ev.preventDefault();
+  crashed(ev.error ?? ev.message);
+});
+self.addEventListener('unhandledrejection', (ev) => {
+  ev.preventDefault();
+  crashed(ev.reason);
+});
 // the wasm module's exports (its linear memory, for `memory` requests)
 let wasm = null;
-let queue = init().then((exports) => { wasm = exports; }, (e) => { initError = e; });
+let queue = init().then(
+  (exports) => {
+    wasm = exports;
+  },
+  (e) => {
+    initError = e;
+  },
+);
 
-const typed = (x) => ArrayBuffer.isView(x) ? [x.buffer] : [];
+const typed = (x) => (ArrayBuffer.isView(x) ? [x.buffer] : []);
 
 function transferables(result) {
   if (!result || typeof result !== 'object') return [];
@@ -50,11 +63,17 @@ async function handle(id, op, args) {
   if (broken) throw Object.assign(new Error(`the engine crashed earlier (${broken?.message ?? broken})`), { name: 'EngineError', restart: true });
   if (initError) {
     const cross = new URL(import.meta.url).origin !== self.location.origin;
-    throw Object.assign(new Error(`the engine's WebAssembly could not be loaded from ${new URL('./pkg/', import.meta.url).href}: ${initError.message ?? initError}`
-      + (/Content.Security.Policy/i.test(String(initError.message ?? initError))
-        ? '; the page\'s Content-Security-Policy must allow \'wasm-unsafe-eval\' in script-src (see the README)'
-        : cross ? '; a host serving videogpt-web to pages on other origins must send "Access-Control-Allow-Origin: *" (and .wasm as application/wasm)' : '')),
-    { name: 'FetchError' });
+    throw Object.assign(
+      new Error(
+        `the engine's WebAssembly could not be loaded from ${new URL('./pkg/', import.meta.url).href}: ${initError.message ?? initError}` +
+          (/Content.Security.Policy/i.test(String(initError.message ?? initError))
+            ? "; the page's Content-Security-Policy must allow 'wasm-unsafe-eval' in script-src (see the README)"
+            : cross
+              ? '; a host serving videogpt-web to pages on other origins must send "Access-Control-Allow-Origin: *" (and .wasm as application/wasm)'
+              : ''),
+      ),
+      { name: 'FetchError' },
+    );
   }
   if (op === 'create') {
     engine = await Engine.create(args.device, !!args.testHooks);
@@ -62,25 +81,37 @@ async function handle(id, op, args) {
   }
   if (!engine) throw Object.assign(new Error('the engine is not started'), { name: 'StateError' });
   switch (op) {
-    case 'loadVqvae': return engine.loadVqvae(new Uint8Array(args.bytes), args.options ?? {});
-    case 'loadPrior': return engine.loadPrior(new Uint8Array(args.bytes), args.vqvae ? new Uint8Array(args.vqvae) : undefined);
-    case 'encode': return engine.encode(args.data, args.frames, args.height, args.width, !!args.forPrior);
-    case 'decode': return engine.decode(args.tokens, ...args.latent, !!args.forPrior);
-    case 'reconstruct': return engine.reconstruct(args.data, args.frames, args.height, args.width, args.modelId ?? 'model', args.fps ?? 0);
-    case 'encodeVgt': return { bytes: await engine.encodeVgt(args.data, args.frames, args.height, args.width, args.modelId, args.fps ?? 0) };
-    case 'decodeVgt': return engine.decodeVgt(args.bytes);
-    case 'readFrames': return engine.readFrames(args.data, args.frames, args.height, args.width);
+    case 'loadVqvae':
+      return engine.loadVqvae(new Uint8Array(args.bytes), args.options ?? {});
+    case 'loadPrior':
+      return engine.loadPrior(new Uint8Array(args.bytes), args.vqvae ? new Uint8Array(args.vqvae) : undefined);
+    case 'encode':
+      return engine.encode(args.data, args.frames, args.height, args.width, !!args.forPrior);
+    case 'decode':
+      return engine.decode(args.tokens, ...args.latent, !!args.forPrior);
+    case 'reconstruct':
+      return engine.reconstruct(args.data, args.frames, args.height, args.width, args.modelId ?? 'model', args.fps ?? 0);
+    case 'encodeVgt':
+      return { bytes: await engine.encodeVgt(args.data, args.frames, args.height, args.width, args.modelId, args.fps ?? 0) };
+    case 'decodeVgt':
+      return engine.decodeVgt(args.bytes);
+    case 'readFrames':
+      return engine.readFrames(args.data, args.frames, args.height, args.width);
     case 'sample':
       return engine.sample(args.options, (done, total, grid) => self.postMessage({ id, progress: { done, total, grid } }, [grid.buffer]));
-    case 'gpuStats': return engine.gpuStats(!!args.reset);
+    case 'gpuStats':
+      return engine.gpuStats(!!args.reset);
     // what the Worker holds: the wasm linear memory (it only grows) and, where the browser tells,
     // the Worker's JS heap after a collection (Chromium with --js-flags=--expose-gc)
     case 'memory':
       self.gc?.();
       return { wasmBytes: wasm?.memory?.buffer.byteLength ?? 0, jsHeapBytes: self.performance?.memory?.usedJSHeapSize ?? null };
-    case 'loseDevice': return engine.loseDevice();
-    case 'crashForTest': return engine.crashForTest();
-    default: throw new Error(`unknown request ${op}`);
+    case 'loseDevice':
+      return engine.loseDevice();
+    case 'crashForTest':
+      return engine.crashForTest();
+    default:
+      throw new Error(`unknown request ${op}`);
   }
 }
 
@@ -91,7 +122,8 @@ self.onmessage = ({ data: { id, op, args } }) => {
       const result = await handle(id, op, args);
       if (current === id) self.postMessage({ id, result }, transferables(result));
     } catch (e) {
-      if (e instanceof WebAssembly.RuntimeError) crashed(e); // a trap that surfaced here
+      if (e instanceof WebAssembly.RuntimeError)
+        crashed(e); // a trap that surfaced here
       else if (current === id) self.postMessage({ id, error: { name: e?.name ?? 'Error', message: e?.message ?? String(e), restart: !!e?.restart } });
     } finally {
       if (current === id) current = null;

@@ -7,15 +7,19 @@ export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
  *  played as a fake camera. */
 export async function launch({ webgpu = true, webcam } = {}) {
   const args = [
-    '--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--disable-quic', '--use-angle=swiftshader',
+    '--no-sandbox',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--disable-quic',
+    '--use-angle=swiftshader',
     // window.gc(), so that memory tests measure what is kept rather than what awaits collection
     '--js-flags=--expose-gc',
   ];
   if (webgpu) {
     // Chromium keeps only the last --enable-features, so the features go in one flag
-    args.push('--enable-unsafe-webgpu', '--use-vulkan=swiftshader',
-      '--enable-features=CDPScreenshotNewSurface,SkipListAccountsWithoutGaiaCookies,Vulkan');
+    args.push('--enable-unsafe-webgpu', '--use-vulkan=swiftshader', '--enable-features=CDPScreenshotNewSurface,SkipListAccountsWithoutGaiaCookies,Vulkan');
   } else {
     args.push('--disable-features=WebGPU,Vulkan');
   }

@@ -31,20 +31,18 @@ after(() => {
 });
 
 /** The smallest policy the embed needs (documented in the README's "Content Security Policy"). */
-const csp = (asset) => [
-  "default-src 'none'",
-  `script-src ${asset} 'wasm-unsafe-eval'`,
-  'worker-src blob:',
-  `connect-src ${asset} 'self'`,
-  "style-src 'unsafe-inline'",
-].join('; ');
+const csp = (asset) =>
+  ["default-src 'none'", `script-src ${asset} 'wasm-unsafe-eval'`, 'worker-src blob:', `connect-src ${asset} 'self'`, "style-src 'unsafe-inline'"].join('; ');
 
 /** A blog page (its own origin) holding `body` after the README's script tag for `assetUrl`. */
 async function blog(browser, assetUrl, body, { policy } = {}) {
-  fs.writeFileSync(path.join(blogDir, 'post.html'), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">
+  fs.writeFileSync(
+    path.join(blogDir, 'post.html'),
+    `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">
 ${policy ? `<meta http-equiv="Content-Security-Policy" content="${policy}">` : ''}
 <script type="module" src="${assetUrl}www/video-gpt.js"></script>
-${body}`);
+${body}`,
+  );
   const server = await serve(blogDir);
   const page = await browser.newPage();
   const seen = watch(page);
@@ -52,22 +50,33 @@ ${body}`);
   return { page, seen, server };
 }
 
-const settled = (page, n) => page.waitForFunction((n) => {
-  const els = [...document.querySelectorAll('video-gpt')];
-  return els.length === n && els.every((e) => e.state === 'ready' || e.state === 'error');
-}, n, { timeout: 300_000 });
+const settled = (page, n) =>
+  page.waitForFunction(
+    (n) => {
+      const els = [...document.querySelectorAll('video-gpt')];
+      return els.length === n && els.every((e) => e.state === 'ready' || e.state === 'error');
+    },
+    n,
+    { timeout: 300_000 },
+  );
 
-const states = (page) => page.$$eval('video-gpt', (els) => Object.fromEntries(els.map((e) => [e.id, [e.state, e.shadowRoot.querySelector('[part=status]').textContent]])));
+const states = (page) =>
+  page.$$eval('video-gpt', (els) => Object.fromEntries(els.map((e) => [e.id, [e.state, e.shadowRoot.querySelector('[part=status]').textContent]])));
 
 async function tokensAndSrc(browser, backend, policy, { resolution } = {}) {
   const asset = assets.url;
   // SwiftShader is a software adapter: 'auto' would take the CPU path, so WebGPU is forced
   const dev = backend === 'WebGPU' ? ' device="webgpu"' : '';
   const big = resolution ? `<video-gpt id="big" model="${asset}${MODEL}" src="${asset}www/media/calais-1906.mp4" resolution="${resolution}"></video-gpt>` : '';
-  const { page, seen, server } = await blog(browser, asset, `
+  const { page, seen, server } = await blog(
+    browser,
+    asset,
+    `
     <video-gpt id="url" model="${asset}${MODEL}" tokens="clip.vgt" autoplay loop${dev}></video-gpt>
     <video-gpt id="inline" model="${asset}${MODEL}" tokens="${fs.readFileSync(vgt).toString('base64url')}"${dev}></video-gpt>
-    <video-gpt id="src" model="${asset}${MODEL}" src="${asset}www/media/calais-1906.mp4" compare${dev}></video-gpt>${big}`, { policy });
+    <video-gpt id="src" model="${asset}${MODEL}" src="${asset}www/media/calais-1906.mp4" compare${dev}></video-gpt>${big}`,
+    { policy },
+  );
   try {
     const ids = ['url', 'inline', 'src', ...(resolution ? ['big'] : [])];
     await settled(page, ids.length);
@@ -109,12 +118,20 @@ async function tokensAndSrc(browser, backend, policy, { resolution } = {}) {
 
 test('embed from another origin on WebGPU: tokens by URL and inline, src with compare', async () => {
   const browser = await launch();
-  try { await tokensAndSrc(browser, 'WebGPU'); } finally { await browser.close(); }
+  try {
+    await tokensAndSrc(browser, 'WebGPU');
+  } finally {
+    await browser.close();
+  }
 });
 
 test('embed from another origin on the wasm CPU path, under the documented CSP, one element at resolution 128', async () => {
   const browser = await launch({ webgpu: false });
-  try { await tokensAndSrc(browser, 'the CPU', csp(assets.url.replace(/\/$/, '')), { resolution: 128 }); } finally { await browser.close(); }
+  try {
+    await tokensAndSrc(browser, 'the CPU', csp(assets.url.replace(/\/$/, '')), { resolution: 128 });
+  } finally {
+    await browser.close();
+  }
 });
 
 test('an asset host without CORS gives an error naming the header', async () => {

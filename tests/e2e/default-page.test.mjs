@@ -35,13 +35,18 @@ after(async () => {
 test("'auto' passes over the software adapter to the CPU path and says why", async () => {
   assert.equal(MODEL.id, 'natural-64');
   assert.equal(await page.getAttribute('#backend', 'data-backend'), 'cpu');
-  assert.match(await page.textContent('#fallback'), /WebGPU here is a software renderer \(.*swiftshader.*\), slower than WebAssembly, so the engine runs on the CPU/i);
+  assert.match(
+    await page.textContent('#fallback'),
+    /WebGPU here is a software renderer \(.*swiftshader.*\), slower than WebAssembly, so the engine runs on the CPU/i,
+  );
   assert.match(await page.textContent('#model-info'), /^natural-64: .* running at 64×64/);
   assert.deepEqual(seen.errors, []);
 });
 
 test('the bundled clip reconstructs with natural-64: tokens and the PSNR readout equal the CLI; the saved WebM is the reconstruction', async (t) => {
-  await page.evaluate(() => { window.app.result = null; });
+  await page.evaluate(() => {
+    window.app.result = null;
+  });
   await page.click('#use-sample');
   assert.equal(await idle(page, 'result'), '');
   const r = await page.evaluate(() => ({ latent: app.result.latent, tokens: Array.from(app.result.tokens) }));
@@ -66,7 +71,10 @@ test('the bundled clip reconstructs with natural-64: tokens and the PSNR readout
   const cliRecon = readNpy(path.join(tmp, 'default-recon.npy')).data;
   const pageRecon = await pageBytes(page, 'app.result.output.data');
   assert.equal(pageRecon.length, cliRecon.length);
-  assert.ok(pageRecon.every((v, i) => v === cliRecon[i]), 'the page and the CLI reconstruct differently');
+  assert.ok(
+    pageRecon.every((v, i) => v === cliRecon[i]),
+    'the page and the CLI reconstruct differently',
+  );
 
   // the WebM the button saves decodes (ffmpeg) to the reconstruction, not to the input
   const [webm] = await Promise.all([page.waitForEvent('download'), page.click('#export-webm')]);
@@ -84,17 +92,36 @@ test('the bundled clip reconstructs with natural-64: tokens and the PSNR readout
   assert.ok(toRecon > 31 && toRecon > toInput + 3, `the WebM is ${toRecon.toFixed(1)} dB from the reconstruction, ${toInput.toFixed(1)} from the input`);
 });
 
-test("the generation panel samples the default prior at its suggested settings, as the CLI does", async (t) => {
+test('the generation panel samples the default prior at its suggested settings, as the CLI does', async (t) => {
   assert.equal(await page.inputValue('#prior-select'), PRIOR.id);
-  const settings = await page.evaluate(() => [document.getElementById('temperature').value, document.getElementById('top-k').value, document.getElementById('seed').value]);
+  const settings = await page.evaluate(() => [
+    document.getElementById('temperature').value,
+    document.getElementById('top-k').value,
+    document.getElementById('seed').value,
+  ]);
   assert.deepEqual(settings.slice(0, 2), [String(PRIOR.sampling.temperature), String(PRIOR.sampling.top_k)]);
-  await page.evaluate(() => { window.app.sample = null; });
+  await page.evaluate(() => {
+    window.app.sample = null;
+  });
   await page.click('#sample');
   assert.equal(await idle(page, 'sample'), '');
   const s = await page.evaluate(() => ({ tokens: Array.from(app.sample.tokens), latent: app.sample.latent }));
   const out = path.join(tmp, 'default-sample-tokens.npy');
-  cli('sample', '--model', `models/${PRIOR.id}.safetensors`, '--seed', settings[2] || '0', '--temperature', settings[0], '--top-k', settings[1],
-    '--output', path.join(tmp, 'default-sample.npy'), '--tokens', out);
+  cli(
+    'sample',
+    '--model',
+    `models/${PRIOR.id}.safetensors`,
+    '--seed',
+    settings[2] || '0',
+    '--temperature',
+    settings[0],
+    '--top-k',
+    settings[1],
+    '--output',
+    path.join(tmp, 'default-sample.npy'),
+    '--tokens',
+    out,
+  );
   const want = readNpy(out);
   assert.deepEqual(want.shape.slice(-3), s.latent);
   const off = differing(s.tokens, want.data);
@@ -106,7 +133,9 @@ test("the generation panel samples the default prior at its suggested settings, 
 test("Continue this clip continues the bundled clip with the default tokenizer's prior, as videogpt sample --prefix does", async (t) => {
   assert.equal(PRIOR.vqvae, MODEL.id, `no shipped prior over ${MODEL.id}`);
   assert.equal(await page.inputValue('#prior-select'), PRIOR.id);
-  await page.evaluate(() => { window.app.sample = null; });
+  await page.evaluate(() => {
+    window.app.sample = null;
+  });
   await page.click('#continue');
   assert.equal(await idle(page, 'sample'), '');
   const s = await page.evaluate(() => ({ tokens: Array.from(app.sample.tokens), latent: app.sample.latent }));
@@ -114,14 +143,33 @@ test("Continue this clip continues the bundled clip with the default tokenizer's
   const { tokens: clipTokens, frames } = await cliTokensFor(page, 'app.frames', `models/${MODEL.id}.safetensors`);
   const [seed, temperature, topK] = await page.evaluate(() => ['seed', 'temperature', 'top-k'].map((id) => document.getElementById(id).value));
   const out = path.join(tmp, 'default-continue-tokens.npy');
-  cli('sample', '--model', `models/${PRIOR.id}.safetensors`, '--prefix', frames, '--prefix-frames', '1', '--seed', seed || '0',
-    '--temperature', temperature, '--top-k', topK, '--output', path.join(tmp, 'default-continue.npy'), '--tokens', out);
+  cli(
+    'sample',
+    '--model',
+    `models/${PRIOR.id}.safetensors`,
+    '--prefix',
+    frames,
+    '--prefix-frames',
+    '1',
+    '--seed',
+    seed || '0',
+    '--temperature',
+    temperature,
+    '--top-k',
+    topK,
+    '--output',
+    path.join(tmp, 'default-continue.npy'),
+    '--tokens',
+    out,
+  );
   const want = readNpy(out);
   assert.deepEqual(want.shape.slice(-3), s.latent);
   const frame = s.latent[1] * s.latent[2];
-  assert.deepEqual(s.tokens.slice(0, frame), Array.from(clipTokens.slice(0, frame)), 'the first latent frame is the clip\'s');
+  assert.deepEqual(s.tokens.slice(0, frame), Array.from(clipTokens.slice(0, frame)), "the first latent frame is the clip's");
   const off = differing(s.tokens, want.data);
-  t.diagnostic(`${PRIOR.id} continuing the bundled clip, page (wasm CPU) vs CLI: ${off} of ${s.tokens.length} tokens differ; ${differing(s.tokens.slice(frame), clipTokens.slice(frame))} of the sampled ones differ from the clip's own`);
+  t.diagnostic(
+    `${PRIOR.id} continuing the bundled clip, page (wasm CPU) vs CLI: ${off} of ${s.tokens.length} tokens differ; ${differing(s.tokens.slice(frame), clipTokens.slice(frame))} of the sampled ones differ from the clip's own`,
+  );
   assert.equal(off, 0, 'the page and the CLI continue the same frames with the same sampler and seed');
   assert.ok(differing(s.tokens.slice(frame), clipTokens.slice(frame)) > frame, 'the rest is sampled, not copied');
   assert.deepEqual(seen.errors, []);
@@ -135,8 +183,12 @@ test('the picker offers the ladder with what each tokenizer costs, and each reco
     // e.g. "natural-stride2x4x4 · 8×16×16 tokens × 11 bits (2.5 MB)"
     assert.match(options[m.id], new RegExp(`^${m.id} · ${m.tokens.join('×')} tokens × ${m.code_bits} bits \\(`));
     await page.selectOption('#model-select', m.id);
-    await page.waitForFunction((id) => document.getElementById('model-info').textContent.startsWith(`${id}:`) && document.body.dataset.state !== 'busy', m.id, { timeout: 120_000 });
-    await page.evaluate(() => { window.app.result = null; });
+    await page.waitForFunction((id) => document.getElementById('model-info').textContent.startsWith(`${id}:`) && document.body.dataset.state !== 'busy', m.id, {
+      timeout: 120_000,
+    });
+    await page.evaluate(() => {
+      window.app.result = null;
+    });
     await page.click('#use-sample');
     assert.equal(await idle(page, 'result'), '');
     const r = await page.evaluate(() => ({ latent: app.result.latent, tokens: Array.from(app.result.tokens), psnr: app.result.psnr }));

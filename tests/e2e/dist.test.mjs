@@ -28,17 +28,26 @@ test('a static page with only the script tag and the element shows a decoded cli
   const model = fs.readdirSync(path.join(DIST, 'models')).find((f) => f.endsWith('.safetensors'));
   const page = await browser.newPage();
   const seen = watch(page);
-  await page.route('**/minimal.html', (route) => route.fulfill({
-    contentType: 'text/html',
-    body: `<script type="module" src="www/video-gpt.js"></script><video-gpt model="models/${model}" tokens="www/media/calais-1906.vgt" autoplay loop></video-gpt>`,
-  }));
+  await page.route('**/minimal.html', (route) =>
+    route.fulfill({
+      contentType: 'text/html',
+      body: `<script type="module" src="www/video-gpt.js"></script><video-gpt model="models/${model}" tokens="www/media/calais-1906.vgt" autoplay loop></video-gpt>`,
+    }),
+  );
   await goto(page, `${server.url}minimal.html`);
   await page.waitForFunction(() => ['ready', 'error'].includes(document.querySelector('video-gpt')?.state), null, { timeout: 300_000 });
-  const r = await page.$eval('video-gpt', (e) => ({ state: e.state, status: e.shadowRoot.querySelector('[part=status]').textContent, frames: e.frames?.frames }));
+  const r = await page.$eval('video-gpt', (e) => ({
+    state: e.state,
+    status: e.shadowRoot.querySelector('[part=status]').textContent,
+    frames: e.frames?.frames,
+  }));
   assert.equal(r.state, 'ready', r.status);
   assert.equal(r.frames, 16);
   assert.deepEqual(seen.errors, []);
-  assert.deepEqual(seen.requests.filter((u) => !u.startsWith(server.url)), []);
+  assert.deepEqual(
+    seen.requests.filter((u) => !u.startsWith(server.url)),
+    [],
+  );
 });
 
 test('the npm package, installed from its tarball and served CDN-style from another origin, shows the clip', async () => {
@@ -58,18 +67,25 @@ test('the npm package, installed from its tarball and served CDN-style from anot
   const blogDir = fs.mkdtempSync(path.join(tmp, 'npm-blog-'));
   const model = fs.readdirSync(path.join(pkg, 'models')).find((f) => f.endsWith('.safetensors'));
   const base = `${cdn.url}npm/videogpt-web@${version}/`;
-  fs.writeFileSync(path.join(blogDir, 'index.html'), `<!doctype html><link rel="icon" href="data:,">
+  fs.writeFileSync(
+    path.join(blogDir, 'index.html'),
+    `<!doctype html><link rel="icon" href="data:,">
 <script type="module" src="${base}www/video-gpt.js"></script>
 <video-gpt id="t" model="${base}models/${model}" tokens="${base}www/media/calais-1906.vgt"></video-gpt>
 <video-gpt id="s" model="${base}models/${model}" src="${base}www/media/calais-1906.mp4"></video-gpt>
-<video-gpt id="n" model="${cdn.url}node_modules/videogpt-web/models/${model}" tokens="${cdn.url}node_modules/videogpt-web/www/media/calais-1906.vgt"></video-gpt>`);
+<video-gpt id="n" model="${cdn.url}node_modules/videogpt-web/models/${model}" tokens="${cdn.url}node_modules/videogpt-web/www/media/calais-1906.vgt"></video-gpt>`,
+  );
   const blog = await serve(blogDir);
   const page = await browser.newPage();
   const seen = watch(page);
   try {
     await goto(page, blog.url);
-    await page.waitForFunction(() => [...document.querySelectorAll('video-gpt')].every((e) => ['ready', 'error'].includes(e.state)), null, { timeout: 300_000 });
-    const r = await page.$$eval('video-gpt', (els) => els.map((e) => [e.id, e.state, e.shadowRoot.querySelector('[part=status]').textContent, e.frames?.frames]));
+    await page.waitForFunction(() => [...document.querySelectorAll('video-gpt')].every((e) => ['ready', 'error'].includes(e.state)), null, {
+      timeout: 300_000,
+    });
+    const r = await page.$$eval('video-gpt', (els) =>
+      els.map((e) => [e.id, e.state, e.shadowRoot.querySelector('[part=status]').textContent, e.frames?.frames]),
+    );
     for (const [id, state, status, frames] of r) {
       assert.equal(state, 'ready', `${id}: ${status}`);
       assert.equal(frames, 16, id);

@@ -38,10 +38,15 @@ async function embedPage(body) {
   return { page, seen };
 }
 
-const settled = (page, n) => page.waitForFunction((n) => {
-  const els = [...document.querySelectorAll('video-gpt')];
-  return els.length === n && els.every((e) => e.state === 'ready' || e.state === 'error');
-}, n, { timeout: 300_000 });
+const settled = (page, n) =>
+  page.waitForFunction(
+    (n) => {
+      const els = [...document.querySelectorAll('video-gpt')];
+      return els.length === n && els.every((e) => e.state === 'ready' || e.state === 'error');
+    },
+    n,
+    { timeout: 300_000 },
+  );
 
 test('two elements decode from tokens with one model download, frames equal videogpt decode', async () => {
   const { page, seen } = await embedPage(`
@@ -49,7 +54,11 @@ test('two elements decode from tokens with one model download, frames equal vide
     <video-gpt id="b" model="/${MODEL}" tokens="${inline()}"></video-gpt>`);
   await settled(page, 2);
   const states = await page.$$eval('video-gpt', (els) => els.map((e) => [e.state, e.shadowRoot.querySelector('[part=status]').textContent]));
-  assert.deepEqual(states.map((s) => s[0]), ['ready', 'ready'], JSON.stringify(states));
+  assert.deepEqual(
+    states.map((s) => s[0]),
+    ['ready', 'ready'],
+    JSON.stringify(states),
+  );
   assert.equal(seen.requests.filter((u) => u.endsWith(MODEL)).length, 1, 'the model was downloaded more than once');
   const decoded = path.join(tmp, 'carphone-decoded.npy');
   cli('decode', '--model', MODEL, '--input', vgt, '--output', decoded);
@@ -67,7 +76,7 @@ test('two elements decode from tokens with one model download, frames equal vide
   await page.close();
 });
 
-test('src reconstructs a video on the reader\'s machine, side by side with compare', async (t) => {
+test("src reconstructs a video on the reader's machine, side by side with compare", async (t) => {
   const { page, seen } = await embedPage(`<video-gpt id="v" model="/${MODEL}" src="/www/media/calais-1906.mp4" compare device="webgpu"></video-gpt>`);
   await settled(page, 1);
   const r = await page.$eval('#v', (e) => ({
@@ -109,7 +118,9 @@ test('bad tokens show an error in the element, and the page goes on', async () =
     <video-gpt id="wrong" model="/tests/fixtures/vqvae_444.safetensors" tokens="${inline()}"></video-gpt>
     <video-gpt id="good" model="/${MODEL}" tokens="${inline()}"></video-gpt>`);
   await settled(page, 3);
-  const r = await page.$$eval('video-gpt', (els) => Object.fromEntries(els.map((e) => [e.id, [e.state, e.shadowRoot.querySelector('[part=status]').textContent]])));
+  const r = await page.$$eval('video-gpt', (els) =>
+    Object.fromEntries(els.map((e) => [e.id, [e.state, e.shadowRoot.querySelector('[part=status]').textContent]])),
+  );
   assert.equal(r.bad[0], 'error');
   assert.match(r.bad[1], /could not show this clip: invalid input: not a \.vgt token file/);
   assert.equal(r.wrong[0], 'error');

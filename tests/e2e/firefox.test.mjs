@@ -11,7 +11,7 @@ import { ROOT, cli, pageBytes, readNpy, serve, tmp } from './helpers.mjs';
 
 const FIREFOX = process.env.FIREFOX ?? '/usr/bin/firefox-esr';
 const MODEL = 'models/tiny-untrained.safetensors';
-let browser, assets, page0;
+let browser, assets;
 
 before(async () => {
   assets = await serve('.', ['--cors']);
@@ -35,7 +35,9 @@ after(async () => {
 async function open(url) {
   const page = await browser.newPage();
   const errors = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(url, { timeout: 120_000 });
   return { page, errors };
@@ -49,19 +51,27 @@ test('Firefox: the embed from another origin decodes tokens (by URL and inline) 
   cli('decode', '--model', MODEL, '--input', vgt, '--output', decoded);
   const want = readNpy(decoded).data;
   const a = assets.url;
-  fs.writeFileSync(path.join(blogDir, 'index.html'), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">
+  fs.writeFileSync(
+    path.join(blogDir, 'index.html'),
+    `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">
 <script type="module" src="${a}www/video-gpt.js"></script>
 <video-gpt id="url" model="${a}${MODEL}" tokens="clip.vgt"></video-gpt>
 <video-gpt id="inline" model="${a}${MODEL}" tokens="${fs.readFileSync(vgt).toString('base64url')}"></video-gpt>
-<video-gpt id="src" model="${a}${MODEL}" src="${a}www/media/calais-1906.mp4" compare></video-gpt>`);
+<video-gpt id="src" model="${a}${MODEL}" src="${a}www/media/calais-1906.mp4" compare></video-gpt>`,
+  );
   const blog = await serve(blogDir);
   const { page, errors } = await open(blog.url);
   try {
-    await page.waitForFunction(() => {
-      const els = [...document.querySelectorAll('video-gpt')];
-      return els.length === 3 && els.every((e) => e.state === 'ready' || e.state === 'error');
-    }, { timeout: 300_000 });
-    const r = await page.$$eval('video-gpt', (els) => Object.fromEntries(els.map((e) => [e.id, [e.state, e.shadowRoot.querySelector('[part=status]').textContent]])));
+    await page.waitForFunction(
+      () => {
+        const els = [...document.querySelectorAll('video-gpt')];
+        return els.length === 3 && els.every((e) => e.state === 'ready' || e.state === 'error');
+      },
+      { timeout: 300_000 },
+    );
+    const r = await page.$$eval('video-gpt', (els) =>
+      Object.fromEntries(els.map((e) => [e.id, [e.state, e.shadowRoot.querySelector('[part=status]').textContent]])),
+    );
     for (const id of ['url', 'inline', 'src']) assert.equal(r[id][0], 'ready', `${id}: ${r[id][1]}`);
     assert.match(r.url[1], /decoded here on the CPU/);
     for (const id of ['url', 'inline']) {
@@ -84,13 +94,18 @@ test('Firefox: the page reconstructs the sample clip and records the fake webcam
   try {
     await page.waitForFunction(() => window.app?.session || document.body.dataset.state === 'failed', { timeout: 180_000 });
     assert.equal(await page.$eval('#backend', (e) => e.dataset.backend), 'cpu');
-    const done = () => page.waitForFunction(() => document.body.dataset.state !== 'busy' && (window.app?.result || !document.getElementById('error').hidden), { timeout: 300_000 });
+    const done = () =>
+      page.waitForFunction(() => document.body.dataset.state !== 'busy' && (window.app?.result || !document.getElementById('error').hidden), {
+        timeout: 300_000,
+      });
     await page.click('#use-sample');
     await done();
     assert.equal(await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent)), '');
     const r = await page.evaluate(() => ({ out: app.result.output.frames, psnr: app.result.psnr.length }));
     assert.deepEqual(r, { out: 16, psnr: 16 });
-    await page.evaluate(() => { app.result = null; });
+    await page.evaluate(() => {
+      app.result = null;
+    });
     await page.click('#record-webcam');
     await done();
     assert.equal(await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent)), '');

@@ -43,9 +43,12 @@ export function serve(root = '.', flags = []) {
 /** Write a uint8 .npy of `shape`. */
 export function writeNpyU8(file, data, shape) {
   let header = `{'descr': '|u1', 'fortran_order': False, 'shape': (${shape.join(', ')}${shape.length === 1 ? ',' : ''}), }`;
-  header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
+  header += `${' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64)}\n`;
   const head = Buffer.alloc(10);
-  head.write('\x93NUMPY', 0, 'latin1'); head[6] = 1; head[7] = 0; head.writeUInt16LE(header.length, 8);
+  head.write('\x93NUMPY', 0, 'latin1');
+  head[6] = 1;
+  head[7] = 0;
+  head.writeUInt16LE(header.length, 8);
   fs.writeFileSync(file, Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(data.buffer, data.byteOffset, data.byteLength)]));
 }
 
@@ -55,7 +58,12 @@ export function readNpy(file) {
   const len = b.readUInt16LE(8);
   const header = b.toString('latin1', 10, 10 + len);
   const descr = header.match(/'descr': '([^']+)'/)[1];
-  const shape = header.match(/'shape': \(([^)]*)\)/)[1].split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const shape = header
+    .match(/'shape': \(([^)]*)\)/)[1]
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   const body = b.subarray(10 + len);
   const ab = body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength);
   const data = { '<i4': Int32Array, '<i8': BigInt64Array, '|u1': Uint8Array }[descr];
@@ -67,15 +75,18 @@ export function readNpy(file) {
 export function ffmpegFromNpy(npy, out, codecArgs) {
   const { shape, data } = readNpy(npy);
   const [, h, w] = shape;
-  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${w}x${h}`, '-r', '15', '-i', '-', ...codecArgs, out],
-    { input: Buffer.from(Uint8Array.from(data)) });
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${w}x${h}`, '-r', '15', '-i', '-', ...codecArgs, out], {
+    input: Buffer.from(Uint8Array.from(data)),
+  });
   return out;
 }
 
 /** Collect console errors, page errors and every request the page makes. */
 export function watch(page) {
   const w = { errors: [], requests: [] };
-  page.on('console', (m) => { if (m.type() === 'error') w.errors.push(m.text()); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') w.errors.push(m.text());
+  });
   page.on('pageerror', (e) => w.errors.push(e.message));
   page.on('request', (r) => w.requests.push(r.url()));
   return w;
@@ -110,15 +121,15 @@ export function offsite(requests, url) {
 
 /** Wait for the page to finish its current job; returns the error box's text ('' when none). */
 export async function idle(page, what, timeout = 600_000) {
-  await page.waitForFunction((w) => document.body.dataset.state !== 'busy' && (window.app?.[w] || !document.getElementById('error').hidden),
-    what, { timeout });
+  await page.waitForFunction((w) => document.body.dataset.state !== 'busy' && (window.app?.[w] || !document.getElementById('error').hidden), what, { timeout });
   return page.evaluate(() => (document.getElementById('error').hidden ? '' : document.getElementById('error').textContent));
 }
 
 /** A typed array in the page (by expression, awaited) as a Node Uint8Array, through base64. */
 export async function pageBytes(page, expr) {
   const b64 = await page.evaluate(async (e) => {
-    const a = await eval(e); // eslint-disable-line no-eval
+    // biome-ignore lint/security/noGlobalEval: the tests name what to read as an expression in their own page
+    const a = await eval(e);
     const bytes = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
     let s = '';
     for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
@@ -130,7 +141,11 @@ export async function pageBytes(page, expr) {
 /** Tokens `videogpt encode` gives for the frames the page holds in `expr` (a frames object, RGB
  *  bytes or ImageBitmaps). */
 export async function cliTokensFor(page, expr, model, device = 'cpu', extra = []) {
-  const meta = await page.evaluate((e) => { const f = eval(e); return [f.frames, f.height, f.width]; }, expr); // eslint-disable-line no-eval
+  const meta = await page.evaluate((e) => {
+    // biome-ignore lint/security/noGlobalEval: the tests name what to read as an expression in their own page
+    const f = eval(e);
+    return [f.frames, f.height, f.width];
+  }, expr);
   const rgb = await pageBytes(page, `app.session.pixels(${expr})`); // the bytes the engine saw
   const stem = path.join(tmp, `frames-${Date.now()}`);
   writeNpyU8(`${stem}.npy`, rgb, [...meta, 3]);
@@ -141,7 +156,11 @@ export async function cliTokensFor(page, expr, model, device = 'cpu', extra = []
 /** Check tokens the page made from the frames in `expr` with `videogpt compare-tokens`: equal to
  *  the CLI's CPU encoding, or different only at float32 near-ties. Returns the CLI's verdict. */
 export async function checkTokens(page, expr, tokens, latent, model, extra = []) {
-  const meta = await page.evaluate((e) => { const f = eval(e); return [f.frames, f.height, f.width]; }, expr); // eslint-disable-line no-eval
+  const meta = await page.evaluate((e) => {
+    // biome-ignore lint/security/noGlobalEval: the tests name what to read as an expression in their own page
+    const f = eval(e);
+    return [f.frames, f.height, f.width];
+  }, expr);
   const rgb = await pageBytes(page, `app.session.pixels(${expr})`); // the bytes the engine saw
   const stem = path.join(tmp, `check-${Date.now()}`);
   writeNpyU8(`${stem}.npy`, rgb, [...meta, 3]);
@@ -151,9 +170,12 @@ export async function checkTokens(page, expr, tokens, latent, model, extra = [])
 
 function writeNpyI32(file, data, shape) {
   let header = `{'descr': '<i4', 'fortran_order': False, 'shape': (${shape.join(', ')}), }`;
-  header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
+  header += `${' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64)}\n`;
   const head = Buffer.alloc(10);
-  head.write('\x93NUMPY', 0, 'latin1'); head[6] = 1; head[7] = 0; head.writeUInt16LE(header.length, 8);
+  head.write('\x93NUMPY', 0, 'latin1');
+  head[6] = 1;
+  head[7] = 0;
+  head.writeUInt16LE(header.length, 8);
   fs.writeFileSync(file, Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(data.buffer)]));
 }
 
@@ -169,7 +191,8 @@ export function differing(a, b) {
  *  `performance.memory` is bucketed and cached by Chromium, so two of its samples can differ by
  *  tens of MB with nothing kept. */
 export async function heapBytes(page) {
-  const cdp = (page.__cdp ??= await page.context().newCDPSession(page));
+  page.__cdp ??= await page.context().newCDPSession(page);
+  const cdp = page.__cdp;
   await cdp.send('HeapProfiler.collectGarbage');
   const u = await cdp.send('Runtime.getHeapUsage');
   return u.usedSize + (u.backingStorageSize ?? 0);

@@ -6,7 +6,23 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch } from './browser.mjs';
-import { ARTIFACTS, ROOT, checkTokens, cli, cliTokensFor, differing, ffmpegFromNpy, goto, idle, pageBytes, psnr, readNpy, serve, tmp, watch } from './helpers.mjs';
+import {
+  ARTIFACTS,
+  ROOT,
+  checkTokens,
+  cli,
+  cliTokensFor,
+  differing,
+  ffmpegFromNpy,
+  goto,
+  idle,
+  pageBytes,
+  psnr,
+  readNpy,
+  serve,
+  tmp,
+  watch,
+} from './helpers.mjs';
 
 const MODEL = 'models/tiny-untrained.safetensors';
 const PRIOR = 'models/tiny-untrained-prior.safetensors';
@@ -32,7 +48,9 @@ after(async () => {
 let seed0; // the page's seed-0 sample, from the sampling test
 
 async function run(action, what = 'result') {
-  await page.evaluate((w) => { window.app[w] = null; }, what);
+  await page.evaluate((w) => {
+    window.app[w] = null;
+  }, what);
   await action();
   return idle(page, what);
 }
@@ -61,7 +79,13 @@ test("a prior's suggested sampling settings fill the generation panel", async ()
 test('the bundled clip reconstructs; its tokens equal videogpt encode of the same frames; exports round-trip', async (t) => {
   const error = await run(() => page.click('#use-sample'));
   assert.equal(error, '');
-  const r = await page.evaluate(() => ({ latent: app.result.latent, tokens: Array.from(app.result.tokens), psnr: Array.from(app.result.psnr), frames: app.frames.frames, size: [app.frames.height, app.frames.width] }));
+  const r = await page.evaluate(() => ({
+    latent: app.result.latent,
+    tokens: Array.from(app.result.tokens),
+    psnr: Array.from(app.result.psnr),
+    frames: app.frames.frames,
+    size: [app.frames.height, app.frames.width],
+  }));
   assert.deepEqual(r.latent, [4, 16, 16]);
   assert.equal(r.frames, 16);
   assert.deepEqual(r.size, [160, 218]); // the bundled clip's own size, not resized by the page
@@ -77,16 +101,22 @@ test('the bundled clip reconstructs; its tokens equal videogpt encode of the sam
   // alone, does what the native runtime does for a 16-frame window (tests/gpu_stats.rs), plus the
   // ImageBitmap path's texture and its RGBA → RGB dispatch
   await page.evaluate(() => app.session.gpuStats({ reset: true }));
-  const counters = await page.evaluate(async () => { await app.session.reconstruct(app.frames); return app.session.gpuStats(); });
+  const counters = await page.evaluate(async () => {
+    await app.session.reconstruct(app.frames);
+    return app.session.gpuStats();
+  });
   t.diagnostic(`GPU counters for one 16×64×64 reconstruction: ${JSON.stringify(counters)}`);
   assert.equal(counters.byKernel.rgba_to_rgb, 1);
   assert.equal(counters.byKernel.codebook_argmin, 1);
   // a second chunk of the same shape creates nothing and waits once (codes and both clips as bytes)
   assert.equal(counters.mapWaits, 1);
   assert.equal(counters.buffersCreated, 0);
-  assert.equal(counters.dispatches, Object.values(counters.byKernel).reduce((a, b) => a + b, 0));
+  assert.equal(
+    counters.dispatches,
+    Object.values(counters.byKernel).reduce((a, b) => a + b, 0),
+  );
   const stats = await page.$$eval('#stats dd', (dds) => Object.fromEntries(dds.map((d) => [d.dataset.stat, d.textContent])));
-  assert.match(stats['tokens'], /4×16×16 = 1024 tokens of 8 bits/);
+  assert.match(stats.tokens, /4×16×16 = 1024 tokens of 8 bits/);
   assert.match(stats['source file bit rate'], /kbit\/s/);
   // on WebGPU the decoded frames reach the engine as ImageBitmaps, copied GPU to GPU
   assert.match(stats['frames to the engine'], /as images, copied GPU to GPU/);
@@ -147,8 +177,16 @@ for (const [name, args] of [
 }
 
 test('files are read in slices: small slices give the same frames as the whole file', async () => {
-  const webm = ffmpegFromNpy(path.join(ROOT, 'tests/fixtures/carphone_8f.npy'), path.join(tmp, 'slices.webm'),
-    ['-c:v', 'libvpx-vp9', '-pix_fmt', 'yuv420p', '-crf', '30', '-b:v', '0']);
+  const webm = ffmpegFromNpy(path.join(ROOT, 'tests/fixtures/carphone_8f.npy'), path.join(tmp, 'slices.webm'), [
+    '-c:v',
+    'libvpx-vp9',
+    '-pix_fmt',
+    'yuv420p',
+    '-crf',
+    '30',
+    '-b:v',
+    '0',
+  ]);
   const same = await page.evaluate(async (b64) => {
     const media = await import('./www/media.js');
     const webmBytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer;
@@ -167,19 +205,35 @@ test('files are read in slices: small slices give the same frames as the whole f
 test('a 4 GiB video file opens: only the bytes its first frames need are read', async (t) => {
   // ffmpeg puts the moov after the mdat; then a 4 GiB 'free' box (sparse on disk) that the
   // demuxer must skip rather than read
-  const small = ffmpegFromNpy(path.join(ROOT, 'tests/fixtures/carphone_8f.npy'), path.join(tmp, 'carphone-small.mp4'),
-    ['-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-crf', '18']);
+  const small = ffmpegFromNpy(path.join(ROOT, 'tests/fixtures/carphone_8f.npy'), path.join(tmp, 'carphone-small.mp4'), [
+    '-c:v',
+    'libx264',
+    '-pix_fmt',
+    'yuv420p',
+    '-crf',
+    '18',
+  ]);
   const huge = path.join(tmp, 'huge.mp4');
   fs.copyFileSync(small, huge);
   const free = Buffer.alloc(16);
-  free.writeUInt32BE(1, 0); free.write('free', 4, 'latin1'); free.writeBigUInt64BE(4n << 30n, 8);
+  free.writeUInt32BE(1, 0);
+  free.write('free', 4, 'latin1');
+  free.writeBigUInt64BE(4n << 30n, 8);
   fs.appendFileSync(huge, free);
   fs.truncateSync(huge, fs.statSync(small).size + 2 ** 32);
   const started = Date.now();
   const error = await run(() => page.setInputFiles('#file-input', huge));
   assert.equal(error, '');
-  const r = await page.evaluate(() => ({ frames: app.frames.frames, latent: app.result.latent, tokens: Array.from(app.result.tokens), read: app.frames.bytesRead, size: app.frames.fileBytes }));
-  t.diagnostic(`4 GiB file: read ${(r.read / 2 ** 20).toFixed(1)} MiB of it; 8 frames decoded and reconstructed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const r = await page.evaluate(() => ({
+    frames: app.frames.frames,
+    latent: app.result.latent,
+    tokens: Array.from(app.result.tokens),
+    read: app.frames.bytesRead,
+    size: app.frames.fileBytes,
+  }));
+  t.diagnostic(
+    `4 GiB file: read ${(r.read / 2 ** 20).toFixed(1)} MiB of it; 8 frames decoded and reconstructed in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   assert.equal(r.size, fs.statSync(huge).size);
   assert.ok(r.read <= 16 << 20, `read ${r.read} bytes`);
   assert.equal(r.frames, 8);
@@ -207,12 +261,18 @@ test('an unsupported file and a corrupt model get clear errors, and the page kee
     const b = await createImageBitmap(new ImageData(64, 64));
     const clip = { images: [b, b, b, b], frames: 4, height: 64, width: 64 };
     b.close();
-    return app.session.encode(clip).then(() => 'no error', (e) => `${e.name}: ${e.message}`);
+    return app.session.encode(clip).then(
+      () => 'no error',
+      (e) => `${e.name}: ${e.message}`,
+    );
   });
   assert.match(error, /InputError: frame 0 is a closed image or not 64×64/);
   error = await page.evaluate(async () => {
     const [a, b] = await Promise.all([createImageBitmap(new ImageData(64, 64)), createImageBitmap(new ImageData(32, 32))]);
-    return app.session.call('encode', { data: [a, a, b, a], frames: 4, height: 64, width: 64 }).then(() => 'no error', (e) => `${e.name}: ${e.message}`);
+    return app.session.call('encode', { data: [a, a, b, a], frames: 4, height: 64, width: 64 }).then(
+      () => 'no error',
+      (e) => `${e.name}: ${e.message}`,
+    );
   });
   assert.match(error, /InputError: invalid input: frame 2 is 32×32 \(closed, or not the clip's 64×64\)/);
 
@@ -223,7 +283,11 @@ test('an unsupported file and a corrupt model get clear errors, and the page kee
 test('an original VideoGPT .ckpt converts in the Worker and runs; a hostile one is refused', async (t) => {
   const ckpt = 'tests/fixtures/ckpt_vqvae.ckpt';
   await page.setInputFiles('#model-file', path.join(ROOT, ckpt));
-  await page.waitForFunction(() => /Loaded ckpt_vqvae\.ckpt/.test(document.getElementById('status').textContent) && document.body.dataset.state !== 'busy', null, { timeout: 60_000 });
+  await page.waitForFunction(
+    () => /Loaded ckpt_vqvae\.ckpt/.test(document.getElementById('status').textContent) && document.body.dataset.state !== 'busy',
+    null,
+    { timeout: 60_000 },
+  );
   assert.match(await page.textContent('#model-info'), /16×16×16 clips → 4×4×4 tokens of 5 bits/);
   assert.equal(await run(() => page.click('#use-sample')), '');
   const r = await page.evaluate(() => ({ latent: app.result.latent, tokens: Array.from(app.result.tokens) }));
@@ -238,13 +302,22 @@ test('an original VideoGPT .ckpt converts in the Worker and runs; a hostile one 
   assert.match(await page.textContent('#error'), /WeightsError: .*would call posix\.system; refused, nothing was run/);
 
   await page.selectOption('#model-select', 'tiny-untrained');
-  await page.waitForFunction(() => /Loaded tiny-untrained/.test(document.getElementById('status').textContent) && document.body.dataset.state !== 'busy', null, { timeout: 60_000 });
+  await page.waitForFunction(
+    () => /Loaded tiny-untrained/.test(document.getElementById('status').textContent) && document.body.dataset.state !== 'busy',
+    null,
+    { timeout: 60_000 },
+  );
 });
 
 test('sampling reports progress, repeats with its seed, and matches videogpt sample', async (t) => {
   const error = await run(() => page.click('#sample'), 'sample');
   assert.equal(error, '');
-  const s = await page.evaluate(() => ({ tokens: Array.from(app.sample.tokens), latent: app.sample.latent, progress: app.sampleProgress, frames: app.sample.video.frames }));
+  const s = await page.evaluate(() => ({
+    tokens: Array.from(app.sample.tokens),
+    latent: app.sample.latent,
+    progress: app.sampleProgress,
+    frames: app.sample.video.frames,
+  }));
   assert.deepEqual(s.latent, [4, 16, 16]);
   assert.equal(s.frames, 16);
   assert.ok(s.progress.length >= 10 && s.progress.every((d, i) => i === 0 || d > s.progress[i - 1]), `progress ${s.progress}`);
@@ -262,14 +335,19 @@ test('sampling reports progress, repeats with its seed, and matches videogpt sam
 
 test('Cancel stops sampling mid-way, and the restarted engine samples the same clip again', async (t) => {
   assert.ok(seed0, 'the sampling test ran first');
-  await page.evaluate(() => { window.app.sample = null; window.app.sampleProgress = []; });
+  await page.evaluate(() => {
+    window.app.sample = null;
+    window.app.sampleProgress = [];
+  });
   assert.equal(await page.isVisible('#cancel-sample'), false, 'Cancel shows only while sampling');
   await page.click('#sample');
   await page.waitForFunction(() => window.app.sampleProgress.length > 0, null, { timeout: 120_000 });
   await page.click('#cancel-sample');
   await page.waitForFunction(() => document.body.dataset.state !== 'busy', null, { timeout: 120_000 });
   const after = await page.evaluate(() => ({
-    sample: window.app.sample, reports: window.app.sampleProgress.length, status: document.getElementById('status').textContent,
+    sample: window.app.sample,
+    reports: window.app.sampleProgress.length,
+    status: document.getElementById('status').textContent,
     error: document.getElementById('error').hidden ? '' : document.getElementById('error').textContent,
   }));
   t.diagnostic(`cancelled after ${after.reports} progress reports`);
@@ -306,5 +384,8 @@ test('a lost GPU device is recovered by restarting the engine', async () => {
 test('no request left 127.0.0.1 and nothing was logged as an error', () => {
   assert.deepEqual(seen.errors, []);
   assert.ok(seen.requests.length > 5);
-  assert.deepEqual(seen.requests.filter((u) => !u.startsWith(server.url) && !/^(data|blob):/.test(u)), []);
+  assert.deepEqual(
+    seen.requests.filter((u) => !u.startsWith(server.url) && !/^(data|blob):/.test(u)),
+    [],
+  );
 });

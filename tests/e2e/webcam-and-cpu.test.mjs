@@ -18,7 +18,7 @@ async function open(browser, query = '?model=tiny-untrained') {
   return { page, seen };
 }
 
-test('the webcam records a clip of the fake camera\'s frames and it reconstructs', async (t) => {
+test("the webcam records a clip of the fake camera's frames and it reconstructs", async (t) => {
   const y4m = ffmpegFromNpy(path.join(ROOT, 'tests/fixtures/carphone_8f.npy'), path.join(tmp, 'camera.y4m'), ['-pix_fmt', 'yuv420p']);
   const browser = await launch({ webcam: y4m });
   try {
@@ -27,7 +27,12 @@ test('the webcam records a clip of the fake camera\'s frames and it reconstructs
     const { page, seen } = await open(browser, '?model=tiny-untrained&device=webgpu');
     await page.click('#record-webcam');
     assert.equal(await idle(page, 'result'), '');
-    const r = await page.evaluate(() => ({ frames: app.frames.frames, size: [app.frames.height, app.frames.width], latent: app.result.latent, out: app.result.output.frames }));
+    const r = await page.evaluate(() => ({
+      frames: app.frames.frames,
+      size: [app.frames.height, app.frames.width],
+      latent: app.result.latent,
+      out: app.result.output.frames,
+    }));
     assert.equal(r.frames, 16);
     assert.deepEqual(r.latent, [4, 16, 16]);
     assert.equal(r.out, 16);
@@ -38,7 +43,9 @@ test('the webcam records a clip of the fake camera\'s frames and it reconstructs
     // of one of the clip's 8 frames, scaled by ffmpeg to the camera's size
     // (measured 41.8–42.1 dB for every frame)
     const [h, w] = r.size;
-    const source = execFileSync('ffmpeg', ['-v', 'error', '-i', y4m, '-vf', `scale=${w}:${h}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { maxBuffer: 1 << 27 });
+    const source = execFileSync('ffmpeg', ['-v', 'error', '-i', y4m, '-vf', `scale=${w}:${h}`, '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], {
+      maxBuffer: 1 << 27,
+    });
     const captured = await pageBytes(page, 'app.session.pixels(app.frames)');
     const size = h * w * 3;
     assert.equal(captured.length, 16 * size);
@@ -49,7 +56,10 @@ test('the webcam records a clip of the fake camera\'s frames and it reconstructs
       best.push(Math.max(...Array.from({ length: 8 }, (_, k) => psnr(frame, source.subarray(k * size, (k + 1) * size)))));
     }
     t.diagnostic(`webcam ${w}×${h}: each frame's best match in the camera clip ${best.map((d) => d.toFixed(1)).join(' ')} dB`);
-    assert.ok(best.every((d) => d > 30), `captured frames do not match the camera clip: ${best.map((d) => d.toFixed(1))}`);
+    assert.ok(
+      best.every((d) => d > 30),
+      `captured frames do not match the camera clip: ${best.map((d) => d.toFixed(1))}`,
+    );
     await page.screenshot({ path: path.join(ARTIFACTS, 'webcam.png'), fullPage: true });
     assert.deepEqual(seen.errors, []);
   } finally {
@@ -86,7 +96,11 @@ test('the resolution picker runs the same model at 128×128; its tokens match th
     assert.match(await page.textContent('#model-info'), /running at 128×128 \(trained at 64×64\)/);
     await page.click('#use-sample');
     assert.equal(await idle(page, 'result'), '');
-    const r = await page.evaluate(() => ({ tokens: Array.from(app.result.tokens), latent: app.result.latent, size: [app.result.output.height, app.result.output.width] }));
+    const r = await page.evaluate(() => ({
+      tokens: Array.from(app.result.tokens),
+      latent: app.result.latent,
+      size: [app.result.output.height, app.result.output.width],
+    }));
     assert.deepEqual(r.size, [128, 128]);
     assert.deepEqual(r.latent, [4, 32, 32]);
     // the CLI on the same frames at the same resolution: the same tokens, or different only at
@@ -109,13 +123,21 @@ test('a panic inside the wasm engine becomes an EngineError, the engine restarts
   try {
     // the crash hook is refused without ?test-hooks (the page never sets it)
     const { page: plain } = await open(browser);
-    const refused = await plain.evaluate(() => app.session.call('crashForTest').then(() => 'answered', (e) => e.message));
+    const refused = await plain.evaluate(() =>
+      app.session.call('crashForTest').then(
+        () => 'answered',
+        (e) => e.message,
+      ),
+    );
     assert.match(refused, /crashForTest is a test hook/);
     const { page } = await open(browser, '?model=tiny-untrained&test-hooks');
     await page.click('#use-sample');
     assert.equal(await idle(page, 'result'), '');
     const r = await page.evaluate(async () => {
-      const error = await app.session.call('crashForTest').then(() => null, (e) => ({ name: e.name, message: e.message }));
+      const error = await app.session.call('crashForTest').then(
+        () => null,
+        (e) => ({ name: e.name, message: e.message }),
+      );
       const out = await app.session.reconstruct(app.frames);
       return { error, recoveries: app.session.recoveries, n: out.tokens.length };
     });
@@ -125,7 +147,10 @@ test('a panic inside the wasm engine becomes an EngineError, the engine restarts
     // a call that outlives its timeout fails with an EngineError, the engine restarts, and the
     // next call works (a hung GPU or a runaway loop would otherwise leave every call pending)
     const t = await page.evaluate(async () => {
-      const error = await app.session.reconstruct(app.frames, { timeout: 1 }).then(() => null, (e) => ({ name: e.name, message: e.message }));
+      const error = await app.session.reconstruct(app.frames, { timeout: 1 }).then(
+        () => null,
+        (e) => ({ name: e.name, message: e.message }),
+      );
       const out = await app.session.reconstruct(app.frames);
       return { error, recoveries: app.session.recoveries, n: out.tokens.length };
     });
@@ -142,18 +167,36 @@ test('sampling through the JS API with temperature and top-k equals videogpt sam
   try {
     const { page } = await open(browser, '?model=tiny-untrained&prior=tiny-untrained-prior');
     const PRIOR = 'models/tiny-untrained-prior.safetensors';
-    for (const [seed, temperature, topK] of [[3, 0.8, 8], [11, 1.3, 0]]) {
-      const page_tokens = await page.evaluate(async ([seed, temperature, topK, prior]) => {
-        const { load } = await import('/www/videogpt.js');
-        const s = await load({ prior: `/${prior}`, device: 'cpu' });
-        try {
-          return Array.from((await s.sample({ seed, temperature, ...(topK && { topK }) })).tokens);
-        } finally {
-          s.close();
-        }
-      }, [seed, temperature, topK, PRIOR]);
+    for (const [seed, temperature, topK] of [
+      [3, 0.8, 8],
+      [11, 1.3, 0],
+    ]) {
+      const page_tokens = await page.evaluate(
+        async ([seed, temperature, topK, prior]) => {
+          const { load } = await import('/www/videogpt.js');
+          const s = await load({ prior: `/${prior}`, device: 'cpu' });
+          try {
+            return Array.from((await s.sample({ seed, temperature, ...(topK && { topK }) })).tokens);
+          } finally {
+            s.close();
+          }
+        },
+        [seed, temperature, topK, PRIOR],
+      );
       const out = path.join(tmp, `js-api-sample-${seed}.npy`);
-      const args = ['sample', '--model', PRIOR, '--output', path.join(tmp, `js-api-sample-${seed}.y4m`), '--tokens', out, '--seed', String(seed), '--temperature', String(temperature)];
+      const args = [
+        'sample',
+        '--model',
+        PRIOR,
+        '--output',
+        path.join(tmp, `js-api-sample-${seed}.y4m`),
+        '--tokens',
+        out,
+        '--seed',
+        String(seed),
+        '--temperature',
+        String(temperature),
+      ];
       if (topK) args.push('--top-k', String(topK));
       cli(...args);
       const want = readNpy(out).data;
@@ -185,8 +228,12 @@ for (const device of ['cpu', 'webgpu']) {
       await page.waitForTimeout(11_000);
       const retained = async () => {
         const heap = await heapBytes(page);
-        const kept = await page.evaluate(() => [...(app.liveRecent ?? []).flatMap((c) => [c.input.data, c.output.data]), ...(app.liveSent ?? []).map((c) => c.frames)]
-          .reduce((a, d) => a + d.byteLength, 0));
+        const kept = await page.evaluate(() =>
+          [...(app.liveRecent ?? []).flatMap((c) => [c.input.data, c.output.data]), ...(app.liveSent ?? []).map((c) => c.frames)].reduce(
+            (a, d) => a + d.byteLength,
+            0,
+          ),
+        );
         const chunks = await page.evaluate(() => app.live.stats.chunks);
         return { heap, kept, chunks, at: Date.now() };
       };
@@ -206,8 +253,10 @@ for (const device of ['cpu', 'webgpu']) {
       await page.waitForTimeout(Math.max(0, a.at + 10_000 - Date.now()));
       const b = await floor();
       const s = await page.evaluate(() => ({ ...app.live.stats, psnr: app.live.stats.psnr.length }));
-      const perChunk = ((b.heap - b.kept) - (a.heap - a.kept)) / (b.chunks - a.chunks);
-      t.diagnostic(`${device}: ${JSON.stringify(s)}; heap ${(a.heap / 1e6).toFixed(2)} → ${(b.heap / 1e6).toFixed(2)} MB (kept for Save/receive ${(a.kept / 1e6).toFixed(2)} → ${(b.kept / 1e6).toFixed(2)} MB) over ${b.chunks - a.chunks} chunks: ${(perChunk / 1e3).toFixed(1)} KB a chunk`);
+      const perChunk = (b.heap - b.kept - (a.heap - a.kept)) / (b.chunks - a.chunks);
+      t.diagnostic(
+        `${device}: ${JSON.stringify(s)}; heap ${(a.heap / 1e6).toFixed(2)} → ${(b.heap / 1e6).toFixed(2)} MB (kept for Save/receive ${(a.kept / 1e6).toFixed(2)} → ${(b.kept / 1e6).toFixed(2)} MB) over ${b.chunks - a.chunks} chunks: ${(perChunk / 1e3).toFixed(1)} KB a chunk`,
+      );
       assert.ok(s.chunks > first.chunks, `no chunk arrived (${first.chunks} → ${s.chunks})`);
       // every frame read is in a finished chunk, dropped, or waiting: in the chunk the engine has
       // (4) or in the next one being collected (at most 4); nothing else is held
@@ -216,8 +265,11 @@ for (const device of ['cpu', 'webgpu']) {
       assert.ok(s.kbitPerSecond > 0 && s.latencyMs > 0 && s.fpsIn > 0);
       assert.match(await page.textContent('#live-stats'), /fps in, .* frames dropped; latency \d+ ms; tokens [\d.]+ kbit\/s; PSNR [\d.]+ dB/);
       // frames are closed, chunks not queued, and the kept buffers bounded by the clock
-      const grown = (b.heap - b.kept) - (a.heap - a.kept);
-      assert.ok(grown < 38_000 * (b.chunks - a.chunks) + 100_000, `memory grew by ${grown} bytes over ${b.chunks - a.chunks} chunks beyond what live mode keeps on purpose (${perChunk.toFixed(0)} a chunk)`);
+      const grown = b.heap - b.kept - (a.heap - a.kept);
+      assert.ok(
+        grown < 38_000 * (b.chunks - a.chunks) + 100_000,
+        `memory grew by ${grown} bytes over ${b.chunks - a.chunks} chunks beyond what live mode keeps on purpose (${perChunk.toFixed(0)} a chunk)`,
+      );
       const keptChunks = await page.evaluate(() => app.liveRecent.length);
       assert.ok(keptChunks <= Math.ceil((11 * s.fpsOut) / 4) + 2, `"Save the last 10 s" keeps ${keptChunks} chunks at ${s.fpsOut} frames/s out`);
       if (device === 'cpu') {
@@ -238,7 +290,20 @@ for (const device of ['cpu', 'webgpu']) {
         const windowed = saved.frames < 16 ? saved.frames - (saved.frames % 4) : saved.frames - (saved.frames % 16);
         cli('decode', '--model', path.join(ROOT, 'models/tiny-untrained.safetensors'), '--input', files['live.vgt'], '--output', path.join(tmp, 'saved.npy'));
         assert.equal(readNpy(path.join(tmp, 'saved.npy')).shape[0], windowed, `decoded frames of ${JSON.stringify(saved)}`);
-        const probed = execFileSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', files['live.webm']]).toString().trim();
+        const probed = execFileSync('ffprobe', [
+          '-v',
+          'error',
+          '-count_frames',
+          '-select_streams',
+          'v:0',
+          '-show_entries',
+          'stream=nb_read_frames',
+          '-of',
+          'csv=p=0',
+          files['live.webm'],
+        ])
+          .toString()
+          .trim();
         assert.equal(Number(probed), saved.frames, 'the WebM holds every saved frame');
         assert.match(await page.textContent('#status'), /Saved the last [\d.]+ s: live.vgt/);
       }
@@ -253,7 +318,9 @@ for (const device of ['cpu', 'webgpu']) {
           const frames = {
             async next() {
               if (i === 12) return { done: true };
-              ctx.fillStyle = `rgb(${i * 20}, 80, 160)`; ctx.fillRect(0, 0, 96, 72); i++;
+              ctx.fillStyle = `rgb(${i * 20}, 80, 160)`;
+              ctx.fillRect(0, 0, 96, 72);
+              i++;
               return { value: { frame: canvas, width: 96, height: 72, close() {} } };
             },
           };
@@ -289,7 +356,10 @@ test('a second tab decodes the live token stream (BroadcastChannel): the tokens 
     await sender.click('#live');
     await receiver.waitForFunction(() => app.received.chunks >= 4, null, { timeout: 120_000 });
     const sent = await sender.evaluate(() => app.liveSent.map((c) => ({ seq: c.seq, frames: Array.from(c.frames) })));
-    const got = await receiver.evaluate(() => ({ ...app.received, frames: app.received.frames.map((c) => ({ seq: c.seq, withContext: c.withContext, frames: Array.from(c.frames) })) }));
+    const got = await receiver.evaluate(() => ({
+      ...app.received,
+      frames: app.received.frames.map((c) => ({ seq: c.seq, withContext: c.withContext, frames: Array.from(c.frames) })),
+    }));
     await sender.click('#live');
     // the receiver decodes each chunk with the previous chunk's tokens as context, as the sender
     // decoded it (the same codes; only the decoder's float sums may differ): measured 61 dB and
@@ -297,8 +367,13 @@ test('a second tab decodes the live token stream (BroadcastChannel): the tokens 
     const common = got.frames.filter((g) => g.withContext && sent.some((s) => s.seq === g.seq));
     assert.ok(common.length >= 2, `${common.length} chunks decoded with context seen on both sides`);
     const db = common.map((g) => psnr(sent.find((x) => x.seq === g.seq).frames, g.frames));
-    t.diagnostic(`received ${got.chunks} chunks (${got.dropped} dropped), ${(got.bits / 1000).toFixed(1)} kbit in all; receiver vs sender ${db.map((d) => d.toFixed(1)).join(' ')} dB`);
-    assert.ok(db.every((d) => d > 50), `the receiver's frames differ from the sender's: ${db} dB`);
+    t.diagnostic(
+      `received ${got.chunks} chunks (${got.dropped} dropped), ${(got.bits / 1000).toFixed(1)} kbit in all; receiver vs sender ${db.map((d) => d.toFixed(1)).join(' ')} dB`,
+    );
+    assert.ok(
+      db.every((d) => d > 50),
+      `the receiver's frames differ from the sender's: ${db} dB`,
+    );
     assert.match(await receiver.textContent('#live-stats'), /received \d+ chunks .* kbit\/s of tokens/);
   } finally {
     await browser.close();

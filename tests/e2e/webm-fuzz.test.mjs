@@ -14,9 +14,11 @@ const ITERS = Number(process.env.VIDEOGPT_FUZZ_ITERS ?? 2000);
 function rng(seed) {
   let s = BigInt(seed);
   return (n) => {
-    s ^= s << 13n; s &= (1n << 64n) - 1n;
+    s ^= s << 13n;
+    s &= (1n << 64n) - 1n;
     s ^= s >> 7n;
-    s ^= s << 17n; s &= (1n << 64n) - 1n;
+    s ^= s << 17n;
+    s &= (1n << 64n) - 1n;
     return Number(s % BigInt(Math.max(1, n)));
   };
 }
@@ -26,11 +28,20 @@ function mutate(r, bytes) {
   for (let k = 0; k <= r(4); k++) {
     const i = r(b.length);
     switch (r(5)) {
-      case 0: b[i] ^= 1 << r(8); break;
-      case 1: b[i] = [0x00, 0x01, 0x7f, 0x80, 0xff][r(5)]; break;
-      case 2: b.splice(i, 0, ...Array.from({ length: 1 + r(16) }, () => r(256))); break;
-      case 3: b.splice(i, 1 + r(16)); break;
-      default: b = b.slice(0, i);
+      case 0:
+        b[i] ^= 1 << r(8);
+        break;
+      case 1:
+        b[i] = [0x00, 0x01, 0x7f, 0x80, 0xff][r(5)];
+        break;
+      case 2:
+        b.splice(i, 0, ...Array.from({ length: 1 + r(16) }, () => r(256)));
+        break;
+      case 3:
+        b.splice(i, 1 + r(16));
+        break;
+      default:
+        b = b.slice(0, i);
     }
   }
   return Uint8Array.from(b);
@@ -38,9 +49,37 @@ function mutate(r, bytes) {
 
 /** Random EBML: the header, then elements with ids the demuxer knows and sizes from the edges. */
 function randomEbml(r) {
-  const ids = [[0x1a, 0x45, 0xdf, 0xa3], [0x18, 0x53, 0x80, 0x67], [0x16, 0x54, 0xae, 0x6b], [0xae], [0xd7], [0x83], [0x86], [0xe0], [0xb0], [0xba],
-    [0x1f, 0x43, 0xb6, 0x75], [0xe7], [0xa3], [0xa0], [0xa1], [0x2a, 0xd7, 0xb1], [0x44, 0x89], [0x63, 0xa2]];
-  const sizes = [[0x80], [0x81], [0x84], [0x88], [0xff], [0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], [0x40, 0x10], [0x08, 0x00, 0x00, 0x00, 0x10], [0x00]];
+  const ids = [
+    [0x1a, 0x45, 0xdf, 0xa3],
+    [0x18, 0x53, 0x80, 0x67],
+    [0x16, 0x54, 0xae, 0x6b],
+    [0xae],
+    [0xd7],
+    [0x83],
+    [0x86],
+    [0xe0],
+    [0xb0],
+    [0xba],
+    [0x1f, 0x43, 0xb6, 0x75],
+    [0xe7],
+    [0xa3],
+    [0xa0],
+    [0xa1],
+    [0x2a, 0xd7, 0xb1],
+    [0x44, 0x89],
+    [0x63, 0xa2],
+  ];
+  const sizes = [
+    [0x80],
+    [0x81],
+    [0x84],
+    [0x88],
+    [0xff],
+    [0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+    [0x40, 0x10],
+    [0x08, 0x00, 0x00, 0x00, 0x10],
+    [0x00],
+  ];
   const out = [0x1a, 0x45, 0xdf, 0xa3, 0x80];
   for (let k = 0; k < 1 + r(40); k++) {
     out.push(...ids[r(ids.length)], ...sizes[r(sizes.length)]);
@@ -59,7 +98,9 @@ test('the WebM demuxer returns frames inside the file or throws its own error, f
   ];
   for (const f of files) assert.equal(demuxWebm(f).chunks.length, 8, 'the unmutated file demuxes to its 8 frames');
   const r = rng(0x7765626d);
-  let accepted = 0, refused = 0, slowest = 0;
+  let accepted = 0,
+    refused = 0,
+    slowest = 0;
   for (let i = 0; i < ITERS; i++) {
     const bytes = i % 3 === 2 ? randomEbml(r) : mutate(r, files[i % 2]);
     const started = performance.now();
