@@ -1,9 +1,10 @@
 // The wasm CPU path in headless Chromium (no WebGPU; --webgpu: SwiftShader's WebGPU instead): the
 // bundled clip reconstructed with a tokenizer (natural-64 unless --model ID) at 64×64 and 128×128,
-// live mode fed by a 30 fps camera, and one sample of mmnist-prior, median of N runs after a
-// warm-up, through the JS API. Prints a markdown row per measurement; docs/performance.md keeps
+// live mode fed by a 30 fps camera, one sample of mmnist-prior and a continuation of the clip
+// with natural-64-prior (--priors-only: just those two), median of N runs after a warm-up,
+// through the JS API. Prints a markdown row per measurement; docs/performance.md keeps
 // the table. Build the engine first (scalar: bash scripts/build-web.sh; SIMD: see the doc).
-//   node scripts/bench-wasm.mjs [--runs 5] [--label scalar] [--webgpu] [--live-only] [--model ID] [--no-sample]
+//   node scripts/bench-wasm.mjs [--runs 5] [--label scalar] [--webgpu] [--live-only] [--model ID] [--no-sample] [--priors-only]
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { launch } from '../tests/e2e/browser.mjs';
@@ -20,6 +21,7 @@ const device = process.argv.includes('--webgpu') ? 'webgpu' : 'cpu';
 const liveOnly = process.argv.includes('--live-only');
 const model = `models/${arg('model', 'natural-64')}.safetensors`;
 const noSample = process.argv.includes('--no-sample');
+const priorsOnly = process.argv.includes('--priors-only');
 const server = await serve();
 const browser = await launch({ webgpu: device === 'webgpu' });
 try {
@@ -27,14 +29,14 @@ try {
   await page.goto(`${server.url}?device=${device}`);
   await page.waitForFunction(() => window.app?.session, null, { timeout: 180_000 });
   const result = await page.evaluate(
-    async ([n, device, liveOnly, model, noSample]) => {
+    async ([n, device, liveOnly, model, noSample, priorsOnly]) => {
       const { load } = await import('./www/videogpt.js');
       const { decodeVideoFile } = await import('./www/media.js');
       const file = await (await fetch('www/media/calais-1906.mp4')).arrayBuffer();
       const frames = await decodeVideoFile(file, { maxFrames: 16 });
       const median = (v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
       const out = {};
-      for (const resolution of liveOnly ? [] : [64, 128]) {
+      for (const resolution of liveOnly || priorsOnly ? [] : [64, 128]) {
         const s = await load({ model, device, resolution });
         const enc = [],
           dec = [];
@@ -49,7 +51,7 @@ try {
         s.close();
       }
       // live mode fed by a 30 fps camera (the clip's frames, looped) for 6 s: frames out per second
-      for (const resolution of [64, 128]) {
+      for (const resolution of priorsOnly ? [] : [64, 128]) {
         const s = await load({ model, device, resolution });
         const n = frames.height * frames.width * 3;
         const canvas = new OffscreenCanvas(frames.width, frames.height);
@@ -92,9 +94,19 @@ try {
       }
       out['sample mmnist-prior (1,024 tokens, decoded)'] = { total: median(times) };
       p.close();
+      // continuing the clip with the natural prior: its first latent frame kept, 768 tokens sampled
+      const natural = await load({ prior: 'models/natural-64-prior.safetensors', device: 'cpu' });
+      const cont = [];
+      for (let i = 0; i <= n; i++) {
+        const t0 = performance.now();
+        await natural.continue(frames, { prefixFrames: 1, seed: i, temperature: 0.9, topK: 100 });
+        if (i > 0) cont.push(performance.now() - t0);
+      }
+      out['continue the clip, natural-64-prior (768 tokens sampled, encoded and decoded)'] = { total: median(cont) };
+      natural.close();
       return out;
     },
-    [runs, device, liveOnly, model, noSample],
+    [runs, device, liveOnly, model, noSample, priorsOnly],
   );
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const chromium = execFileSync('chromium', ['--version'], { encoding: 'utf8' }).trim();
