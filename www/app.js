@@ -105,6 +105,7 @@ const player = {
     for (const [canvas, clip] of this.clips) drawFrame(canvas, clip, i % clip.frames);
     const r = app.result;
     if (r) $('frame-label').textContent = `frame ${(i % r.output.frames) + 1}/${r.output.frames}`;
+    markKept(app.sample, i);
   },
 };
 function tick() {
@@ -117,6 +118,16 @@ $('play').onclick = () => {
   if (player.playing) player.start = performance.now() - (player.last / player.fps) * 1000;
   $('play').textContent = player.playing ? 'Pause' : 'Play';
 };
+
+/** A continuation's frames say which are the clip's own (kept, through the tokenizer) and
+ *  which the prior sampled: the caption, and an outline on the kept ones. */
+function markKept(sample, i) {
+  if (!sample?.keptFrames) return;
+  const f = i % sample.video.frames;
+  const kept = f < sample.keptFrames;
+  $('sample-video').classList.toggle('kept', kept);
+  $('sample-caption').textContent = `frame ${f + 1}/${sample.video.frames}: ${kept ? 'kept from the clip' : 'sampled by the prior'}`;
+}
 
 // ---------- results ----------
 
@@ -302,11 +313,18 @@ async function generate(prefixFrom) {
       cancel.hidden = true;
       $('sample-progress').hidden = true;
     }
+    // a continuation shows the clip beside it and marks its kept frames
+    result.keptFrames = result.prefixFrames ? (result.prefixFrames * result.video.frames) / result.latent[0] : 0;
     app.sample = result;
+    $('continue-source').hidden = !result.keptFrames;
+    $('sample-video').classList.remove('kept');
+    $('sample-caption').textContent = 'decoded sample';
+    if (result.keptFrames) player.set($('continue-input'), result.input);
+    else player.clips.delete($('continue-input'));
     drawTokens(canvas, result.tokens, result.latent);
     player.set($('sample-video'), result.video);
     const seconds = (performance.now() - started) / 1000;
-    const kept = result.prefixFrames ? result.prefixFrames * (result.video.frames / result.latent[0]) : 0;
+    const kept = result.keptFrames;
     status(
       kept
         ? `Continued the clip with ${app.priorId}: its first ${kept} frames kept (through the tokenizer), ${result.tokens.length - result.prefixFrames * result.latent[1] * result.latent[2]} tokens sampled in ${seconds.toFixed(1)} s.`

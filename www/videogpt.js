@@ -363,7 +363,8 @@ export class Session {
 
   /** Continue a clip: the prior's own VQ-VAE tokenizes `frames`, its first `prefixFrames` latent
    *  frames are kept and the rest sampled. `{ prefixFrames = 1, seed, temperature, topK, class,
-   *  onToken(done, total, gridSoFar) }` → `{ tokens, latent, video, prefixFrames }`, the video
+   *  onToken(done, total, gridSoFar) }` → `{ tokens, latent, video, prefixFrames, input }` (input:
+   *  the model-sized frames the prior's VQ-VAE saw), the video
    *  decoded from the whole grid (its first prefixFrames × the temporal stride frames are the
    *  clip's own, through the tokenizer). `videogpt sample --prefix CLIP --prefix-frames N` is the
    *  same on the command line. */
@@ -373,9 +374,9 @@ export class Session {
     if (!(Number.isInteger(prefixFrames) && prefixFrames >= 1 && prefixFrames < t)) {
       throw inputError(`prefixFrames must be a whole number from 1 to ${t - 1} (the prior's latent frames minus one)`);
     }
-    const { tokens } = await this.encode(frames, { forPrior: true });
+    const { tokens, input } = await this.encode(frames, { forPrior: true });
     const prefix = tokens.subarray(0, prefixFrames * h * w);
-    return { ...(await this.sample({ ...options, prefix, onProgress: onToken ?? onProgress })), prefixFrames };
+    return { ...(await this.sample({ ...options, prefix, onProgress: onToken ?? onProgress })), prefixFrames, input };
   }
 
   /** Stop what the engine is doing (a long sample, a reconstruction): the Worker is stopped

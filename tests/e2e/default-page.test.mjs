@@ -172,6 +172,9 @@ test("Continue this clip continues the bundled clip with the default tokenizer's
   );
   assert.equal(off, 0, 'the page and the CLI continue the same frames with the same sampler and seed');
   assert.ok(differing(s.tokens.slice(frame), clipTokens.slice(frame)) > frame, 'the rest is sampled, not copied');
+  // the clip beside its continuation, the kept frames marked
+  assert.equal(await page.isVisible('#continue-source'), true);
+  assert.match(await page.textContent('#status'), /Continued the clip with natural-64-prior: its first 4 frames kept/);
   assert.deepEqual(seen.errors, []);
 });
 

@@ -61,6 +61,30 @@ test("the webcam records a clip of the fake camera's frames and it reconstructs"
       `captured frames do not match the camera clip: ${best.map((d) => d.toFixed(1))}`,
     );
     await page.screenshot({ path: path.join(ARTIFACTS, 'webcam.png'), fullPage: true });
+
+    // Continue this clip on the recorded webcam clip (the prior paired with tiny-untrained): the
+    // first latent frame is the recording's own tokens, which equal the CLI's encoding of the
+    // same frames (up to near-ties); the clip is shown beside the continuation, whose first 4
+    // frames are marked as kept
+    assert.equal(await page.inputValue('#prior-select'), 'tiny-untrained-prior');
+    await page.evaluate(() => {
+      window.app.sample = null;
+    });
+    await page.click('#continue');
+    assert.equal(await idle(page, 'sample'), '');
+    const c = await page.evaluate(async () => ({
+      sampled: Array.from(app.sample.tokens),
+      own: Array.from((await app.session.encode(app.frames, { forPrior: true })).tokens),
+      kept: app.sample.keptFrames,
+      beside: !document.getElementById('continue-source').hidden,
+    }));
+    assert.deepEqual(c.sampled.slice(0, 256), c.own.slice(0, 256));
+    assert.ok(differing(c.sampled.slice(256), c.own.slice(256)) > 100, 'the rest is sampled, not copied');
+    assert.match(await checkTokens(page, 'app.frames', c.own, [4, 16, 16], MODEL), /^identical|near-ties/);
+    assert.deepEqual([c.kept, c.beside], [4, true]);
+    for (const caption of [/kept from the clip/, /sampled by the prior/]) {
+      await page.waitForFunction((re) => new RegExp(re).test(document.getElementById('sample-caption').textContent), caption.source, { timeout: 30_000 });
+    }
     assert.deepEqual(seen.errors, []);
   } finally {
     await browser.close();
