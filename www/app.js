@@ -337,18 +337,19 @@ $('continue').onclick = () => generate(app.frames);
 
 // ---------- inputs ----------
 
-$('use-sample').onclick = () =>
-  job('Decoding the sample clip…', async () => {
-    const response = await fetch(SAMPLE_CLIP);
-    if (!response.ok) throw new Error(`could not load ${SAMPLE_CLIP}: HTTP ${response.status}`);
-    const n = app.session.model.sequenceLength;
-    const frames = await decodeVideoFile(await response.arrayBuffer(), {
-      maxFrames: n,
-      images: asImages(),
-      onProgress: (d, t) => progress($('work-progress'), d, t),
-    });
-    await reconstruct(frames, 'Calais, 1906');
+async function reconstructSample() {
+  status('Decoding the sample clip…');
+  const response = await fetch(SAMPLE_CLIP);
+  if (!response.ok) throw new Error(`could not load ${SAMPLE_CLIP}: HTTP ${response.status}`);
+  const n = app.session.model.sequenceLength;
+  const frames = await decodeVideoFile(await response.arrayBuffer(), {
+    maxFrames: n,
+    images: asImages(),
+    onProgress: (d, t) => progress($('work-progress'), d, t),
   });
+  await reconstruct(frames, 'Calais, 1906');
+}
+$('use-sample').onclick = () => job('Decoding the sample clip…', reconstructSample);
 
 $('file-input').onchange = (e) => {
   const f = e.target.files[0];
@@ -530,6 +531,10 @@ async function start() {
   status('Ready: pick an input.');
   await openSharedClip();
   if (params.has('receive')) startReceiving();
+  // opened as a visitor opens it (no query, no shared clip): the first screen shows a result, the
+  // bundled clip already reconstructed by the default tokenizer; links with a query (a model, a
+  // device, the tests' hooks) open on the form
+  if (!location.search && !location.hash) await reconstructSample();
 }
 
 app.ready = job('Loading the model…', start);

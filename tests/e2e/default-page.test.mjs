@@ -32,6 +32,19 @@ after(async () => {
   server?.stop();
 });
 
+test('the page opens with the bundled clip already reconstructed by the default tokenizer', async () => {
+  await page.evaluate(() => window.app.ready);
+  const r = await page.evaluate(() => ({
+    latent: window.app.result?.latent,
+    frames: window.app.frames?.frames,
+    status: document.getElementById('status').textContent,
+  }));
+  assert.deepEqual(r.latent, MODEL.tokens, 'no reconstruction on the first screen');
+  assert.equal(r.frames, 16);
+  assert.equal(await page.isVisible('#result'), true);
+  assert.match(r.status, /Calais, 1906/);
+});
+
 test("'auto' passes over the software adapter to the CPU path and says why", async () => {
   assert.equal(MODEL.id, 'natural-64');
   assert.equal(await page.getAttribute('#backend', 'data-backend'), 'cpu');
