@@ -78,7 +78,13 @@ function setButtons() {
   const ready = !!app.session?.model && !busy;
   for (const id of ['use-sample', 'record-webcam', 'sample']) $(id).disabled = !ready;
   $('live').disabled = !app.session?.model || (busy && !app.live);
-  $('continue').disabled = !ready || !app.frames;
+  // a clip is continued only by a prior trained over the tokenizer it was opened with
+  const prior = app.models && selectedPrior();
+  const paired = !!prior && prior.vqvae === app.session?.modelId;
+  $('continue').disabled = !ready || !app.frames || !paired;
+  $('continue').title = paired
+    ? 'keep the first latent frame of the current input, sample the rest'
+    : `${prior?.id ?? 'this prior'} was not trained over ${app.session?.modelId ?? 'this tokenizer'}: pick a prior over it to continue a clip`;
   $('file-input').disabled = !ready;
 }
 
@@ -495,7 +501,10 @@ async function start() {
   const prior = app.models.prior.find((m) => m.id === params.get('prior')) ?? app.models.prior.find((m) => m.vqvae === first.id) ?? app.models.prior[0];
   fill($('prior-select'), app.models.prior, prior?.id);
   useSampling(prior);
-  $('prior-select').addEventListener('change', () => useSampling(selectedPrior()));
+  $('prior-select').addEventListener('change', () => {
+    useSampling(selectedPrior());
+    setButtons();
+  });
 
   // ?device=cpu forces the CPU path (and is how the no-WebGPU path is tested)
   const device = params.get('device') ?? 'auto';
