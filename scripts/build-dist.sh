@@ -12,7 +12,7 @@ bash scripts/build-web.sh
 model=$(node -e 'console.log(require("./models/index.json").default)')
 rm -rf dist
 mkdir -p dist/www/pkg dist/www/media dist/models dist/www/vendor/mp4box
-cp www/videogpt.js www/video-gpt.js www/worker.js www/webm.js www/live.js dist/www/
+cp www/videogpt.js www/video-gpt.js www/util.js www/worker.js www/webm.js www/live.js dist/www/
 # npm never packs node_modules/: the package carries mp4box under www/vendor/ and imports it there
 sed 's|../node_modules/mp4box/dist/mp4box.all.mjs|./vendor/mp4box/mp4box.all.mjs|' www/media.js > dist/www/media.js
 grep -q "./vendor/mp4box/mp4box.all.mjs" dist/www/media.js || { echo "media.js's mp4box import moved: update build-dist.sh" >&2; exit 1; }

@@ -150,6 +150,12 @@ pub trait Backend {
     /// `embeddings[codes]`, channel-first.
     fn codebook_lookup(&self, codes: &Codes<Self>, codebook: &Codebook<Self>) -> Result<Tensor<Self>>;
 
+    /// The GPU backend itself, where this is it: what only the GPU can do (the WGSL sampler, frames
+    /// given as images) asks for it.
+    fn as_gpu(&self) -> Option<&crate::Gpu> {
+        None
+    }
+
     /// Whether an operation has finished when it returns (the CPU), rather than being recorded
     /// for later (the GPU): only then can a caller time one part of a chain.
     fn is_eager(&self) -> bool {

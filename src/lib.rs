@@ -2,12 +2,14 @@
 //! VQ-VAE video tokenizer (`vqvae`) and the GPT prior over its codes (`gpt`, `resnet`), on a
 //! plain-Rust CPU backend (`cpu`) and on WGSL compute kernels through wgpu (`gpu`: Vulkan/Metal/DX12
 //! natively, WebGPU in the browser). Weights are VideoGPT state_dicts stored as safetensors
-//! (`weights`). `session` holds the workflows the CLI and the web page (`web`) share. Comments that
+//! (`weights`). `engine` is the handle both front ends hold (a device and its models), `workflow`
+//! the workflows the CLI and the web page (`web`) share. Comments that
 //! cite `spec §N` mean docs/videogpt-spec.md, the architecture in our words.
 
 pub mod backend;
 pub mod checkpoint;
 pub mod cpu;
+pub mod engine;
 mod error;
 pub mod gpt;
 pub mod gpu;
@@ -15,7 +17,6 @@ pub mod metrics;
 pub mod nn;
 pub mod resnet;
 pub mod rng;
-pub mod session;
 pub mod tensor;
 pub mod tokens;
 pub mod vgt;
@@ -24,6 +25,7 @@ pub mod vqvae;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 pub mod weights;
+pub mod workflow;
 
 pub use backend::{Backend, Dims, Volume};
 pub use cpu::Cpu;

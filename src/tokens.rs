@@ -72,8 +72,14 @@ pub fn check_codes(t: &Tokens, n_codes: usize) -> Result<()> {
     if t.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) != Some(t.codes.len()) || t.shape.contains(&0) {
         bail!(Input, "{} tokens do not fill a {}×{}×{}×{} grid", t.codes.len(), t.shape[0], t.shape[1], t.shape[2], t.shape[3]);
     }
-    if let Some(&bad) = t.codes.iter().find(|&&c| c as usize >= n_codes) {
-        bail!(Input, "token {bad} is out of range for a codebook of {n_codes} codes (wrong model for these tokens?)");
+    check_range(&t.codes, n_codes)
+}
+
+/// Every code below `n_codes`: the one check of a token's range, for grids, prefixes, files and
+/// comparisons alike (tokens come from files and pages, so none is trusted).
+pub fn check_range(codes: &[u32], n_codes: usize) -> Result<()> {
+    if let Some((at, &bad)) = codes.iter().enumerate().find(|(_, &c)| c as usize >= n_codes) {
+        bail!(Input, "token {bad} (position {at}) is out of range for a codebook of {n_codes} codes (wrong model for these tokens?)");
     }
     Ok(())
 }

@@ -145,11 +145,11 @@ fn clip_sizes_that_do_not_fit_the_strides() {
 fn tokens_out_of_range_or_misshaped() {
     let model = VqVae::load(&Cpu, &read("vqvae_444.safetensors"), "").unwrap();
     let err = pollster::block_on(model.decode_codes(&Cpu, &[0, 1, 64, 2], [1, 2, 2])).unwrap_err();
-    assert!(err.to_string().contains("code 64 is out of range for a codebook of 64 codes"), "{err}");
+    assert!(err.to_string().contains("token 64 (position 2) is out of range for a codebook of 64 codes"), "{err}");
     let err = pollster::block_on(model.decode_codes(&Cpu, &[0, 1, 2], [1, 2, 2])).unwrap_err();
     assert!(err.to_string().contains("do not fill"), "{err}");
     let t = Tokens { shape: [1, 1, 1, 2], codes: vec![3, 99] };
-    assert!(tokens::check_codes(&t, 64).unwrap_err().to_string().contains("token 99 is out of range"));
+    assert!(tokens::check_codes(&t, 64).unwrap_err().to_string().contains("token 99 (position"));
 }
 
 fn npy_bytes(header_dict: &str, data: &[u8]) -> Vec<u8> {

@@ -13,9 +13,9 @@ use std::io::Cursor;
 
 use common::{read, with_metadata};
 use videogpt::checkpoint;
-use videogpt::session::Tokenizer;
 use videogpt::tokens::Tokens;
 use videogpt::video::io::{read_npy, read_y4m};
+use videogpt::workflow::Tokenizer;
 
 /// xorshift64*: a small deterministic generator (each target has its own seed).
 struct Rng(u64);

@@ -113,7 +113,7 @@ fn vqvae_inside_the_gpt_file_loads_like_videogpt_checkpoints() {
 fn bad_gpt_inputs_are_errors() {
     let gpt = load("gpt_full.safetensors", "vqvae_444.safetensors");
     assert!(gpt.logits(&[0; 10], None).unwrap_err().to_string().contains("models grids of [2, 8, 8]"));
-    assert!(gpt.logits(&[64; 128], None).unwrap_err().to_string().contains("token 64 is out of range"));
+    assert!(gpt.logits(&[64; 128], None).unwrap_err().to_string().contains("token 64 (position 0) is out of range"));
     assert!(gpt.logits(&[0; 128], Some(1)).unwrap_err().to_string().contains("unconditional"));
     let class = load("gpt_class.safetensors", "vqvae_444.safetensors");
     assert!(class.logits(&[0; 128], None).unwrap_err().to_string().contains("class-conditional"));

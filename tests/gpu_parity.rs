@@ -184,7 +184,7 @@ fn frame_encoder_resnet_on_the_gpu_equals_the_cpu() {
 /// model's output is truncated as VideoGPT writes it, and both devices agree on it.
 #[test]
 fn a_clip_at_the_models_size_comes_back_byte_for_byte() {
-    use videogpt::{session::Tokenizer, Backend as _};
+    use videogpt::{workflow::Tokenizer, Backend as _};
     let g = gpu();
     let cpu = Cpu;
     let full = videogpt::video::io::read_video(&fixture("carphone_8f.npy")).unwrap();

@@ -59,7 +59,7 @@ fn gpu_sampling_is_deterministic_and_keeps_the_prefix() {
     assert_eq!(d[..256], prefix[..]);
 
     // bad inputs are refused before any GPU work
-    assert!(pollster::block_on(prior.logits_by_steps(&[48; 512], None, None)).unwrap_err().to_string().contains("token 48 is out of range"));
+    assert!(pollster::block_on(prior.logits_by_steps(&[48; 512], None, None)).unwrap_err().to_string().contains("token 48 (position 0) is out of range"));
     assert!(pollster::block_on(prior.logits_by_steps(&[0; 512], Some(1), None)).unwrap_err().to_string().contains("unconditional"));
     let e = pollster::block_on(prior.sample(&SampleOptions { class: Some(0), ..opts.clone() }, &[], 0, |_, _| {})).unwrap_err().to_string();
     assert!(e.contains("this GPT is unconditional; it takes no class"), "{e}");

@@ -9,9 +9,9 @@ mod common;
 use common::{fixture, read, root};
 use videogpt::backend::Backend;
 use videogpt::gpu::{GpuPrior, GpuStats};
-use videogpt::session::Tokenizer;
 use videogpt::video::io::read_video;
 use videogpt::video::{input_to_video, to_video};
+use videogpt::workflow::Tokenizer;
 use videogpt::Gpu;
 
 /// natural-64's file, its tokenizer on `g`, and a 4-frame chunk (one latent frame) of carphone.

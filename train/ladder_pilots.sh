@@ -61,8 +61,8 @@ for arm in "$@"; do
     s422-v2)     run s422-v2 400 --sources train/out/sources --downsample 4,2,2 --n-codes 1024 --lr 3e-4 ;;
     # bf16 autocast against f32 at equal steps, from 4,2,2 run 1's weights before its cooldown (speed is
     # measured apart, by bench_train.py: bf16 wins if it trains as well a step)
-    s422r-f32)   run s422r-f32 300 "${v1[@]}" --init train/checkpoints/natural-stride4x2x2-run1-stable.safetensors --downsample 4,2,2 --n-codes 1024 --lr 3e-4 ;;
-    s422r-bf16)  run s422r-bf16 300 "${v1[@]}" --init train/checkpoints/natural-stride4x2x2-run1-stable.safetensors --downsample 4,2,2 --n-codes 1024 --lr 3e-4 --bf16 ;;
+    s422r-f32)   run s422r-f32 300 "${v1[@]}" --init train/checkpoints/natural-stride4x2x2-run1-stable.safetensors --downsample 4,2,2 --n-codes 1024 --lr 3e-4 --precision f32 ;;
+    s422r-bf16)  run s422r-bf16 300 "${v1[@]}" --init train/checkpoints/natural-stride4x2x2-run1-stable.safetensors --downsample 4,2,2 --n-codes 1024 --lr 3e-4 --precision bf16 ;;
     *) echo "unknown arm $arm" >&2; exit 2 ;;
   esac
 done

@@ -200,7 +200,7 @@ def main():
     ap.add_argument("--data", type=Path, default=ROOT / "train/out/mmnist.npz", help="train/mmnist.py's clips (its test clips are used)")
     ap.add_argument("--vqvae", type=Path, default=ROOT / "models/mmnist.safetensors")
     ap.add_argument("--prior", type=Path, default=ROOT / "models/mmnist-prior.safetensors")
-    ap.add_argument("--n-samples", type=int, default=64)
+    ap.add_argument("--n-samples", type=int, default=64, help="prior samples to read (0: none, the tokenizer alone)")
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--top-k", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
@@ -221,13 +221,14 @@ def main():
     engine(args, "reconstruct", "--model", args.vqvae, "--input", clips, "--output", recon)
     recon_reads = read_frames(model, grey(np.load(recon)))
 
-    samples = args.work / "samples.npy"
-    engine(args, "sample", "--model", args.prior, "--n", args.n_samples, "--seed", args.seed,
-           "--temperature", args.temperature, "--top-k", args.top_k, "--output", samples)
-    sample_reads = read_frames(model, grey(np.load(samples)))
+    reads = [("real", real_reads), ("reconstructed", recon_reads)]
+    if args.n_samples > 0:  # 0: the tokenizer alone (its pilots)
+        samples = args.work / "samples.npy"
+        engine(args, "sample", "--model", args.prior, "--n", args.n_samples, "--seed", args.seed,
+               "--temperature", args.temperature, "--top-k", args.top_k, "--output", samples)
+        reads.append(("samples", read_frames(model, grey(np.load(samples)))))
 
-    results = {name: score(r, threshold) for name, r in
-               (("real", real_reads), ("reconstructed", recon_reads), ("samples", sample_reads))}
+    results = {name: score(r, threshold) for name, r in reads}
     print("two-digit frames: " + ", ".join(f"{k} {v[0] * 100:.1f}%" for k, v in results.items()))
     print("a clip's two-digit frames that read its usual pair: " + ", ".join(f"{k} {v[1] * 100:.1f}%" for k, v in results.items()))
     print(f"({len(frames)} real frames of {len(real)} test clips, {args.n_samples} samples at temperature "

@@ -15,6 +15,21 @@ def add_run_arguments(ap, steps, steps_help):
                     help="auto: a CUDA GPU when there is one, else the CPU")
 
 
+def bf16_pays(device, precision):
+    """Whether to run the forward pass in bf16 autocast: `precision` bf16 or f32 says so; auto picks
+    bf16 where the hardware computes it natively (a CPU with AVX-512 BF16 or AMX, a CUDA GPU with
+    bf16), where the pilot found it 1.33x the clips/s at the same quality a step."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def device_for(args):
     """The device to train on (under torchrun on GPUs, this process's own GPU), and the hardware's
     name for the model card."""

@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dist import Ranks, globalise_batchnorm  # noqa: E402
-from runs import add_run_arguments, device_for  # noqa: E402
+from runs import add_run_arguments, bf16_pays, device_for  # noqa: E402
 from videogpt_ref.vqvae import VQVAE, VQVAEArgs, save_vqvae  # noqa: E402
 
 
@@ -112,13 +112,18 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop", type=int, default=None, help="train on random crop×crop windows (the model has no "
                     "position embeddings); validation and test stay full size")
-    ap.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward pass (f32 master weights): "
-                    "1.33× the clips/s on an AVX-512 BF16 CPU (train/bench_train.py); not yet shown to train as well")
+    ap.add_argument("--precision", choices=["auto", "bf16", "f32"], default="auto",
+                    help="the forward pass in bf16 autocast (f32 master weights) or f32; auto: bf16 on a CPU with "
+                    "AVX-512 BF16 or AMX and on a CUDA GPU with bf16, where it is 1.33x the clips/s at the same "
+                    "validation PSNR a step (docs/training.md), else f32")
+    ap.add_argument("--bf16", action="store_true", help="the same as --precision bf16")
     ap.add_argument("--freeze-codebook", type=int, default=0, help="no EMA updates or restarts for this many "
                     "steps at the start of the run (a warm start's decoder adapts to the codes first)")
     add_run_arguments(ap, 200_000, "stop after this many steps in all")
     args = ap.parse_args()
     device, hardware = device_for(args)
+    bf16 = bf16_pays(device, "bf16" if args.bf16 else args.precision)
+    hardware += ", bf16 autocast" if bf16 else ", f32"
     ranks = Ranks(device)
     say = print if ranks.main else (lambda *a, **k: None)  # one process prints, logs and writes
 
@@ -234,7 +239,7 @@ def main():
             group["lr"] = lr
         model.codebook.frozen = step - start_step < args.freeze_codebook
         x = ranks.share(next(stream)).to(device)  # the global batch's share of this rank
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             recon_loss, x_recon, vq = trainer(x)
             loss = (recon_loss + vq["commitment_loss"]).float()
         opt.zero_grad(set_to_none=True)

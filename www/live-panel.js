@@ -1,18 +1,24 @@
 // The page's Live panel: the camera and its reconstruction side by side (www/live.js does the
 // work), and ?receive, a second tab that decodes the live tokens another tab broadcasts.
 
-import { live, openCamera } from './live.js';
-import { drawFrame } from './video-gpt.js';
 import { drawMetrics } from './draw.js';
-import { encodeWebm, joinFrames } from './media.js';
+import { live } from './live.js';
+import { encodeWebm, joinFrames, openCamera } from './media.js';
 import { download } from './share.js';
+import { app, subscribe, update } from './state.js';
+import { $, job, showError, status } from './ui.js';
+import { drawFrame } from './util.js';
 
 /** Seconds of live mode that "Save the last 10 s" keeps. */
 const KEEP_SECONDS = 10;
 
-/** Wire the Live button to the page (its state `app`, element lookup `$`, and its job, status,
- *  error and button helpers); returns `startReceiving` for ?receive. */
-export function setupLive({ app, $, job, status, showError, setButtons }) {
+/** Wire the Live button to the page; returns `startReceiving` for ?receive. */
+export function setupLive() {
+  // Live needs a loaded tokenizer; while it runs it holds the page's job, and its button stops it
+  subscribe((s) => {
+    $('live').disabled = !s.session?.model || (s.busy && !s.live);
+  });
+
   /** Start live mode, or stop it. It holds the page's job slot, so nothing else runs meanwhile;
    *  the camera is released on stop, when the tab is hidden, and on errors. */
   $('live').onclick = () => (app.live ? stopLive() : startLive());
@@ -59,7 +65,7 @@ export function setupLive({ app, $, job, status, showError, setButtons }) {
         },
       });
       app.liveStopped = stopped;
-      setButtons();
+      update();
       status('Live: the camera is reconstructed as it comes (Stop live to end).');
       await running;
     });
@@ -103,7 +109,7 @@ export function setupLive({ app, $, job, status, showError, setButtons }) {
       const input = join('input'),
         output = join('output');
       const webm = await encodeWebm(output, { fps });
-      const vgt = await app.session.encodeVgt(input, { modelId: app.session.modelId, fps });
+      const vgt = await app.session.encodeVgt(input, { fps });
       download(new Blob([vgt]), 'live.vgt');
       download(new Blob([webm], { type: 'video/webm' }), 'live.webm');
       app.liveSaved = { frames: input.frames, fps, vgtBytes: vgt.length, webmBytes: webm.length };

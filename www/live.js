@@ -13,52 +13,7 @@
 //   handle.stats;      // { framesIn, framesDropped, chunks, fpsIn, fpsOut, latencyMs, kbitPerSecond, psnr }
 //   await handle.stop(); // releases the reader (and the track, with stopTrack)
 
-import { joinFrames, frameToRgb, MediaError } from './media.js';
-
-/** Open the camera for live mode; the caller stops the track (or passes `stopTrack` to live()). */
-export async function openCamera({ width = 320, height = 240 } = {}) {
-  if (!navigator.mediaDevices?.getUserMedia)
-    throw new MediaError('this browser gives pages no camera access (getUserMedia is missing; is the page on http://127.0.0.1 or https?)');
-  try {
-    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: width }, height: { ideal: height } }, audio: false });
-    return stream.getVideoTracks()[0];
-  } catch (e) {
-    throw new MediaError(e.name === 'NotAllowedError' ? 'camera permission was denied' : `no camera could be opened (${e.message})`);
-  }
-}
-
-/** Frames of a MediaStreamTrack as an async iterator of VideoFrames (or of a <video> element
- *  where MediaStreamTrackProcessor is missing), with a `cancel()`. */
-function framesOf(track) {
-  if (typeof MediaStreamTrackProcessor !== 'undefined') {
-    const reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
-    return {
-      async next() {
-        const { value, done } = await reader.read();
-        return done ? { done: true } : { value: { frame: value, width: value.displayWidth, height: value.displayHeight, close: () => value.close() } };
-      },
-      cancel: () => reader.cancel().catch(() => {}),
-    };
-  }
-  const video = document.createElement('video');
-  video.muted = true;
-  video.playsInline = true;
-  video.srcObject = new MediaStream([track]);
-  const playing = video.play();
-  let stopped = false;
-  return {
-    async next() {
-      await playing;
-      if (stopped || track.readyState === 'ended') return { done: true };
-      await new Promise((r) => (video.requestVideoFrameCallback ? video.requestVideoFrameCallback(r) : setTimeout(r, 33)));
-      return { value: { frame: video, width: video.videoWidth, height: video.videoHeight, close() {} } };
-    },
-    cancel() {
-      stopped = true;
-      video.srcObject = null;
-    },
-  };
-}
+import { cameraFrames, frameToRgb, joinFrames } from './media.js';
 
 /**
  * Reconstruct `source` (a MediaStreamTrack, or an async iterator of `{ frame, width, height,
@@ -69,7 +24,7 @@ function framesOf(track) {
  * the camera's size, short side at most 320.
  */
 export function live(session, source, { onChunk = () => {}, onError = () => {}, chunkFrames, context, stopTrack = false } = {}) {
-  const frames = typeof source?.next === 'function' ? source : framesOf(source);
+  const frames = typeof source?.next === 'function' ? source : cameraFrames(source);
   const stride = chunkFrames ?? session.model.downsample[0];
   const keep = context ?? stride;
   const bits = session.model.tokenBits;

@@ -326,62 +326,82 @@ export async function decodeVideoFile(input, { maxFrames = 16, images = false, o
   return clip;
 }
 
-/**
- * Record `frames` consecutive webcam frames. Uses MediaStreamTrackProcessor where the browser has
- * it (every frame, no drops), else draws a <video> element on each new frame. The camera is
- * released when done or on error. `onFrame(i, n)` reports progress; `images` returns ImageBitmaps
- * instead of RGB bytes.
- */
-export async function recordWebcam({ frames = 16, width = 320, height = 240, images = false, onFrame = () => {} } = {}) {
+/** Open the camera (live mode, recordings): its video track, which the caller stops. */
+export async function openCamera({ width = 320, height = 240 } = {}) {
   if (!navigator.mediaDevices?.getUserMedia)
     throw new MediaError('this browser gives pages no camera access (getUserMedia is missing; is the page on http://127.0.0.1 or https?)');
-  let stream;
   try {
-    stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: width }, height: { ideal: height } }, audio: false });
+    const stream = await navigator.mediaDevices.getUserMedia({ video: { width: { ideal: width }, height: { ideal: height } }, audio: false });
+    return stream.getVideoTracks()[0];
   } catch (e) {
     throw new MediaError(e.name === 'NotAllowedError' ? 'camera permission was denied' : `no camera could be opened (${e.message})`);
   }
-  const [track] = stream.getVideoTracks();
+}
+
+/** Frames of a MediaStreamTrack as an async iterator of VideoFrames (or of a <video> element
+ *  where MediaStreamTrackProcessor is missing), with a `cancel()`. */
+export function cameraFrames(track) {
+  if (typeof MediaStreamTrackProcessor !== 'undefined') {
+    const reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
+    return {
+      async next() {
+        const { value, done } = await reader.read();
+        return done ? { done: true } : { value: { frame: value, width: value.displayWidth, height: value.displayHeight, close: () => value.close() } };
+      },
+      cancel: () => reader.cancel().catch(() => {}),
+    };
+  }
+  const video = document.createElement('video');
+  video.muted = true;
+  video.playsInline = true;
+  video.srcObject = new MediaStream([track]);
+  const playing = video.play();
+  let stopped = false;
+  return {
+    async next() {
+      await playing;
+      if (stopped || track.readyState === 'ended') return { done: true };
+      await new Promise((r) => (video.requestVideoFrameCallback ? video.requestVideoFrameCallback(r) : setTimeout(r, 33)));
+      return { value: { frame: video, width: video.videoWidth, height: video.videoHeight, close() {} } };
+    },
+    cancel() {
+      stopped = true;
+      video.srcObject = null;
+    },
+  };
+}
+
+/**
+ * Record `frames` consecutive webcam frames (every frame where the browser has
+ * MediaStreamTrackProcessor; see cameraFrames). The camera is released when done or on error.
+ * `onFrame(i, n)` reports progress; `images` returns ImageBitmaps instead of RGB bytes.
+ */
+export async function recordWebcam({ frames = 16, width = 320, height = 240, images = false, onFrame = () => {} } = {}) {
+  const track = await openCamera({ width, height });
+  const fps = track.getSettings().frameRate;
+  const source = cameraFrames(track);
   const canvas = new OffscreenCanvas(1, 1);
   const list = [];
   let size = null;
-  const grab = async (source, w, h) => {
-    size = size || outputSize(w, h);
-    list.push(images ? await frameToImage(source, size[0], size[1]) : frameToRgb(source, size[0], size[1], canvas));
-    onFrame(list.length, frames);
-  };
   try {
-    if (typeof MediaStreamTrackProcessor !== 'undefined') {
-      const reader = new MediaStreamTrackProcessor({ track }).readable.getReader();
-      while (list.length < frames) {
-        const { value: frame, done } = await reader.read();
-        if (done) throw new MediaError('the camera stopped');
-        try {
-          await grab(frame, frame.displayWidth, frame.displayHeight);
-        } finally {
-          frame.close();
-        }
+    while (list.length < frames) {
+      const { value, done } = await source.next();
+      if (done) throw new MediaError('the camera stopped');
+      try {
+        size = size || outputSize(value.width, value.height);
+        list.push(images ? await frameToImage(value.frame, size[0], size[1]) : frameToRgb(value.frame, size[0], size[1], canvas));
+        onFrame(list.length, frames);
+      } finally {
+        value.close();
       }
-      reader.cancel().catch(() => {});
-    } else {
-      const video = document.createElement('video');
-      video.muted = true;
-      video.playsInline = true;
-      video.srcObject = stream;
-      await video.play();
-      while (list.length < frames) {
-        await new Promise((r) => (video.requestVideoFrameCallback ? video.requestVideoFrameCallback(r) : setTimeout(r, 33)));
-        await grab(video, video.videoWidth, video.videoHeight);
-      }
-      video.srcObject = null;
     }
   } catch (e) {
     if (images) for (const b of list) b.close();
     throw e;
   } finally {
-    for (const t of stream.getTracks()) t.stop();
+    source.cancel();
+    track.stop();
   }
-  const fps = track.getSettings().frameRate;
   return images ? imageClip(list, size[0], size[1], fps) : joinFrames(list, size[0], size[1], fps);
 }
 

@@ -2,7 +2,7 @@
 // carries them in its fragment (never sent to a server), embed code for any blog, and the
 // download that saves a file. app.js and live-panel.js wire them to their buttons.
 
-import { toBase64Url } from './video-gpt.js';
+import { toBase64Url } from './util.js';
 
 /** Tokens as int32 .npy of T'×H'×W', the layout `videogpt encode` writes and `decode` reads. */
 export function tokensToNpy(tokens, latent) {

@@ -208,6 +208,10 @@ class EngineWorker {
 
 const inputError = (message) => Object.assign(new Error(message), { name: 'InputError' });
 
+/** The name a model source gives the engine (a URL's or File's name; the engine drops folders and
+ *  the extension to make the id `.vgt` files record). */
+const sourceName = (source) => (typeof source === 'string' ? source : source?.name) ?? 'model';
+
 /** The engine's arguments for a clip: its payload (RGB bytes, or on WebGPU ImageBitmaps) and size. */
 const frameArgs = (f) => {
   const sized = f && f.frames > 0 && f.height > 0 && f.width > 0;
@@ -257,7 +261,7 @@ export class Session {
     this.adapter = '';
     this.fallbackReason = ''; // why 'auto' ended on the CPU
     this.recoveries = 0; // times the GPU device was lost and the session restarted
-    this.modelId = options.modelId ?? 'model'; // the name .vgt files give the model
+    this.modelId = options.modelId ?? 'model'; // the name .vgt files give the model (the engine's `id`)
     // how clips reach the model: its resolution (default the file's) and resize filter
     this.inputOptions = { resolution: options.resolution, resize: options.resize };
   }
@@ -278,8 +282,9 @@ export class Session {
         : this.softwareAdapter
           ? `WebGPU here is a software renderer (${this.softwareAdapter}), slower than WebAssembly on the CPU; device 'webgpu' forces it`
           : adapter;
-    if (this.modelBytes) this.model = await this.engine.call('loadVqvae', { bytes: this.modelBytes.slice(), options: this.inputOptions });
-    if (this.priorBytes) this.prior = await this.engine.call('loadPrior', { bytes: this.priorBytes.slice() });
+    if (this.modelBytes) this.model = await this.engine.call('loadVqvae', { bytes: this.modelBytes.slice(), id: this.modelId, input: this.inputOptions });
+    if (this.model) this.modelId = this.model.id;
+    if (this.priorBytes) this.prior = await this.engine.call('loadPrior', { bytes: this.priorBytes.slice(), id: this.priorId });
   }
 
   /** Run a request; when the GPU device is lost, restart the worker once with the same models
@@ -314,19 +319,20 @@ export class Session {
   /** Frames → `{ tokens: Uint32Array, latent: [T', H', W'], input }`, `input` being the
    *  model-sized frames (resized, centre-cropped, first window) the tokens describe. */
   async encode(frames, { forPrior = false } = {}) {
-    const r = await this.call('encode', { ...frameArgs(frames), forPrior });
+    const r = await this.call('encode', { clip: frameArgs(frames), forPrior });
     return { tokens: r.tokens, latent: r.latent, input: asFrames(r.input, r.size, frames.fps) };
   }
 
   /** `{ tokens, latent }` → frames. */
   async decode({ tokens, latent }, { forPrior = false } = {}) {
-    const r = await this.call('decode', { tokens: Uint32Array.from(tokens), latent, forPrior });
+    const r = await this.call('decode', { tokens: Array.from(tokens), latent, forPrior });
     return asFrames(r.video, r.size);
   }
 
-  /** Frames → a `.vgt` token file (Uint8Array; docs/vgt-format.md) naming the model `modelId`. */
-  async encodeVgt(frames, { modelId = 'model', fps } = {}) {
-    const r = await this.call('encodeVgt', { ...frameArgs(frames), modelId, fps: fps ?? frames.fps });
+  /** Frames → a `.vgt` token file (Uint8Array; docs/vgt-format.md) naming the loaded model (its
+   *  `modelId`) and `fps` (default the frames'). */
+  async encodeVgt(frames, { fps } = {}) {
+    const r = await this.call('encodeVgt', { clip: frameArgs(frames), fps: fps ?? frames.fps });
     return r.bytes;
   }
 
@@ -338,18 +344,18 @@ export class Session {
   }
 
   /** Encode and decode: `{ tokens, latent, input, output, psnr[], ssim[], totalMs, encodeMs, decodeMs, vgt }`
-   *  (`vgt`: the tokens as a .vgt file naming the model `modelId`; `encodeMs`/`decodeMs` only on the
+   *  (`vgt`: the tokens as a .vgt file naming the loaded model; `encodeMs`/`decodeMs` only on the
    *  CPU path: WebGPU runs both halves in one submission and reads back once). */
-  async reconstruct(frames, { modelId, timeout } = {}) {
-    const r = await this.call('reconstruct', { ...frameArgs(frames), modelId: modelId ?? this.modelId, fps: frames.fps }, { timeout });
+  async reconstruct(frames, { timeout } = {}) {
+    const r = await this.call('reconstruct', { clip: frameArgs(frames), fps: frames.fps }, { timeout });
     return { ...r, input: asFrames(r.input, r.size, frames.fps), output: asFrames(r.output, r.size, frames.fps) };
   }
 
   /** The RGB bytes (T×H×W×3) of frames: `frames.data`, or for ImageBitmap frames what the engine
    *  reads from them on the GPU (for exporting or measuring them). */
   async pixels(frames) {
-    const args = frameArgs(frames);
-    return args.data instanceof Uint8Array ? args.data : this.call('readFrames', args);
+    const clip = frameArgs(frames);
+    return clip.data instanceof Uint8Array ? clip.data : (await this.call('readFrames', { clip })).video;
   }
 
   /** Sample from the prior: `{ seed, temperature, topK, class, prefix (tokens of the first latent
@@ -357,7 +363,7 @@ export class Session {
   async sample({ onProgress, ...options } = {}) {
     if (!this.prior) throw inputError('no prior loaded: pass prior to load()');
     if (options.prefix) options.prefix = Array.from(options.prefix);
-    const r = await this.call('sample', { options }, { onProgress: onProgress && ((p) => onProgress(p.done, p.total, p.grid)) });
+    const r = await this.call('sample', options, { onProgress: onProgress && ((p) => onProgress(p.done, p.total, p.grid)) });
     return { tokens: r.tokens, latent: r.latent, video: asFrames(r.video, r.size) };
   }
 
@@ -370,13 +376,19 @@ export class Session {
    *  same on the command line. */
   async continue(frames, { prefixFrames = 1, onToken, onProgress, ...options } = {}) {
     if (!this.prior) throw inputError('no prior loaded: pass prior to load()');
-    const [t, h, w] = this.prior.latent;
-    if (!(Number.isInteger(prefixFrames) && prefixFrames >= 1 && prefixFrames < t)) {
-      throw inputError(`prefixFrames must be a whole number from 1 to ${t - 1} (the prior's latent frames minus one)`);
-    }
-    const { tokens, input } = await this.encode(frames, { forPrior: true });
-    const prefix = tokens.subarray(0, prefixFrames * h * w);
-    return { ...(await this.sample({ ...options, prefix, onProgress: onToken ?? onProgress })), prefixFrames, input };
+    const report = onToken ?? onProgress;
+    const r = await this.call(
+      'continueClip',
+      { ...options, clip: frameArgs(frames), prefixFrames },
+      { onProgress: report && ((p) => report(p.done, p.total, p.grid)) },
+    );
+    return {
+      tokens: r.tokens,
+      latent: r.latent,
+      video: asFrames(r.video, r.size),
+      prefixFrames: r.prefixFrames,
+      input: asFrames(r.input, r.inputSize, frames.fps),
+    };
   }
 
   /** Stop what the engine is doing (a long sample, a reconstruction): the Worker is stopped
@@ -395,25 +407,32 @@ export class Session {
    *  and `resize` as for load() (default: the session's). */
   async loadModel(source, { sha256: expected, onProgress, modelId, resolution, resize } = {}) {
     const bytes = await fetchModel(source, { sha256: expected, onProgress });
-    const inputOptions = { ...this.inputOptions, ...(resolution !== undefined && { resolution }), ...(resize !== undefined && { resize }) };
-    this.model = await this.call('loadVqvae', { bytes: bytes.slice(), options: inputOptions });
+    const inputOptions = this.#input({ resolution, resize });
+    this.model = await this.call('loadVqvae', { bytes: bytes.slice(), id: modelId ?? sourceName(source), input: inputOptions });
     this.inputOptions = inputOptions;
-    this.modelId =
-      modelId ??
-      (typeof source === 'string'
-        ? source
-            .split('/')
-            .pop()
-            .replace(/\.safetensors$/, '')
-        : (source.name?.replace(/\.safetensors$/, '') ?? 'model'));
+    this.modelId = this.model.id;
     this.modelBytes = bytes;
     return this.model;
+  }
+
+  /** Run the loaded VQ-VAE at another `resolution` (null: the file's) or with another `resize`:
+   *  the engine keeps its weights, nothing is sent again. Returns its hparams at the new input. */
+  async setInput({ resolution, resize } = {}) {
+    const inputOptions = this.#input({ resolution, resize });
+    this.model = await this.call('setInput', { input: inputOptions });
+    this.inputOptions = inputOptions;
+    return this.model;
+  }
+
+  #input({ resolution, resize }) {
+    return { ...this.inputOptions, ...(resolution !== undefined && { resolution }), ...(resize !== undefined && { resize }) };
   }
 
   /** Load a GPT prior (with its VQ-VAE under `vqvae.`); returns its hparams. */
   async loadPrior(source, { sha256: expected, onProgress } = {}) {
     const bytes = await fetchModel(source, { sha256: expected, onProgress });
-    this.prior = await this.call('loadPrior', { bytes: bytes.slice() });
+    this.priorId = sourceName(source);
+    this.prior = await this.call('loadPrior', { bytes: bytes.slice(), id: this.priorId });
     this.priorBytes = bytes;
     return this.prior;
   }
@@ -481,14 +500,7 @@ export async function load({
     resize,
     callTimeout,
     testHooks,
-    modelId:
-      modelId ??
-      (typeof model === 'string'
-        ? model
-            .split('/')
-            .pop()
-            .replace(/\.safetensors$/, '')
-        : undefined),
+    modelId: modelId ?? sourceName(model),
   });
   if (model) s.modelBytes = await fetchModel(model, { sha256: modelSha, onProgress: (d, t) => onProgress('model', d, t) });
   if (prior) s.priorBytes = await fetchModel(prior, { sha256: priorSha256, onProgress: (d, t) => onProgress('prior', d, t) });

@@ -1,10 +1,13 @@
 // The engine's home: a module Worker holding one wasm Engine (one GPU device and its models), so
-// that encoding, decoding and sampling never block the page. Requests are `{ id, op, args }`;
-// answers `{ id, result }` or `{ id, error: { name, message } }`; sampling also posts
-// `{ id, progress }`. Requests run one at a time, in order: GPU work from two requests never
-// interleaves.
+// that encoding, decoding and sampling never block the page. Requests are `{ id, op, args }`:
+// `op` is one of the engine's operations (`operations()`, src/web/mod.rs) and `args` its request
+// object (src/web/requests.rs); the Worker calls `engine[op](args, onProgress)` and knows nothing
+// of what each does. Answers are `{ id, result }` or `{ id, error: { name, message } }`; long
+// operations also post `{ id, progress }`. Requests run one at a time, in order: GPU work from two
+// requests never interleaves. Two requests are the Worker's own: `create` (start the engine) and
+// `memory` (what the Worker holds, for soak tests).
 
-import init, { Engine } from './pkg/videogpt.js';
+import init, { Engine, operations } from './pkg/videogpt.js';
 
 let engine = null;
 let initError = null;
@@ -40,11 +43,13 @@ self.addEventListener('unhandledrejection', (ev) => {
   ev.preventDefault();
   crashed(ev.reason);
 });
-// the wasm module's exports (its linear memory, for `memory` requests)
+// the wasm module's exports (its linear memory, for `memory` requests), and the engine's operations
 let wasm = null;
+let known = new Set();
 let queue = init().then(
   (exports) => {
     wasm = exports;
+    known = new Set(operations());
   },
   (e) => {
     initError = e;
@@ -76,43 +81,18 @@ async function handle(id, op, args) {
     );
   }
   if (op === 'create') {
-    engine = await Engine.create(args.device, !!args.testHooks);
+    engine = await Engine.create(args);
     return { backend: engine.backend, adapter: engine.adapter };
   }
-  if (!engine) throw Object.assign(new Error('the engine is not started'), { name: 'StateError' });
-  switch (op) {
-    case 'loadVqvae':
-      return engine.loadVqvae(new Uint8Array(args.bytes), args.options ?? {});
-    case 'loadPrior':
-      return engine.loadPrior(new Uint8Array(args.bytes), args.vqvae ? new Uint8Array(args.vqvae) : undefined);
-    case 'encode':
-      return engine.encode(args.data, args.frames, args.height, args.width, !!args.forPrior);
-    case 'decode':
-      return engine.decode(args.tokens, ...args.latent, !!args.forPrior);
-    case 'reconstruct':
-      return engine.reconstruct(args.data, args.frames, args.height, args.width, args.modelId ?? 'model', args.fps ?? 0);
-    case 'encodeVgt':
-      return { bytes: await engine.encodeVgt(args.data, args.frames, args.height, args.width, args.modelId, args.fps ?? 0) };
-    case 'decodeVgt':
-      return engine.decodeVgt(args.bytes);
-    case 'readFrames':
-      return engine.readFrames(args.data, args.frames, args.height, args.width);
-    case 'sample':
-      return engine.sample(args.options, (done, total, grid) => self.postMessage({ id, progress: { done, total, grid } }, [grid.buffer]));
-    case 'gpuStats':
-      return engine.gpuStats(!!args.reset);
-    // what the Worker holds: the wasm linear memory (it only grows) and, where the browser tells,
-    // the Worker's JS heap after a collection (Chromium with --js-flags=--expose-gc)
-    case 'memory':
-      self.gc?.();
-      return { wasmBytes: wasm?.memory?.buffer.byteLength ?? 0, jsHeapBytes: self.performance?.memory?.usedJSHeapSize ?? null };
-    case 'loseDevice':
-      return engine.loseDevice();
-    case 'crashForTest':
-      return engine.crashForTest();
-    default:
-      throw new Error(`unknown request ${op}`);
+  // what the Worker holds: the wasm linear memory (it only grows) and, where the browser tells,
+  // the Worker's JS heap after a collection (Chromium with --js-flags=--expose-gc)
+  if (op === 'memory') {
+    self.gc?.();
+    return { wasmBytes: wasm?.memory?.buffer.byteLength ?? 0, jsHeapBytes: self.performance?.memory?.usedJSHeapSize ?? null };
   }
+  if (!engine) throw Object.assign(new Error('the engine is not started'), { name: 'StateError' });
+  if (!known.has(op)) throw Object.assign(new Error(`unknown request ${op}: the engine answers ${[...known].join(', ')}`), { name: 'InputError' });
+  return engine[op](args ?? {}, (progress) => self.postMessage({ id, progress }, transferables(progress)));
 }
 
 self.onmessage = ({ data: { id, op, args } }) => {

@@ -151,7 +151,7 @@ impl Gpt {
         match (self.config.n_cond_frames, frames) {
             (0, None) => Ok(()),
             (0, Some(_)) => bail!(Input, "this GPT is not frame-conditioned; it takes no conditioning frames"),
-            (n, None) => bail!(Input, "this GPT is conditioned on {n} frame(s): give them (--cond-frame)"),
+            (n, None) => bail!(Input, "this GPT is conditioned on {n} frame(s); none were given"),
             (_, Some(f)) if f.0.len() != m * RESNET_DIM => bail!(Input, "frame features of {} values do not fit this GPT's {m}×{RESNET_DIM}", f.0.len()),
             _ => Ok(()),
         }
@@ -232,10 +232,7 @@ impl Gpt {
     }
 
     pub(crate) fn check_codes(&self, codes: &[u32]) -> Result<()> {
-        if let Some(&c) = codes.iter().find(|&&c| c as usize >= self.config.n_codes) {
-            bail!(Input, "token {c} is out of range for {} codes", self.config.n_codes);
-        }
-        Ok(())
+        crate::tokens::check_range(codes, self.config.n_codes)
     }
 
     /// The GPT input of each position: `fc_in(codebook[token])`.

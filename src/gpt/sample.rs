@@ -108,7 +108,7 @@ impl Gpt {
         };
         x.iter_mut().zip(&self.pos[i * d..(i + 1) * d]).for_each(|(x, p)| *x += p);
         let class = cache.class;
-        let mut step = Step { gpt: self, x, cache, i };
+        let mut step = DecodingStep { gpt: self, x, cache, i };
         self.walk_blocks(&mut step)?;
         let x = step.x;
         cache.len += 1;
@@ -117,14 +117,14 @@ impl Gpt {
 }
 
 /// A decoding step's residual stream: one position, its key and value appended to the cache.
-struct Step<'a> {
+struct DecodingStep<'a> {
     gpt: &'a Gpt,
     x: Vec<f32>,
     cache: &'a mut KvCache,
     i: usize,
 }
 
-impl Sublayers for Step<'_> {
+impl Sublayers for DecodingStep<'_> {
     fn self_attention(&mut self, layer: usize) -> Result<()> {
         let (g, b, c) = (self.gpt, &self.gpt.blocks[layer], &mut *self.cache);
         let h = b.pre_attn_norm.forward(&self.x, g.config.hidden_dim, c.class);

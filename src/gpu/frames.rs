@@ -6,7 +6,7 @@
 //! natively.
 
 use super::params::RgbaToRgbParams;
-use super::{grid, Gpu, GpuBuffer};
+use super::{workgroups, Gpu, GpuBuffer};
 use crate::backend::Tensor;
 use crate::video::Video;
 use crate::{bail, Result};
@@ -82,7 +82,7 @@ impl Gpu {
         }
         let words = (frames * height * width * 3).div_ceil(4);
         let rgb = self.storage(words, "the frames")?;
-        let (gx, gy) = grid(words, 256, self.limits.max_compute_workgroups_per_dimension)?;
+        let (gx, gy) = workgroups(words, 256, self.limits.max_compute_workgroups_per_dimension)?;
         #[rustfmt::skip]
         let params = RgbaToRgbParams {
             frames: frames as u32, height: height as u32, width: width as u32, row_words: (row_bytes / 4) as u32,

@@ -101,7 +101,7 @@ pub struct Gpu {
 
 /// Workgroups for `n` items of `per_group` each, split over x and y to respect the per-dimension
 /// limit; returns (groups_x, groups_y).
-fn grid(n: usize, per_group: usize, max_dim: u32) -> Result<(u32, u32)> {
+fn workgroups(n: usize, per_group: usize, max_dim: u32) -> Result<(u32, u32)> {
     let groups = n.div_ceil(per_group).max(1);
     let x = groups.min(max_dim as usize / 2);
     let y = groups.div_ceil(x);

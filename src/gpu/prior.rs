@@ -141,7 +141,7 @@ impl<'g> GpuPrior<'g> {
             g.dispatch(g.kernels.embed(), &params, &[&run.token, &self.w.embeddings, &self.w.pos, &run.x], (d.div_ceil(256) as u32, 1, 1))?;
             g.count_weight_bytes((8 * d) as u64); // a row of the embeddings and of pos
         }
-        let mut step = Step { prior: self, run, i, stream: &run.x };
+        let mut step = DecodingStep { prior: self, run, i, stream: &run.x };
         self.gpt.walk_blocks(&mut step)?;
         let last_norm = run.norms.last().expect("final norm");
         self.w.gemv(self.gpu, &self.w.fc_out, Gemv { norm: Some(last_norm), ..Gemv::new(&run.x, &run.logits) })
@@ -204,14 +204,14 @@ impl<'g> GpuPrior<'g> {
 /// A decoding step's residual stream on the GPU. It moves between three buffers, because a product
 /// cannot add its input in place: the self-attention writes `x2` from `x`, the cross-attention
 /// `x3` from `x2`, and the MLP `x` again from whichever came last (`stream`).
-struct Step<'a, 'g> {
+struct DecodingStep<'a, 'g> {
     prior: &'a GpuPrior<'g>,
     run: &'a Run,
     i: usize,
     stream: &'a Buffer,
 }
 
-impl Sublayers for Step<'_, '_> {
+impl Sublayers for DecodingStep<'_, '_> {
     fn self_attention(&mut self, l: usize) -> Result<()> {
         let (p, run, g) = (self.prior, self.run, self.prior.gpu);
         let (c, b, d) = (&p.gpt.config, &p.w.blocks[l], p.gpt.config.hidden_dim);

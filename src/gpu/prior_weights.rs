@@ -140,7 +140,7 @@ impl GpuPriorWeights {
 
     /// Record `l`'s product as `io` says (`shaders/gemv.wgsl`).
     pub(super) fn gemv(&self, g: &Gpu, l: &GpuLinear, io: Gemv) -> Result<()> {
-        let (gx, gy) = super::grid(l.d_out, 1, g.limits.max_compute_workgroups_per_dimension)?;
+        let (gx, gy) = super::workgroups(l.d_out, 1, g.limits.max_compute_workgroups_per_dimension)?;
         let flag = |on: bool, f: u32| if on { f } else { 0 };
         let flags = flag(l.bias.is_some(), GEMV_BIAS)
             | flag(io.gelu2, GEMV_GELU2)

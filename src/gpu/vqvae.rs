@@ -57,7 +57,7 @@ impl Gpu {
         let out = self.storage(dims.len(), "preprocessed clip")?;
         let pixels = plan.frames * resolution * resolution;
         let rgba = self.storage(pixels, "preprocessed clip as bytes")?;
-        let (gx, gy) = grid(pixels, 256, self.limits.max_compute_workgroups_per_dimension)?;
+        let (gx, gy) = workgroups(pixels, 256, self.limits.max_compute_workgroups_per_dimension)?;
         let params = PreprocessParams {
             frames: plan.frames as u32,
             height: height as u32,
@@ -77,7 +77,7 @@ impl Gpu {
         let n = z.dims.positions();
         let out = self.storage(n, "codes")?;
         let embedded = table.map(|t| self.storage(t.dim * n, "decoder input")).transpose()?;
-        let (gx, gy) = grid(n, 1, self.limits.max_compute_workgroups_per_dimension)?;
+        let (gx, gy) = workgroups(n, 1, self.limits.max_compute_workgroups_per_dimension)?;
         let table_dim = table.map_or(0, |t| t.dim);
         let params = CodebookArgminParams {
             dim: cb.dim as u32,
@@ -192,6 +192,9 @@ impl Gpu {
 }
 
 impl Backend for Gpu {
+    fn as_gpu(&self) -> Option<&crate::Gpu> {
+        Some(self)
+    }
     type Buffer = GpuBuffer;
     type IndexBuffer = GpuBuffer;
 
@@ -221,7 +224,7 @@ impl Backend for Gpu {
 
     fn affine_relu(&self, x: &Tensor<Self>, bn: &ChannelAffine<Self>) -> Result<Tensor<Self>> {
         let out = self.storage(x.dims.len(), "batchnorm output")?;
-        let (gx, gy) = grid(x.dims.len(), 256, self.limits.max_compute_workgroups_per_dimension)?;
+        let (gx, gy) = workgroups(x.dims.len(), 256, self.limits.max_compute_workgroups_per_dimension)?;
         let params = AffineReluParams { positions: x.dims.positions() as u32, total: x.dims.len() as u32, row_threads: gx * 256, ..Default::default() };
         self.dispatch(self.kernels.affine_relu(), &params, &[&x.buf, &bn.scale, &bn.shift, &out], (gx, gy, 1))?;
         self.count_weight_bytes((8 * x.dims.c) as u64);
@@ -231,7 +234,7 @@ impl Backend for Gpu {
     fn channel_norm(&self, x: &Tensor<Self>, norm: &ChannelNorm<Self>, relu: bool, residual: Option<&Tensor<Self>>) -> Result<Tensor<Self>> {
         let out = self.storage(x.dims.len(), "layer norm output")?;
         let n = x.dims.positions();
-        let (gx, gy) = grid(n, 256, self.limits.max_compute_workgroups_per_dimension)?;
+        let (gx, gy) = workgroups(n, 256, self.limits.max_compute_workgroups_per_dimension)?;
         let params = ChannelNormParams {
             channels: x.dims.c as u32,
             positions: n as u32,
@@ -260,7 +263,7 @@ impl Backend for Gpu {
             );
         }
         let out = self.storage(3 * c * d.positions(), "attention output")?;
-        let (gx, gy) = grid(d.positions(), 1, self.limits.max_compute_workgroups_per_dimension)?;
+        let (gx, gy) = workgroups(d.positions(), 1, self.limits.max_compute_workgroups_per_dimension)?;
         #[rustfmt::skip]
         let params = AxialAttentionParams {
             channels: c as u32, n_head: heads as u32, d_head: (c / heads) as u32, positions: d.positions() as u32,
@@ -291,7 +294,7 @@ impl Backend for Gpu {
         let [t, h, w] = codes.dims;
         let dims = Dims::new(cb.dim, t, h, w);
         let out = self.storage(dims.len(), "codebook lookup")?;
-        let (gx, gy) = grid(dims.len(), 256, self.limits.max_compute_workgroups_per_dimension)?;
+        let (gx, gy) = workgroups(dims.len(), 256, self.limits.max_compute_workgroups_per_dimension)?;
         let params = CodebookLookupParams { dim: cb.dim as u32, n_codes: cb.n_codes as u32, positions: dims.positions() as u32, row_threads: gx * 256 };
         self.dispatch(self.kernels.codebook_lookup(), &params, &[&codes.buf, &cb.embeddings, &out], (gx, gy, 1))?;
         self.count_weight_bytes((4 * cb.dim * dims.positions().min(cb.n_codes)) as u64);
@@ -321,7 +324,7 @@ impl Backend for Gpu {
             self.read_parts(&[(&codes.buf, code_bytes), (a, clip_bytes), (b, clip_bytes)]).await?
         } else {
             let rgba = self.storage(2 * n, "rgba frames")?;
-            let (gx, gy) = grid(2 * n, 256, self.limits.max_compute_workgroups_per_dimension)?;
+            let (gx, gy) = workgroups(2 * n, 256, self.limits.max_compute_workgroups_per_dimension)?;
             self.dispatch(
                 self.kernels.to_rgba8(),
                 &ToRgba8Params { positions: n as u32, row_threads: gx * 256, ..Default::default() },

@@ -53,6 +53,8 @@ impl Video {
 
 /// How frames are resized to the model's resolution.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
+#[cfg_attr(target_arch = "wasm32", derive(serde::Deserialize), serde(rename_all = "lowercase"))]
 pub enum Resize {
     /// Bilinear with antialiasing (torch `antialias=True`, PIL's bilinear reduce): when shrinking,
     /// the triangle filter widens to cover every source pixel, so nothing aliases. Our models are
@@ -60,6 +62,7 @@ pub enum Resize {
     #[default]
     Antialias,
     /// VideoGPT's own `preprocess`: bilinear without antialiasing, exactly (spec §1.1).
+    #[cfg_attr(not(target_arch = "wasm32"), value(name = "videogpt"))]
     VideoGpt,
 }
 

@@ -226,9 +226,7 @@ impl<B: Backend> VqVae<B> {
         if codes.len() != dims.iter().product::<usize>() {
             bail!(Input, "{} codes do not fill a {dims:?} grid", codes.len());
         }
-        if let Some(&bad) = codes.iter().find(|&&c| c as usize >= self.config.n_codes) {
-            bail!(Input, "code {bad} is out of range for a codebook of {} codes", self.config.n_codes);
-        }
+        crate::tokens::check_range(codes, self.config.n_codes)?;
         if dims.contains(&0) {
             bail!(Input, "empty latent grid {dims:?}");
         }

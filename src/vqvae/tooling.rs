@@ -28,13 +28,11 @@ impl VqVae<crate::Cpu> {
             bail!(Input, "{} tokens to compare with {} of this clip", theirs.len(), ours.len());
         }
         let (e, n, emb) = (self.codebook.dim, ours.len(), &self.codebook.embeddings);
+        crate::tokens::check_range(theirs, self.config.n_codes)?;
         let dist = |p: usize, code: u32| -> f64 { (0..e).map(|i| (z.buf[i * n + p] as f64 - emb[code as usize * e + i] as f64).powi(2)).sum() };
         let mut out = Vec::new();
         for p in 0..n {
             if ours[p] != theirs[p] {
-                if theirs[p] as usize >= self.config.n_codes {
-                    bail!(Input, "token {} at position {p} is out of range for {} codes", theirs[p], self.config.n_codes);
-                }
                 let norm: f64 = (0..e).map(|i| (z.buf[i * n + p] as f64).powi(2)).sum();
                 let relative_gap = (dist(p, ours[p]) - dist(p, theirs[p])).abs() / norm.max(f64::MIN_POSITIVE);
                 out.push(CodeDisagreement { position: p, ours: ours[p], theirs: theirs[p], relative_gap });

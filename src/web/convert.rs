@@ -1,15 +1,12 @@
-//! Between JavaScript and the engine: errors as named JS `Error`s, plain objects, frames given as
-//! bytes or `ImageBitmap`s, and the options objects `loadVqvae` and `sample` take.
+//! Between JavaScript and the engine: errors as named JS `Error`s, and frames given as bytes or
+//! `ImageBitmap`s.
 
-use js_sys::{Array, Object, Reflect, Uint8Array};
-use serde::Deserialize;
+use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 use web_sys::ImageBitmap;
 
-use crate::backend::Backend;
-use crate::session::Tokenizer;
-use crate::video::{Resize, Video};
-use crate::{bail, Error, Result, VqVaeConfig};
+use crate::video::Video;
+use crate::{bail, Error, Result};
 
 pub(super) fn js_error(e: Error) -> JsValue {
     let name = match &e {
@@ -24,39 +21,8 @@ pub(super) fn js_error(e: Error) -> JsValue {
     err.into()
 }
 
-/// A plain JS object from key/value pairs.
-pub(super) fn object(fields: &[(&str, JsValue)]) -> JsValue {
-    let o = Object::new();
-    for (k, v) in fields {
-        Reflect::set(&o, &JsValue::from_str(k), v).expect("setting a field of a fresh object");
-    }
-    o.into()
-}
-
-pub(super) fn shape(dims: &[usize]) -> JsValue {
-    dims.iter().map(|&d| JsValue::from(d as u32)).collect::<js_sys::Array>().into()
-}
-
 pub(super) fn now_ms() -> f64 {
     js_sys::Date::now()
-}
-
-/// What the page knows about a loaded model.
-pub(super) fn vqvae_info(c: &VqVaeConfig) -> JsValue {
-    let latent = c.latent_shape();
-    object(&[
-        ("kind", "vqvae".into()),
-        ("embeddingDim", (c.embedding_dim as u32).into()),
-        ("nCodes", (c.n_codes as u32).into()),
-        ("nHiddens", (c.n_hiddens as u32).into()),
-        ("nResLayers", (c.n_res_layers as u32).into()),
-        ("downsample", shape(&c.downsample)),
-        ("resolution", (c.resolution as u32).into()),
-        ("sequenceLength", (c.sequence_length as u32).into()),
-        ("latent", shape(&latent)),
-        ("tokenBits", (c.n_codes as f64).log2().ceil().into()),
-        ("parameters", (c.parameter_count() as f64).into()),
-    ])
 }
 
 /// Frames from the page: RGB bytes (T×H×W×3), or `ImageBitmap`s that reach the GPU without
@@ -97,39 +63,4 @@ impl Frames {
             Frames::Images(images) => images.len(),
         }
     }
-}
-
-/// How `loadVqvae` brings clips to the model: `{ resolution, resize }`.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub(super) struct InputOptions {
-    pub(super) resolution: Option<usize>,
-    pub(super) resize: Option<String>,
-}
-
-impl InputOptions {
-    pub(super) fn from_js(options: JsValue) -> Result<Self> {
-        if options.is_undefined() || options.is_null() {
-            return Ok(Self::default());
-        }
-        serde_wasm_bindgen::from_value(options).map_err(|e| Error::Input(format!("bad model options: {e}")))
-    }
-
-    pub(super) fn apply<B: Backend>(&self, t: Tokenizer<B>) -> Result<Tokenizer<B>> {
-        let resize = self.resize.as_deref().map_or(Ok(Resize::default()), str::parse)?;
-        Ok(t.with_resolution(self.resolution)?.with_resize(resize))
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-pub(super) struct SampleArgs {
-    pub(super) seed: Option<f64>,
-    pub(super) temperature: Option<f32>,
-    pub(super) top_k: Option<usize>,
-    pub(super) class: Option<usize>,
-    /// Tokens of the first latent frames to keep (prefix continuation).
-    pub(super) prefix: Option<Vec<u32>>,
-    /// Tokens between progress reports (0: the engine picks about 1/64 of the grid).
-    pub(super) report_every: Option<usize>,
 }

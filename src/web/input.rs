@@ -7,8 +7,8 @@ use web_sys::ImageBitmap;
 
 use super::convert::Frames;
 use crate::backend::{Backend, Tensor};
-use crate::session::Tokenizer;
 use crate::video::Resize;
+use crate::workflow::Tokenizer;
 use crate::{bail, Cpu, Gpu, Result};
 
 /// The first model window of a clip, preprocessed on the device (shorter side resized to the
@@ -26,26 +26,19 @@ pub(super) fn window_input<B: Backend + MaybeGpu>(b: &B, t: &Tokenizer<B>, frame
     }
 }
 
-/// What only the GPU backend can do: the GPU sampler, and frames given as images.
+/// Frames given as images, which only the GPU backend takes.
 pub(super) trait MaybeGpu: Backend {
-    fn as_gpu(&self) -> Option<&Gpu>;
     /// `preprocess` of frames given as `ImageBitmap`s.
     fn preprocess_images(&self, images: &[ImageBitmap], resolution: usize, resize: Resize) -> Result<Tensor<Self>>;
 }
 
 impl MaybeGpu for Gpu {
-    fn as_gpu(&self) -> Option<&Gpu> {
-        Some(self)
-    }
     fn preprocess_images(&self, images: &[ImageBitmap], resolution: usize, resize: Resize) -> Result<Tensor<Self>> {
         self.preprocess_frames(&self.upload_images(images)?, resolution, resize)
     }
 }
 
 impl MaybeGpu for Cpu {
-    fn as_gpu(&self) -> Option<&Gpu> {
-        None
-    }
     fn preprocess_images(&self, _: &[ImageBitmap], _: usize, _: Resize) -> Result<Tensor<Self>> {
         bail!(Input, "frames given as images need the WebGPU backend; on the CPU send RGB bytes")
     }

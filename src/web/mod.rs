@@ -1,27 +1,30 @@
 //! The engine as the web page sees it: wasm-bindgen bindings that `www/worker.js` drives. One
-//! [`Engine`] owns one device (a WebGPU adapter, or the CPU path where there is none), the VQ-VAE
-//! used for reconstruction and optionally a GPT prior with its own VQ-VAE. Every method that
-//! computes returns a Promise; errors are JS `Error`s whose `name` says the kind
+//! [`WebEngine`] (`Engine` in JS) holds the library's [`engine::Engine`](crate::engine::Engine):
+//! one device (a WebGPU adapter, or the CPU path where there is none) and its models. Every
+//! operation takes one request object and resolves to one result object (`requests.rs`); the
+//! Worker calls `engine[op](request, onProgress)` for any name in [`operations`], so an operation
+//! is written here once and nowhere else. Errors are JS `Error`s whose `name` says the kind
 //! (`WeightsError`, `InputError`, `GpuError`, `DeviceLostError`, `IoError`).
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Float64Array, Function, Promise, Reflect, Uint32Array, Uint8Array};
+use js_sys::{Function, Promise, Uint32Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use crate::backend::Backend;
+use crate::engine::{Device, Engine, ModelFile, Models};
 use crate::gpt::SampleOptions;
-use crate::session::{seed_from_f64, Prior, Tokenizer};
 use crate::tokens::Tokens;
-use crate::video;
-use crate::{Cpu, Error, Gpu, Result};
+use crate::workflow::{seed_from_f64, Tokenizer};
+use crate::{on_engine, video, Error, Result};
 
 mod convert;
 mod input;
-use convert::{js_error, now_ms, object, shape, vqvae_info, Frames, InputOptions, SampleArgs};
+mod requests;
+use convert::{js_error, now_ms, Frames};
 use input::{model_input, window_input, MaybeGpu};
+use requests::*;
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -29,103 +32,78 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// The models loaded on one backend. Models sit behind `Rc` so a running job keeps its model
-/// alive while the page loads another.
-struct Models<B: Backend> {
-    backend: B,
-    tokenizer: RefCell<Option<Rc<Tokenizer<B>>>>,
-    prior: RefCell<Option<Rc<Prior<B>>>>,
+/// The operations an engine answers, by the names the Worker and the JS API use.
+const OPERATIONS: &[&str] = &[
+    "loadVqvae",
+    "setInput",
+    "loadPrior",
+    "encode",
+    "decode",
+    "encodeVgt",
+    "decodeVgt",
+    "reconstruct",
+    "readFrames",
+    "sample",
+    "continueClip",
+    "gpuStats",
+    "loseDevice",
+    "crashForTest",
+];
+
+/// The names of the engine's operations (the Worker dispatches these and refuses others).
+#[wasm_bindgen]
+pub fn operations() -> js_sys::Array {
+    OPERATIONS.iter().map(|&op| JsValue::from_str(op)).collect()
 }
 
-impl<B: Backend + 'static> Models<B> {
-    fn new(backend: B) -> Rc<Self> {
-        Rc::new(Models { backend, tokenizer: RefCell::new(None), prior: RefCell::new(None) })
-    }
-
-    fn vqvae(&self) -> Result<Rc<Tokenizer<B>>> {
-        self.tokenizer.borrow().clone().ok_or_else(|| Error::Input("no VQ-VAE loaded: call loadVqvae first".into()))
-    }
-
-    fn prior(&self) -> Result<Rc<Prior<B>>> {
-        self.prior.borrow().clone().ok_or_else(|| Error::Input("no GPT prior loaded: call loadPrior first".into()))
-    }
-
-    /// The reconstruction tokenizer, or the prior's when `for_prior`.
-    fn tokenizer(&self, for_prior: bool) -> Result<Rc<dyn AsTokenizer<B>>> {
-        Ok(if for_prior { self.prior()? as Rc<dyn AsTokenizer<B>> } else { self.vqvae()? as Rc<dyn AsTokenizer<B>> })
-    }
+/// Run an operation's future as a Promise of its result object.
+fn answer<T: serde::Serialize>(f: impl std::future::Future<Output = Result<T>> + 'static) -> Promise {
+    future_to_promise(async move { f.await.and_then(|r| result(&r)).map_err(js_error) })
 }
 
-/// Either the reconstruction tokenizer or a prior's, behind one `Rc`.
-trait AsTokenizer<B: Backend> {
-    fn tokenizer(&self) -> &Tokenizer<B>;
-}
-impl<B: Backend> AsTokenizer<B> for Tokenizer<B> {
-    fn tokenizer(&self) -> &Tokenizer<B> {
-        self
-    }
-}
-impl<B: Backend> AsTokenizer<B> for Prior<B> {
-    fn tokenizer(&self) -> &Tokenizer<B> {
-        &self.tokenizer
-    }
+/// An operation that cannot start (a bad request) as a rejected Promise.
+fn refuse(e: Error) -> Promise {
+    Promise::reject(&js_error(e))
 }
 
-enum Device {
-    Gpu(Rc<Models<Gpu>>),
-    Cpu(Rc<Models<Cpu>>),
-}
-
-/// Run `$body` (an async block over `$m: Rc<Models<B>>`) on whichever backend the engine has,
-/// as a Promise. Generic code cannot be stored as a value, so the body is instantiated twice.
-macro_rules! on_device {
-    ($engine:expr, |$m:ident| $body:expr) => {
-        match &$engine.device {
-            Device::Gpu(models) => {
-                let $m = models.clone();
-                future_to_promise(async move { $body.await.map_err(js_error) })
-            }
-            Device::Cpu(models) => {
-                let $m = models.clone();
-                future_to_promise(async move { $body.await.map_err(js_error) })
-            }
+/// Parse the request, or return the rejected Promise.
+macro_rules! request {
+    ($op:literal, $value:expr) => {
+        match request($op, $value) {
+            Ok(r) => r,
+            Err(e) => return refuse(e),
         }
     };
 }
 
-#[wasm_bindgen]
-pub struct Engine {
-    device: Device,
+#[wasm_bindgen(js_name = Engine)]
+pub struct WebEngine {
+    engine: Engine,
     adapter: String,
     /// Whether `crashForTest` may panic: only an engine the tests create with `testHooks`.
     test_hooks: bool,
 }
 
-#[wasm_bindgen]
-impl Engine {
-    /// Open a backend: `"webgpu"` (fails without an adapter), `"cpu"`, or `"auto"` (WebGPU when
-    /// an adapter opens, else the CPU; `fallbackReason` then says why). `test_hooks` enables
-    /// `crashForTest` (the browser tests only).
-    pub async fn create(device: String, test_hooks: bool) -> std::result::Result<Engine, JsValue> {
-        let cpu = |why: String| Engine { device: Device::Cpu(Models::new(Cpu)), adapter: why, test_hooks };
-        let gpu = |gpu: Gpu| Engine { adapter: gpu.describe(), device: Device::Gpu(Models::new(gpu)), test_hooks };
-        match device.as_str() {
-            "cpu" => Ok(cpu(String::new())),
-            "webgpu" | "gpu" => Ok(gpu(Gpu::new().await.map_err(js_error)?)),
-            "auto" => Ok(match Gpu::new().await {
-                Ok(g) => gpu(g),
-                Err(e) => cpu(e.to_string()),
-            }),
-            other => Err(js_error(Error::Input(format!("device must be webgpu, cpu or auto, not {other:?}")))),
-        }
+#[wasm_bindgen(js_class = Engine)]
+impl WebEngine {
+    /// `{ device, testHooks }`: `"webgpu"` (fails without an adapter), `"cpu"`, or `"auto"`
+    /// (WebGPU when an adapter opens, else the CPU; `adapter` then says why).
+    pub async fn create(request: JsValue) -> std::result::Result<WebEngine, JsValue> {
+        let r: CreateRequest = requests::request("create", request).map_err(js_error)?;
+        let (engine, why) = match r.device.as_str() {
+            "auto" => Engine::open_auto().await,
+            other => (Engine::open(other.parse::<Device>().map_err(js_error)?).await.map_err(js_error)?, None),
+        };
+        let adapter = why.map_or_else(|| engine.adapter(), |e| e.to_string());
+        Ok(WebEngine { engine, adapter, test_hooks: r.test_hooks })
     }
 
     /// `"webgpu"` or `"cpu"`.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
-        match self.device {
-            Device::Gpu(_) => "webgpu".into(),
-            Device::Cpu(_) => "cpu".into(),
+        match self.engine.device() {
+            Device::Gpu => "webgpu".into(),
+            Device::Cpu => "cpu".into(),
         }
     }
 
@@ -135,250 +113,275 @@ impl Engine {
         self.adapter.clone()
     }
 
-    /// Load the reconstruction VQ-VAE from safetensors bytes, or from an original VideoGPT
-    /// checkpoint (`.ckpt`/`.pt`, converted here without running its pickle); returns its hparams.
-    /// `options`: `{ resolution, resize }` — run at another resolution than the file's (a
-    /// multiple of its spatial stride), and `'antialias'` (default) or `'videogpt'` resizing.
+    /// `{ bytes, id, input: { resolution, resize } }` → the VQ-VAE's [`VqvaeInfo`]. Original
+    /// VideoGPT checkpoints (`.ckpt`/`.pt`) are converted here without running their pickle.
     #[wasm_bindgen(js_name = loadVqvae)]
-    pub fn load_vqvae(&self, bytes: &[u8], options: JsValue) -> std::result::Result<JsValue, JsValue> {
-        fn load<B: Backend>(m: &Models<B>, bytes: &[u8], o: &InputOptions) -> Result<JsValue> {
-            let t = o.apply(Tokenizer::load(&m.backend, bytes, "")?)?;
-            let info = vqvae_info(t.config());
-            Reflect::set(&info, &"hash".into(), &crate::vgt::hex(&t.hash).into()).expect("a plain object");
-            Reflect::set(&info, &"inputResolution".into(), &(t.resolution as u32).into()).expect("a plain object");
-            *m.tokenizer.borrow_mut() = Some(Rc::new(t));
-            Ok(info)
-        }
-        let o = InputOptions::from_js(options).map_err(js_error)?;
-        let bytes = crate::checkpoint::model_bytes(bytes).map_err(js_error)?;
-        match &self.device {
-            Device::Gpu(m) => load(m, &bytes, &o),
-            Device::Cpu(m) => load(m, &bytes, &o),
-        }
-        .map_err(js_error)
+    pub fn load_vqvae(&self, request: JsValue) -> Promise {
+        let r: LoadVqvaeRequest = request!("loadVqvae", request);
+        on_engine!(&self.engine, |m| answer(async move {
+            let bytes = crate::checkpoint::model_bytes(&r.bytes.to_vec())?.into_owned();
+            let t = m.load_tokenizer(ModelFile::new(r.id.as_deref().unwrap_or("model"), &bytes), r.input)?;
+            Ok(VqvaeInfo::of(&t))
+        }))
     }
 
-    /// Load a GPT prior (its VQ-VAE under `vqvae.` in the same file, or given separately), from
-    /// safetensors or an original VideoGPT checkpoint.
+    /// `{ input: { resolution, resize } }` → the VQ-VAE's [`VqvaeInfo`] at its new input. The
+    /// weights stay where they are: nothing is sent or loaded again.
+    #[wasm_bindgen(js_name = setInput)]
+    pub fn set_input(&self, request: JsValue) -> Promise {
+        let r: SetInputRequest = request!("setInput", request);
+        on_engine!(&self.engine, |m| answer(async move { Ok(VqvaeInfo::of(&*m.set_input(r.input)?)) }))
+    }
+
+    /// `{ bytes, id, vqvae? }` → the prior's [`PriorInfo`]: a GPT file with its VQ-VAE under
+    /// `vqvae.`, or with the VQ-VAE's bytes apart.
     #[wasm_bindgen(js_name = loadPrior)]
-    pub fn load_prior(&self, bytes: &[u8], vqvae: Option<Vec<u8>>) -> std::result::Result<JsValue, JsValue> {
-        fn load<B: Backend>(m: &Models<B>, bytes: &[u8], vq: Option<&[u8]>) -> Result<JsValue> {
-            let prior = Prior::load(&m.backend, bytes, vq)?;
-            let c = &prior.gpt.config;
-            let info = object(&[
-                ("kind", "gpt".into()),
-                ("hiddenDim", (c.hidden_dim as u32).into()),
-                ("heads", (c.heads as u32).into()),
-                ("layers", (c.layers as u32).into()),
-                ("attnType", format!("{:?}", c.attn_type).to_lowercase().into()),
-                ("classes", (c.class_cond_dim as u32).into()),
-                ("latent", shape(&c.latent)),
-                ("vqvae", vqvae_info(prior.tokenizer.config())),
-            ]);
-            *m.prior.borrow_mut() = Some(Rc::new(prior));
-            Ok(info)
-        }
-        let bytes = crate::checkpoint::model_bytes(bytes).map_err(js_error)?;
-        let vqvae = vqvae.map(|v| crate::checkpoint::model_bytes(&v).map(|b| b.into_owned())).transpose().map_err(js_error)?;
-        match &self.device {
-            Device::Gpu(m) => load(m, &bytes, vqvae.as_deref()),
-            Device::Cpu(m) => load(m, &bytes, vqvae.as_deref()),
-        }
-        .map_err(js_error)
+    pub fn load_prior(&self, request: JsValue) -> Promise {
+        let r: LoadPriorRequest = request!("loadPrior", request);
+        on_engine!(&self.engine, |m| answer(async move {
+            let gpt = crate::checkpoint::model_bytes(&r.bytes.to_vec())?.into_owned();
+            let vqvae = match r.vqvae.dyn_ref::<Uint8Array>() {
+                Some(v) => Some(crate::checkpoint::model_bytes(&v.to_vec())?.into_owned()),
+                None => None,
+            };
+            let id = r.id.as_deref().unwrap_or("prior");
+            let p = m.load_prior(ModelFile::new(id, &gpt), vqvae.as_deref().map(|v| ModelFile::new("vqvae", v)))?;
+            let c = &p.gpt.config;
+            Ok(PriorInfo {
+                kind: "gpt",
+                hidden_dim: c.hidden_dim,
+                heads: c.heads,
+                layers: c.layers,
+                attn_type: format!("{:?}", c.attn_type).to_lowercase(),
+                classes: c.class_cond_dim,
+                latent: c.latent,
+                vqvae: VqvaeInfo::of(&p.tokenizer),
+            })
+        }))
     }
 
-    /// Frames (T×H×W×3 uint8 RGB, or on WebGPU an array of T `ImageBitmap`s) → `{tokens, latent,
-    /// input}`: the first model window's codes and the model-sized frames they came from. `forPrior` uses the prior's VQ-VAE.
-    pub fn encode(&self, data: JsValue, frames: usize, height: usize, width: usize, for_prior: bool) -> Promise {
-        on_device!(self, |m| async move {
-            let model = m.tokenizer(for_prior)?;
-            let (b, t) = (&m.backend, model.tokenizer());
-            let x = model_input(b, t, &Frames::from_js(data, frames, height, width)?)?;
-            let (codes, latent) = t.encode(b, &x).await?;
-            let input = video::input_to_video(&b.read_volume(&x).await?)?;
-            Ok::<_, Error>(object(&[
-                ("tokens", Uint32Array::from(&codes[..]).into()),
-                ("latent", shape(&latent)),
-                ("input", Uint8Array::from(&input.rgb[..]).into()),
-                ("size", shape(&[input.frames, input.height, input.width])),
-            ]))
-        })
+    /// `{ clip, forPrior }` → [`Encoded`]: the first model window's tokens and the model-sized
+    /// frames they came from (`forPrior`: with the prior's VQ-VAE).
+    pub fn encode(&self, request: JsValue) -> Promise {
+        let r: ClipRequest = request!("encode", request);
+        on_engine!(&self.engine, |m| answer(async move {
+            let t = m.tokenizer_for(r.for_prior)?;
+            let (codes, latent, input) = encode_first_window(&m, &t, &r.clip.frames()?).await?;
+            Ok(Encoded {
+                tokens: Uint32Array::from(&codes[..]),
+                latent,
+                input: Uint8Array::from(&input.rgb[..]),
+                size: [input.frames, input.height, input.width],
+            })
+        }))
     }
 
-    /// Tokens of a T'×H'×W' grid → `{video, size}` (uint8 RGB frames and their T×H×W).
-    pub fn decode(&self, tokens: Vec<u32>, t: usize, h: usize, w: usize, for_prior: bool) -> Promise {
-        on_device!(self, |m| async move {
-            let model = m.tokenizer(for_prior)?;
-            let out = model.tokenizer().decode(&m.backend, &Tokens { shape: [1, t, h, w], codes: tokens }, |_, _| {}).await?;
-            Ok::<_, Error>(object(&[("video", Uint8Array::from(&out.rgb[..]).into()), ("size", shape(&[out.frames, out.height, out.width]))]))
-        })
+    /// `{ tokens, latent, forPrior }` → [`Decoded`] frames.
+    pub fn decode(&self, request: JsValue) -> Promise {
+        let r: DecodeRequest = request!("decode", request);
+        on_engine!(&self.engine, |m| answer(async move {
+            let [t, h, w] = r.latent;
+            let out = m.tokenizer_for(r.for_prior)?.decode(&m.backend, &Tokens { shape: [1, t, h, w], codes: r.tokens }, |_, _| {}).await?;
+            Ok(decoded(&out))
+        }))
     }
 
-    /// Encode RGB frames into a `.vgt` token file (docs/vgt-format.md) naming the loaded model as
-    /// `model_id`, every model window of them (trailing frames short of a window are left out);
-    /// `fps` (0: none) is stored with it.
+    /// `{ clip, fps }` → [`VgtBytes`]: every model window of the clip as a `.vgt` token file
+    /// (docs/vgt-format.md) naming the loaded model; trailing frames short of a window are left out.
     #[wasm_bindgen(js_name = encodeVgt)]
-    pub fn encode_vgt(&self, data: JsValue, frames: usize, height: usize, width: usize, model_id: String, fps: f32) -> Promise {
-        on_device!(self, |m| async move {
-            let (b, t) = (&m.backend, m.vqvae()?);
-            // every model window of the clip, one after another (as `videogpt encode` does)
-            let frames = Frames::from_js(data, frames, height, width)?;
-            let (windows, _) = t.windows(frames.count())?;
-            let (mut codes, mut latent) = (Vec::new(), [0; 3]);
-            for w in &windows {
-                let (window_codes, window_latent) = t.encode(b, &window_input(b, &t, &frames, w.clone())?).await?;
-                codes.extend(window_codes);
-                latent = window_latent;
-            }
-            let [lt, lh, lw] = latent;
-            let file = t.token_file(model_id, Tokens { shape: [windows.len(), lt, lh, lw], codes }, (fps > 0.0).then_some(fps));
-            Ok::<_, Error>(JsValue::from(Uint8Array::from(&crate::vgt::write(&file)?[..])))
-        })
+    pub fn encode_vgt(&self, request: JsValue) -> Promise {
+        let r: ClipRequest = request!("encodeVgt", request);
+        on_engine!(&self.engine, |m| answer(async move {
+            let (b, t, frames) = (&m.backend, m.tokenizer()?, r.clip.frames()?);
+            let tokens = t.encode_clip(b, frames.count(), |w| window_input(b, &t, &frames, w), |_, _| {}).await?;
+            let file = t.token_file(tokens, r.fps.filter(|&f| f > 0.0));
+            Ok(VgtBytes { bytes: Uint8Array::from(&crate::vgt::write(&file)?[..]) })
+        }))
     }
 
-    /// Decode a `.vgt` token file with the loaded VQ-VAE (refused when the file names another
-    /// model): `{video, size, fps, modelId, tokens, latent}`, the clips one after another.
+    /// `{ bytes }` → [`DecodedVgt`]: a `.vgt` file decoded with the loaded VQ-VAE (refused when
+    /// the file names another model), the clips one after another.
     #[wasm_bindgen(js_name = decodeVgt)]
-    pub fn decode_vgt(&self, bytes: Vec<u8>) -> Promise {
-        on_device!(self, |m| async move {
-            let file = crate::vgt::read(&bytes)?;
-            let t = m.vqvae()?;
+    pub fn decode_vgt(&self, request: JsValue) -> Promise {
+        let r: BytesRequest = request!("decodeVgt", request);
+        on_engine!(&self.engine, |m| answer(async move {
+            let file = crate::vgt::read(&r.bytes.to_vec())?;
+            let t = m.tokenizer()?;
             t.check_token_file(&file)?;
-            let latent = file.tokens.latent();
             let v = t.decode(&m.backend, &file.tokens, |_, _| {}).await?;
-            Ok::<_, Error>(object(&[
-                ("video", Uint8Array::from(&v.rgb[..]).into()),
-                ("size", shape(&[v.frames, v.height, v.width])),
-                ("fps", file.fps.map_or(JsValue::UNDEFINED, |f| f.into())),
-                ("modelId", file.model_id.into()),
-                ("tokens", Uint32Array::from(&file.tokens.codes[..]).into()),
-                ("latent", shape(&latent)),
-            ]))
-        })
+            Ok(DecodedVgt {
+                video: Uint8Array::from(&v.rgb[..]),
+                size: [v.frames, v.height, v.width],
+                fps: file.fps,
+                model_id: file.model_id,
+                tokens: Uint32Array::from(&file.tokens.codes[..]),
+                latent: file.tokens.latent(),
+            })
+        }))
     }
 
-    /// Encode then decode; also PSNR and SSIM per frame against the model-sized input, the time
-    /// it took (and each half's on the CPU, where they can be told apart), and the tokens as a `.vgt` file naming the model `model_id`.
-    pub fn reconstruct(&self, data: JsValue, frames: usize, height: usize, width: usize, model_id: String, fps: f32) -> Promise {
-        on_device!(self, |m| async move {
-            let (b, t) = (&m.backend, m.vqvae()?);
+    /// `{ clip, fps }` → [`Reconstructed`]: encode then decode the first model window, with
+    /// PSNR and SSIM per frame against the model-sized input and the tokens as a `.vgt` file.
+    pub fn reconstruct(&self, request: JsValue) -> Promise {
+        let r: ClipRequest = request!("reconstruct", request);
+        on_engine!(&self.engine, |m| answer(async move {
+            let (b, t) = (&m.backend, m.tokenizer()?);
             let started = now_ms();
-            let x = model_input(b, &t, &Frames::from_js(data, frames, height, width)?)?;
+            let x = model_input(b, &t, &r.clip.frames()?)?;
             let preprocess_ms = now_ms() - started;
-            let r = t.reconstruct(b, &x, &now_ms).await?;
-            let [lt, lh, lw] = r.latent;
-            let vgt = crate::vgt::write(&t.token_file(model_id, Tokens { shape: [1, lt, lh, lw], codes: r.tokens.clone() }, (fps > 0.0).then_some(fps)))?;
-            let (codes, latent, input, output) = (&r.tokens, r.latent, &r.input, &r.output);
-            Ok::<_, Error>(object(&[
-                ("tokens", Uint32Array::from(&codes[..]).into()),
-                ("latent", shape(&latent)),
-                ("input", Uint8Array::from(&input.rgb[..]).into()),
-                ("output", Uint8Array::from(&output.rgb[..]).into()),
-                ("size", shape(&[input.frames, input.height, input.width])),
-                ("psnr", Float64Array::from(&r.psnr_per_frame()?[..]).into()),
-                ("ssim", Float64Array::from(&r.ssim_per_frame()?[..]).into()),
-                ("vgt", Uint8Array::from(&vgt[..]).into()),
-                ("totalMs", (preprocess_ms + r.total_ms).into()),
-                ("encodeMs", r.split_ms.map_or(JsValue::UNDEFINED, |(e, _)| (preprocess_ms + e).into())),
-                ("decodeMs", r.split_ms.map_or(JsValue::UNDEFINED, |(_, d)| d.into())),
-            ]))
-        })
+            let rec = t.reconstruct(b, &x, &now_ms).await?;
+            let [lt, lh, lw] = rec.latent;
+            let vgt = crate::vgt::write(&t.token_file(Tokens { shape: [1, lt, lh, lw], codes: rec.tokens.clone() }, r.fps.filter(|&f| f > 0.0)))?;
+            Ok(Reconstructed {
+                tokens: Uint32Array::from(&rec.tokens[..]),
+                latent: rec.latent,
+                input: Uint8Array::from(&rec.input.rgb[..]),
+                output: Uint8Array::from(&rec.output.rgb[..]),
+                size: [rec.input.frames, rec.input.height, rec.input.width],
+                psnr: rec.psnr_per_frame()?,
+                ssim: rec.ssim_per_frame()?,
+                vgt: Uint8Array::from(&vgt[..]),
+                total_ms: preprocess_ms + rec.total_ms,
+                encode_ms: rec.split_ms.map(|(e, _)| preprocess_ms + e),
+                decode_ms: rec.split_ms.map(|(_, d)| d),
+            })
+        }))
     }
 
-    /// The RGB bytes (T×H×W×3) of frames given as bytes or as images: what the engine sees of
-    /// them, for pages that export or measure the frames they sent.
+    /// `{ clip }` → [`Decoded`]: the RGB bytes of frames given as bytes or as images (what the
+    /// engine sees of them, for pages that export or measure the frames they sent).
     #[wasm_bindgen(js_name = readFrames)]
-    pub fn read_frames(&self, data: JsValue, frames: usize, height: usize, width: usize) -> Promise {
-        on_device!(self, |m| async move {
-            let rgb = match Frames::from_js(data, frames, height, width)? {
-                Frames::Rgb(clip) => clip.rgb,
+    pub fn read_frames(&self, request: JsValue) -> Promise {
+        let r: ClipRequest = request!("readFrames", request);
+        on_engine!(&self.engine, |m| answer(async move {
+            let v = match r.clip.frames()? {
+                Frames::Rgb(clip) => clip,
                 Frames::Images(images) => {
                     let gpu = m.backend.as_gpu().ok_or_else(|| Error::Input("frames given as images need the WebGPU backend".into()))?;
-                    gpu.read_frames(&gpu.upload_images(&images)?).await?.rgb
+                    gpu.read_frames(&gpu.upload_images(&images)?).await?
                 }
             };
-            Ok::<_, Error>(JsValue::from(Uint8Array::from(&rgb[..])))
-        })
+            Ok(decoded(&v))
+        }))
     }
 
-    /// Panic inside a future, as an engine bug would (for testing that the page recovers). A
-    /// test hook: an engine created without `test_hooks` refuses with an error.
-    #[wasm_bindgen(js_name = crashForTest)]
-    pub fn crash_for_test(&self) -> Promise {
-        if !self.test_hooks {
-            return Promise::reject(&js_error(Error::Input("crashForTest is a test hook: this engine was created without testHooks".into())));
-        }
-        future_to_promise(async { panic!("a deliberate panic (crashForTest)") })
+    /// `{ seed, temperature, topK, class, prefix, reportEvery }` → [`Sampled`]: a token grid
+    /// drawn from the prior (after the `prefix` tokens, if any) and decoded;
+    /// `onProgress({ done, total, grid })` as it grows.
+    pub fn sample(&self, request: JsValue, on_progress: Option<Function>) -> Promise {
+        let r: SampleRequest = request!("sample", request);
+        on_engine!(&self.engine, |m| answer(async move {
+            let prefix = r.prefix.clone().unwrap_or_default();
+            sample(&m, &r, prefix, on_progress, None).await
+        }))
     }
 
-    /// The GPU runtime's counters since the engine started or since the last call with
-    /// `reset` (dispatches, buffers and bytes created, bind groups, submits, map waits, bytes read
-    /// back, dispatches per kernel); `null` on the CPU path.
+    /// `{ clip, prefixFrames, seed, temperature, topK, class, reportEvery }` → [`Sampled`]: the
+    /// prior's own VQ-VAE tokenizes the clip's first window, its first `prefixFrames` latent
+    /// frames are kept and the rest sampled, as `videogpt sample --prefix CLIP --prefix-frames N`.
+    #[wasm_bindgen(js_name = continueClip)]
+    pub fn continue_clip(&self, request: JsValue, on_progress: Option<Function>) -> Promise {
+        let mut r: SampleRequest = request!("continueClip", request);
+        on_engine!(&self.engine, |m| answer(async move {
+            let prior = m.prior()?;
+            let clip = r.clip.take().ok_or_else(|| Error::Input("continueClip needs a clip".into()))?;
+            let (codes, _, input) = encode_first_window(&m, &prior.tokenizer, &clip.frames()?).await?;
+            let prefix = prior.prefix(&codes, r.prefix_frames.unwrap_or(1))?;
+            sample(&m, &r, prefix, on_progress, Some(input)).await
+        }))
+    }
+
+    /// `{ reset }` → [`Stats`]: the GPU runtime's counters since the engine started or the last
+    /// call with `reset`; `null` on the CPU path.
     #[wasm_bindgen(js_name = gpuStats)]
-    pub fn gpu_stats(&self, reset: bool) -> JsValue {
-        let Device::Gpu(m) = &self.device else { return JsValue::NULL };
-        let s = m.backend.stats();
-        if reset {
-            m.backend.reset_stats();
+    pub fn gpu_stats(&self, request: JsValue) -> Promise {
+        let r: StatsRequest = request!("gpuStats", request);
+        let Some(g) = self.engine.gpu() else { return Promise::resolve(&JsValue::NULL) };
+        let s = g.stats();
+        if r.reset {
+            g.reset_stats();
         }
-        let kernels = js_sys::Object::new();
-        for (k, v) in &s.by_kernel {
-            Reflect::set(&kernels, &(*k).into(), &(*v as f64).into()).expect("a plain object");
-        }
-        object(&[
-            ("dispatches", (s.dispatches as f64).into()),
-            ("passes", (s.passes as f64).into()),
-            ("buffersCreated", (s.buffers_created as f64).into()),
-            ("bytesCreated", (s.bytes_created as f64).into()),
-            ("bindGroups", (s.bind_groups as f64).into()),
-            ("submits", (s.submits as f64).into()),
-            ("mapWaits", (s.map_waits as f64).into()),
-            ("readbackBytes", (s.readback_bytes as f64).into()),
-            ("byKernel", kernels.into()),
-        ])
+        let stats = Stats {
+            dispatches: s.dispatches,
+            passes: s.passes,
+            buffers_created: s.buffers_created,
+            bytes_created: s.bytes_created,
+            bind_groups: s.bind_groups,
+            submits: s.submits,
+            map_waits: s.map_waits,
+            readback_bytes: s.readback_bytes,
+            weight_bytes: s.weight_bytes,
+            by_kernel: s.by_kernel,
+        };
+        answer(async move { Ok(stats) })
     }
 
     /// Destroy the GPU device, as a driver reset would (for testing recovery from device loss).
     #[wasm_bindgen(js_name = loseDevice)]
-    pub fn lose_device(&self) {
-        if let Device::Gpu(m) = &self.device {
-            m.backend.destroy();
+    pub fn lose_device(&self) -> Promise {
+        if let Some(g) = self.engine.gpu() {
+            g.destroy();
         }
+        Promise::resolve(&JsValue::UNDEFINED)
     }
 
-    /// Sample a token grid from the prior and decode it: `options` = `{seed, temperature, topK,
-    /// class, prefix, reportEvery}`; `onProgress(done, total, gridSoFar)` is called as it grows.
-    /// Resolves to `{tokens, latent, video, size}`.
-    pub fn sample(&self, options: JsValue, on_progress: Function) -> Promise {
-        let args: SampleArgs = match serde_wasm_bindgen::from_value(options) {
-            Ok(a) => a,
-            Err(e) => return Promise::reject(&js_error(Error::Input(format!("bad sample options: {e}")))),
-        };
-        on_device!(self, |m| async move {
-            let prior = m.prior()?;
-            let c = &prior.gpt.config;
-            let opts = SampleOptions {
-                temperature: args.temperature.unwrap_or(1.0),
-                top_k: args.top_k,
-                seed: seed_from_f64(args.seed.unwrap_or(0.0))?,
-                class: args.class,
-                frames: None,
-            };
-            let prefix = args.prefix.unwrap_or_default();
-            let total = c.positions();
-            let every = args.report_every.filter(|&e| e > 0).unwrap_or(total.div_ceil(64));
-            let report = |done: usize, grid: &[u32]| {
-                let _ = on_progress.call3(&JsValue::NULL, &(done as u32).into(), &(total as u32).into(), &Uint32Array::from(grid));
-            };
-            let grid = prior.sample(m.backend.as_gpu(), &opts, &prefix, every, report).await?;
-            let latent = c.latent;
-            let out = prior.tokenizer.decode(&m.backend, &Tokens { shape: [1, latent[0], latent[1], latent[2]], codes: grid.clone() }, |_, _| {}).await?;
-            Ok::<_, Error>(object(&[
-                ("tokens", Uint32Array::from(&grid[..]).into()),
-                ("latent", shape(&latent)),
-                ("video", Uint8Array::from(&out.rgb[..]).into()),
-                ("size", shape(&[out.frames, out.height, out.width])),
-            ]))
-        })
+    /// Panic inside a future, as an engine bug would (for testing that the page recovers). A
+    /// test hook: an engine created without `testHooks` refuses with an error.
+    #[wasm_bindgen(js_name = crashForTest)]
+    pub fn crash_for_test(&self) -> Promise {
+        if !self.test_hooks {
+            return refuse(Error::Input("crashForTest is a test hook: this engine was created without testHooks".into()));
+        }
+        future_to_promise(async { panic!("a deliberate panic (crashForTest)") })
     }
+}
+
+fn decoded(v: &video::Video) -> Decoded {
+    Decoded { video: Uint8Array::from(&v.rgb[..]), size: [v.frames, v.height, v.width] }
+}
+
+/// The first model window of `frames` through `t`: its codes, latent grid and model-sized frames.
+async fn encode_first_window<B: Backend + MaybeGpu>(m: &Models<B>, t: &Tokenizer<B>, frames: &Frames) -> Result<(Vec<u32>, [usize; 3], video::Video)> {
+    let b = &m.backend;
+    let x = model_input(b, t, frames)?;
+    let (codes, latent) = t.encode(b, &x).await?;
+    Ok((codes, latent, video::input_to_video(&b.read_volume(&x).await?)?))
+}
+
+/// Sample the rest of a grid after `prefix` and decode it, reporting progress to `on_progress`.
+async fn sample<B: Backend>(
+    m: &Rc<Models<B>>,
+    r: &SampleRequest,
+    prefix: Vec<u32>,
+    on_progress: Option<Function>,
+    input: Option<video::Video>,
+) -> Result<Sampled> {
+    let prior = m.prior()?;
+    let c = &prior.gpt.config;
+    let opts =
+        SampleOptions { temperature: r.temperature.unwrap_or(1.0), top_k: r.top_k, seed: seed_from_f64(r.seed.unwrap_or(0.0))?, class: r.class, frames: None };
+    let total = c.positions();
+    let every = r.report_every.filter(|&e| e > 0).unwrap_or(total.div_ceil(64));
+    let report = |done: usize, grid: &[u32]| {
+        if let Some(f) = &on_progress {
+            let progress = js_sys::Object::new();
+            for (k, v) in [("done", JsValue::from(done as u32)), ("total", JsValue::from(total as u32)), ("grid", Uint32Array::from(grid).into())] {
+                js_sys::Reflect::set(&progress, &k.into(), &v).expect("a plain object");
+            }
+            let _ = f.call1(&JsValue::NULL, &progress);
+        }
+    };
+    let kept = (!prefix.is_empty()).then(|| prefix.len() / (c.latent[1] * c.latent[2]));
+    let grid = prior.sample(&m.backend, &opts, &prefix, every, report).await?;
+    let [lt, lh, lw] = c.latent;
+    let out = prior.tokenizer.decode(&m.backend, &Tokens { shape: [1, lt, lh, lw], codes: grid.clone() }, |_, _| {}).await?;
+    Ok(Sampled {
+        tokens: Uint32Array::from(&grid[..]),
+        latent: c.latent,
+        video: Uint8Array::from(&out.rgb[..]),
+        size: [out.frames, out.height, out.width],
+        prefix_frames: input.as_ref().and(kept),
+        input_size: input.as_ref().map(|v| [v.frames, v.height, v.width]),
+        input: input.map_or(JsValue::UNDEFINED, |v| Uint8Array::from(&v.rgb[..]).into()),
+    })
 }

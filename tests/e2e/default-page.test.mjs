@@ -22,6 +22,22 @@ before(async () => {
   server = await serve();
   browser = await launch(); // WebGPU present (SwiftShader)
   page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
+  // the bytes the page sends its engine Worker (typed arrays and buffers in each message), so a
+  // test can tell an operation that moves weights from one that does not
+  await page.addInitScript(() => {
+    const bytesOf = (v, depth = 0) => {
+      if (v instanceof ArrayBuffer) return v.byteLength;
+      if (ArrayBuffer.isView(v)) return v.byteLength;
+      if (!v || typeof v !== 'object' || depth > 4) return 0;
+      return Object.values(v).reduce((n, x) => n + bytesOf(x, depth + 1), 0);
+    };
+    window.workerBytesSent = 0;
+    const post = Worker.prototype.postMessage;
+    Worker.prototype.postMessage = function (message, transfer) {
+      window.workerBytesSent += bytesOf(message);
+      return post.call(this, message, transfer);
+    };
+  });
   seen = watch(page);
   await goto(page, server.url);
   await page.waitForFunction(() => window.app?.session || document.body.dataset.state === 'failed', null, { timeout: 180_000 });
@@ -217,6 +233,104 @@ test('the picker offers the ladder with what each tokenizer costs, and each reco
     const paired = index.prior.find((p) => p.vqvae === m.id);
     assert.equal(await page.isDisabled('#continue'), !paired, `${m.id}: Continue ${paired ? 'disabled' : 'enabled'}`);
     if (!paired) assert.match(await page.getAttribute('#continue', 'title'), new RegExp(`was not trained over ${m.id}`));
+  }
+  assert.deepEqual(seen.errors, []);
+});
+
+test('changing the resolution sends the engine no weights: the same tokenizer runs at 128×128, with the grid the engine gives', async (t) => {
+  await page.selectOption('#model-select', MODEL.id);
+  await page.waitForFunction(
+    (id) => document.getElementById('model-info').textContent.startsWith(`${id}:`) && document.body.dataset.state !== 'busy',
+    MODEL.id,
+    {
+      timeout: 120_000,
+    },
+  );
+  const before = await page.evaluate(() => window.workerBytesSent);
+  await page.selectOption('#resolution', '128');
+  await page.waitForFunction(() => /Running at 128×128/.test(document.getElementById('status').textContent) && document.body.dataset.state !== 'busy', null, {
+    timeout: 120_000,
+  });
+  const sent = (await page.evaluate(() => window.workerBytesSent)) - before;
+  t.diagnostic(`changing the resolution sent the engine ${sent} bytes (${MODEL.id} is ${MODEL.bytes} bytes)`);
+  assert.ok(sent < 1024, `the resolution change sent ${sent} bytes: weights went to the Worker again`);
+  // the engine says the grid, and it is the one a 128×128 window of this stride gives
+  const info = await page.evaluate(() => app.session.model);
+  const [dt, dh, dw] = info.downsample;
+  assert.deepEqual(info.inputLatent, [info.sequenceLength / dt, 128 / dh, 128 / dw]);
+  assert.match(
+    await page.textContent('#model-info'),
+    new RegExp(`running at 128×128 \\(trained at 64×64\\): 16×128×128 clips → ${info.inputLatent.join('×')} tokens`),
+  );
+  // and it reconstructs there as the CLI does at --resolution 128
+  await page.evaluate(() => {
+    window.app.result = null;
+  });
+  await page.click('#use-sample');
+  assert.equal(await idle(page, 'result'), '');
+  const r = await page.evaluate(() => ({ latent: app.result.latent, tokens: Array.from(app.result.tokens) }));
+  assert.deepEqual(r.latent, info.inputLatent);
+  const verdict = await checkTokens(page, 'app.frames', r.tokens, r.latent, MODEL.file, ['--resolution', '128']);
+  t.diagnostic(`${MODEL.id} at 128×128 on the page vs the CLI: ${verdict}`);
+  assert.match(verdict, /^identical|all float32 near-ties/);
+  await page.selectOption('#resolution', '');
+  await page.waitForFunction(() => /Running at 64×64/.test(document.getElementById('status').textContent) && document.body.dataset.state !== 'busy', null, {
+    timeout: 120_000,
+  });
+  assert.deepEqual(seen.errors, []);
+});
+
+test('with each tokenizer of the ladder, the share link and the embed code decode to what the CLI decodes from the same .vgt', async (t) => {
+  const ladder = index.vqvae.filter((m) => m.id.startsWith('natural'));
+  for (const m of ladder) {
+    await page.selectOption('#model-select', m.id);
+    await page.waitForFunction((id) => document.getElementById('model-info').textContent.startsWith(`${id}:`) && document.body.dataset.state !== 'busy', m.id, {
+      timeout: 120_000,
+    });
+    await page.evaluate(() => {
+      window.app.result = null;
+    });
+    await page.click('#use-sample');
+    assert.equal(await idle(page, 'result'), '');
+    const { link, embed, vgt } = await page.evaluate(async () => {
+      const { shareLink } = await import('/www/results-panel.js');
+      const { embedCodeFor } = await import('/www/share.js');
+      const entry = app.models.vqvae.find((e) => e.id === app.session.modelId);
+      return {
+        link: shareLink(app.result.vgt),
+        embed: embedCodeFor(new URL('.', location.href).href, entry.file, app.result.vgt),
+        vgt: Array.from(app.result.vgt),
+      };
+    });
+    assert.match(link, new RegExp(`\\?model=${m.id}#vgt=`));
+    // the CLI decodes the page's .vgt (it names the model by id and hash)
+    const file = path.join(tmp, `ladder-${m.id}.vgt`);
+    fs.writeFileSync(file, Uint8Array.from(vgt));
+    const decoded = path.join(tmp, `ladder-${m.id}-decoded.npy`);
+    cli('decode', '--model', m.file, '--input', file, '--output', decoded);
+    const want = readNpy(decoded);
+    const worst = (got) => want.data.reduce((w, v, i) => Math.max(w, Math.abs(v - got[i])), 0);
+
+    // the link: a visitor's page decodes the fragment with the model it names
+    const opened = await browser.newPage();
+    await goto(opened, link);
+    await opened.waitForFunction(() => window.app?.shared, null, { timeout: 180_000 });
+    const shared = await pageBytes(opened, 'app.shared.data');
+    await opened.close();
+    assert.equal(shared.length, want.data.length, `${m.id}: the link's clip`);
+    // the embed code, as a blog would paste it
+    const blog = await browser.newPage();
+    await blog.route('**/blog/post.html', (route) => route.fulfill({ contentType: 'text/html', body: `<!doctype html>${embed}` }));
+    await goto(blog, `${server.url}blog/post.html`);
+    await blog.waitForFunction(() => ['ready', 'error'].includes(document.querySelector('video-gpt')?.state), null, { timeout: 180_000 });
+    const state = await blog.$eval('video-gpt', (e) => [e.state, e.shadowRoot.querySelector('[part=status]').textContent]);
+    assert.equal(state[0], 'ready', `${m.id}: the embed says ${state[1]}`);
+    const embedded = await pageBytes(blog, `document.querySelector('video-gpt').frames.data`);
+    await blog.close();
+    t.diagnostic(
+      `${m.id}: link and embed decode ${want.shape.join('×')}; largest difference from videogpt decode: link ${worst(shared)}, embed ${worst(embedded)}`,
+    );
+    assert.ok(worst(shared) <= 1 && worst(embedded) <= 1, `${m.id}: decoded frames differ from the CLI's`);
   }
   assert.deepEqual(seen.errors, []);
 });

@@ -136,7 +136,7 @@ test('a link with the tokens in its fragment reopens the clip', async () => {
   await page.click('#use-sample');
   assert.equal(await idle(page, 'result'), '');
   const { link, bytes } = await page.evaluate(async () => {
-    const { shareLink } = await import('/www/app.js');
+    const { shareLink } = await import('/www/results-panel.js');
     return { link: shareLink(app.result.vgt), bytes: app.result.vgt.length };
   });
   assert.match(link, /\?model=tiny-untrained#vgt=[A-Za-z0-9_-]+$/);

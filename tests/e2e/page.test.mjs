@@ -253,7 +253,7 @@ test('an unsupported file and a corrupt model get clear errors, and the page kee
   await page.setInputFiles('#model-file', bad);
   await page.waitForFunction(() => !document.getElementById('error').hidden && document.body.dataset.state !== 'busy');
   error = await page.textContent('#error');
-  assert.match(error, /WeightsError: invalid model weights: not a readable safetensors file/);
+  assert.match(error, /WeightsError: invalid model weights: broken\.safetensors: not a readable safetensors file/);
 
   // frames given as images: a closed one is refused by the JS API, a wrong size by the engine
   // itself (the browser's texture copy would throw inside wgpu, which cannot report it)
@@ -269,7 +269,7 @@ test('an unsupported file and a corrupt model get clear errors, and the page kee
   assert.match(error, /InputError: frame 0 is a closed image or not 64×64/);
   error = await page.evaluate(async () => {
     const [a, b] = await Promise.all([createImageBitmap(new ImageData(64, 64)), createImageBitmap(new ImageData(32, 32))]);
-    return app.session.call('encode', { data: [a, a, b, a], frames: 4, height: 64, width: 64 }).then(
+    return app.session.call('encode', { clip: { data: [a, a, b, a], frames: 4, height: 64, width: 64 } }).then(
       () => 'no error',
       (e) => `${e.name}: ${e.message}`,
     );

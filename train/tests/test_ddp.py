@@ -69,7 +69,8 @@ def log(out):
 
 
 VQVAE = ["--n-hiddens", "16", "--n-res-layers", "1", "--embedding-dim", "8", "--n-codes", "128", "--downsample", "4,4,4",
-         "--batch", "4", "--log-every", "1", "--save-every", "100", "--optim", "sgd", "--lr", "0.05"]
+         "--batch", "4", "--log-every", "1", "--save-every", "100", "--optim", "sgd", "--lr", "0.05",
+         "--precision", "f32"]
 
 
 def test_vqvae_two_processes_equal_one_including_a_codebook_restart(data, tmp_path):

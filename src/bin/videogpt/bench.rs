@@ -62,7 +62,7 @@ fn stats_row(what: &str, s: &videogpt::gpu::GpuStats, per: f64) {
 /// chunk of natural-64 (4 and 16 frames, 64² and 128²) and a sampled token of the shipped prior
 /// and of a VideoGPT-width (576) one. Steady state: each is measured on its second run.
 fn run_gpu_stats(quick: bool) -> Result<()> {
-    use videogpt::session::Tokenizer;
+    use videogpt::workflow::Tokenizer;
     let root = data_root();
     let g = pollster::block_on(Gpu::new())?;
     println!("gpu: {}", g.describe());

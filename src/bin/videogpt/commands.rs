@@ -1,16 +1,19 @@
-//! The commands that run models: files in and out around `videogpt::session`.
+//! The commands that run models: files in and out around `videogpt::workflow`.
 
 use std::path::Path;
 use std::time::Instant;
 
+use std::rc::Rc;
+
 use videogpt::backend::Backend;
-use videogpt::session::{Reconstruction, Tokenizer};
+use videogpt::engine::{Device, Engine, InputOptions, ModelFile, Models};
 use videogpt::tokens::{self, Tokens};
 use videogpt::video::{self, io::read_video, Video};
-use videogpt::{bail, metrics, Cpu, Error, Gpu, Result};
+use videogpt::workflow::{Reconstruction, Tokenizer};
+use videogpt::{bail, metrics, on_engine, Cpu, Error, Result};
 
 use crate::files::{refuse_overwrite, write_clip, write_file, write_tokens};
-use crate::{Device, InputOptions, Job};
+use crate::Job;
 
 pub enum Action {
     /// `shard`: this run's share of a dataset (`--shard i/n`)
@@ -26,28 +29,13 @@ pub enum Action {
     },
 }
 
-/// Run `$body` with `$b` bound to the chosen backend. Generic code cannot be handed around as a
-/// value, so the body is instantiated once per backend.
-macro_rules! on_backend {
-    ($device:expr, |$b:ident| $body:expr) => {
-        match $device {
-            Device::Cpu => {
-                let $b = &Cpu;
-                $body
-            }
-            Device::Gpu => {
-                let gpu = open_gpu()?;
-                let $b = &gpu;
-                $body
-            }
-        }
-    };
-}
-
-pub(crate) fn open_gpu() -> Result<Gpu> {
-    let gpu = pollster::block_on(Gpu::new())?;
-    eprintln!("GPU: {}", gpu.describe());
-    Ok(gpu)
+/// The engine a command runs on (the GPU's name goes to stderr).
+pub(crate) fn open_engine(device: Device) -> Result<Engine> {
+    let engine = pollster::block_on(Engine::open(device))?;
+    if let Some(gpu) = engine.gpu() {
+        eprintln!("GPU: {}", gpu.describe());
+    }
+    Ok(engine)
 }
 
 pub fn run_job(j: Job, action: Action) -> Result<()> {
@@ -55,13 +43,13 @@ pub fn run_job(j: Job, action: Action) -> Result<()> {
     if matches!(action, Action::Encode { shard: Some(_) }) && !dataset {
         bail!(Input, "--shard splits a dataset: give a folder or a .txt list as --input, not {}", j.input.display());
     }
-    on_backend!(j.device, |b| {
+    on_engine!(&open_engine(j.device)?, |m| {
         match action {
-            Action::Encode { shard } if dataset => crate::dataset::encode_dataset(b, &j, shard.unwrap_or_default()),
-            Action::Encode { .. } => encode(b, &j),
-            Action::Decode { fps } => decode(b, &j, fps),
-            Action::Reconstruct { stream: true, .. } => reconstruct_stream(b, &j),
-            Action::Reconstruct { json, .. } => reconstruct(b, &j, json),
+            Action::Encode { shard } if dataset => crate::dataset::encode_dataset(&m, &j, shard.unwrap_or_default()),
+            Action::Encode { .. } => encode(&m, &j),
+            Action::Decode { fps } => decode(&m, &j, fps),
+            Action::Reconstruct { stream: true, .. } => reconstruct_stream(&m, &j),
+            Action::Reconstruct { json, .. } => reconstruct(&m, &j, json),
         }
     })
 }
@@ -96,29 +84,29 @@ pub fn in_file(e: Error, path: &Path) -> Error {
     }
 }
 
-pub(crate) fn tokenizer<B: Backend>(b: &B, path: &Path, bytes: &[u8], o: InputOptions) -> Result<Tokenizer<B>> {
-    Ok(Tokenizer::load(b, bytes, "").map_err(|e| in_file(e, path))?.with_resolution(o.resolution)?.with_resize(o.resize.into()))
+/// Load `path` as the engine's tokenizer, brought clips as `input` says.
+pub(crate) fn load_tokenizer<B: Backend>(m: &Models<B>, path: &Path, input: InputOptions) -> Result<Rc<Tokenizer<B>>> {
+    let bytes = read_model(path)?;
+    m.load_tokenizer(ModelFile::new(&path.display().to_string(), &bytes), input)
 }
 
-/// Every model window of a clip, preprocessed; trailing frames that fill no window are reported.
-pub(crate) fn model_windows<B: Backend>(b: &B, t: &Tokenizer<B>, clip: &Video) -> Result<Vec<videogpt::backend::Tensor<B>>> {
-    let (ranges, dropped) = t.windows(clip.frames)?;
+/// Say how many trailing frames fill no model window (and are left out).
+pub(crate) fn note_dropped<B: Backend>(t: &Tokenizer<B>, clip: &Video) -> Result<()> {
+    let (_, dropped) = t.windows(clip.frames)?;
     if dropped > 0 {
         eprintln!("note: {dropped} trailing frames do not fill a {}-frame window and are left out", t.config().sequence_length);
     }
-    ranges.into_iter().map(|r| t.preprocess(b, clip, r)).collect()
+    Ok(())
 }
 
 /// What `encode` and `reconstruct` start from: the output checked against the inputs, the
-/// tokenizer, the clip, and its model windows preprocessed on the device.
-type ClipJob<B> = (Tokenizer<B>, Video, Vec<videogpt::backend::Tensor<B>>);
-
-fn open_clip_job<B: Backend>(b: &B, j: &Job) -> Result<ClipJob<B>> {
+/// tokenizer and the clip.
+fn open_clip_job<B: Backend>(m: &Models<B>, j: &Job) -> Result<(Rc<Tokenizer<B>>, Video)> {
     refuse_overwrite(&j.output, &[&j.input, &j.model])?;
-    let t = tokenizer(b, &j.model, &read_model(&j.model)?, j.input_options)?;
+    let t = load_tokenizer(m, &j.model, j.input_options)?;
     let clip = read_video(&j.input)?;
-    let windows = model_windows(b, &t, &clip)?;
-    Ok((t, clip, windows))
+    note_dropped(&t, &clip)?;
+    Ok((t, clip))
 }
 
 fn progress(label: &str, i: usize, n: usize, started: Instant) {
@@ -136,16 +124,14 @@ pub(crate) fn require_extension(path: &Path, ext: &str, what: &str) -> Result<()
     Ok(())
 }
 
-fn encode<B: Backend>(b: &B, j: &Job) -> Result<()> {
+fn encode<B: Backend>(m: &Models<B>, j: &Job) -> Result<()> {
     if !is_vgt(&j.output) {
         require_extension(&j.output, "npy", "tokens")?;
     }
-    let (t, clip, windows) = open_clip_job(b, j)?;
-    let started = Instant::now();
-    let tokens = encode_windows(b, &t, &windows, |i| progress("encoded", i, windows.len(), started))?;
+    let (t, clip) = open_clip_job(m, j)?;
+    let tokens = encode_clip(&m.backend, &t, &clip)?;
     if is_vgt(&j.output) {
-        let id = j.model.file_stem().map_or("model".into(), |s| s.to_string_lossy().into_owned());
-        let file = t.token_file(id, tokens, clip.fps.map(|f| f as f32));
+        let file = t.token_file(tokens, clip.fps.map(|f| f as f32));
         let bytes = videogpt::vgt::write(&file)?;
         write_file(&j.output, &bytes, &[&j.input, &j.model])?;
         eprintln!("wrote {} tokens {:?} in {} bytes to {}", file.tokens.codes.len(), file.tokens.shape, bytes.len(), j.output.display());
@@ -156,16 +142,10 @@ fn encode<B: Backend>(b: &B, j: &Job) -> Result<()> {
     Ok(())
 }
 
-/// The token grid (B×T'×H'×W') of a clip's preprocessed model windows; `each(i)` after window i.
-pub(crate) fn encode_windows<B: Backend>(b: &B, t: &Tokenizer<B>, windows: &[videogpt::backend::Tensor<B>], mut each: impl FnMut(usize)) -> Result<Tokens> {
-    let (mut codes, mut latent) = (Vec::new(), [0; 3]);
-    for (i, x) in windows.iter().enumerate() {
-        let (c, l) = pollster::block_on(t.encode(b, x))?;
-        codes.extend(c);
-        latent = l;
-        each(i);
-    }
-    Ok(Tokens { shape: [windows.len(), latent[0], latent[1], latent[2]], codes })
+/// The token grid (B×T'×H'×W') of every model window of a clip, with progress on stderr.
+pub(crate) fn encode_clip<B: Backend>(b: &B, t: &Tokenizer<B>, clip: &Video) -> Result<Tokens> {
+    let started = Instant::now();
+    pollster::block_on(t.encode_clip(b, clip.frames, |w| t.preprocess(b, clip, w), |i, n| progress("encoded", i, n, started)))
 }
 
 /// A token grid from an .npy file (T'×H'×W' or B×T'×H'×W').
@@ -174,10 +154,9 @@ pub(crate) fn read_token_npy(path: &Path) -> Result<Tokens> {
     tokens::npy::read(std::io::BufReader::new(file))
 }
 
-fn decode<B: Backend>(b: &B, j: &Job, fps: Option<f64>) -> Result<()> {
+fn decode<B: Backend>(m: &Models<B>, j: &Job, fps: Option<f64>) -> Result<()> {
     refuse_overwrite(&j.output, &[&j.input, &j.model])?;
-    let model_bytes = read_model(&j.model)?;
-    let t = tokenizer(b, &j.model, &model_bytes, j.input_options)?;
+    let (b, t) = (&m.backend, load_tokenizer(m, &j.model, j.input_options)?);
     let (tokens, file_fps) = if is_vgt(&j.input) {
         let f = videogpt::vgt::read(&read_input(&j.input)?).map_err(|e| in_input(e, &j.input))?;
         t.check_token_file(&f)?;
@@ -195,7 +174,7 @@ fn decode<B: Backend>(b: &B, j: &Job, fps: Option<f64>) -> Result<()> {
 
 /// `reconstruct --stream`: y4m in, y4m out, a chunk at a time (see the flag's help). The
 /// native path of the page's live mode, on the same chunks, so that the two can be timed alike.
-fn reconstruct_stream<B: Backend>(b: &B, j: &Job) -> Result<()> {
+fn reconstruct_stream<B: Backend>(m: &Models<B>, j: &Job) -> Result<()> {
     use std::io::Write;
     use videogpt::video::io::{write_y4m_frames, write_y4m_header, Y4mReader};
     let dash = |p: &Path| p.as_os_str() == "-";
@@ -203,7 +182,7 @@ fn reconstruct_stream<B: Backend>(b: &B, j: &Job) -> Result<()> {
         require_extension(&j.output, "y4m", "streamed reconstructions")?;
         refuse_overwrite(&j.output, &[&j.input, &j.model])?;
     }
-    let t = tokenizer(b, &j.model, &read_model(&j.model)?, j.input_options)?;
+    let (b, t) = (&m.backend, load_tokenizer(m, &j.model, j.input_options)?);
     let stride = t.config().downsample[0];
     let input: Box<dyn std::io::BufRead> = if dash(&j.input) {
         Box::new(std::io::BufReader::new(std::io::stdin()))
@@ -251,13 +230,14 @@ fn reconstruct_stream<B: Backend>(b: &B, j: &Job) -> Result<()> {
     Ok(())
 }
 
-fn reconstruct<B: Backend>(b: &B, j: &Job, json: bool) -> Result<()> {
-    let (t, clip, windows) = open_clip_job(b, j)?;
+fn reconstruct<B: Backend>(m: &Models<B>, j: &Job, json: bool) -> Result<()> {
+    let (b, (t, clip)) = (&m.backend, open_clip_job(m, j)?);
     let started = Instant::now();
     let clock = || started.elapsed().as_secs_f64() * 1e3;
     let mut parts: Vec<Reconstruction> = Vec::new();
-    for (i, x) in windows.iter().enumerate() {
-        parts.push(pollster::block_on(t.reconstruct(b, x, &clock))?);
+    let (windows, _) = t.windows(clip.frames)?;
+    for (i, w) in windows.iter().enumerate() {
+        parts.push(pollster::block_on(t.reconstruct(b, &t.preprocess(b, &clip, w.clone())?, &clock))?);
         progress("reconstructed", i, windows.len(), started);
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -301,8 +281,7 @@ fn reconstruct<B: Backend>(b: &B, j: &Job, json: bool) -> Result<()> {
 }
 
 pub fn compare_tokens(model: &Path, input: &Path, tokens: &Path, tolerance: f64, o: InputOptions) -> Result<()> {
-    let bytes = read_model(model)?;
-    let t = tokenizer(&Cpu, model, &bytes, o)?;
+    let t = load_tokenizer(&Models::new(Cpu), model, o)?;
     let m = &t.vqvae;
     let file = std::fs::File::open(tokens).map_err(|e| Error::Io(format!("cannot open {}: {e}", tokens.display())))?;
     let theirs = tokens::npy::read(std::io::BufReader::new(file))?;

@@ -10,10 +10,11 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use videogpt::backend::Backend;
+use videogpt::engine::Models;
 use videogpt::video::io::read_video;
 use videogpt::{bail, Error, Result};
 
-use crate::commands::{encode_windows, model_windows, read_model, read_token_npy, tokenizer};
+use crate::commands::{load_tokenizer, note_dropped, read_token_npy};
 use crate::files::{write_file, write_tokens};
 use crate::Job;
 
@@ -97,10 +98,10 @@ fn manifest_line(input: &Path, tokens: Option<(&Path, [usize; 4])>, error: Optio
 }
 
 /// Encode this shard's clips of the dataset `j.input` into the folder `j.output`.
-pub fn encode_dataset<B: Backend>(b: &B, j: &Job, shard: Shard) -> Result<()> {
+pub fn encode_dataset<B: Backend>(m: &Models<B>, j: &Job, shard: Shard) -> Result<()> {
     let files = list_clips(&j.input)?;
     std::fs::create_dir_all(&j.output).map_err(|e| Error::Io(format!("cannot create the folder {}: {e}", j.output.display())))?;
-    let t = tokenizer(b, &j.model, &read_model(&j.model)?, j.input_options)?;
+    let (b, t) = (&m.backend, load_tokenizer(m, &j.model, j.input_options)?);
     let mine: Vec<(usize, &PathBuf)> = files.iter().enumerate().filter(|(k, _)| k % shard.count == shard.index).collect();
     eprintln!("shard {}/{}: {} of {} clips", shard.index, shard.count, mine.len(), files.len());
     let started = Instant::now();
@@ -112,7 +113,7 @@ pub fn encode_dataset<B: Backend>(b: &B, j: &Job, shard: Shard) -> Result<()> {
         let result = if out.exists() {
             read_token_npy(&out).map(|tokens| (tokens.shape, true))
         } else {
-            encode_clip(b, &t, input, &out, &j.model).map(|shape| (shape, false))
+            encode_file(b, &t, input, &out, &j.model).map(|shape| (shape, false))
         };
         match result {
             Ok((shape, again)) => {
@@ -156,13 +157,10 @@ pub fn encode_dataset<B: Backend>(b: &B, j: &Job, shard: Shard) -> Result<()> {
 }
 
 /// One clip's windows → its token file; the token grid's shape.
-fn encode_clip<B: Backend>(b: &B, t: &videogpt::session::Tokenizer<B>, input: &Path, out: &Path, model: &Path) -> Result<[usize; 4]> {
+fn encode_file<B: Backend>(b: &B, t: &videogpt::workflow::Tokenizer<B>, input: &Path, out: &Path, model: &Path) -> Result<[usize; 4]> {
     let clip = read_video(input)?;
-    let windows = model_windows(b, t, &clip)?;
-    if windows.is_empty() {
-        bail!(Input, "{} frames fill no {}-frame window", clip.frames, t.config().sequence_length);
-    }
-    let tokens = encode_windows(b, t, &windows, |_| {})?;
+    note_dropped(t, &clip)?;
+    let tokens = pollster::block_on(t.encode_clip(b, clip.frames, |w| t.preprocess(b, &clip, w), |_, _| {}))?;
     write_tokens(out, &tokens, &[input, model])?;
     Ok(tokens.shape)
 }

@@ -1,13 +1,13 @@
 //! `videogpt`: the native command line over the same engine the web page runs. Argument parsing
 //! lives here; the commands (`commands.rs`) read and write files around the engine's shared
-//! workflows (`videogpt::session`); `bench.rs` and `serve.rs` are the benchmark and the demo
+//! workflows (`videogpt::workflow`) on the engine handle (`videogpt::engine`); `bench.rs` and `serve.rs` are the benchmark and the demo
 //! server; `tools.rs` writes random models for tests.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use videogpt::video::Resize;
+use clap::{Parser, Subcommand};
+use videogpt::engine::{Device, InputOptions};
 
 mod bench;
 mod commands;
@@ -30,12 +30,6 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-pub enum Device {
-    Cpu,
-    Gpu,
-}
-
 /// What every model-running command takes.
 #[derive(clap::Args)]
 pub struct Job {
@@ -52,34 +46,6 @@ pub struct Job {
     pub device: Device,
     #[command(flatten)]
     pub input_options: InputOptions,
-}
-
-/// How clips are brought to the model's input.
-#[derive(clap::Args, Clone, Copy)]
-pub struct InputOptions {
-    /// Run at this resolution instead of the file's (a multiple of the spatial stride; the
-    /// VQ-VAE has no position embeddings, so its weights work at any size).
-    #[arg(long)]
-    pub resolution: Option<usize>,
-    /// antialias: bilinear with antialiasing (what our models are trained on); videogpt:
-    /// VideoGPT's own preprocess exactly (bilinear, no antialiasing).
-    #[arg(long, value_enum, default_value = "antialias")]
-    pub resize: ResizeArg,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-pub enum ResizeArg {
-    Antialias,
-    Videogpt,
-}
-
-impl From<ResizeArg> for Resize {
-    fn from(r: ResizeArg) -> Self {
-        match r {
-            ResizeArg::Antialias => Resize::Antialias,
-            ResizeArg::Videogpt => Resize::VideoGpt,
-        }
-    }
 }
 
 #[derive(Subcommand)]

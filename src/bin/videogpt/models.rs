@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use videogpt::session::ModelInfo;
+use videogpt::workflow::ModelInfo;
 use videogpt::{bail, Result, VqVaeConfig};
 
 use crate::commands::{in_file, read_model};

@@ -1,24 +1,24 @@
 //! The commands that run a GPT prior: `sample` and `score`, files in and out around
-//! `videogpt::session::Prior`.
+//! `videogpt::workflow::Prior`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use videogpt::backend::Backend;
+use videogpt::engine::{Device, InputOptions, ModelFile};
 use videogpt::gpt::{FrameFeatures, Gpt, SampleOptions};
-use videogpt::session::{Prior, Tokenizer};
 use videogpt::tokens::{self, Tokens};
 use videogpt::video::{
     self,
     io::{read_video, read_video_frames},
     Resize,
 };
-use videogpt::{bail, Cpu, Error, Gpu, Result};
+use videogpt::workflow::Prior;
+use videogpt::{bail, on_engine, Error, Result};
 
-use crate::commands::{in_file, in_input, is_vgt, open_gpu, read_input, read_model, require_extension};
+use crate::commands::{in_file, in_input, is_vgt, open_engine, read_input, read_model, require_extension};
 use crate::files::refuse_overwrite;
 use crate::files::{write_clip, write_tokens};
-use crate::{Device, InputOptions};
 
 pub struct SampleJob<'a> {
     pub model: &'a Path,
@@ -36,28 +36,19 @@ pub struct SampleJob<'a> {
 
 /// Sample with the prior on the GPU (the WGSL decoding path) or the CPU; decode on the same.
 pub fn sample(device: Device, job: &SampleJob) -> Result<()> {
-    match device {
-        Device::Cpu => sample_on(&Cpu, None, job),
-        Device::Gpu => {
-            let gpu = open_gpu()?;
-            sample_on(&gpu, Some(&gpu), job)
-        }
-    }
+    on_engine!(&open_engine(device)?, |m| sample_on(&m.backend, job))
 }
 
+/// A GPT file and, where given, the VQ-VAE file it was trained over.
 fn load_prior<B: Backend>(b: &B, model: &Path, vqvae: Option<&Path>) -> Result<Prior<B>> {
     let gpt_bytes = read_model(model)?;
     let vq_bytes = vqvae.map(read_model).transpose()?;
-    // as Prior::load, with each error naming the file it is about
-    let gpt = Gpt::load(&gpt_bytes, vq_bytes.as_deref()).map_err(|e| in_file(e, model))?;
-    let tokenizer = match (&vq_bytes, vqvae) {
-        (Some(bytes), Some(path)) => Tokenizer::load(b, bytes, "").map_err(|e| in_file(e, path))?,
-        _ => Tokenizer::load(b, &gpt_bytes, "vqvae.").map_err(|e| in_file(e, model))?,
-    };
-    Ok(Prior::new(gpt, tokenizer))
+    let (gpt_name, vq_name) = (model.display().to_string(), vqvae.map(|p| p.display().to_string()));
+    let vq = vq_bytes.as_deref().zip(vq_name.as_deref()).map(|(bytes, name)| ModelFile::new(name, bytes));
+    Prior::load(b, ModelFile::new(&gpt_name, &gpt_bytes), vq)
 }
 
-fn sample_on<B: Backend>(b: &B, gpu: Option<&Gpu>, job: &SampleJob) -> Result<()> {
+fn sample_on<B: Backend>(b: &B, job: &SampleJob) -> Result<()> {
     if let Some(t) = job.tokens {
         require_extension(t, "npy", "tokens")?;
     }
@@ -68,9 +59,8 @@ fn sample_on<B: Backend>(b: &B, gpu: Option<&Gpu>, job: &SampleJob) -> Result<()
     inputs.extend(job.vqvae);
     inputs.extend(job.prefix.map(|(p, _)| p.as_path()));
     refuse_overwrite(job.output, &inputs)?;
-    let Prior { gpt, tokenizer, .. } = load_prior(b, job.model, job.vqvae)?;
     // the prefix clip is resized as --resize says; the GPT fixes the resolution
-    let prior = Prior::new(gpt, tokenizer.with_resize(job.input.resize.into()));
+    let prior = load_prior(b, job.model, job.vqvae)?.with_resize(job.input.resize);
     let frames = frame_features(&prior.gpt, job.cond_frame)?;
     let job_opts = SampleOptions { frames, ..job.opts.clone() };
     let [lt, lh, lw] = prior.gpt.config.latent;
@@ -100,7 +90,7 @@ fn sample_on<B: Backend>(b: &B, gpu: Option<&Gpu>, job: &SampleJob) -> Result<()
                 eprint!("\rsample {}/{n}: {}%  ({:.1}s)", s + 1, done * 10, started.elapsed().as_secs_f64());
             }
         };
-        let grid = pollster::block_on(prior.sample(gpu, &opts, &prefix, total.div_ceil(10), progress))?;
+        let grid = pollster::block_on(prior.sample(b, &opts, &prefix, total.div_ceil(10), progress))?;
         eprintln!();
         all_codes.extend(grid);
     }

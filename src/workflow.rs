@@ -6,12 +6,15 @@
 
 use std::ops::Range;
 
+use std::rc::Rc;
+
 use crate::backend::{Backend, Tensor};
+use crate::engine::{InputOptions, ModelFile};
 use crate::gpt::{Gpt, GptConfig, SampleOptions};
 use crate::tokens::Tokens;
 use crate::vgt::{self, TokenFile};
 use crate::video::{self, Resize, Video};
-use crate::{bail, metrics, Error, Gpu, Result, VqVae, VqVaeConfig};
+use crate::{bail, metrics, Error, Result, VqVae, VqVaeConfig};
 
 /// The largest side a clip may be run or decoded at: a 16-frame clip at 1024² is already 50 M
 /// values per activation map per channel.
@@ -19,10 +22,12 @@ pub const MAX_RESOLUTION: usize = crate::vqvae::MAX_RESOLUTION;
 /// The most frames one decoded clip may have.
 pub const MAX_FRAMES: usize = crate::vqvae::MAX_SEQUENCE_LENGTH;
 
-/// A VQ-VAE as a tokenizer: the model, the hash `.vgt` files name it by, and how clips are
-/// brought to its input (resolution, resize filter).
+/// A VQ-VAE as a tokenizer: the model, the name and hash `.vgt` files give it, and how clips are
+/// brought to its input (resolution, resize filter). Cloning shares the weights.
 pub struct Tokenizer<B: Backend> {
-    pub vqvae: VqVae<B>,
+    pub vqvae: Rc<VqVae<B>>,
+    /// The name `.vgt` files record (the page's model id, the CLI's file stem).
+    pub id: String,
     /// `vgt::model_hash` of the file the VQ-VAE came from.
     pub hash: [u8; 16],
     /// The side clips are resized to: the file's `resolution` unless overridden. The VQ-VAE has
@@ -31,11 +36,37 @@ pub struct Tokenizer<B: Backend> {
     pub resize: Resize,
 }
 
+impl<B: Backend> Clone for Tokenizer<B> {
+    fn clone(&self) -> Self {
+        Tokenizer { vqvae: self.vqvae.clone(), id: self.id.clone(), hash: self.hash, resolution: self.resolution, resize: self.resize }
+    }
+}
+
 impl<B: Backend> Tokenizer<B> {
     /// A VQ-VAE file (`prefix` `""`), or the VQ-VAE inside a GPT file (`"vqvae."`).
     pub fn load(b: &B, bytes: &[u8], prefix: &str) -> Result<Self> {
-        let vqvae = VqVae::load(b, bytes, prefix)?;
-        Ok(Tokenizer { resolution: vqvae.config.resolution, vqvae, hash: vgt::model_hash(bytes), resize: Resize::default() })
+        let vqvae = Rc::new(VqVae::load(b, bytes, prefix)?);
+        Ok(Tokenizer { resolution: vqvae.config.resolution, vqvae, id: "model".into(), hash: vgt::model_hash(bytes), resize: Resize::default() })
+    }
+
+    /// The name `.vgt` files give the model.
+    pub fn named(mut self, id: &str) -> Self {
+        self.id = id.to_owned();
+        self
+    }
+
+    /// The same weights brought clips as `input` says (the file's resolution unless it names one).
+    pub fn with_input(&self, input: InputOptions) -> Result<Self> {
+        let mut t = self.clone();
+        t.resolution = t.vqvae.config.resolution;
+        Ok(t.with_resolution(input.resolution)?.with_resize(input.resize))
+    }
+
+    /// The latent grid of one model window at the current input: what a clip costs in tokens.
+    pub fn input_latent(&self) -> [usize; 3] {
+        let c = self.config();
+        let [dt, dh, dw] = c.downsample;
+        [c.sequence_length / dt, self.resolution / dh, self.resolution / dw]
     }
 
     pub fn config(&self) -> &VqVaeConfig {
@@ -92,6 +123,28 @@ impl<B: Backend> Tokenizer<B> {
         Ok((b.read_codes(&self.vqvae.encode(b, x)?).await?, latent))
     }
 
+    /// Every model window of a clip of `frames` frames → one token grid (B×T'×H'×W'), the windows
+    /// preprocessed one at a time by `window` (from the front end's frames: bytes, images, a
+    /// file) and encoded in order; `each(i, n)` after window i. Trailing frames that fill no
+    /// window are left out (`windows` says how many).
+    pub async fn encode_clip(
+        &self,
+        b: &B,
+        frames: usize,
+        mut window: impl FnMut(Range<usize>) -> Result<Tensor<B>>,
+        mut each: impl FnMut(usize, usize),
+    ) -> Result<Tokens> {
+        let (ranges, _) = self.windows(frames)?;
+        let (mut codes, mut latent) = (Vec::new(), [0; 3]);
+        for (i, r) in ranges.iter().enumerate() {
+            let (c, l) = self.encode(b, &window(r.clone())?).await?;
+            codes.extend(c);
+            latent = l;
+            each(i, ranges.len());
+        }
+        Ok(Tokens { shape: [ranges.len(), latent[0], latent[1], latent[2]], codes })
+    }
+
     /// Encode and decode a preprocessed window; `now` (milliseconds) times it. A backend that
     /// computes as it is asked (the CPU) is timed per half; the GPU records both halves and waits
     /// once, for one readback, so only their sum is known there.
@@ -135,9 +188,9 @@ impl<B: Backend> Tokenizer<B> {
         Video::concat(&clips)
     }
 
-    /// A `.vgt` file of `tokens` naming this model `model_id`.
-    pub fn token_file(&self, model_id: String, tokens: Tokens, fps: Option<f32>) -> TokenFile {
-        TokenFile { model_id, model_hash: self.hash, n_codes: self.config().n_codes, tokens, fps }
+    /// A `.vgt` file of `tokens` naming this model by its id and hash.
+    pub fn token_file(&self, tokens: Tokens, fps: Option<f32>) -> TokenFile {
+        TokenFile { model_id: self.id.clone(), model_hash: self.hash, n_codes: self.config().n_codes, tokens, fps }
     }
 
     /// Refuse tokens made with another model: decoding them would give garbage.
@@ -191,23 +244,27 @@ impl ModelInfo {
 /// prefixes): the GPT file's own `vqvae.` keys, or a separate VQ-VAE file.
 pub struct Prior<B: Backend> {
     pub gpt: Gpt,
-    pub tokenizer: Tokenizer<B>,
+    pub tokenizer: Rc<Tokenizer<B>>,
     /// The GPT's weights on the GPU, uploaded by the first GPU sample and kept for the next.
     gpu_weights: std::cell::RefCell<Option<std::rc::Rc<crate::gpu::GpuPriorWeights>>>,
 }
 
 impl<B: Backend> Prior<B> {
-    pub fn load(b: &B, gpt_bytes: &[u8], vqvae_bytes: Option<&[u8]>) -> Result<Self> {
-        let gpt = Gpt::load(gpt_bytes, vqvae_bytes)?;
-        let tokenizer = match vqvae_bytes {
-            Some(v) => Tokenizer::load(b, v, "")?,
-            None => Tokenizer::load(b, gpt_bytes, "vqvae.")?,
+    /// A GPT file and the VQ-VAE it was trained over: under `vqvae.` in the same file, or a
+    /// separate file. Weights errors name the file they are about.
+    pub fn load(b: &B, gpt: ModelFile, vqvae: Option<ModelFile>) -> Result<Self> {
+        let model = Gpt::load(gpt.bytes, vqvae.map(|v| v.bytes)).map_err(|e| gpt.blame(e))?;
+        let tokenizer = match vqvae {
+            Some(v) => Tokenizer::load(b, v.bytes, "").map_err(|e| v.blame(e))?.named(v.id()),
+            None => Tokenizer::load(b, gpt.bytes, "vqvae.").map_err(|e| gpt.blame(e))?.named(gpt.id()),
         };
-        Ok(Self::new(gpt, tokenizer))
+        Ok(Prior { gpt: model, tokenizer: Rc::new(tokenizer), gpu_weights: Default::default() })
     }
 
-    pub fn new(gpt: Gpt, tokenizer: Tokenizer<B>) -> Self {
-        Prior { gpt, tokenizer, gpu_weights: Default::default() }
+    /// The prefix clips resized with `resize` (the GPT fixes the resolution).
+    pub fn with_resize(mut self, resize: Resize) -> Self {
+        self.tokenizer = Rc::new((*self.tokenizer).clone().with_resize(resize));
+        self
     }
 
     /// The first `frames` latent frames of `codes` (a whole grid), to continue by sampling.
@@ -222,17 +279,10 @@ impl<B: Backend> Prior<B> {
         Ok(codes[..frames * lh * lw].to_vec())
     }
 
-    /// Sample one grid: with the WGSL sampler when `gpu` is given, else on the CPU.
+    /// Sample one grid: with the WGSL sampler on the GPU backend, else on the CPU.
     /// `report(done, grid)` is called about every `every` tokens.
-    pub async fn sample(
-        &self,
-        gpu: Option<&Gpu>,
-        opts: &SampleOptions,
-        prefix: &[u32],
-        every: usize,
-        mut report: impl FnMut(usize, &[u32]),
-    ) -> Result<Vec<u32>> {
-        if let Some(gpu) = gpu {
+    pub async fn sample(&self, b: &B, opts: &SampleOptions, prefix: &[u32], every: usize, mut report: impl FnMut(usize, &[u32])) -> Result<Vec<u32>> {
+        if let Some(gpu) = b.as_gpu() {
             // the weights stay on the GPU between samples (a page samples again and again)
             let cached = self.gpu_weights.borrow().clone();
             let prior = match cached {
