@@ -8,6 +8,7 @@ use super::Gpu;
 /// every map wait is a round trip to the GPU). `videogpt bench --gpu-stats` prints them per chunk
 /// and per sampled token; the JS API's `session.gpuStats()` reads them in a page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(target_arch = "wasm32", derive(serde::Serialize), serde(rename_all = "camelCase"))]
 pub struct GpuStats {
     pub dispatches: u64,
     /// Compute passes begun (one per dispatch today).

@@ -291,28 +291,16 @@ impl WebEngine {
         }))
     }
 
-    /// `{ reset }` → [`Stats`]: the GPU runtime's counters since the engine started or the last
+    /// `{ reset }` → [`GpuStats`](crate::gpu::GpuStats): the GPU runtime's counters since the engine started or the last
     /// call with `reset`; `null` on the CPU path.
     #[wasm_bindgen(js_name = gpuStats)]
     pub fn gpu_stats(&self, request: JsValue) -> Promise {
         let r: StatsRequest = request!("gpuStats", request);
         let Some(g) = self.engine.gpu() else { return Promise::resolve(&JsValue::NULL) };
-        let s = g.stats();
+        let stats = g.stats();
         if r.reset {
             g.reset_stats();
         }
-        let stats = Stats {
-            dispatches: s.dispatches,
-            passes: s.passes,
-            buffers_created: s.buffers_created,
-            bytes_created: s.bytes_created,
-            bind_groups: s.bind_groups,
-            submits: s.submits,
-            map_waits: s.map_waits,
-            readback_bytes: s.readback_bytes,
-            weight_bytes: s.weight_bytes,
-            by_kernel: s.by_kernel,
-        };
         answer(async move { Ok(stats) })
     }
 

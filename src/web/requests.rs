@@ -274,19 +274,3 @@ pub struct Sampled {
     pub input: JsValue,
     pub input_size: Option<[usize; 3]>,
 }
-
-/// `gpuStats`: the GPU runtime's counters (`null` on the CPU).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Stats {
-    pub dispatches: u64,
-    pub passes: u64,
-    pub buffers_created: u64,
-    pub bytes_created: u64,
-    pub bind_groups: u64,
-    pub submits: u64,
-    pub map_waits: u64,
-    pub readback_bytes: u64,
-    pub weight_bytes: u64,
-    pub by_kernel: std::collections::BTreeMap<&'static str, u64>,
-}

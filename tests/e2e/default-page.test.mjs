@@ -43,6 +43,14 @@ before(async () => {
   await page.waitForFunction(() => window.app?.session || document.body.dataset.state === 'failed', null, { timeout: 180_000 });
 });
 
+/** Pick tokenizer `id` in the page's picker and wait until it is loaded. */
+async function pickTokenizer(id) {
+  await page.selectOption('#model-select', id);
+  await page.waitForFunction((id) => document.getElementById('model-info').textContent.startsWith(`${id}:`) && document.body.dataset.state !== 'busy', id, {
+    timeout: 120_000,
+  });
+}
+
 after(async () => {
   await browser?.close();
   server?.stop();
@@ -214,10 +222,7 @@ test('the picker offers the ladder with what each tokenizer costs, and each reco
   for (const m of ladder) {
     // e.g. "natural-stride2x4x4 · 8×16×16 tokens × 11 bits (2.5 MB)"
     assert.match(options[m.id], new RegExp(`^${m.id} · ${m.tokens.join('×')} tokens × ${m.code_bits} bits \\(`));
-    await page.selectOption('#model-select', m.id);
-    await page.waitForFunction((id) => document.getElementById('model-info').textContent.startsWith(`${id}:`) && document.body.dataset.state !== 'busy', m.id, {
-      timeout: 120_000,
-    });
+    await pickTokenizer(m.id);
     await page.evaluate(() => {
       window.app.result = null;
     });
@@ -238,14 +243,7 @@ test('the picker offers the ladder with what each tokenizer costs, and each reco
 });
 
 test('changing the resolution sends the engine no weights: the same tokenizer runs at 128×128, with the grid the engine gives', async (t) => {
-  await page.selectOption('#model-select', MODEL.id);
-  await page.waitForFunction(
-    (id) => document.getElementById('model-info').textContent.startsWith(`${id}:`) && document.body.dataset.state !== 'busy',
-    MODEL.id,
-    {
-      timeout: 120_000,
-    },
-  );
+  await pickTokenizer(MODEL.id);
   const before = await page.evaluate(() => window.workerBytesSent);
   await page.selectOption('#resolution', '128');
   await page.waitForFunction(() => /Running at 128×128/.test(document.getElementById('status').textContent) && document.body.dataset.state !== 'busy', null, {
@@ -283,10 +281,7 @@ test('changing the resolution sends the engine no weights: the same tokenizer ru
 test('with each tokenizer of the ladder, the share link and the embed code decode to what the CLI decodes from the same .vgt', async (t) => {
   const ladder = index.vqvae.filter((m) => m.id.startsWith('natural'));
   for (const m of ladder) {
-    await page.selectOption('#model-select', m.id);
-    await page.waitForFunction((id) => document.getElementById('model-info').textContent.startsWith(`${id}:`) && document.body.dataset.state !== 'busy', m.id, {
-      timeout: 120_000,
-    });
+    await pickTokenizer(m.id);
     await page.evaluate(() => {
       window.app.result = null;
     });
