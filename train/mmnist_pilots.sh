@@ -6,6 +6,7 @@
 # with the same linear cooldown over its last quarter. Judged by validation PSNR and by
 # train/recognise.py's share of two-digit frames in the reconstructions of the test clips.
 #   bash train/mmnist_pilots.sh ARM [ARM ...]   # rows appended to train/out/mmnist-pilots.jsonl
+#   TRAIN_ONLY=1 bash train/mmnist_pilots.sh ARM ...   # train only; run again without it to measure
 # Arms: m444 (the control: more steps of the shipped recipe), m444-seed1 (noise), m244, m144,
 # m444-512 (the codebook split in two, 256 → 512 codes).
 set -euo pipefail
@@ -15,10 +16,15 @@ base=(--data train/out/mmnist.npz --init models/mmnist.safetensors --n-hiddens 6
 
 run() {  # run NAME STEPS ARGS...: one arm from mmnist, cooldown over its last quarter, then the metric
   local name=$1 steps=$2; shift 2
-  rm -rf "train/out/mpilot-$name"
-  echo "== pilot $name: $* ($(date -u +%H:%M))"
-  nice -n 5 python3 train/train_vqvae.py --out "train/out/mpilot-$name" "${base[@]}" --steps "$steps" \
-    --cooldown 0.25 --eval-every $((steps / 2)) "$@" > "train/out/mpilot-$name.log" 2>&1
+  # an arm that already ran (its weights are written at its last step) is only measured again,
+  # so a stopped script resumes at the first arm it did not finish
+  if [ ! -f "train/out/mpilot-$name/model.safetensors" ]; then
+    rm -rf "train/out/mpilot-$name"
+    echo "== pilot $name: $* ($(date -u +%H:%M))"
+    nice -n 5 python3 train/train_vqvae.py --out "train/out/mpilot-$name" "${base[@]}" --steps "$steps" \
+      --cooldown 0.25 --eval-every $((steps / 2)) "$@" > "train/out/mpilot-$name.log" 2>&1
+  fi
+  [ -n "${TRAIN_ONLY:-}" ] && return
   local line
   line=$(python3 train/recognise.py --data train/out/mmnist.npz --vqvae "train/out/mpilot-$name/model.safetensors" \
     --n-samples 0 | head -1)
