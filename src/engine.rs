@@ -111,6 +111,11 @@ impl<B: Backend> Models<B> {
     }
 
     /// The GPT prior (with its own VQ-VAE) that samples and continues clips.
+    /// The loaded prior, if any.
+    pub fn loaded_prior(&self) -> Option<Rc<Prior<B>>> {
+        self.prior.borrow().clone()
+    }
+
     pub fn prior(&self) -> Result<Rc<Prior<B>>> {
         self.prior.borrow().clone().ok_or_else(|| Error::Input("no GPT prior loaded: load one first".into()))
     }

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod checkpoint;
 pub mod cpu;
 pub mod engine;
+pub mod entropy;
 mod error;
 pub mod gpt;
 pub mod gpu;

@@ -19,13 +19,42 @@
 //! | 36+L | 4 | frames per second (f32), when flag bit 0 |
 //! | … | ⌈B·T'·H'·W'·bits / 8⌉ | indices in raster order, bit-packed LSB first |
 //! | end−4 | 4 | CRC-32 (IEEE) of everything before it |
+//!
+//! Version 2 holds the tokens coded under a prior ([`crate::entropy`]): about the prior's bits
+//! per token instead of ⌈log2 n_codes⌉, decodable only with that prior, which the file names by
+//! the hash of its file as it names the model:
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | magic `VGT` 0x1A |
+//! | 4 | 1 | version (2) |
+//! | 5 | 1 | flags: bit 0 = frame rate present, bit 1 = tokens coded under a prior (set) |
+//! | 6 | 1 | length of the model id, L (0..=255) |
+//! | 7 | 8 | clips B, T', H', W' (u16 each) |
+//! | 15 | 16 | model hash |
+//! | 31 | 16 | prior hash: SHA-256 of the prior's file, first 16 bytes |
+//! | 47 | L | model id (UTF-8) |
+//! | 47+L | 4 | frames per second (f32), when flag bit 0 |
+//! | … | 4·W | the range coder's W words (u32) |
+//! | end−8 | 4 | CRC-32 (IEEE) of the decoded tokens (u32 each, in raster order) |
+//! | end−4 | 4 | CRC-32 (IEEE) of everything before it |
+//!
+//! The codebook size is the prior's. The file's checksum is checked before any decoding; the
+//! tokens' checksum after it, so that a decoder that computed other probabilities than the
+//! encoder (and so decoded other tokens from intact bytes) gets an error, not another clip.
 
+use crate::gpt::Gpt;
 use crate::tokens::Tokens;
 use crate::{bail, Result};
 
 pub const MAGIC: [u8; 4] = *b"VGT\x1a";
 pub const VERSION: u8 = 1;
+/// The version of files whose tokens are coded under a prior.
+pub const VERSION_CODED: u8 = 2;
 const HEADER: usize = 36;
+const HEADER_CODED: usize = 47;
+const FLAG_FPS: u8 = 1;
+const FLAG_CODED: u8 = 2;
 /// Tokens per file at most (a 1024-clip batch of 16×32×32 grids); more is surely corrupt.
 const MAX_TOKENS: usize = 1 << 24;
 
@@ -99,22 +128,192 @@ pub fn write(f: &TokenFile) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-pub fn read(bytes: &[u8]) -> Result<TokenFile> {
+/// A prior that codes token files (version 2): the GPT and the hash of its file.
+pub struct CodingPrior<'a> {
+    pub gpt: &'a Gpt,
+    pub hash: [u8; 16],
+}
+
+impl<'a> CodingPrior<'a> {
+    /// The GPT loaded from `file_bytes`.
+    pub fn new(gpt: &'a Gpt, file_bytes: &[u8]) -> Self {
+        CodingPrior { gpt, hash: model_hash(file_bytes) }
+    }
+}
+
+/// What a `.vgt` file's header says, read without decoding its tokens (which, in version 2,
+/// needs the prior).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Header {
+    pub version: u8,
+    pub model_id: String,
+    pub model_hash: [u8; 16],
+    /// `[B, T', H', W']`.
+    pub shape: [usize; 4],
+    pub fps: Option<f32>,
+    /// The hash of the prior the tokens are coded under (version 2).
+    pub prior_hash: Option<[u8; 16]>,
+    /// Bytes of the tokens themselves: bit-packed (version 1) or coded (version 2).
+    pub payload_bytes: usize,
+}
+
+/// The header of a version 1 or 2 file (the checksum is not checked: in version 2 it covers the
+/// decoded tokens).
+pub fn header(bytes: &[u8]) -> Result<Header> {
+    check_magic(bytes)?;
+    if bytes[4] == VERSION {
+        let f = read(bytes)?;
+        let payload_bytes = (f.tokens.codes.len() * bits_per_index(f.n_codes) as usize).div_ceil(8);
+        return Ok(Header {
+            version: VERSION,
+            model_id: f.model_id,
+            model_hash: f.model_hash,
+            shape: f.tokens.shape,
+            fps: f.fps,
+            prior_hash: None,
+            payload_bytes,
+        });
+    }
+    Ok(coded_header(bytes)?.0)
+}
+
+fn check_magic(bytes: &[u8]) -> Result<()> {
     if bytes.len() < 4 || bytes[..4] != MAGIC {
         bail!(Input, "not a .vgt token file (bad magic)");
     }
-    if bytes.len() < HEADER + 4 {
+    if bytes.len() < 5 {
         bail!(Input, "truncated .vgt file ({} bytes)", bytes.len());
     }
-    if bytes[4] != VERSION {
-        bail!(Input, ".vgt version {} is not supported (this build reads version {VERSION})", bytes[4]);
+    if bytes[4] != VERSION && bytes[4] != VERSION_CODED {
+        bail!(Input, ".vgt version {} is not supported (this build reads versions {VERSION} and {VERSION_CODED})", bytes[4]);
+    }
+    Ok(())
+}
+
+/// A version 2 header and where its coded words start.
+fn coded_header(bytes: &[u8]) -> Result<(Header, usize)> {
+    if bytes.len() < HEADER_CODED + 4 {
+        bail!(Input, "truncated .vgt file ({} bytes)", bytes.len());
+    }
+    let (flags, id_len) = (bytes[5], bytes[6] as usize);
+    if flags & !(FLAG_FPS | FLAG_CODED) != 0 || flags & FLAG_CODED == 0 {
+        bail!(Input, "corrupt .vgt file (flags {flags:#04x})");
+    }
+    let dim = |i: usize| u16::from_le_bytes(bytes[7 + 2 * i..9 + 2 * i].try_into().expect("2 bytes")) as usize;
+    let shape = [dim(0), dim(1), dim(2), dim(3)];
+    let n: usize = shape.iter().product();
+    if n == 0 || n > MAX_TOKENS {
+        bail!(Input, "corrupt .vgt file (token grid {shape:?})");
+    }
+    let model_hash: [u8; 16] = bytes[15..31].try_into().expect("16 bytes");
+    let prior_hash: [u8; 16] = bytes[31..47].try_into().expect("16 bytes");
+    let fps_len = if flags & FLAG_FPS != 0 { 4 } else { 0 };
+    let words_at = HEADER_CODED + id_len + fps_len;
+    if bytes.len() < words_at + 4 || !(bytes.len() - words_at - 4).is_multiple_of(4) {
+        bail!(Input, "corrupt .vgt file: {} bytes do not hold a coded stream after a {words_at}-byte header", bytes.len());
+    }
+    let model_id = std::str::from_utf8(&bytes[HEADER_CODED..HEADER_CODED + id_len])
+        .map_err(|_| crate::Error::Input("corrupt .vgt file (model id is not UTF-8)".into()))?
+        .to_string();
+    let fps = (fps_len > 0).then(|| f32::from_le_bytes(bytes[words_at - 4..words_at].try_into().expect("4 bytes")));
+    if (bytes.len() - words_at - 4) < 4 {
+        bail!(Input, "truncated .vgt file ({} bytes)", bytes.len());
+    }
+    if fps.is_some_and(|f| !(f.is_finite() && f > 0.0)) {
+        bail!(Input, "corrupt .vgt file (frame rate {})", fps.unwrap_or_default());
+    }
+    let payload_bytes = bytes.len() - words_at - 8;
+    Ok((Header { version: VERSION_CODED, model_id, model_hash, shape, fps, prior_hash: Some(prior_hash), payload_bytes }, words_at))
+}
+
+/// A token file coded under `prior` (version 2). `progress(done, total)` after every token.
+pub fn write_coded(f: &TokenFile, prior: &CodingPrior, progress: impl FnMut(usize, usize)) -> Result<Vec<u8>> {
+    let id = f.model_id.as_bytes();
+    if id.len() > 255 {
+        bail!(Input, "model id is longer than 255 bytes");
+    }
+    let shape = f.tokens.shape;
+    if shape.iter().any(|&d| d == 0 || d > u16::MAX as usize) || f.tokens.codes.len() != shape.iter().product::<usize>() {
+        bail!(Input, "token grid {shape:?} does not fit a .vgt file (each dimension 1..=65535)");
+    }
+    if f.n_codes != prior.gpt.config.n_codes {
+        bail!(Input, "these tokens index {} codes; the prior was trained over {}", f.n_codes, prior.gpt.config.n_codes);
+    }
+    let words = crate::entropy::encode(prior.gpt, &f.tokens, progress)?;
+    let mut out = Vec::with_capacity(HEADER_CODED + id.len() + 8 + 4 * words.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&[VERSION_CODED, FLAG_CODED | if f.fps.is_some() { FLAG_FPS } else { 0 }, id.len() as u8]);
+    for d in shape {
+        out.extend_from_slice(&(d as u16).to_le_bytes());
+    }
+    out.extend_from_slice(&f.model_hash);
+    out.extend_from_slice(&prior.hash);
+    out.extend_from_slice(id);
+    if let Some(fps) = f.fps {
+        out.extend_from_slice(&fps.to_le_bytes());
+    }
+    words.iter().for_each(|w| out.extend_from_slice(&w.to_le_bytes()));
+    out.extend_from_slice(&tokens_checksum(&f.tokens.codes).to_le_bytes());
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    Ok(out)
+}
+
+fn tokens_checksum(codes: &[u32]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    codes.iter().for_each(|c| h.update(&c.to_le_bytes()));
+    h.finalize()
+}
+
+/// Read a version 1 file, or a version 2 file with the prior it names (`prior`; without it, or
+/// with another, an error that names the prior's hash). `progress(done, total)` after every
+/// decoded token of a version 2 file.
+pub fn read_with(bytes: &[u8], prior: Option<&CodingPrior>, progress: impl FnMut(usize, usize)) -> Result<TokenFile> {
+    check_magic(bytes)?;
+    if bytes[4] == VERSION {
+        return read(bytes);
+    }
+    let (h, words_at) = coded_header(bytes)?;
+    // checked before any decoding: a damaged header must not set the decoder to work
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        bail!(Input, "corrupt .vgt file (checksum mismatch; truncated or damaged)");
+    }
+    let wanted = h.prior_hash.expect("version 2 names its prior");
+    let prior = match prior {
+        Some(p) if p.hash == wanted => p,
+        Some(p) => bail!(Input, "these tokens are coded under prior {}, not this one ({}): decoding needs that prior", hex(&wanted), hex(&p.hash)),
+        None => bail!(Input, "these tokens are coded under prior {} (a compressed .vgt file): decoding needs that prior", hex(&wanted)),
+    };
+    let latent = [h.shape[1], h.shape[2], h.shape[3]];
+    crate::entropy::check_prior(prior.gpt, latent)?;
+    let (coded, tokens_crc) = body[words_at..].split_at(body.len() - words_at - 4);
+    let words: Vec<u32> = coded.chunks_exact(4).map(|w| u32::from_le_bytes(w.try_into().expect("4 bytes"))).collect();
+    let tokens = crate::entropy::decode(prior.gpt, words, h.shape[0], progress)?;
+    if tokens_checksum(&tokens.codes).to_le_bytes() != tokens_crc {
+        bail!(
+            Input,
+            "the tokens decoded under this prior are not the ones coded (their checksum differs): the file was damaged before its checksum was made, or this machine computed other probabilities than the one that wrote it"
+        );
+    }
+    Ok(TokenFile { model_id: h.model_id, model_hash: h.model_hash, n_codes: prior.gpt.config.n_codes, tokens, fps: h.fps })
+}
+
+/// Read a version 1 file (a version 2 file needs its prior: [`read_with`]).
+pub fn read(bytes: &[u8]) -> Result<TokenFile> {
+    check_magic(bytes)?;
+    if bytes[4] == VERSION_CODED {
+        return read_with(bytes, None, |_, _| {});
+    }
+    if bytes.len() < HEADER + 4 {
+        bail!(Input, "truncated .vgt file ({} bytes)", bytes.len());
     }
     let (body, crc) = bytes.split_at(bytes.len() - 4);
     if crc32fast::hash(body).to_le_bytes() != crc {
         bail!(Input, "corrupt .vgt file (checksum mismatch; truncated or damaged)");
     }
     let (flags, bits, id_len) = (bytes[5], bytes[6] as u32, bytes[7] as usize);
-    if flags & !1 != 0 {
+    if flags & !FLAG_FPS != 0 {
         bail!(Input, "corrupt .vgt file (unknown flags {flags:#04x})");
     }
     let n_codes = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;

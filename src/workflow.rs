@@ -244,6 +244,8 @@ impl ModelInfo {
 /// prefixes): the GPT file's own `vqvae.` keys, or a separate VQ-VAE file.
 pub struct Prior<B: Backend> {
     pub gpt: Gpt,
+    /// `vgt::model_hash` of the GPT's file: what compressed `.vgt` files name it by.
+    pub hash: [u8; 16],
     pub tokenizer: Rc<Tokenizer<B>>,
     /// The GPT's weights on the GPU, uploaded by the first GPU sample and kept for the next.
     gpu_weights: std::cell::RefCell<Option<std::rc::Rc<crate::gpu::GpuPriorWeights>>>,
@@ -258,7 +260,19 @@ impl<B: Backend> Prior<B> {
             Some(v) => Tokenizer::load(b, v.bytes, "").map_err(|e| v.blame(e))?.named(v.id()),
             None => Tokenizer::load(b, gpt.bytes, "vqvae.").map_err(|e| gpt.blame(e))?.named(gpt.id()),
         };
-        Ok(Prior { gpt: model, tokenizer: Rc::new(tokenizer), gpu_weights: Default::default() })
+        Ok(Prior { gpt: model, hash: vgt::model_hash(gpt.bytes), tokenizer: Rc::new(tokenizer), gpu_weights: Default::default() })
+    }
+
+    /// A prior to code the token files of `tokenizer` (`.vgt` version 2): the GPT's own VQ-VAE
+    /// (`vqvae.` keys) when its file holds one, else `tokenizer` as its VQ-VAE.
+    pub fn load_for(b: &B, gpt: ModelFile, tokenizer: ModelFile) -> Result<Self> {
+        let own = crate::weights::WeightFile::parse(gpt.bytes).map_err(|e| gpt.blame(e))?.contains("vqvae.codebook.embeddings");
+        Prior::load(b, gpt, (!own).then_some(tokenizer))
+    }
+
+    /// This prior as the entropy model of token files.
+    pub fn coding(&self) -> vgt::CodingPrior<'_> {
+        vgt::CodingPrior { gpt: &self.gpt, hash: self.hash }
     }
 
     /// The prefix clips resized with `resize` (the GPT fixes the resolution).

@@ -64,9 +64,13 @@ fn a_16_frame_clip_is_a_small_file() {
     assert_eq!(bytes.len(), 36 + 10 + 4 + 1280 + 4);
     assert_eq!(vgt::read(&bytes).unwrap(), f);
     assert!(vgt::read(b"VGT\x1a\x02").unwrap_err().to_string().contains("truncated"));
+    let mut v3 = bytes.clone();
+    v3[4] = 3;
+    assert!(vgt::read(&v3).unwrap_err().to_string().contains("version 3 is not supported"));
+    // version 2 (tokens coded under a prior, tests/vgt_coded.rs) needs its coded-tokens flag
     let mut v2 = bytes.clone();
     v2[4] = 2;
-    assert!(vgt::read(&v2).unwrap_err().to_string().contains("version 2 is not supported"));
+    assert!(vgt::read(&v2).unwrap_err().to_string().contains("flags 0x01"));
     assert!(vgt::read(b"RIFF....WAVE").unwrap_err().to_string().contains("not a .vgt token file"));
     assert!(f.check_model(b"another model", 1024).unwrap_err().to_string().contains("were made with model natural-64"));
 }

@@ -18,6 +18,17 @@ pub(crate) fn gemv(w: &[f32], x: &[f32], out: &mut [f32]) {
     parallel_rows_paced(Pace::Short, out, 1, d_in, MIN_PARALLEL_MACS, |r0, part| rows(&w[r0 * d_in..][..part.len() * d_in], x, part));
 }
 
+/// [`gemv`] in [`super::Arithmetic::Portable`]: every row one plain-Rust [`dot`], whatever this
+/// processor has, so the sums are the same on every machine (rows still split over the cores:
+/// each row is summed by one thread, in one order).
+pub(crate) fn gemv_portable(w: &[f32], x: &[f32], out: &mut [f32]) {
+    let d_in = x.len();
+    assert_eq!(w.len(), out.len() * d_in, "gemv: {} weights for {} rows of {d_in}", w.len(), out.len());
+    parallel_rows_paced(Pace::Short, out, 1, d_in, MIN_PARALLEL_MACS, |r0, part| {
+        part.iter_mut().zip(w[r0 * d_in..].chunks_exact(d_in)).for_each(|(o, row)| *o = dot(row, x))
+    });
+}
+
 /// [`gemv`] with f16 weights, widened to f32 as they are loaded: the same products and sums as
 /// [`gemv`] over the f32 values of the same weights, from half the bytes.
 pub(crate) fn gemv_f16(w: &[f16], x: &[f32], out: &mut [f32]) {

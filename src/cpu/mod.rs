@@ -16,8 +16,9 @@ mod threads;
 
 pub use gemm::{sgemm, sgemm_with, Microkernel};
 use gemm::{sgemm_from, Epilogue, Strided};
-pub(crate) use gemv::{gemv, gemv_f16};
+pub(crate) use gemv::{gemv, gemv_f16, gemv_portable};
 use im2col::{Gather, Padded};
+pub use ops::Arithmetic;
 pub(crate) use ops::{dot, softmax_mix};
 pub use threads::thread_count;
 pub(crate) use threads::{parallel_for_each, parallel_rows, parallel_rows_paced, Pace};
@@ -236,7 +237,7 @@ fn attend(x: &[f32], d: Dims, c: usize, n_head: usize) -> Vec<f32> {
                         max = max.max(*sc);
                     }
                     let values = (0..len).map(|j| &x[(base + j * stride) * 9 * c + (3 * a + 2) * c + head * dh..][..dh]);
-                    softmax_mix(&mut scores[..len], max, values, &mut o[a * c + head * dh..][..dh]);
+                    softmax_mix(&mut scores[..len], max, values, &mut o[a * c + head * dh..][..dh], Arithmetic::Fastest);
                 }
             }
         }

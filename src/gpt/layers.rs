@@ -3,7 +3,7 @@
 //! (GeLU2 here; dot products and softmax-and-mix are the CPU path's, `crate::cpu`) the model file
 //! composes (spec §3.3–3.6).
 
-use crate::cpu::{gemv, gemv_f16, sgemm};
+use crate::cpu::{gemv, gemv_f16, gemv_portable, sgemm, Arithmetic};
 use crate::resnet::ResNet;
 use crate::weights::WeightFile;
 use crate::Result;
@@ -80,9 +80,17 @@ impl Linear {
 
     /// Rows of `x` (`[n][d_in]`) → `[n][d_out]`.
     pub(crate) fn forward(&self, x: &[f32]) -> Vec<f32> {
+        self.forward_in(x, Arithmetic::Fastest)
+    }
+
+    /// [`Linear::forward`] in the given arithmetic; `Portable` reads the f32 copy of the weights
+    /// (the same values as the f16 ones) through the plain-Rust dot product.
+    pub(crate) fn forward_in(&self, x: &[f32], arithmetic: Arithmetic) -> Vec<f32> {
         let n = x.len() / self.d_in;
         let mut out = vec![0.0f32; n * self.d_out];
-        if n == 1 {
+        if arithmetic == Arithmetic::Portable {
+            x.chunks_exact(self.d_in).zip(out.chunks_exact_mut(self.d_out)).for_each(|(x, o)| gemv_portable(&self.weight, x, o));
+        } else if n == 1 {
             // one decoding step: a matrix-vector product, bound by reading the weights once; the
             // GEMM path's packing costs more than the arithmetic here
             match &self.weight_f16 {
@@ -137,6 +145,6 @@ pub(crate) struct FrameEncoder {
 
 pub(crate) use crate::cpu::{dot, softmax_mix};
 
-pub(crate) fn gelu2(x: f32) -> f32 {
-    x * (1.0 / (1.0 + (-1.702 * x).exp()))
+pub(crate) fn gelu2(x: f32, arithmetic: Arithmetic) -> f32 {
+    x * (1.0 / (1.0 + arithmetic.exp(-1.702 * x)))
 }

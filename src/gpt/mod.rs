@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 
 use crate::backend::{Backend, Volume};
+use crate::cpu::Arithmetic;
 use crate::resnet::{ResNet, RESNET_DIM};
 use crate::vqvae::VqVaeConfig;
 use crate::weights::WeightFile;
@@ -208,7 +209,7 @@ impl Gpt {
                     max = max.max(*s);
                 }
                 let values = (0..m).map(|j| &v[j * RESNET_DIM + h * dv..][..dv]);
-                softmax_mix(&mut scores, max, values, &mut out[r * RESNET_DIM + h * dv..][..dv]);
+                softmax_mix(&mut scores, max, values, &mut out[r * RESNET_DIM + h * dv..][..dv], Arithmetic::Fastest);
             }
         }
         x.iter_mut().zip(c.fc.forward(&out)).for_each(|(x, a)| *x += a);
@@ -236,22 +237,22 @@ impl Gpt {
     }
 
     /// The GPT input of each position: `fc_in(codebook[token])`.
-    fn embed(&self, codes: &[u32]) -> Vec<f32> {
+    fn embed(&self, codes: &[u32], arithmetic: Arithmetic) -> Vec<f32> {
         let e = self.config.embedding_dim;
         let x: Vec<f32> = codes.iter().flat_map(|&c| self.codebook[c as usize * e..(c as usize + 1) * e].iter().copied()).collect();
-        self.fc_in.forward(&x)
+        self.fc_in.forward_in(&x, arithmetic)
     }
 
-    pub(crate) fn mlp(&self, b: &Block, x: &mut [f32], class: Option<usize>) {
+    pub(crate) fn mlp(&self, b: &Block, x: &mut [f32], class: Option<usize>, arithmetic: Arithmetic) {
         let d = self.config.hidden_dim;
-        let mut h = b.fc1.forward(&b.pre_fc_norm.forward(x, d, class));
-        h.iter_mut().for_each(|v| *v = gelu2(*v));
-        x.iter_mut().zip(b.fc2.forward(&h)).for_each(|(x, y)| *x += y);
+        let mut h = b.fc1.forward_in(&b.pre_fc_norm.forward(x, d, class), arithmetic);
+        h.iter_mut().for_each(|v| *v = gelu2(*v, arithmetic));
+        x.iter_mut().zip(b.fc2.forward_in(&h, arithmetic)).for_each(|(x, y)| *x += y);
     }
 
     /// Attention of the queries `q` (`[m][D]`, at positions `first..first + m`) over keys and
     /// values `[≥ first + m][D]`, masked by the model's attention pattern.
-    pub(crate) fn attend_rows(&self, q: &[f32], k: &[f32], v: &[f32], first: usize) -> Vec<f32> {
+    pub(crate) fn attend_rows(&self, q: &[f32], k: &[f32], v: &[f32], first: usize, arithmetic: Arithmetic) -> Vec<f32> {
         let (d, heads) = (self.config.hidden_dim, self.config.heads);
         let dk = d / heads;
         let scale = (dk as f32).sqrt();
@@ -272,7 +273,7 @@ impl Gpt {
                 scores.clear();
                 scores.extend(keys.iter().map(|&j| dot(qi, &k[j * d + h * dk..][..dk]) / scale));
                 let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-                softmax_mix(&mut scores, max, keys.iter().map(|&j| &v[j * d + h * dk..][..dk]), o);
+                softmax_mix(&mut scores, max, keys.iter().map(|&j| &v[j * d + h * dk..][..dk]), o, arithmetic);
             }
         });
         out
@@ -293,7 +294,7 @@ impl Gpt {
         self.check_class(class)?;
         self.check_frames(frames)?;
         let cross = self.cross_kv(frames);
-        let emb = self.embed(codes);
+        let emb = self.embed(codes, Arithmetic::Fastest);
         // right shift: SOS first, every input moves one position later
         let mut x = Vec::with_capacity(n * d);
         x.extend_from_slice(&self.sos);
@@ -360,7 +361,7 @@ impl Sublayers for Grid<'_> {
         let (g, b) = (self.gpt, &self.gpt.blocks[layer]);
         let h = b.pre_attn_norm.forward(&self.x, g.config.hidden_dim, self.class);
         let (q, k, v) = (b.w_qs.forward(&h), b.w_ks.forward(&h), b.w_vs.forward(&h));
-        let a = b.fc.forward(&g.attend_rows(&q, &k, &v, 0));
+        let a = b.fc.forward(&g.attend_rows(&q, &k, &v, 0, Arithmetic::Fastest));
         self.x.iter_mut().zip(a).for_each(|(x, a)| *x += a);
         Ok(())
     }
@@ -369,7 +370,7 @@ impl Sublayers for Grid<'_> {
         Ok(())
     }
     fn mlp(&mut self, layer: usize) -> Result<()> {
-        self.gpt.mlp(&self.gpt.blocks[layer], &mut self.x, self.class);
+        self.gpt.mlp(&self.gpt.blocks[layer], &mut self.x, self.class, Arithmetic::Fastest);
         Ok(())
     }
 }

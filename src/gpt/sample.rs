@@ -2,6 +2,7 @@
 //! one token from logits, and decoding one position at a time through a KV cache.
 
 use super::*;
+use crate::cpu::Arithmetic;
 
 /// How tokens are drawn from the logits.
 #[derive(Clone, Debug)]
@@ -54,6 +55,8 @@ pub struct KvCache {
     pub(crate) class: Option<usize>,
     /// Per layer, the cross-attention's keys `[M][D]` and values `[M][240]` of the frame features.
     pub(crate) cross: Vec<(Vec<f32>, Vec<f32>)>,
+    /// The arithmetic of every step through this cache.
+    pub(crate) arithmetic: Arithmetic,
 }
 
 impl Gpt {
@@ -66,7 +69,17 @@ impl Gpt {
         self.check_class(class)?;
         self.check_frames(frames)?;
         let n = self.config.layers;
-        Ok(KvCache { k: vec![Vec::new(); n], v: vec![Vec::new(); n], len: 0, class, cross: self.cross_kv(frames) })
+        Ok(KvCache { k: vec![Vec::new(); n], v: vec![Vec::new(); n], len: 0, class, cross: self.cross_kv(frames), arithmetic: Arithmetic::Fastest })
+    }
+
+    /// A cache whose steps run in [`Arithmetic::Portable`]: logits bit-identical on every
+    /// machine, for coding tokens under the prior (`crate::entropy`). Frame-conditioned models
+    /// are refused: their frame encoder runs through this processor's GEMM kernels.
+    pub fn new_portable_cache(&self, class: Option<usize>) -> Result<KvCache> {
+        if self.config.n_cond_frames > 0 {
+            bail!(Input, "a frame-conditioned prior cannot code tokens: its frame encoder is not computed the same on every machine");
+        }
+        Ok(KvCache { arithmetic: Arithmetic::Portable, ..self.new_cache(class)? })
     }
 
     /// Sample a token grid in raster order with the KV cache. The first `prefix.len()` tokens
@@ -102,7 +115,7 @@ impl Gpt {
             (0, _) => self.sos.clone(),
             (_, Some(t)) => {
                 self.check_codes(&[t])?;
-                self.embed(&[t])
+                self.embed(&[t], cache.arithmetic)
             }
             (_, None) => bail!(Input, "step {i} needs the previous token"),
         };
@@ -112,7 +125,7 @@ impl Gpt {
         self.walk_blocks(&mut step)?;
         let x = step.x;
         cache.len += 1;
-        Ok(self.fc_out.forward(&self.norm.forward(&x, d, class)))
+        Ok(self.fc_out.forward_in(&self.norm.forward(&x, d, class), cache.arithmetic))
     }
 }
 
@@ -128,9 +141,11 @@ impl Sublayers for DecodingStep<'_> {
     fn self_attention(&mut self, layer: usize) -> Result<()> {
         let (g, b, c) = (self.gpt, &self.gpt.blocks[layer], &mut *self.cache);
         let h = b.pre_attn_norm.forward(&self.x, g.config.hidden_dim, c.class);
-        c.k[layer].extend(b.w_ks.forward(&h));
-        c.v[layer].extend(b.w_vs.forward(&h));
-        let a = b.fc.forward(&g.attend_rows(&b.w_qs.forward(&h), &c.k[layer], &c.v[layer], self.i));
+        let arithmetic = c.arithmetic;
+        c.k[layer].extend(b.w_ks.forward_in(&h, arithmetic));
+        c.v[layer].extend(b.w_vs.forward_in(&h, arithmetic));
+        let q = b.w_qs.forward_in(&h, arithmetic);
+        let a = b.fc.forward_in(&g.attend_rows(&q, &c.k[layer], &c.v[layer], self.i, arithmetic), arithmetic);
         self.x.iter_mut().zip(a).for_each(|(x, a)| *x += a);
         Ok(())
     }
@@ -139,7 +154,7 @@ impl Sublayers for DecodingStep<'_> {
         Ok(())
     }
     fn mlp(&mut self, layer: usize) -> Result<()> {
-        self.gpt.mlp(&self.gpt.blocks[layer], &mut self.x, self.cache.class);
+        self.gpt.mlp(&self.gpt.blocks[layer], &mut self.x, self.cache.class, self.cache.arithmetic);
         Ok(())
     }
 }

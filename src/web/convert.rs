@@ -1,11 +1,12 @@
 //! Between JavaScript and the engine: errors as named JS `Error`s, and frames given as bytes or
 //! `ImageBitmap`s.
 
-use js_sys::{Array, Uint8Array};
+use js_sys::{Array, Function, Uint8Array};
 use wasm_bindgen::prelude::*;
 use web_sys::ImageBitmap;
 
-use crate::video::Video;
+use super::requests::Decoded;
+use crate::video::{self, Video};
 use crate::{bail, Error, Result};
 
 pub(super) fn js_error(e: Error) -> JsValue {
@@ -63,4 +64,21 @@ impl Frames {
             Frames::Images(images) => images.len(),
         }
     }
+}
+
+/// `onProgress({ done, total })` every `every` steps and at the end.
+pub(super) fn progress_every(every: usize, on_progress: Option<Function>) -> impl FnMut(usize, usize) {
+    move |done, total| {
+        if let Some(f) = on_progress.as_ref().filter(|_| done.is_multiple_of(every) || done == total) {
+            let progress = js_sys::Object::new();
+            for (k, v) in [("done", done), ("total", total)] {
+                js_sys::Reflect::set(&progress, &k.into(), &JsValue::from(v as u32)).expect("a plain object");
+            }
+            let _ = f.call1(&JsValue::NULL, &progress);
+        }
+    }
+}
+
+pub(super) fn decoded(v: &video::Video) -> Decoded {
+    Decoded { video: Uint8Array::from(&v.rgb[..]), size: [v.frames, v.height, v.width] }
 }

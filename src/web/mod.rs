@@ -22,7 +22,7 @@ use crate::{on_engine, video, Error, Result};
 mod convert;
 mod input;
 mod requests;
-use convert::{js_error, now_ms, Frames};
+use convert::{decoded, js_error, now_ms, progress_every, Frames};
 use input::{model_input, window_input, MaybeGpu};
 use requests::*;
 
@@ -40,6 +40,8 @@ const OPERATIONS: &[&str] = &[
     "encode",
     "decode",
     "encodeVgt",
+    "codeVgt",
+    "vgtHeader",
     "decodeVgt",
     "reconstruct",
     "readFrames",
@@ -199,13 +201,38 @@ impl WebEngine {
         }))
     }
 
-    /// `{ bytes }` → [`DecodedVgt`]: a `.vgt` file decoded with the loaded VQ-VAE (refused when
-    /// the file names another model), the clips one after another.
-    #[wasm_bindgen(js_name = decodeVgt)]
-    pub fn decode_vgt(&self, request: JsValue) -> Promise {
-        let r: BytesRequest = request!("decodeVgt", request);
+    /// `{ bytes }` → [`VgtBytes`]: a `.vgt` file of the loaded tokenizer's tokens, coded under the
+    /// loaded prior (version 2, docs/vgt-format.md): about the prior's bits per token.
+    /// `onProgress({ done, total })` every 64 tokens.
+    #[wasm_bindgen(js_name = codeVgt)]
+    pub fn code_vgt(&self, request: JsValue, on_progress: Option<Function>) -> Promise {
+        let r: BytesRequest = request!("codeVgt", request);
         on_engine!(&self.engine, |m| answer(async move {
             let file = crate::vgt::read(&r.bytes.to_vec())?;
+            let prior = m.prior()?;
+            let bytes = crate::vgt::write_coded(&file, &prior.coding(), progress_every(64, on_progress))?;
+            Ok(VgtBytes { bytes: Uint8Array::from(&bytes[..]) })
+        }))
+    }
+
+    /// `{ bytes }` → the file's [`VgtHeader`], read without decoding (which, for a file coded
+    /// under a prior, needs that prior: `priorHash` says which).
+    #[wasm_bindgen(js_name = vgtHeader)]
+    pub fn vgt_header(&self, request: JsValue) -> Promise {
+        let r: BytesRequest = request!("vgtHeader", request);
+        answer(async move { Ok(VgtHeader::of(&crate::vgt::header(&r.bytes.to_vec())?)) })
+    }
+
+    /// `{ bytes }` → [`DecodedVgt`]: a `.vgt` file decoded with the loaded VQ-VAE (refused when
+    /// the file names another model), the clips one after another. A file coded under a prior
+    /// needs that prior loaded; `onProgress({ done, total })` as its tokens decode.
+    #[wasm_bindgen(js_name = decodeVgt)]
+    pub fn decode_vgt(&self, request: JsValue, on_progress: Option<Function>) -> Promise {
+        let r: BytesRequest = request!("decodeVgt", request);
+        on_engine!(&self.engine, |m| answer(async move {
+            let bytes = r.bytes.to_vec();
+            let prior = crate::vgt::header(&bytes)?.prior_hash.and(m.loaded_prior());
+            let file = crate::vgt::read_with(&bytes, prior.as_ref().map(|p| p.coding()).as_ref(), progress_every(64, on_progress))?;
             let t = m.tokenizer()?;
             t.check_token_file(&file)?;
             let v = t.decode(&m.backend, &file.tokens, |_, _| {}).await?;
@@ -322,10 +349,6 @@ impl WebEngine {
         }
         future_to_promise(async { panic!("a deliberate panic (crashForTest)") })
     }
-}
-
-fn decoded(v: &video::Video) -> Decoded {
-    Decoded { video: Uint8Array::from(&v.rgb[..]), size: [v.frames, v.height, v.width] }
 }
 
 /// The first model window of `frames` through `t`: its codes, latent grid and model-sized frames.

@@ -104,7 +104,7 @@ pub struct DecodeRequest {
     pub for_prior: bool,
 }
 
-/// `decodeVgt`: a `.vgt` file.
+/// `decodeVgt`, `codeVgt`, `vgtHeader`: a `.vgt` file.
 #[derive(Deserialize)]
 pub struct BytesRequest {
     #[serde(with = "serde_wasm_bindgen::preserve")]
@@ -220,6 +220,37 @@ pub struct Decoded {
 pub struct VgtBytes {
     #[serde(with = "serde_wasm_bindgen::preserve")]
     pub bytes: Uint8Array,
+}
+
+/// `vgtHeader`: what a `.vgt` file's header says (hashes as hex).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VgtHeader {
+    pub version: u8,
+    pub model_id: String,
+    pub model_hash: String,
+    /// The prior a version 2 file is coded under; `null` for a bit-packed file.
+    pub prior_hash: Option<String>,
+    /// `[B, T', H', W']`.
+    pub shape: [usize; 4],
+    pub fps: Option<f32>,
+    /// What the tokens cost, in bits each (⌈log2 n_codes⌉ bit-packed, about the prior's
+    /// cross-entropy coded).
+    pub bits_per_token: f64,
+}
+
+impl VgtHeader {
+    pub fn of(h: &crate::vgt::Header) -> Self {
+        VgtHeader {
+            version: h.version,
+            model_id: h.model_id.clone(),
+            model_hash: crate::vgt::hex(&h.model_hash),
+            prior_hash: h.prior_hash.map(|p| crate::vgt::hex(&p)),
+            shape: h.shape,
+            fps: h.fps,
+            bits_per_token: (h.payload_bytes * 8) as f64 / h.shape.iter().product::<usize>() as f64,
+        }
+    }
 }
 
 /// `decodeVgt`: the clips one after another, and what the file said.

@@ -1,6 +1,6 @@
 //! The commands that run models: files in and out around `videogpt::workflow`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use std::rc::Rc;
@@ -9,7 +9,7 @@ use videogpt::backend::Backend;
 use videogpt::engine::{Device, Engine, InputOptions, ModelFile, Models};
 use videogpt::tokens::{self, Tokens};
 use videogpt::video::{self, io::read_video, Video};
-use videogpt::workflow::{Reconstruction, Tokenizer};
+use videogpt::workflow::{Prior, Reconstruction, Tokenizer};
 use videogpt::{bail, metrics, on_engine, Cpu, Error, Result};
 
 use crate::files::{refuse_overwrite, write_clip, write_file, write_tokens};
@@ -17,11 +17,15 @@ use crate::Job;
 
 pub enum Action {
     /// `shard`: this run's share of a dataset (`--shard i/n`)
+    /// `prior`: code the `.vgt` output under this GPT (version 2)
     Encode {
         shard: Option<crate::dataset::Shard>,
+        prior: Option<PathBuf>,
     },
+    /// `prior`: the GPT a version 2 `.vgt` input is coded under
     Decode {
         fps: Option<f64>,
+        prior: Option<PathBuf>,
     },
     Reconstruct {
         json: bool,
@@ -40,14 +44,19 @@ pub(crate) fn open_engine(device: Device) -> Result<Engine> {
 
 pub fn run_job(j: Job, action: Action) -> Result<()> {
     let dataset = crate::dataset::is_dataset(&j.input);
-    if matches!(action, Action::Encode { shard: Some(_) }) && !dataset {
+    if matches!(action, Action::Encode { shard: Some(_), .. }) && !dataset {
         bail!(Input, "--shard splits a dataset: give a folder or a .txt list as --input, not {}", j.input.display());
+    }
+    if let Action::Encode { prior: Some(_), .. } = action {
+        if dataset || !is_vgt(&j.output) {
+            bail!(Input, "--prior codes one clip's tokens into a .vgt file: give a video as --input and a .vgt as --output");
+        }
     }
     on_engine!(&open_engine(j.device)?, |m| {
         match action {
-            Action::Encode { shard } if dataset => crate::dataset::encode_dataset(&m, &j, shard.unwrap_or_default()),
-            Action::Encode { .. } => encode(&m, &j),
-            Action::Decode { fps } => decode(&m, &j, fps),
+            Action::Encode { shard, .. } if dataset => crate::dataset::encode_dataset(&m, &j, shard.unwrap_or_default()),
+            Action::Encode { ref prior, .. } => encode(&m, &j, prior.as_deref()),
+            Action::Decode { fps, ref prior } => decode(&m, &j, fps, prior.as_deref()),
             Action::Reconstruct { stream: true, .. } => reconstruct_stream(&m, &j),
             Action::Reconstruct { json, .. } => reconstruct(&m, &j, json),
         }
@@ -124,15 +133,41 @@ pub(crate) fn require_extension(path: &Path, ext: &str, what: &str) -> Result<()
     Ok(())
 }
 
-fn encode<B: Backend>(m: &Models<B>, j: &Job) -> Result<()> {
+/// A prior for the token files of `j.model` (`--prior`), its file named in its errors.
+fn load_coding_prior<B: Backend>(b: &B, j: &Job, prior: &Path) -> Result<Prior<B>> {
+    let (gpt, tokenizer) = (read_model(prior)?, read_model(&j.model)?);
+    let (gpt_name, tokenizer_name) = (prior.display().to_string(), j.model.display().to_string());
+    Prior::load_for(b, ModelFile::new(&gpt_name, &gpt), ModelFile::new(&tokenizer_name, &tokenizer))
+}
+
+fn encode<B: Backend>(m: &Models<B>, j: &Job, prior: Option<&Path>) -> Result<()> {
     if !is_vgt(&j.output) {
         require_extension(&j.output, "npy", "tokens")?;
     }
     let (t, clip) = open_clip_job(m, j)?;
+    let coding = prior.map(|p| load_coding_prior(&m.backend, j, p)).transpose()?;
     let tokens = encode_clip(&m.backend, &t, &clip)?;
     if is_vgt(&j.output) {
         let file = t.token_file(tokens, clip.fps.map(|f| f as f32));
-        let bytes = videogpt::vgt::write(&file)?;
+        let plain = videogpt::vgt::write(&file)?;
+        let bytes = match &coding {
+            Some(p) => {
+                let started = Instant::now();
+                let coded = videogpt::vgt::write_coded(&file, &p.coding(), |_, _| {})?;
+                let n = file.tokens.codes.len();
+                let stream = videogpt::vgt::header(&coded)?.payload_bytes;
+                eprintln!(
+                    "coded {n} tokens under the prior in {:.1}s: {:.3} bits per token, {} bytes ({:.1} % of the {} bytes uncoded)",
+                    started.elapsed().as_secs_f64(),
+                    (stream * 8) as f64 / n as f64,
+                    coded.len(),
+                    100.0 * coded.len() as f64 / plain.len() as f64,
+                    plain.len()
+                );
+                coded
+            }
+            None => plain,
+        };
         write_file(&j.output, &bytes, &[&j.input, &j.model])?;
         eprintln!("wrote {} tokens {:?} in {} bytes to {}", file.tokens.codes.len(), file.tokens.shape, bytes.len(), j.output.display());
         return Ok(());
@@ -154,11 +189,28 @@ pub(crate) fn read_token_npy(path: &Path) -> Result<Tokens> {
     tokens::npy::read(std::io::BufReader::new(file))
 }
 
-fn decode<B: Backend>(m: &Models<B>, j: &Job, fps: Option<f64>) -> Result<()> {
+fn decode<B: Backend>(m: &Models<B>, j: &Job, fps: Option<f64>, prior: Option<&Path>) -> Result<()> {
     refuse_overwrite(&j.output, &[&j.input, &j.model])?;
     let (b, t) = (&m.backend, load_tokenizer(m, &j.model, j.input_options)?);
     let (tokens, file_fps) = if is_vgt(&j.input) {
-        let f = videogpt::vgt::read(&read_input(&j.input)?).map_err(|e| in_input(e, &j.input))?;
+        let bytes = read_input(&j.input)?;
+        let header = videogpt::vgt::header(&bytes).map_err(|e| in_input(e, &j.input))?;
+        if let (Some(hash), None) = (header.prior_hash, prior) {
+            bail!(
+                Input,
+                "{}: its tokens are coded under prior {} (a compressed .vgt file): give that prior's file as --prior",
+                j.input.display(),
+                videogpt::vgt::hex(&hash)
+            );
+        }
+        let coding = prior.map(|p| load_coding_prior(b, j, p)).transpose()?;
+        let started = Instant::now();
+        let decoded = |done: usize, n: usize| {
+            if done == n || done.is_multiple_of(256) {
+                eprintln!("decoded {done}/{n} tokens under the prior ({:.1}s)", started.elapsed().as_secs_f64());
+            }
+        };
+        let f = videogpt::vgt::read_with(&bytes, coding.as_ref().map(|p| p.coding()).as_ref(), decoded).map_err(|e| in_input(e, &j.input))?;
         t.check_token_file(&f)?;
         (f.tokens, f.fps.map(f64::from))
     } else {

@@ -50,7 +50,8 @@ pub struct Job {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print a VQ-VAE's or a GPT prior's hparams, parameter count and latent shape.
+    /// Print a VQ-VAE's or a GPT prior's hparams, parameter count and latent shape, or what a
+    /// .vgt token file's header says (its model, grid, and the prior a compressed one needs).
     Info { model: PathBuf },
     /// An original VideoGPT checkpoint (PyTorch Lightning .ckpt or torch.save .pt, zip or legacy
     /// format) → .safetensors. The pickle is read, never executed: a checkpoint that would call
@@ -75,6 +76,10 @@ enum Command {
         /// k of the sorted list goes to shard k mod n), so n machines or array jobs split a dataset.
         #[arg(long)]
         shard: Option<String>,
+        /// A GPT prior over --model's tokens: the .vgt output is coded under it (version 2,
+        /// about the prior's bits per token; decoding needs the same prior).
+        #[arg(long)]
+        prior: Option<PathBuf>,
     },
     /// Tokens (.npy, T'×H'×W' or B×T'×H'×W', or .vgt) → video (.npy, .y4m, or anything ffmpeg
     /// writes).
@@ -84,6 +89,9 @@ enum Command {
         /// Frame rate written into the output container (default: the .vgt file's, else 30).
         #[arg(long)]
         fps: Option<f64>,
+        /// The GPT prior a compressed (version 2) .vgt input is coded under.
+        #[arg(long)]
+        prior: Option<PathBuf>,
     },
     /// Encode then decode a video; prints PSNR and SSIM against the model-sized input.
     Reconstruct {
@@ -265,13 +273,13 @@ fn main() -> ExitCode {
         Command::Convert { input, output, f16 } => models::convert(&input, &output, f16),
         // the shard as the user wrote it (`i/n`), checked before any model or device is opened,
         // so a bad one is an `error:` line like any other (clap's own errors exit with 2)
-        Command::Encode { job, shard } => shard
+        Command::Encode { job, shard, prior } => shard
             .as_deref()
             .map(str::parse::<dataset::Shard>)
             .transpose()
             .map_err(|e| videogpt::Error::Input(format!("--shard {e}")))
-            .and_then(|shard| run_job(job, Action::Encode { shard })),
-        Command::Decode { job, fps } => run_job(job, Action::Decode { fps }),
+            .and_then(|shard| run_job(job, Action::Encode { shard, prior })),
+        Command::Decode { job, fps, prior } => run_job(job, Action::Decode { fps, prior }),
         Command::Reconstruct { job, json, stream } => run_job(job, Action::Reconstruct { json, stream }),
         Command::Sample {
             model,

@@ -27,6 +27,9 @@ pub fn convert(input: &Path, output: &Path, f16: bool) -> Result<()> {
 }
 
 pub fn info(path: &Path) -> Result<()> {
+    if crate::commands::is_vgt(path) {
+        return token_file_info(path);
+    }
     let bytes = read_model(path)?;
     println!("model            {}", path.display());
     match ModelInfo::read(&bytes).map_err(|e| in_file(e, path))? {
@@ -46,6 +49,26 @@ pub fn info(path: &Path) -> Result<()> {
             println!("kind             VQ-VAE");
             print_vqvae(&c);
         }
+    }
+    Ok(())
+}
+
+/// `videogpt info clip.vgt`: what its header says (a compressed file's tokens need the prior to
+/// decode, its header does not).
+fn token_file_info(path: &Path) -> Result<()> {
+    let bytes = crate::commands::read_input(path)?;
+    let h = videogpt::vgt::header(&bytes).map_err(|e| crate::commands::in_input(e, path))?;
+    let n: usize = h.shape.iter().product();
+    println!("token file       {} ({} bytes, .vgt version {})", path.display(), bytes.len(), h.version);
+    println!("model            {} ({})", h.model_id, videogpt::vgt::hex(&h.model_hash));
+    println!("tokens           {} = {}×{}×{}×{} (B×T'×H'×W')", n, h.shape[0], h.shape[1], h.shape[2], h.shape[3]);
+    match h.prior_hash {
+        Some(p) => println!("coded under      prior {} (decoding needs it: --prior)", videogpt::vgt::hex(&p)),
+        None => println!("coded            bit-packed"),
+    }
+    println!("bits per token   {:.3}", (h.payload_bytes * 8) as f64 / n as f64);
+    if let Some(fps) = h.fps {
+        println!("frame rate       {fps}");
     }
     Ok(())
 }

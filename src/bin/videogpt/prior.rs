@@ -132,7 +132,9 @@ pub fn score(model: &Path, vqvae: Option<&Path>, tokens_path: &Path, class: Opti
     let gpt = Gpt::load(&gpt_bytes, vq_bytes.as_deref()).map_err(|e| in_file(e, model))?;
     let tokens = if is_vgt(tokens_path) {
         // the tokens of the prior's VQ-VAE (made from its own file, so the hash is not the prior's)
-        let f = videogpt::vgt::read(&read_input(tokens_path)?).map_err(|e| in_input(e, tokens_path))?;
+        // a compressed file decodes when it is coded under this very prior
+        let coding = videogpt::vgt::CodingPrior::new(&gpt, &gpt_bytes);
+        let f = videogpt::vgt::read_with(&read_input(tokens_path)?, Some(&coding), |_, _| {}).map_err(|e| in_input(e, tokens_path))?;
         if f.n_codes != gpt.config.n_codes {
             bail!(Input, "{} indexes {} codes; this GPT models {}", tokens_path.display(), f.n_codes, gpt.config.n_codes);
         }
