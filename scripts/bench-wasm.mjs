@@ -1,10 +1,11 @@
 // The wasm CPU path in headless Chromium (no WebGPU; --webgpu: SwiftShader's WebGPU instead): the
 // bundled clip reconstructed with a tokenizer (natural-64 unless --model ID) at 64×64 and 128×128,
 // live mode fed by a 30 fps camera, one sample of mmnist-prior and a continuation of the clip
-// with natural-64-prior (--priors-only: just those two), median of N runs after a warm-up,
+// with natural-64-prior (--priors-only: just those two), a Moving MNIST test clip's tokens coded
+// under mmnist-prior and decoded (.vgt version 2; --coded-only: just that), median of N runs after a warm-up,
 // through the JS API. Prints a markdown row per measurement; docs/performance.md keeps
 // the table. Build the engine first (scalar: bash scripts/build-web.sh; SIMD: see the doc).
-//   node scripts/bench-wasm.mjs [--runs 5] [--label scalar] [--webgpu] [--live-only] [--model ID] [--no-sample] [--priors-only]
+//   node scripts/bench-wasm.mjs [--runs 5] [--label scalar] [--webgpu] [--live-only] [--model ID] [--no-sample] [--priors-only] [--coded-only]
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { launch } from '../tests/e2e/browser.mjs';
@@ -21,7 +22,8 @@ const device = process.argv.includes('--webgpu') ? 'webgpu' : 'cpu';
 const liveOnly = process.argv.includes('--live-only');
 const model = `models/${arg('model', 'natural-64')}.safetensors`;
 const noSample = process.argv.includes('--no-sample');
-const priorsOnly = process.argv.includes('--priors-only');
+const codedOnly = process.argv.includes('--coded-only');
+const priorsOnly = process.argv.includes('--priors-only') || codedOnly;
 const server = await serve();
 const browser = await launch({ webgpu: device === 'webgpu' });
 try {
@@ -29,7 +31,7 @@ try {
   await page.goto(`${server.url}?device=${device}`);
   await page.waitForFunction(() => window.app?.session, null, { timeout: 180_000 });
   const result = await page.evaluate(
-    async ([n, device, liveOnly, model, noSample, priorsOnly]) => {
+    async ([n, device, liveOnly, model, noSample, priorsOnly, codedOnly]) => {
       const { load } = await import('./www/videogpt.js');
       const { decodeVideoFile } = await import('./www/media.js');
       const file = await (await fetch('www/media/calais-1906.mp4')).arrayBuffer();
@@ -85,6 +87,28 @@ try {
         s.close();
       }
       if (liveOnly || noSample) return out;
+      // Moving MNIST test clip 0 (tests/fixtures/mmnist_test0.npy, uint8 16×64×64×3): its tokens
+      // coded under mmnist-prior (codeVgt) and decoded back to frames (decodeVgt), on the CPU path
+      const npy = new Uint8Array(await (await fetch('tests/fixtures/mmnist_test0.npy')).arrayBuffer());
+      const digits = { data: npy.subarray(10 + (npy[8] | (npy[9] << 8))), frames: 16, height: 64, width: 64 };
+      const m = await load({ model: 'models/mmnist.safetensors', prior: 'models/mmnist-prior.safetensors', device: 'cpu' });
+      const plain = await m.encodeVgt(digits);
+      const [code, decode] = [[], []];
+      let coded;
+      for (let i = 0; i <= n; i++) {
+        const t0 = performance.now();
+        coded = await m.codeVgt(plain);
+        const t1 = performance.now();
+        await m.decodeVgt(coded);
+        if (i > 0) {
+          code.push(t1 - t0);
+          decode.push(performance.now() - t1);
+        }
+      }
+      out[`code a Moving MNIST test clip under mmnist-prior (1,024 tokens: ${coded.length} bytes, bit-packed ${plain.length})`] = { total: median(code) };
+      out['decode it (.vgt version 2: tokens under the prior, then frames)'] = { total: median(decode) };
+      m.close();
+      if (codedOnly) return out;
       const p = await load({ prior: 'models/mmnist-prior.safetensors', device: 'cpu' });
       const times = [];
       for (let i = 0; i <= n; i++) {
@@ -106,7 +130,7 @@ try {
       natural.close();
       return out;
     },
-    [runs, device, liveOnly, model, noSample, priorsOnly],
+    [runs, device, liveOnly, model, noSample, priorsOnly, codedOnly],
   );
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const chromium = execFileSync('chromium', ['--version'], { encoding: 'utf8' }).trim();

@@ -6,7 +6,7 @@ import { drawMetrics, drawTokens } from './draw.js';
 import { encodeWebm } from './media.js';
 import { player } from './player.js';
 import { download, embedCodeFor, linkFor, tokensToNpy } from './share.js';
-import { app } from './state.js';
+import { app, subscribe } from './state.js';
 import { $, job, mean, status } from './ui.js';
 import { drawFrame, fromBase64Url } from './util.js';
 
@@ -35,6 +35,7 @@ export function showReconstruction(r, source) {
     ['source file bit rate', source.sourceBitsPerSecond ? `${(source.sourceBitsPerSecond / 1000).toFixed(1)} kbit/s` : '—'],
     ['PSNR', `${mean(r.psnr).toFixed(2)} dB mean of the frames`],
     ['SSIM', `${mean(r.ssim).toFixed(4)} mean`],
+    ['shared tokens', 'made when saved, linked or embedded'],
     [
       'time',
       r.encodeMs === undefined
@@ -79,7 +80,68 @@ $('export-webm').onclick = () =>
 app.tokensToNpy = tokensToNpy;
 
 $('export-tokens').onclick = () => download(new Blob([tokensToNpy(app.result.tokens, app.result.latent)]), 'tokens.npy');
-$('export-vgt').onclick = () => download(new Blob([app.result.vgt]), 'clip.vgt');
+// ---------- the tokens that leave the page: coded under the prior where the tokenizer has one ----------
+
+/** The index entry of the prior trained over the loaded tokenizer, if any. */
+function pairedPrior() {
+  return app.models?.prior.find((m) => m.vqvae === app.session?.modelId) ?? null;
+}
+
+subscribe((s) => {
+  const prior = s.session && pairedPrior();
+  $('compress-label').hidden = !prior;
+  $('compress-prior').textContent = prior?.id ?? '';
+});
+$('compress-tokens').addEventListener('change', () => {
+  if (app.result) app.result.shared = null;
+});
+
+/** Load the prior `entry` into the session unless it is there already. */
+async function loadPrior(entry) {
+  if (app.session.prior && app.priorId === entry.id) return;
+  status(`Loading the prior ${entry.id} to compress the tokens…`);
+  await app.session.loadPrior(entry.file, { sha256: entry.sha256 });
+  app.priorId = entry.id;
+}
+
+/** The last reconstruction's tokens as the `.vgt` that is saved, linked and embedded: coded under
+ *  the paired prior (version 2, docs/vgt-format.md) when the box is ticked, else bit-packed.
+ *  `{ bytes, prior, bitsPerToken }`, made once per result. */
+async function sharedVgt() {
+  const r = app.result;
+  if (r.shared) return r.shared;
+  const entry = $('compress-tokens').checked ? pairedPrior() : null;
+  if (!entry) {
+    r.shared = { bytes: r.vgt, prior: null, bitsPerToken: app.session.model.tokenBits };
+    return r.shared;
+  }
+  await loadPrior(entry);
+  const started = performance.now();
+  const onProgress = (done, total) => status(`Compressing the tokens under ${entry.id}: ${done}/${total}…`);
+  const bytes = await app.session.codeVgt(r.vgt, { onProgress });
+  const { bitsPerToken } = await app.session.vgtHeader(bytes);
+  r.shared = { bytes, prior: entry, bitsPerToken, ms: performance.now() - started };
+  return r.shared;
+}
+
+/** Say what the shared tokens cost, and `what` (a link or embed code) of `length` characters. */
+function describe(shared, what, length) {
+  const size = `${shared.bytes.length} bytes, ${shared.bitsPerToken.toFixed(2)} bits per token`;
+  const coded = shared.prior
+    ? ` coded under ${shared.prior.id} (${app.result.vgt.length} bytes bit-packed, ${app.session.model.tokenBits} bits per token)`
+    : '';
+  const text = `${what ? `${what}: ${length} characters; ` : ''}tokens ${size}${coded}.`;
+  const dd = $('stats').querySelector('[data-stat="shared tokens"]');
+  if (dd) dd.textContent = text;
+  return text;
+}
+
+$('export-vgt').onclick = () =>
+  job('Preparing the tokens…', async () => {
+    const shared = await sharedVgt();
+    download(new Blob([shared.bytes]), 'clip.vgt');
+    status(`Saved clip.vgt: ${describe(shared)}`);
+  });
 
 // ---------- sharing: the tokens travel in the link's fragment (never sent to a server) ----------
 
@@ -88,30 +150,49 @@ export function shareLink(vgt) {
   return linkFor(location.href, app.session.modelId, vgt);
 }
 
-function embedCode(vgt) {
+function embedCode(shared) {
   const entry = app.models.vqvae.find((m) => m.id === app.session.modelId);
-  return embedCodeFor(new URL('.', location.href).href, entry?.file, vgt);
+  return embedCodeFor(new URL('.', location.href).href, entry?.file, shared.bytes, shared.prior?.file);
 }
 
-async function copy(text, what) {
+async function copy(text, what, shared) {
+  let copied = true;
   try {
     await navigator.clipboard.writeText(text);
-    status(`${what} copied (${text.length} characters).`);
   } catch {
-    status(`${what}: copy it from the box below.`);
+    copied = false; // the page lost the click's permission while compressing, or has none
   }
+  status(`${what} ${copied ? 'copied' : 'ready: copy it from the box below'} (${describe(shared, what, text.length)})`);
   $('share-text').hidden = false;
   $('share-text').value = text;
 }
-$('copy-link').onclick = () => copy(shareLink(app.result.vgt), 'Link');
-$('copy-embed').onclick = () => copy(embedCode(app.result.vgt), 'Embed code');
+$('copy-link').onclick = () =>
+  job('Preparing the link…', async () => {
+    const shared = await sharedVgt();
+    await copy(shareLink(shared.bytes), 'Link', shared);
+  });
+$('copy-embed').onclick = () =>
+  job('Preparing the embed code…', async () => {
+    const shared = await sharedVgt();
+    await copy(embedCode(shared), 'Embed code', shared);
+  });
 
 /** Opened from a shared link: decode the fragment's tokens with the named model. */
 export async function openSharedClip() {
   const m = location.hash.match(/vgt=([A-Za-z0-9_-]+)/);
   if (!m) return;
   status('Decoding the shared clip…');
-  const { video, latent, tokens } = await app.session.decodeVgt(fromBase64Url(m[1]));
+  const bytes = fromBase64Url(m[1]);
+  const { priorHash } = await app.session.vgtHeader(bytes);
+  if (priorHash) {
+    // coded under a prior: the index names each file by its SHA-256, whose first 16 bytes the link gives
+    const entry = app.models.prior.find((p) => p.sha256.startsWith(priorHash));
+    if (!entry) throw Object.assign(new Error(`the link's tokens are coded under prior ${priorHash}, which this page does not have`), { name: 'InputError' });
+    await loadPrior(entry);
+  }
+  const onProgress = (done, total) => status(`Decoding the shared clip: ${done}/${total} tokens…`);
+  const { video, latent, tokens } = await app.session.decodeVgt(bytes, { onProgress });
+  app.sharedTokens = tokens;
   app.shared = video;
   $('result').hidden = false;
   $('original').closest('figure').hidden = true;

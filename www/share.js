@@ -24,12 +24,14 @@ export function linkFor(page, modelId, vgt) {
   return url.href;
 }
 
-/** The two tags a blog needs, with absolute URLs resolved against `base` (this page's folder). */
-export function embedCodeFor(base, modelFile, vgt) {
+/** The two tags a blog needs, with absolute URLs resolved against `base` (this page's folder);
+ *  `priorFile` for tokens coded under a prior (the element fetches it to decode them). */
+export function embedCodeFor(base, modelFile, vgt, priorFile = null) {
   const model = modelFile ? new URL(modelFile, base).href : 'MODEL.safetensors';
+  const prior = priorFile ? ` prior="${new URL(priorFile, base).href}"` : '';
   return (
     `<script type="module" src="${new URL('www/video-gpt.js', base).href}"></script>\n` +
-    `<video-gpt model="${model}" tokens="${toBase64Url(vgt)}" autoplay loop controls></video-gpt>`
+    `<video-gpt model="${model}"${prior} tokens="${toBase64Url(vgt)}" autoplay loop controls></video-gpt>`
   );
 }
 

@@ -4,7 +4,8 @@
 //   <video-gpt model="models/natural-64.safetensors" tokens="clip.vgt" autoplay loop controls></video-gpt>
 //
 // Attributes: `model` (URL of the VQ-VAE), `tokens` (URL of a .vgt file, or the file inline as
-// base64url), `src` (a video to reconstruct here instead), `compare` (with `src`: the original
+// base64url), `prior` (URL of the GPT prior a compressed .vgt file is coded under; fetched like
+// the model, and only for such a file), `src` (a video to reconstruct here instead), `compare` (with `src`: the original
 // beside the reconstruction), `resolution` (with `src`: run the model at this size instead of its
 // file's, e.g. 128), `device` (`auto`, the default: WebGPU on a hardware adapter, else the CPU;
 // `webgpu` or `cpu` to force one), `autoplay`, `loop`, `controls`, `fps`, `poster` (an image shown until
@@ -14,13 +15,14 @@
 import { load } from './videogpt.js';
 import { drawFrame, fromBase64Url } from './util.js';
 
-// one session per model URL (and resolution and device), shared by every element on the page
+// one session per model URL (and resolution, device and prior), shared by every element on the page
 const sessions = new Map();
-export function sharedSession(model, resolution, device = 'auto') {
+export function sharedSession(model, resolution, device = 'auto', prior = null) {
   const url = new URL(model, location.href).href;
-  const key = `${url} ${resolution ?? ''} ${device}`;
+  const priorUrl = prior && new URL(prior, location.href).href;
+  const key = `${url} ${resolution ?? ''} ${device} ${priorUrl ?? ''}`;
   if (!sessions.has(key)) {
-    const s = load({ model: url, resolution, device });
+    const s = load({ model: url, resolution, device, ...(priorUrl && { prior: priorUrl }) });
     s.catch(() => sessions.delete(key)); // a failed load may be retried by a later element
     sessions.set(key, s);
   }
@@ -40,7 +42,7 @@ const STYLE = `
 `;
 
 export class VideoGptElement extends HTMLElement {
-  static observedAttributes = ['model', 'tokens', 'src', 'resolution', 'device'];
+  static observedAttributes = ['model', 'tokens', 'prior', 'src', 'resolution', 'device'];
 
   constructor() {
     super();
@@ -113,14 +115,23 @@ export class VideoGptElement extends HTMLElement {
         throw new Error(`resolution must be a whole number of pixels, not ${this.getAttribute('resolution')}`);
       const device = this.getAttribute('device') ?? 'auto';
       if (!['auto', 'webgpu', 'cpu'].includes(device)) throw new Error(`device must be auto, webgpu or cpu, not ${device}`);
-      const session = await sharedSession(model, resolution, device);
+      let session = await sharedSession(model, resolution, device);
       let clip;
       const tokens = this.getAttribute('tokens');
       const src = this.getAttribute('src');
       if (tokens) {
         this.status('decoding…');
         const bytes = /[./:]/.test(tokens) ? await fetchBytes(tokens) : fromBase64Url(tokens.trim());
-        ({ video: clip } = await session.decodeVgt(bytes));
+        const { priorHash } = await session.vgtHeader(bytes);
+        if (priorHash) {
+          // tokens coded under a prior: decoding computes the prior's probabilities token by token
+          const prior = this.getAttribute('prior');
+          if (!prior) throw new Error(`these tokens are coded under prior ${priorHash}: give its URL as the prior attribute`);
+          this.status('loading the prior…');
+          session = await sharedSession(model, resolution, device, prior);
+        }
+        const onProgress = (done, total) => this.status(`decoding… ${Math.round((100 * done) / total)}%`);
+        ({ video: clip } = await session.decodeVgt(bytes, { onProgress }));
       } else if (src) {
         this.status('reconstructing…');
         const { decodeVideoFile } = await import('./media.js');

@@ -337,10 +337,26 @@ export class Session {
   }
 
   /** A `.vgt` token file (bytes) → `{ video, modelId, tokens, latent }`; refused when the file was
-   *  made with another model. */
-  async decodeVgt(bytes) {
-    const r = await this.call('decodeVgt', { bytes: new Uint8Array(bytes) });
+   *  made with another model. A file coded under a prior (version 2) needs that prior loaded
+   *  (`vgtHeader(bytes).priorHash` says which); `onProgress(done, total)` as its tokens decode. */
+  async decodeVgt(bytes, { onProgress } = {}) {
+    const r = await this.call('decodeVgt', { bytes: new Uint8Array(bytes) }, { onProgress: onProgress && ((p) => onProgress(p.done, p.total)) });
     return { video: asFrames(r.video, r.size, r.fps), modelId: r.modelId, tokens: r.tokens, latent: r.latent };
+  }
+
+  /** What a `.vgt` file's header says, without decoding it: `{ version, modelId, modelHash,
+   *  priorHash (version 2: the prior it is coded under, else null), shape, fps, bitsPerToken }`. */
+  vgtHeader(bytes) {
+    return this.call('vgtHeader', { bytes: new Uint8Array(bytes) });
+  }
+
+  /** A `.vgt` file of the loaded model's tokens (bytes, as `encodeVgt` or `reconstruct` give it)
+   *  → the same tokens coded under the loaded prior (version 2, docs/vgt-format.md): about the
+   *  prior's bits per token; decoding it needs the same prior. `onProgress(done, total)`. */
+  async codeVgt(bytes, { onProgress } = {}) {
+    if (!this.prior) throw inputError('no prior loaded: coding tokens needs the prior they are coded under');
+    const r = await this.call('codeVgt', { bytes: new Uint8Array(bytes) }, { onProgress: onProgress && ((p) => onProgress(p.done, p.total)) });
+    return r.bytes;
   }
 
   /** Encode and decode: `{ tokens, latent, input, output, psnr[], ssim[], totalMs, encodeMs, decodeMs, vgt }`
