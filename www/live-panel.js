@@ -42,8 +42,10 @@ export function setupLive() {
         stopTrack: true,
         onError: fail,
         onChunk: (c) => {
-          // the tokens alone travel to any other tab of this page on this machine (?receive)
-          liveChannel().postMessage({ hash: app.session.model.hash, seq: c.seq, contextSeq: c.contextSeq, latent: c.latent, tokens: c.tokens });
+          // the tokens alone travel to any other tab of this page on this machine (?receive): the
+          // window's (the context's tokens as this window encoded them, then the chunk's), since
+          // the frames before a chunk encode to other tokens in its window than in their own
+          liveChannel().postMessage({ hash: app.session.model.hash, seq: c.seq, latent: c.latent, windowLatent: c.windowLatent, tokens: c.windowTokens });
           app.liveSent = [...(app.liveSent ?? []).slice(-15), { seq: c.seq, frames: c.output.data }];
           // the chunks captured in the last KEEP_SECONDS, for "Save the last 10 s": by the clock,
           // not by a count of chunks, so a slow engine (which drops most camera frames) keeps
@@ -132,16 +134,16 @@ export function setupLive() {
     return channel;
   }
 
-  /** ?receive: decode the live tokens another tab broadcasts, each chunk with the chunk before it
-   *  as context, as the sender reconstructed it; chunks that arrive while one decodes are dropped. */
+  /** ?receive: decode the live tokens another tab broadcasts: each message is a window's tokens
+   *  (the chunk with its context), decoded as the sender decoded it, of which the chunk's frames
+   *  are shown; messages that arrive while one decodes are dropped. */
   function startReceiving() {
     $('live-view').hidden = false;
     $('live-in').parentElement.hidden = true;
     const got = { chunks: 0, dropped: 0, bits: 0, frames: [] };
     app.received = got;
     const started = performance.now();
-    let previous = null,
-      busyDecoding = false;
+    let busyDecoding = false;
     liveChannel().onmessage = async ({ data: m }) => {
       if (m.hash !== app.session.model.hash) {
         status('Receiving tokens of another model: load the same model here.');
@@ -149,23 +151,18 @@ export function setupLive() {
       }
       if (busyDecoding) {
         got.dropped++;
-        previous = null;
         return;
       }
       busyDecoding = true;
       try {
-        const withContext = previous && m.contextSeq === previous.seq;
-        const tokens = withContext ? Uint32Array.from([...previous.tokens, ...m.tokens]) : m.tokens;
-        const latent = [m.latent[0] * (withContext ? 2 : 1), m.latent[1], m.latent[2]];
-        const video = await app.session.decode({ tokens, latent });
+        const video = await app.session.decode({ tokens: m.tokens, latent: m.windowLatent });
         const n = video.height * video.width * 3,
-          frames = (video.frames / latent[0]) * m.latent[0];
+          frames = (video.frames / m.windowLatent[0]) * m.latent[0];
         const own = { ...video, data: video.data.subarray((video.frames - frames) * n), frames };
         drawFrame($('live-out'), own, own.frames - 1);
-        previous = m;
         got.chunks++;
         got.bits += m.tokens.length * app.session.model.tokenBits;
-        got.frames = [...(got.frames ?? []).slice(-15), { seq: m.seq, withContext: !!withContext, frames: own.data.slice() }];
+        got.frames = [...(got.frames ?? []).slice(-15), { seq: m.seq, withContext: m.windowLatent[0] > m.latent[0], frames: own.data.slice() }];
         $('live-stats').textContent =
           `received ${got.chunks} chunks (${got.dropped} dropped) at ${(got.bits / (performance.now() - started)).toFixed(1)} kbit/s of tokens`;
       } finally {

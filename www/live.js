@@ -10,6 +10,8 @@
 // the last context + chunk frames are kept, and every VideoFrame is closed as soon as it is read.
 //
 //   const handle = live(session, track, { onChunk: (c) => draw(c.output) });
+//   // c.tokens/c.latent: the chunk's own tokens; c.windowTokens/c.windowLatent: the whole window's
+//   // (context and chunk), which c.output was decoded from
 //   handle.stats;      // { framesIn, framesDropped, chunks, fpsIn, fpsOut, latencyMs, kbitPerSecond, psnr }
 //   await handle.stop(); // releases the reader (and the track, with stopTrack)
 
@@ -38,8 +40,7 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
   // the last context + stride frames read, oldest first, consecutive: { rgb, at, n } (n counts
   // frames read); `fresh` of them, the newest, are not yet in a chunk
   let recent = [],
-    fresh = 0,
-    lastChunk = null;
+    fresh = 0;
   const outTimes = [];
 
   /** The last `stride` frames of a clip (the chunk itself, without its context), copied: a
@@ -56,11 +57,7 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
     const context = Math.min(keep, Math.floor((recent.length - stride) / stride) * stride);
     const clipFrames = recent.slice(recent.length - stride - context);
     const chunk = clipFrames.slice(context);
-    // a receiver decodes with the previous chunk's tokens as context when that chunk is exactly
-    // the frames before this one
-    const contextSeq = context && lastChunk && lastChunk.last === clipFrames[context - 1].n && context === stride ? lastChunk.seq : null;
     fresh = 0;
-    lastChunk = { seq: seq + 1, last: chunk[chunk.length - 1].n };
     handleChunk(
       joinFrames(
         clipFrames.map((f) => f.rgb),
@@ -69,11 +66,10 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
         stats.fpsIn,
       ),
       chunk[0].at,
-      contextSeq,
     );
   };
 
-  const handleChunk = (clip, capturedAt, contextSeq) => {
+  const handleChunk = (clip, capturedAt) => {
     busy = true;
     session.reconstruct(clip).then(
       (full) => {
@@ -87,8 +83,11 @@ export function live(session, source, { onChunk = () => {}, onError = () => {}, 
           psnr: full.psnr.slice(-stride),
           tokens: full.tokens.slice(full.tokens.length - full.tokens.length / windows),
           latent: [full.latent[0] / windows, full.latent[1], full.latent[2]],
+          // the whole window's grid (context and chunk): what the output was decoded from, so
+          // a receiver that decodes it gets this chunk's frames exactly
+          windowTokens: full.tokens,
+          windowLatent: full.latent,
           seq: ++seq,
-          contextSeq,
         };
         const now = performance.now();
         stats.chunks++;
