@@ -51,7 +51,33 @@ fn moving_mnist_test_clips_code_to_a_fraction_of_their_bit_packed_size_and_decod
     }
     let share = coded_total as f64 / plain_total as f64;
     println!("4 clips: {coded_total} bytes coded against {plain_total} ({:.1} %)", 100.0 * share);
-    assert!(share <= 0.36, "coded files are {:.1} % of the bit-packed ones", 100.0 * share);
+    // measured: 29.5, 32.5, 30.6 and 30.3 % (30.7 % in all) with the shipped mmnist-prior, whose
+    // held-out mean is 2.275 bits per token; issue 32 asked for a test clip at 30 % or less
+    assert!(share <= 0.33, "coded files are {:.1} % of the bit-packed ones", 100.0 * share);
+}
+
+#[test]
+fn natural_test_windows_code_to_the_natural_priors_bits_per_token() {
+    // the first windows of the held-out natural clips (the fixture the natural prior's documented
+    // 6.886 bits per token is measured on), coded under natural-64-prior: the file shrinks by the
+    // prior's bits against 10-bit packing, to within the header and a few bytes
+    let all = vgt::read(&std::fs::read(root().join("tests/fixtures/natural64_test_tokens.vgt")).unwrap()).unwrap();
+    let bytes = std::fs::read(model("natural-64-prior")).unwrap();
+    let gpt = Gpt::load(&bytes, None).unwrap();
+    let prior = CodingPrior::new(&gpt, &bytes);
+    for (i, clip) in all.tokens.clips().take(2).enumerate() {
+        let f = TokenFile { tokens: videogpt::tokens::Tokens { shape: [1, 4, 16, 16], codes: clip.to_vec() }, ..all.clone() };
+        let (plain, coded) = (vgt::write(&f).unwrap(), vgt::write_coded(&f, &prior, |_, _| {}).unwrap());
+        assert_eq!(vgt::read_with(&coded, Some(&prior), |_, _| {}).unwrap(), f);
+        let bits = gpt.bits_per_token(clip, None).unwrap();
+        let (plain_payload, coded_payload) = (vgt::header(&plain).unwrap().payload_bytes, vgt::header(&coded).unwrap().payload_bytes);
+        println!(
+            "natural window {i}: {bits:.3} bits per token; {coded_payload} coded bytes against {plain_payload} packed; files {} and {} bytes",
+            coded.len(),
+            plain.len()
+        );
+        assert!((coded_payload as f64) < bits * 1024.0 / 8.0 + 8.0 && coded.len() < plain.len(), "window {i}");
+    }
 }
 
 #[test]
