@@ -116,6 +116,17 @@ async function sharedVgt() {
     return r.shared;
   }
   await loadPrior(entry);
+  const grid = app.session.prior.latent;
+  if (grid.join() !== r.latent.join()) {
+    // e.g. natural-64 run at 128×128: a 4×32×32 grid, where the prior models 4×16×16
+    r.shared = {
+      bytes: r.vgt,
+      prior: null,
+      bitsPerToken: app.session.model.tokenBits,
+      why: `${entry.id} models ${grid.join('×')} grids, not ${r.latent.join('×')}`,
+    };
+    return r.shared;
+  }
   const started = performance.now();
   const onProgress = (done, total) => status(`Compressing the tokens under ${entry.id}: ${done}/${total}…`);
   const bytes = await app.session.codeVgt(r.vgt, { onProgress });
@@ -129,7 +140,9 @@ function describe(shared, what, length) {
   const size = `${shared.bytes.length} bytes, ${shared.bitsPerToken.toFixed(2)} bits per token`;
   const coded = shared.prior
     ? ` coded under ${shared.prior.id} (${app.result.vgt.length} bytes bit-packed, ${app.session.model.tokenBits} bits per token)`
-    : '';
+    : shared.why
+      ? ` bit-packed (not coded: ${shared.why})`
+      : '';
   const text = `${what ? `${what}: ${length} characters; ` : ''}tokens ${size}${coded}.`;
   const dd = $('stats').querySelector('[data-stat="shared tokens"]');
   if (dd) dd.textContent = text;

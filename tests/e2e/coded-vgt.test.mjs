@@ -118,6 +118,24 @@ test("the page's Copy link codes the tokens under the tokenizer's prior, and the
   const original = await pageBytes(page, 'app.result.tokens');
   assert.deepEqual(tokens, original, "the link's tokens differ from the reconstruction's");
   await opened.close();
+
+  // at 128×128 the grid is 4×32×32, which the prior does not model: the link stays bit-packed, and says why
+  await page.selectOption('#resolution', '128');
+  await page.waitForFunction(() => /Running at 128×128/.test(document.getElementById('status').textContent) && document.body.dataset.state !== 'busy', null, {
+    timeout: 120_000,
+  });
+  await page.evaluate(() => {
+    window.app.result = null;
+  });
+  await page.click('#use-sample');
+  assert.equal(await idle(page, 'result'), '');
+  await page.click('#copy-link');
+  await page.waitForFunction(() => /^Link (copied|ready)/.test(document.getElementById('status').textContent) && document.body.dataset.state !== 'busy', null, {
+    timeout: 120_000,
+  });
+  assert.match(await page.$eval('#status', (e) => e.textContent), /bit-packed \(not coded: natural-64-prior models 4×16×16 grids, not 4×32×32\)/);
+  const big = new Uint8Array(Buffer.from((await page.$eval('#share-text', (e) => e.value)).split('#vgt=')[1], 'base64url'));
+  assert.equal(big[4], 1);
   assert.deepEqual(seen.errors, []);
   await page.close();
 });
