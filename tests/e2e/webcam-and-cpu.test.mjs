@@ -392,12 +392,15 @@ for (const model of ['tiny-untrained', ...index.vqvae.filter((m) => m.id.startsW
       }));
       await sender.click('#live');
       // the receiver decodes each window's tokens (the chunk with its context, as the sender
-    // encoded them) as the sender decoded them: measured 61 dB and above (only the decoder's
-    // float sums may differ). Before the context's tokens travelled too, the receiver used the
-    // previous chunk's own tokens as context, which a trained model encodes differently in the
-    // next window: 21 to 27 dB off for natural-64. The first chunk has no context; it is not compared.
-    const common = got.frames.filter((g) => g.withContext && sent.some((s) => s.seq === g.seq));
-      assert.ok(common.length >= 2, `${common.length} chunks decoded with context seen on both sides (received ${JSON.stringify(got.frames.map((g) => [g.seq, g.withContext]))}, sent ${JSON.stringify(sent.map((s) => s.seq))})`);
+      // encoded them) as the sender decoded them: measured 61 dB and above (only the decoder's
+      // float sums may differ). Before the context's tokens travelled too, the receiver used the
+      // previous chunk's own tokens as context, which a trained model encodes differently in the
+      // next window: 21 to 27 dB off for natural-64. The first chunk has no context; it is not compared.
+      const common = got.frames.filter((g) => g.withContext && sent.some((s) => s.seq === g.seq));
+      assert.ok(
+        common.length >= 2,
+        `${common.length} chunks decoded with context seen on both sides (received ${JSON.stringify(got.frames.map((g) => [g.seq, g.withContext]))}, sent ${JSON.stringify(sent.map((s) => s.seq))})`,
+      );
       const db = common.map((g) => psnr(sent.find((x) => x.seq === g.seq).frames, g.frames));
       t.diagnostic(
         `${model}: received ${got.chunks} chunks (${got.dropped} dropped), ${(got.bits / 1000).toFixed(1)} kbit in all; receiver vs sender ${db.map((d) => d.toFixed(1)).join(' ')} dB`,
