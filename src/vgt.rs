@@ -84,11 +84,9 @@ pub fn bits_per_index(n_codes: usize) -> u32 {
     (usize::BITS - n_codes.saturating_sub(1).leading_zeros()).max(1)
 }
 
-pub fn write(f: &TokenFile) -> Result<Vec<u8>> {
-    let bits = bits_per_index(f.n_codes);
-    if f.n_codes < 2 || bits > 16 {
-        bail!(Input, "a .vgt file holds codebooks of 2 to 65536 codes, not {}", f.n_codes);
-    }
+/// The model id's bytes, after checking that the id and the token grid fit a header (both
+/// versions store them alike).
+fn writable_id_and_grid(f: &TokenFile) -> Result<&[u8]> {
     let id = f.model_id.as_bytes();
     if id.len() > 255 {
         bail!(Input, "model id is longer than 255 bytes");
@@ -97,19 +95,59 @@ pub fn write(f: &TokenFile) -> Result<Vec<u8>> {
     if shape.iter().any(|&d| d == 0 || d > u16::MAX as usize) || f.tokens.codes.len() != shape.iter().product::<usize>() {
         bail!(Input, "token grid {shape:?} does not fit a .vgt file (each dimension 1..=65535)");
     }
+    Ok(id)
+}
+
+/// B, T', H', W' as u16 each.
+fn push_grid(out: &mut Vec<u8>, shape: [usize; 4]) {
+    shape.iter().for_each(|&d| out.extend_from_slice(&(d as u16).to_le_bytes()));
+}
+
+/// The model id, then the frame rate when there is one.
+fn push_id_and_fps(out: &mut Vec<u8>, id: &[u8], fps: Option<f32>) {
+    out.extend_from_slice(id);
+    if let Some(fps) = fps {
+        out.extend_from_slice(&fps.to_le_bytes());
+    }
+}
+
+/// The grid stored at `at` (B, T', H', W', u16 each), refused when empty or past the token limit.
+fn read_grid(bytes: &[u8], at: usize) -> Result<[usize; 4]> {
+    let dim = |i: usize| u16::from_le_bytes(bytes[at + 2 * i..at + 2 + 2 * i].try_into().expect("2 bytes")) as usize;
+    let shape = [dim(0), dim(1), dim(2), dim(3)];
+    let n: usize = shape.iter().product();
+    if n == 0 || n > MAX_TOKENS {
+        bail!(Input, "corrupt .vgt file (token grid {shape:?})");
+    }
+    Ok(shape)
+}
+
+/// The model id of `id_len` bytes at `at`, then the frame rate when `has_fps`: UTF-8, and a
+/// finite positive rate, or an error.
+fn read_id_and_fps(bytes: &[u8], at: usize, id_len: usize, has_fps: bool) -> Result<(String, Option<f32>)> {
+    let model_id =
+        std::str::from_utf8(&bytes[at..at + id_len]).map_err(|_| crate::Error::Input("corrupt .vgt file (model id is not UTF-8)".into()))?.to_string();
+    let fps = has_fps.then(|| f32::from_le_bytes(bytes[at + id_len..at + id_len + 4].try_into().expect("4 bytes")));
+    if fps.is_some_and(|f| !(f.is_finite() && f > 0.0)) {
+        bail!(Input, "corrupt .vgt file (frame rate {})", fps.unwrap_or_default());
+    }
+    Ok((model_id, fps))
+}
+
+pub fn write(f: &TokenFile) -> Result<Vec<u8>> {
+    let bits = bits_per_index(f.n_codes);
+    if f.n_codes < 2 || bits > 16 {
+        bail!(Input, "a .vgt file holds codebooks of 2 to 65536 codes, not {}", f.n_codes);
+    }
+    let id = writable_id_and_grid(f)?;
     crate::tokens::check_codes(&f.tokens, f.n_codes)?;
     let mut out = Vec::with_capacity(HEADER + id.len() + 8 + (f.tokens.codes.len() * bits as usize).div_ceil(8));
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&[VERSION, f.fps.is_some() as u8, bits as u8, id.len() as u8]);
     out.extend_from_slice(&(f.n_codes as u32).to_le_bytes());
-    for d in shape {
-        out.extend_from_slice(&(d as u16).to_le_bytes());
-    }
+    push_grid(&mut out, f.tokens.shape);
     out.extend_from_slice(&f.model_hash);
-    out.extend_from_slice(id);
-    if let Some(fps) = f.fps {
-        out.extend_from_slice(&fps.to_le_bytes());
-    }
+    push_id_and_fps(&mut out, id, f.fps);
     let (mut acc, mut filled) = (0u64, 0u32);
     for &c in &f.tokens.codes {
         acc |= (c as u64) << filled;
@@ -199,12 +237,7 @@ fn coded_header(bytes: &[u8]) -> Result<(Header, usize)> {
     if flags & !(FLAG_FPS | FLAG_CODED) != 0 || flags & FLAG_CODED == 0 {
         bail!(Input, "corrupt .vgt file (flags {flags:#04x})");
     }
-    let dim = |i: usize| u16::from_le_bytes(bytes[7 + 2 * i..9 + 2 * i].try_into().expect("2 bytes")) as usize;
-    let shape = [dim(0), dim(1), dim(2), dim(3)];
-    let n: usize = shape.iter().product();
-    if n == 0 || n > MAX_TOKENS {
-        bail!(Input, "corrupt .vgt file (token grid {shape:?})");
-    }
+    let shape = read_grid(bytes, 7)?;
     let model_hash: [u8; 16] = bytes[15..31].try_into().expect("16 bytes");
     let prior_hash: [u8; 16] = bytes[31..47].try_into().expect("16 bytes");
     let fps_len = if flags & FLAG_FPS != 0 { 4 } else { 0 };
@@ -212,15 +245,9 @@ fn coded_header(bytes: &[u8]) -> Result<(Header, usize)> {
     if bytes.len() < words_at + 4 || !(bytes.len() - words_at - 4).is_multiple_of(4) {
         bail!(Input, "corrupt .vgt file: {} bytes do not hold a coded stream after a {words_at}-byte header", bytes.len());
     }
-    let model_id = std::str::from_utf8(&bytes[HEADER_CODED..HEADER_CODED + id_len])
-        .map_err(|_| crate::Error::Input("corrupt .vgt file (model id is not UTF-8)".into()))?
-        .to_string();
-    let fps = (fps_len > 0).then(|| f32::from_le_bytes(bytes[words_at - 4..words_at].try_into().expect("4 bytes")));
+    let (model_id, fps) = read_id_and_fps(bytes, HEADER_CODED, id_len, fps_len > 0)?;
     if (bytes.len() - words_at - 4) < 4 {
         bail!(Input, "truncated .vgt file ({} bytes)", bytes.len());
-    }
-    if fps.is_some_and(|f| !(f.is_finite() && f > 0.0)) {
-        bail!(Input, "corrupt .vgt file (frame rate {})", fps.unwrap_or_default());
     }
     let payload_bytes = bytes.len() - words_at - 8;
     Ok((Header { version: VERSION_CODED, model_id, model_hash, shape, fps, prior_hash: Some(prior_hash), payload_bytes }, words_at))
@@ -228,14 +255,7 @@ fn coded_header(bytes: &[u8]) -> Result<(Header, usize)> {
 
 /// A token file coded under `prior` (version 2). `progress(done, total)` after every token.
 pub fn write_coded(f: &TokenFile, prior: &CodingPrior, progress: impl FnMut(usize, usize)) -> Result<Vec<u8>> {
-    let id = f.model_id.as_bytes();
-    if id.len() > 255 {
-        bail!(Input, "model id is longer than 255 bytes");
-    }
-    let shape = f.tokens.shape;
-    if shape.iter().any(|&d| d == 0 || d > u16::MAX as usize) || f.tokens.codes.len() != shape.iter().product::<usize>() {
-        bail!(Input, "token grid {shape:?} does not fit a .vgt file (each dimension 1..=65535)");
-    }
+    let id = writable_id_and_grid(f)?;
     if f.n_codes != prior.gpt.config.n_codes {
         bail!(Input, "these tokens index {} codes; the prior was trained over {}", f.n_codes, prior.gpt.config.n_codes);
     }
@@ -243,15 +263,10 @@ pub fn write_coded(f: &TokenFile, prior: &CodingPrior, progress: impl FnMut(usiz
     let mut out = Vec::with_capacity(HEADER_CODED + id.len() + 8 + 4 * words.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&[VERSION_CODED, FLAG_CODED | if f.fps.is_some() { FLAG_FPS } else { 0 }, id.len() as u8]);
-    for d in shape {
-        out.extend_from_slice(&(d as u16).to_le_bytes());
-    }
+    push_grid(&mut out, f.tokens.shape);
     out.extend_from_slice(&f.model_hash);
     out.extend_from_slice(&prior.hash);
-    out.extend_from_slice(id);
-    if let Some(fps) = f.fps {
-        out.extend_from_slice(&fps.to_le_bytes());
-    }
+    push_id_and_fps(&mut out, id, f.fps);
     words.iter().for_each(|w| out.extend_from_slice(&w.to_le_bytes()));
     out.extend_from_slice(&tokens_checksum(&f.tokens.codes).to_le_bytes());
     let crc = crc32fast::hash(&out);
@@ -320,12 +335,8 @@ pub fn read(bytes: &[u8]) -> Result<TokenFile> {
     if !(2..=1 << 16).contains(&n_codes) || bits != bits_per_index(n_codes) {
         bail!(Input, "corrupt .vgt file ({n_codes} codes at {bits} bits per index)");
     }
-    let dim = |i: usize| u16::from_le_bytes(bytes[12 + 2 * i..14 + 2 * i].try_into().expect("2 bytes")) as usize;
-    let shape = [dim(0), dim(1), dim(2), dim(3)];
+    let shape = read_grid(bytes, 12)?;
     let n: usize = shape.iter().product();
-    if n == 0 || n > MAX_TOKENS {
-        bail!(Input, "corrupt .vgt file (token grid {shape:?})");
-    }
     let model_hash: [u8; 16] = bytes[20..36].try_into().expect("16 bytes");
     let mut at = HEADER;
     let fps_len = if flags & 1 != 0 { 4 } else { 0 };
@@ -333,14 +344,8 @@ pub fn read(bytes: &[u8]) -> Result<TokenFile> {
     if body.len() != at + id_len + fps_len + packed {
         bail!(Input, "corrupt .vgt file: {} bytes, expected {} for {shape:?} tokens", bytes.len(), at + id_len + fps_len + packed + 4);
     }
-    let model_id =
-        std::str::from_utf8(&body[at..at + id_len]).map_err(|_| crate::Error::Input("corrupt .vgt file (model id is not UTF-8)".into()))?.to_string();
-    at += id_len;
-    let fps = (fps_len > 0).then(|| f32::from_le_bytes(body[at..at + 4].try_into().expect("4 bytes")));
-    at += fps_len;
-    if fps.is_some_and(|f| !(f.is_finite() && f > 0.0)) {
-        bail!(Input, "corrupt .vgt file (frame rate {})", fps.unwrap_or_default());
-    }
+    let (model_id, fps) = read_id_and_fps(body, at, id_len, fps_len > 0)?;
+    at += id_len + fps_len;
     let mask = (1u64 << bits) - 1;
     let (mut acc, mut filled, mut codes) = (0u64, 0u32, Vec::with_capacity(n));
     for &b in &body[at..] {

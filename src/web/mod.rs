@@ -230,9 +230,9 @@ impl WebEngine {
     pub fn decode_vgt(&self, request: JsValue, on_progress: Option<Function>) -> Promise {
         let r: BytesRequest = request!("decodeVgt", request);
         on_engine!(&self.engine, |m| answer(async move {
-            let bytes = r.bytes.to_vec();
-            let prior = crate::vgt::header(&bytes)?.prior_hash.and(m.loaded_prior());
-            let file = crate::vgt::read_with(&bytes, prior.as_ref().map(|p| p.coding()).as_ref(), progress_every(64, on_progress))?;
+            // a bit-packed file ignores the prior; a coded one needs the loaded prior to be its own
+            let prior = m.loaded_prior();
+            let file = crate::vgt::read_with(&r.bytes.to_vec(), prior.as_ref().map(|p| p.coding()).as_ref(), progress_every(64, on_progress))?;
             let t = m.tokenizer()?;
             t.check_token_file(&file)?;
             let v = t.decode(&m.backend, &file.tokens, |_, _| {}).await?;
