@@ -12,11 +12,25 @@ export function selectedPrior() {
   return app.models?.prior.find((m) => m.id === $('prior-select').value);
 }
 
+/** The index entry of the prior trained over the tokenizer `modelId` (`vqvae` in
+ *  models/index.json), if there is one. */
+export function priorOver(modelId) {
+  return app.models?.prior.find((m) => m.vqvae === modelId) ?? null;
+}
+
+/** Load the prior `entry` into the session, unless it is the one there already. */
+export async function loadPrior(entry, onProgress) {
+  if (app.session.prior && app.priorId === entry.id) return;
+  status(`Loading the prior ${entry.id}…`);
+  await app.session.loadPrior(entry.file, { sha256: entry.sha256, onProgress });
+  app.priorId = entry.id;
+}
+
 /** The prior trained over the tokenizer `modelId` (`vqvae` in models/index.json) becomes the
  *  generation panel's, so that **Continue this clip** continues in the clip's own tokens; other
  *  priors stay in the list for sampling. */
 export function pairPrior(modelId) {
-  const paired = app.models.prior.find((m) => m.vqvae === modelId);
+  const paired = priorOver(modelId);
   if (!paired || $('prior-select').value === paired.id) return;
   $('prior-select').value = paired.id;
   useSampling(paired);
@@ -48,12 +62,8 @@ subscribe((s) => {
     : `${prior?.id ?? 'this prior'} was not trained over ${s.session?.modelId ?? 'this tokenizer'}: pick a prior over it to continue a clip`;
 });
 
-async function ensurePrior() {
-  const entry = selectedPrior();
-  if (app.session.prior && app.priorId === entry.id) return;
-  status(`Loading the prior ${entry.id}…`);
-  await app.session.loadPrior(entry.file, { sha256: entry.sha256, onProgress: (d, t) => progress($('sample-progress'), d, t) });
-  app.priorId = entry.id;
+function ensurePrior() {
+  return loadPrior(selectedPrior(), (d, t) => progress($('sample-progress'), d, t));
 }
 
 async function generate(prefixFrom) {

@@ -5,6 +5,7 @@
 import { drawMetrics, drawTokens } from './draw.js';
 import { encodeWebm } from './media.js';
 import { player } from './player.js';
+import { loadPrior, priorOver } from './generate-panel.js';
 import { download, embedCodeFor, linkFor, tokensToNpy } from './share.js';
 import { app, subscribe } from './state.js';
 import { $, job, mean, status } from './ui.js';
@@ -82,13 +83,8 @@ app.tokensToNpy = tokensToNpy;
 $('export-tokens').onclick = () => download(new Blob([tokensToNpy(app.result.tokens, app.result.latent)]), 'tokens.npy');
 // ---------- the tokens that leave the page: coded under the prior where the tokenizer has one ----------
 
-/** The index entry of the prior trained over the loaded tokenizer, if any. */
-function pairedPrior() {
-  return app.models?.prior.find((m) => m.vqvae === app.session?.modelId) ?? null;
-}
-
 subscribe((s) => {
-  const prior = s.session && pairedPrior();
+  const prior = s.session && priorOver(s.session.modelId);
   $('compress-label').hidden = !prior;
   $('compress-prior').textContent = prior?.id ?? '';
 });
@@ -96,21 +92,13 @@ $('compress-tokens').addEventListener('change', () => {
   if (app.result) app.result.shared = null;
 });
 
-/** Load the prior `entry` into the session unless it is there already. */
-async function loadPrior(entry) {
-  if (app.session.prior && app.priorId === entry.id) return;
-  status(`Loading the prior ${entry.id} to compress the tokens…`);
-  await app.session.loadPrior(entry.file, { sha256: entry.sha256 });
-  app.priorId = entry.id;
-}
-
 /** The last reconstruction's tokens as the `.vgt` that is saved, linked and embedded: coded under
  *  the paired prior (version 2, docs/vgt-format.md) when the box is ticked, else bit-packed.
  *  `{ bytes, prior, bitsPerToken }`, made once per result. */
 async function sharedVgt() {
   const r = app.result;
   if (r.shared) return r.shared;
-  const entry = $('compress-tokens').checked ? pairedPrior() : null;
+  const entry = $('compress-tokens').checked ? priorOver(app.session.modelId) : null;
   if (!entry) {
     r.shared = { bytes: r.vgt, prior: null, bitsPerToken: app.session.model.tokenBits };
     return r.shared;
