@@ -2,6 +2,8 @@
 test clips, for `mmnist`'s reconstructions of them and for samples of `mmnist-prior`.
 
     python3 train/recognise.py [--n-samples 64] [--temperature 0.8 --top-k 8]
+    python3 train/recognise.py --sweep 0.8:8 1.0:0 ...   # sampling settings, one table row each
+
 
 prints one line, `two-digit frames: real X%, reconstructed Y%, samples Z%`, then how often a
 clip keeps its digits (the same two labels in its two-digit frames).
@@ -195,6 +197,24 @@ def engine(args, *cmd):
     subprocess.run([str(args.videogpt), *map(str, cmd)], check=True, capture_output=True)
 
 
+def sample_reads(args, model, temperature, top_k):
+    samples = args.work / "samples.npy"
+    engine(args, "sample", "--model", args.prior, "--n", args.n_samples, "--seed", args.seed,
+           "--temperature", temperature, *(["--top-k", top_k] if top_k else []), "--output", samples)
+    return read_frames(model, grey(np.load(samples)))
+
+
+def sweep(args, model, threshold, fixed):
+    """One markdown row per sampling setting: the same seeds, the metric on each setting's samples."""
+    print(f"real {fixed['real'][0] * 100:.1f}%, reconstructed {fixed['reconstructed'][0] * 100:.1f}% two-digit frames; "
+          f"{args.n_samples} samples per setting, seed {args.seed}, threshold {threshold:.3f}")
+    print("| temperature | top-k | two-digit frames | ÷ real | keeps its pair |\n|---:|---:|---:|---:|---:|")
+    for setting in args.sweep:
+        t, k = setting.split(":")
+        two, kept = score(sample_reads(args, model, float(t), int(k)), threshold)
+        print(f"| {float(t):g} | {int(k) or 'none'} | {two * 100:.1f} % | {two / fixed['real'][0]:.2f} | {kept * 100:.1f} % |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / "train/out/mmnist.npz", help="train/mmnist.py's clips (its test clips are used)")
@@ -204,6 +224,8 @@ def main():
     ap.add_argument("--temperature", type=float, default=0.8)
     ap.add_argument("--top-k", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sweep", nargs="+", metavar="T:K", help="score samples at each temperature:top-k (0: no top-k) "
+                    "and print a table: how the prior's default sampling settings are chosen")
     ap.add_argument("--videogpt", type=Path, default=VIDEOGPT)
     ap.add_argument("--work", type=Path, default=Path("/tmp/videogpt-recognise"))
     args = ap.parse_args()
@@ -222,11 +244,10 @@ def main():
     recon_reads = read_frames(model, grey(np.load(recon)))
 
     reads = [("real", real_reads), ("reconstructed", recon_reads)]
+    if args.sweep:
+        return sweep(args, model, threshold, {name: score(r, threshold) for name, r in reads})
     if args.n_samples > 0:  # 0: the tokenizer alone (its pilots)
-        samples = args.work / "samples.npy"
-        engine(args, "sample", "--model", args.prior, "--n", args.n_samples, "--seed", args.seed,
-               "--temperature", args.temperature, "--top-k", args.top_k, "--output", samples)
-        reads.append(("samples", read_frames(model, grey(np.load(samples)))))
+        reads.append(("samples", sample_reads(args, model, args.temperature, args.top_k)))
 
     results = {name: score(r, threshold) for name, r in reads}
     print("two-digit frames: " + ", ".join(f"{k} {v[0] * 100:.1f}%" for k, v in results.items()))

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from dist import Ranks  # noqa: E402
-from runs import add_run_arguments, device_for  # noqa: E402
+from runs import add_run_arguments, bf16_pays, device_for  # noqa: E402
 from videogpt_ref import load_vqvae  # noqa: E402
 from videogpt_ref.gpt import GPTArgs, VideoGPT, save_gpt  # noqa: E402
 
@@ -40,13 +40,39 @@ class NextTokenLoss(torch.nn.Module):
     """The training objective as a module's forward, which DistributedDataParallel wraps (it syncs
     gradients for what runs inside forward): cross-entropy of every position, mean over the batch."""
 
-    def __init__(self, gpt):
+    def __init__(self, gpt, bf16=False):
         super().__init__()
-        self.gpt = gpt
+        self.gpt, self.bf16 = gpt, bf16
 
     def forward(self, x):
-        logits = self.gpt.logits(x)
-        return F.cross_entropy(logits.transpose(1, 2), x.view(x.shape[0], -1))
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            logits = self.gpt.logits(x)
+        return F.cross_entropy(logits.float().transpose(1, 2), x.view(x.shape[0], -1))
+
+
+def optimizer(params, args):
+    """Adam (VideoGPT's), or AdamW with decoupled weight decay on the matrices only (nanoGPT's
+    split: LayerNorm gains, biases and the start token are not decayed)."""
+    if args.optimizer == "adam":
+        return torch.optim.Adam([p for _, p in params], lr=args.lr)
+    groups = [dict(params=[p for _, p in params if p.dim() >= 2], weight_decay=args.weight_decay),
+              dict(params=[p for _, p in params if p.dim() < 2], weight_decay=0.0)]
+    return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95))
+
+
+def fit_position_embeddings(sd, target):
+    """A prior warm-started over another latent grid (a tokenizer of another stride: 4×16×16 →
+    8×16×16) keeps every weight but the position embedding along the axes whose length changed,
+    which is resampled to the new length (nearest: new position i takes old position
+    ⌊i·old/new⌋, the one covering the same frames). Everything else must match."""
+    out = dict(sd)
+    for key, value in sd.items():
+        want = target[key].shape if key in target else None
+        if want is None or value.shape == want or ".pos_embd.emb.d_" not in key or value.shape[1:] != want[1:]:
+            continue
+        out[key] = value[torch.arange(want[0]) * value.shape[0] // want[0]]
+        print(f"{key}: {value.shape[0]} positions resampled to {want[0]}", flush=True)
+    return out
 
 
 def read_token_folders(folders, latent_shape):
@@ -105,10 +131,18 @@ def main():
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--attn-type", default="sparse")
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--optimizer", choices=["adam", "adamw"], default="adam",
+                    help="adam: VideoGPT's; adamw: decoupled weight decay on the matrices, betas (0.9, 0.95)")
+    ap.add_argument("--weight-decay", type=float, default=0.1, help="AdamW's decay of the matrices")
+    ap.add_argument("--precision", choices=["auto", "bf16", "f32"], default="f32",
+                    help="the forward pass in bf16 autocast (f32 master weights, f32 loss) or f32; auto: bf16 where "
+                    "the hardware computes it natively (AVX-512 BF16, AMX, a CUDA GPU with bf16)")
     ap.add_argument("--init", type=Path, help="warm start the GPT from these weights (a shipped prior; its vqvae.* are not used)")
     add_run_arguments(ap, 100_000, "length of the cosine schedule, and the most steps")
     args = ap.parse_args()
     device, hardware = device_for(args)
+    bf16 = bf16_pays(device, args.precision)
+    hardware += (", bf16 autocast" if bf16 else ", f32") + f", {args.optimizer}"
     ranks = Ranks(device)
     say = print if ranks.main else (lambda *a, **k: None)  # one process prints, logs and writes
     torch.manual_seed(args.seed)
@@ -145,10 +179,12 @@ def main():
         # most of its codebook, so the prior starts far from scratch)
         from safetensors.torch import load_file
         sd = {k: v.float() for k, v in load_file(str(args.init)).items() if not k.startswith("vqvae.")}
+        sd = fit_position_embeddings(sd, model.state_dict())
         missing, unexpected = model.load_state_dict(sd, strict=False)
         assert not unexpected and all(k.startswith("vqvae.") for k in missing), (missing, unexpected)
-    params = [p for n, p in model.named_parameters() if not n.startswith("vqvae.")]
-    opt = torch.optim.Adam(params, lr=args.lr)
+    named = [(n, p) for n, p in model.named_parameters() if not n.startswith("vqvae.")]
+    params = [p for _, p in named]
+    opt = optimizer(named, args)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.steps)
     ckpt_path = args.out / "checkpoint.pt"
     step, trained_s = 0, 0.0
@@ -166,7 +202,7 @@ def main():
             log_path.write_text("".join(r + "\n" for r in rows))
         say(f"resumed from step {step}", flush=True)
     n_params = sum(p.numel() for p in params)
-    trainer = ranks.wrap(NextTokenLoss(model))  # DDP when there are several processes
+    trainer = ranks.wrap(NextTokenLoss(model, bf16))  # DDP when there are several processes
     say(f"{n_params / 1e6:.2f} M parameters, {len(codes)} clips of {tuple(codes.shape[1:])} tokens, on {hardware}", flush=True)
 
     @torch.no_grad()

@@ -97,6 +97,35 @@ def attention_mask(shape, attn_type):
     return causal & (((r - c) <= SPARSE_LOCAL_BLOCKS) | ((c % blocks_per_frame) == (r % blocks_per_frame)))
 
 
+class KeyBlocks(nn.Module):
+    """Block-sparse attention for training: the sparse mask allows each block of 32 queries only
+    about a dozen key blocks (its 4 predecessors, itself, and the blocks at the same place in
+    earlier frames), so each query block is scored against just those keys, gathered, instead of
+    against all N keys with most of them masked. Derived from `attention_mask` itself, so the
+    allowed pairs are the same ones and the softmax sums the same terms (float order aside)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        dense = attention_mask(shape, "sparse")
+        nb = dense.shape[0] // SPARSE_BLOCK
+        blocks = dense.view(nb, SPARSE_BLOCK, nb, SPARSE_BLOCK)
+        allowed = [torch.nonzero(blocks[r].any(dim=(0, 2))).flatten() for r in range(nb)]
+        m = max(len(a) for a in allowed)
+        # each row padded with its own block, masked out: every gather index is valid
+        idx = torch.stack([torch.cat([a, a.new_full((m - len(a),), r)]) for r, a in enumerate(allowed)])
+        mask = blocks.permute(0, 2, 1, 3)[torch.arange(nb).view(-1, 1), idx]  # nb×m×32×32
+        mask &= (torch.arange(m).view(1, -1) < torch.tensor([len(a) for a in allowed]).view(-1, 1)).view(nb, m, 1, 1)
+        self.register_buffer("idx", idx, persistent=False)
+        self.register_buffer("mask", mask.permute(0, 2, 1, 3).reshape(nb, SPARSE_BLOCK, m * SPARSE_BLOCK), persistent=False)
+
+    def forward(self, q, k, v):  # B×H×N×d each, N the whole grid
+        b, h, n, d = q.shape
+        nb, m = self.idx.shape
+        gather = lambda t: t.reshape(b * h, nb, SPARSE_BLOCK, d)[:, self.idx].reshape(b * h, nb, m * SPARSE_BLOCK, d)  # noqa: E731
+        out = F.scaled_dot_product_attention(q.reshape(b * h, nb, SPARSE_BLOCK, d), gather(k), gather(v), attn_mask=self.mask)
+        return out.reshape(b, h, n, d)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, shape, dim, n_head, attn_type):
         super().__init__()
@@ -108,13 +137,16 @@ class SelfAttention(nn.Module):
         # not a parameter: VideoGPT's full-attention checkpoints carry it as `attn.attn.mask`,
         # which converters drop; the mask is a pure function of shape and attn_type
         self.register_buffer("mask", attention_mask(shape, attn_type), persistent=False)
+        self.key_blocks = KeyBlocks(shape) if attn_type == "sparse" else None
 
     def forward(self, x):  # B×N×D
         b, n, _ = x.shape
         split = lambda t: t.view(b, n, self.n_head, self.d_k).transpose(1, 2)  # noqa: E731
         q, k, v = split(self.w_qs(x)), split(self.w_ks(x)), split(self.w_vs(x))
-        # softmax(q·kᵀ/√d_k, masked) · v, in torch's fused kernel (the same sums, less memory)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask[:n, :n])
+        if self.key_blocks is not None and n == self.mask.shape[0]:
+            out = self.key_blocks(q, k, v)  # the whole grid: only the blocks the mask allows
+        else:  # softmax(q·kᵀ/√d_k, masked) · v, in torch's fused kernel (the same sums, less memory)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask[:n, :n])
         return self.fc(out.transpose(1, 2).reshape(b, n, -1))
 
 
