@@ -4,7 +4,6 @@ test clips, for `mmnist`'s reconstructions of them and for samples of `mmnist-pr
     python3 train/recognise.py [--n-samples 64] [--temperature 0.8 --top-k 8]
     python3 train/recognise.py --sweep 0.8:8 1.0:0 ...   # sampling settings, one table row each
 
-
 prints one line, `two-digit frames: real X%, reconstructed Y%, samples Z%`, then how often a
 clip keeps its digits (the same two labels in its two-digit frames).
 

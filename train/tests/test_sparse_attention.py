@@ -27,7 +27,7 @@ def test_block_sparse_equals_the_dense_masked_attention(shape):
     grad = torch.randn(2, 3, n, 8, dtype=torch.float64)
     dense = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask(shape, "sparse"))
     dense_grads = torch.autograd.grad(dense, (q, k, v), grad)
-    sparse = KeyBlocks(shape).double()(q, k, v)
+    sparse = KeyBlocks(attention_mask(shape, "sparse")).double()(q, k, v)
     sparse_grads = torch.autograd.grad(sparse, (q, k, v), grad)
     torch.testing.assert_close(sparse, dense, rtol=1e-10, atol=1e-10)
     for a, b in zip(sparse_grads, dense_grads):
@@ -36,7 +36,7 @@ def test_block_sparse_equals_the_dense_masked_attention(shape):
 
 def test_each_query_block_reads_only_the_allowed_key_blocks():
     shape = (8, 16, 16)
-    blocks = KeyBlocks(shape)
+    blocks = KeyBlocks(attention_mask(shape, "sparse"))
     nb = math.prod(shape) // SPARSE_BLOCK
     # 5 local blocks and the same place in up to 7 earlier frames (8 blocks per frame): 12 of 64
     assert blocks.idx.shape == (nb, 12)

@@ -101,20 +101,21 @@ class KeyBlocks(nn.Module):
     """Block-sparse attention for training: the sparse mask allows each block of 32 queries only
     about a dozen key blocks (its 4 predecessors, itself, and the blocks at the same place in
     earlier frames), so each query block is scored against just those keys, gathered, instead of
-    against all N keys with most of them masked. Derived from `attention_mask` itself, so the
-    allowed pairs are the same ones and the softmax sums the same terms (float order aside)."""
+    against all N keys with most of them masked. Built from the layer's own N×N mask
+    (`attention_mask`), so the allowed pairs are the same ones and the softmax sums the same terms
+    (float order aside)."""
 
-    def __init__(self, shape):
+    def __init__(self, dense):
         super().__init__()
-        dense = attention_mask(shape, "sparse")
         nb = dense.shape[0] // SPARSE_BLOCK
         blocks = dense.view(nb, SPARSE_BLOCK, nb, SPARSE_BLOCK)
         allowed = [torch.nonzero(blocks[r].any(dim=(0, 2))).flatten() for r in range(nb)]
-        m = max(len(a) for a in allowed)
+        counts = torch.tensor([len(a) for a in allowed])
+        m = int(counts.max())
         # each row padded with its own block, masked out: every gather index is valid
         idx = torch.stack([torch.cat([a, a.new_full((m - len(a),), r)]) for r, a in enumerate(allowed)])
         mask = blocks.permute(0, 2, 1, 3)[torch.arange(nb).view(-1, 1), idx]  # nb×m×32×32
-        mask &= (torch.arange(m).view(1, -1) < torch.tensor([len(a) for a in allowed]).view(-1, 1)).view(nb, m, 1, 1)
+        mask &= (torch.arange(m).view(1, -1) < counts.view(-1, 1)).view(nb, m, 1, 1)
         self.register_buffer("idx", idx, persistent=False)
         self.register_buffer("mask", mask.permute(0, 2, 1, 3).reshape(nb, SPARSE_BLOCK, m * SPARSE_BLOCK), persistent=False)
 
@@ -137,7 +138,7 @@ class SelfAttention(nn.Module):
         # not a parameter: VideoGPT's full-attention checkpoints carry it as `attn.attn.mask`,
         # which converters drop; the mask is a pure function of shape and attn_type
         self.register_buffer("mask", attention_mask(shape, attn_type), persistent=False)
-        self.key_blocks = KeyBlocks(shape) if attn_type == "sparse" else None
+        self.key_blocks = KeyBlocks(self.mask) if attn_type == "sparse" else None
 
     def forward(self, x):  # B×N×D
         b, n, _ = x.shape
