@@ -191,6 +191,11 @@ def main():
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
+        saved_with = ck.get("optimizer", "adam")  # checkpoints from before --optimizer were Adam's
+        if saved_with != args.optimizer:
+            sys.exit(f"{ckpt_path} was saved by --optimizer {saved_with}, and its moments do not fit "
+                     f"--optimizer {args.optimizer}: resume with --optimizer {saved_with}, or start a new "
+                     f"--out with --init from its weights")
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         sched.T_max = args.steps  # the schedule's state carries the old length; --steps decides
@@ -222,7 +227,8 @@ def main():
     def save(test):
         if not ranks.main:
             return
-        torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), step=step, trained_s=trained_s), ckpt_path)
+        torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), optimizer=args.optimizer, sched=sched.state_dict(),
+                        step=step, trained_s=trained_s), ckpt_path)
         save_gpt(model, args.out / "model.safetensors")
         (args.out / "train.json").write_text(json.dumps(dict(step=step, minutes=trained_s / 60, hardware=hardware, parameters=n_params,
                                                              test_bits_per_token=test, args=vars(args)), indent=2, default=str))
