@@ -78,6 +78,9 @@ fn each_prior_holds_the_tokenizer_the_index_pairs_it_with() {
     for entry in index["prior"].as_array().unwrap() {
         let id = entry["id"].as_str().unwrap();
         let tokenizer = entry["vqvae"].as_str().unwrap_or_else(|| panic!("prior {id} names no vqvae"));
+        // the generation panel says what each prior was trained on
+        let trained_on = entry["trained_on"].as_str().unwrap_or_else(|| panic!("prior {id} names no training data (trained_on)"));
+        assert!(trained_on.len() > 10, "prior {id}: trained_on says too little: {trained_on:?}");
         let (prior_bytes, vqvae_bytes) = (std::fs::read(model(id)).unwrap(), std::fs::read(model(tokenizer)).unwrap());
         let (prior, vqvae) = (safetensors::SafeTensors::deserialize(&prior_bytes).unwrap(), safetensors::SafeTensors::deserialize(&vqvae_bytes).unwrap());
         let mut inside: Vec<String> = prior.names().into_iter().filter_map(|k| k.strip_prefix("vqvae.").map(str::to_owned)).collect();

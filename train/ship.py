@@ -53,6 +53,8 @@ def main():
     ap.add_argument("--default", action="store_true", help="make it the page's default model")
     ap.add_argument("--temperature", type=float, help="a prior's suggested sampling temperature (the page starts with it)")
     ap.add_argument("--top-k", type=int, help="a prior's suggested top-k")
+    ap.add_argument("--trained-on", help="a prior's training data in a line, shown in the page's generation panel "
+                    "(e.g. \"Moving MNIST: 8,000 clips of two handwritten digits ...\")")
     ap.add_argument("--vqvae-id", help="a prior's tokenizer (the index id of the VQ-VAE it was trained over): the page "
                     "pairs them, so that Continue this clip uses the prior of the clip's tokens")
     args = ap.parse_args()
@@ -60,6 +62,8 @@ def main():
         return reindex(ROOT / "models" / "index.json")
     if not (args.source and args.name and args.kind and args.description):
         ap.error("source, --name, --kind and --description are needed to ship a model")
+    if args.kind == "prior" and not args.trained_on:
+        ap.error("a prior needs --trained-on: the generation panel says what it was trained on")
 
     with safe_open(str(args.source), "np") as f:
         meta = f.metadata()
@@ -74,6 +78,8 @@ def main():
     index = json.loads(index_path.read_text())
     entry = {"id": args.name, "file": f"models/{out.name}", "sha256": hashlib.sha256(data).hexdigest(),
              "bytes": len(data), "description": args.description}
+    if args.kind == "prior":
+        entry["trained_on"] = args.trained_on
     if args.kind == "vqvae":
         entry.update(token_fields(meta))
     if args.kind == "prior" and args.vqvae_id:

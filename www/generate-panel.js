@@ -49,12 +49,33 @@ $('prior-select').addEventListener('change', () => {
   update();
 });
 
+/** What the picked prior was trained on (`trained_on` in models/index.json) and a link to its
+ *  card: a sample can only look like its training data. */
+function describePrior(entry) {
+  const about = $('prior-about');
+  about.replaceChildren();
+  if (!entry) return;
+  about.append(`Trained on ${entry.trained_on ?? 'data its index entry does not name'}.`);
+  if (entry.card) {
+    const card = document.createElement('a');
+    card.href = entry.card;
+    card.textContent = 'model card';
+    about.append(' ', card);
+  }
+}
+
+let describedPrior; // the prior whose training data the panel shows
+
 // Sample needs a loaded tokenizer and a free page; Continue also a clip, and a prior trained over
 // the tokenizer it was opened with
 subscribe((s) => {
   const ready = !!s.session?.model && !s.busy;
   $('sample').disabled = !ready;
   const prior = s.models && selectedPrior();
+  if (prior?.id !== describedPrior) {
+    describedPrior = prior?.id;
+    describePrior(prior);
+  }
   const paired = !!prior && prior.vqvae === s.session?.modelId;
   $('continue').disabled = !ready || !s.frames || !paired;
   $('continue').title = paired

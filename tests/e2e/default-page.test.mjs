@@ -137,6 +137,7 @@ test('the generation panel samples the default prior at its suggested settings, 
     document.getElementById('seed').value,
   ]);
   assert.deepEqual(settings.slice(0, 2), [String(PRIOR.sampling.temperature), String(PRIOR.sampling.top_k)]);
+  assert.equal(await page.textContent('#prior-about'), `Trained on ${PRIOR.trained_on}. model card`, 'the panel says what the prior was trained on');
   await page.evaluate(() => {
     window.app.sample = null;
   });

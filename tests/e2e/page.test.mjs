@@ -70,10 +70,21 @@ test("a prior's suggested sampling settings fill the generation panel", async ()
   assert.deepEqual(await settings(), ['1', '0'], 'the tiny prior suggests nothing: temperature 1, all codes');
   const index = JSON.parse(fs.readFileSync(path.join(ROOT, 'models/index.json'), 'utf8'));
   const suggesting = index.prior.find((m) => m.sampling);
+  // and the panel says what the picked prior was trained on, with a link to its card
+  const about = () =>
+    page.evaluate(() => ({
+      text: document.getElementById('prior-about').textContent,
+      card: document.querySelector('#prior-about a')?.getAttribute('href') ?? null,
+    }));
+  const tiny = index.prior.find((m) => m.id === 'tiny-untrained-prior');
+  assert.deepEqual(await about(), { text: `Trained on ${tiny.trained_on}.`, card: null });
   await page.selectOption('#prior-select', suggesting.id);
   assert.deepEqual(await settings(), [String(suggesting.sampling.temperature), String(suggesting.sampling.top_k)]);
+  assert.deepEqual(await about(), { text: `Trained on ${suggesting.trained_on}. model card`, card: suggesting.card });
+  assert.equal((await page.request.get(new URL(suggesting.card, page.url()).href)).status(), 200, 'the card link is served');
   await page.selectOption('#prior-select', 'tiny-untrained-prior');
   assert.deepEqual(await settings(), ['1', '0']);
+  assert.equal((await about()).text, `Trained on ${tiny.trained_on}.`);
 });
 
 test('the bundled clip reconstructs; its tokens equal videogpt encode of the same frames; exports round-trip', async (t) => {
