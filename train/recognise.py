@@ -1,11 +1,13 @@
 """Does it look like Moving MNIST? The share of frames in which two digits can be read, for real
 test clips, for `mmnist`'s reconstructions of them and for samples of `mmnist-prior`.
 
-    python3 train/recognise.py [--n-samples 64] [--temperature 0.8 --top-k 8]
+    python3 train/recognise.py [--n-samples 64] [--temperature 1 --top-k 0]
     python3 train/recognise.py --sweep 0.8:8 1.0:0 ...   # sampling settings, one table row each
 
 prints one line, `two-digit frames: real X%, reconstructed Y%, samples Z%`, then how often a
-clip keeps its digits (the same two labels in its two-digit frames).
+clip keeps its digits (the same two labels in its two-digit frames). Samples are drawn at the
+page's settings for that prior (its `sampling` entry in models/index.json) unless
+--temperature/--top-k say otherwise.
 
 How a frame is read (CPU, seconds for thousands of frames):
 1. **Blobs**: pixels brighter than a third of full scale, grouped into 8-connected components
@@ -23,6 +25,7 @@ apart, two overlapping) are in train/tests/test_recognise.py.
 """
 
 import argparse
+import json
 import subprocess
 import sys
 import tarfile
@@ -214,14 +217,24 @@ def sweep(args, model, threshold, fixed):
         print(f"| {float(t):g} | {int(k) or 'none'} | {two * 100:.1f} % | {two / fixed['real'][0]:.2f} | {kept * 100:.1f} % |", flush=True)
 
 
+def page_sampling(prior):
+    """The sampling settings the page starts `prior` with: its index entry's `sampling`, or
+    temperature 1 over all codes (the page's own default) for a file the index does not list."""
+    index = json.loads((ROOT / "models/index.json").read_text())
+    for entry in index["prior"]:
+        if (ROOT / entry["file"]).resolve() == prior.resolve():
+            return {"temperature": 1.0, "top_k": 0, **entry.get("sampling", {})}
+    return {"temperature": 1.0, "top_k": 0}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / "train/out/mmnist.npz", help="train/mmnist.py's clips (its test clips are used)")
     ap.add_argument("--vqvae", type=Path, default=ROOT / "models/mmnist.safetensors")
     ap.add_argument("--prior", type=Path, default=ROOT / "models/mmnist-prior.safetensors")
     ap.add_argument("--n-samples", type=int, default=64, help="prior samples to read (0: none, the tokenizer alone)")
-    ap.add_argument("--temperature", type=float, default=0.8)
-    ap.add_argument("--top-k", type=int, default=8)
+    ap.add_argument("--temperature", type=float, help="default: the page's, from the prior's index entry (else 1)")
+    ap.add_argument("--top-k", type=int, help="0: all codes; default: the page's, from the prior's index entry (else 0)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sweep", nargs="+", metavar="T:K", help="score samples at each temperature:top-k (0: no top-k) "
                     "and print a table: how the prior's default sampling settings are chosen")
@@ -229,6 +242,9 @@ def main():
     ap.add_argument("--work", type=Path, default=Path("/tmp/videogpt-recognise"))
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    page = page_sampling(args.prior)
+    args.temperature = page["temperature"] if args.temperature is None else args.temperature
+    args.top_k = page["top_k"] if args.top_k is None else args.top_k
 
     model = load_classifier()
     real = np.load(args.data)["test"][..., 0]  # N×16×64×64
@@ -252,7 +268,7 @@ def main():
     print("two-digit frames: " + ", ".join(f"{k} {v[0] * 100:.1f}%" for k, v in results.items()))
     print("a clip's two-digit frames that read its usual pair: " + ", ".join(f"{k} {v[1] * 100:.1f}%" for k, v in results.items()))
     print(f"({len(frames)} real frames of {len(real)} test clips, {args.n_samples} samples at temperature "
-          f"{args.temperature}, top-k {args.top_k}; confidence threshold {threshold:.3f}, calibrated on real frames)")
+          f"{args.temperature:g}, top-k {args.top_k or 'none (all codes)'}; confidence threshold {threshold:.3f}, calibrated on real frames)")
 
 
 if __name__ == "__main__":
