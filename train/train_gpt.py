@@ -137,12 +137,17 @@ def main():
     ap.add_argument("--precision", choices=["auto", "bf16", "f32"], default="f32",
                     help="the forward pass in bf16 autocast (f32 master weights, f32 loss) or f32; auto: bf16 where "
                     "the hardware computes it natively (AVX-512 BF16, AMX, a CUDA GPU with bf16)")
+    ap.add_argument("--sparse-kernel", choices=["auto", "blocks", "dense"], default="auto",
+                    help="--attn-type sparse computed as block-sparse gathers or as a dense masked softmax (the same "
+                    "result); auto: blocks in f32, dense under bf16, whichever bench_prior_step.py found faster")
     ap.add_argument("--init", type=Path, help="warm start the GPT from these weights (a shipped prior; its vqvae.* are not used)")
     add_run_arguments(ap, 100_000, "length of the cosine schedule, and the most steps")
     args = ap.parse_args()
     device, hardware = device_for(args)
     bf16 = bf16_pays(device, args.precision)
     hardware += (", bf16 autocast" if bf16 else ", f32") + f", {args.optimizer}"
+    dense_sparse = args.attn_type == "sparse" and (args.sparse_kernel == "dense" or (args.sparse_kernel == "auto" and bf16))
+    hardware += ", sparse attention as a dense mask" if dense_sparse else ""
     ranks = Ranks(device)
     say = print if ranks.main else (lambda *a, **k: None)  # one process prints, logs and writes
     torch.manual_seed(args.seed)
@@ -174,6 +179,12 @@ def main():
 
     gargs = GPTArgs(hidden_dim=args.hidden_dim, heads=args.heads, layers=args.layers, attn_type=args.attn_type)
     model = VideoGPT(gargs, vq).to(device)
+    # sparse attention as block-sparse gathers or as the dense masked softmax: the same allowed
+    # pairs either way (test_sparse_attention.py), only the cost differs. bench_prior_step.py on a
+    # 2-core EPYC: gathers save 11 % of an f32 step but cost 45 % more than the dense mask in bf16
+    if dense_sparse:
+        for layer in model.attn_stack.attn_nets:
+            layer.attn.key_blocks = None
     if args.init:
         # the GPT's own weights; the codes it sees come from --vqvae (a retrained tokenizer keeps
         # most of its codebook, so the prior starts far from scratch)
