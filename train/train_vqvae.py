@@ -117,6 +117,9 @@ def main():
                     "AVX-512 BF16 or AMX and on a CUDA GPU with bf16, where it is 1.33x the clips/s at the same "
                     "validation PSNR a step (docs/training.md), else f32")
     ap.add_argument("--bf16", action="store_true", help="the same as --precision bf16")
+    ap.add_argument("--decoder-only", action="store_true", help="train post_vq_conv and the decoder only: the "
+                    "encoder (its BatchNorm statistics too) and the codebook stay as --init has them, so every clip "
+                    "keeps its tokens and a prior trained over them stays valid")
     ap.add_argument("--freeze-codebook", type=int, default=0, help="no EMA updates or restarts for this many "
                     "steps at the start of the run (a warm start's decoder adapts to the codes first)")
     add_run_arguments(ap, 200_000, "stop after this many steps in all")
@@ -160,15 +163,29 @@ def main():
     if args.init:
         crop = args.crop or res
         warm_start(model, args.init, args.batch * (t // margs.downsample[0]) * (crop // margs.downsample[1]) ** 2)
+    if args.decoder_only and not args.init:
+        raise SystemExit("--decoder-only fine-tunes a trained tokenizer's decoder: give its weights with --init")
+    # --decoder-only: the parts that decide a clip's tokens are not trained, and stay in eval mode
+    # (BatchNorm keeps its running statistics) whatever mode the rest is in
+    tokenizing = (model.encoder, model.pre_vq_conv, model.codebook) if args.decoder_only else ()
+    for part in tokenizing:
+        part.requires_grad_(False)
+
+    def train_mode():
+        model.train()
+        for part in tokenizing:
+            part.eval()
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
     if args.optim == "adamw":  # decay on matrices and kernels only
-        decay = [p for p in model.parameters() if p.dim() >= 2]
-        rest = [p for p in model.parameters() if p.dim() < 2]
+        decay = [p for p in trainable if p.dim() >= 2]
+        rest = [p for p in trainable if p.dim() < 2]
         opt = torch.optim.AdamW([dict(params=decay, weight_decay=0.01), dict(params=rest, weight_decay=0.0)],
                                 lr=args.lr, betas=(0.9, 0.99))
     elif args.optim == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
+        opt = torch.optim.SGD(trainable, lr=args.lr, momentum=0.9)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999))
+        opt = torch.optim.Adam(trainable, lr=args.lr, betas=(0.9, 0.999))
     rng = np.random.default_rng(args.seed)
     if ranks.main:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -192,6 +209,9 @@ def main():
     n_params = sum(p.numel() for p in model.parameters())
     trainer = ranks.wrap(model)  # DDP when there are several processes; `model` stays the one saved
     say(f"{n_params / 1e6:.2f} M parameters, {n_data} for {t}×{res}×{res} clips, on {hardware}", flush=True)
+    if args.decoder_only:
+        say(f"decoder only: {sum(p.numel() for p in trainable) / 1e6:.2f} M parameters trained; the encoder and "
+            "codebook (every clip's tokens) stay as --init has them", flush=True)
     start_step, stable_saved = step, False
 
     plain_args = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
@@ -206,7 +226,7 @@ def main():
                                                              parameters=n_params, data=n_data, args=plain_args,
                                                              last=history[-1] if history else None), indent=2))
 
-    model.train()
+    train_mode()
     stream = (natural.batches(sources, args.batch, rng, args.crop or res, args.photo_share, args.aa_share) if sources
               else batches(clips, args.batch, rng, args.crop))
 
@@ -216,7 +236,9 @@ def main():
         return max(by_steps, by_time)
 
     def evaluate():
-        return dict(val_psnr=round(natural.frame_psnr(model, val), 3), test_psnr=round(natural.frame_psnr(model, test), 3))
+        scores = dict(val_psnr=round(natural.frame_psnr(model, val), 3), test_psnr=round(natural.frame_psnr(model, test), 3))
+        train_mode()  # frame_psnr restores plain model.train()
+        return scores
 
     if args.eval_every and step == start_step and ranks.main:
         row = dict(step=step, minutes=round(trained_s / 60, 2), **evaluate())
@@ -237,7 +259,7 @@ def main():
         lr = lr_at(args, step, start_step, frac)
         for group in opt.param_groups:
             group["lr"] = lr
-        model.codebook.frozen = step - start_step < args.freeze_codebook
+        model.codebook.frozen = args.decoder_only or step - start_step < args.freeze_codebook
         x = ranks.share(next(stream)).to(device)  # the global batch's share of this rank
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             recon_loss, x_recon, vq = trainer(x)
