@@ -220,11 +220,12 @@ def sweep(args, model, threshold, fixed):
 def page_sampling(prior):
     """The sampling settings the page starts `prior` with: its index entry's `sampling`, or
     temperature 1 over all codes (the page's own default) for a file the index does not list."""
+    page_default = {"temperature": 1.0, "top_k": 0}
     index = json.loads((ROOT / "models/index.json").read_text())
     for entry in index["prior"]:
         if (ROOT / entry["file"]).resolve() == prior.resolve():
-            return {"temperature": 1.0, "top_k": 0, **entry.get("sampling", {})}
-    return {"temperature": 1.0, "top_k": 0}
+            return {**page_default, **entry.get("sampling", {})}
+    return page_default
 
 
 def main():
